@@ -1,0 +1,95 @@
+"""Models by name and weights: any timm model or `shvitlab_*` variant.
+
+Weights are one of
+  `random`      seeded initialisation (explicit: no pretrained download is attempted),
+  `pretrained`  timm's hub weights (network once, then timm's cache),
+  a PATH        a local checkpoint: timm state dict, `{'model': sd}` (official SHViT /
+                EfficientViT layouts), or safetensors; loaded strictly, never unpickled.
+"""
+from __future__ import annotations
+
+import difflib
+import os
+import sys
+from typing import Optional
+
+import timm
+import torch
+import torch.nn as nn
+
+import shvit  # noqa: F401  (registers shvitlab_* with timm)
+from shvit.weights import CheckpointError, convert_official_state_dict, load_state_dict_strict, read_state_dict
+
+from .errors import UserError
+
+__all__ = ["create_model", "check_model_name", "describe_weights", "input_size"]
+
+_NETWORK_ERRORS = ("connection", "resolve", "offline", "timed out", "timeout", "network", "unreachable",
+                   "max retries", "name or service", "localentrynotfound", "hub", "proxy")
+
+
+def check_model_name(name: str) -> str:
+    """Return `name` if timm (or shvit) knows it; else a UserError suggesting close names."""
+    if name in timm.list_models():
+        return name
+    close = difflib.get_close_matches(name, timm.list_models(), n=4, cutoff=0.6)
+    hint = f"; did you mean {', '.join(close)}?" if close else " (see timm.list_models())"
+    raise UserError(f"unknown model {name!r}{hint}")
+
+
+def describe_weights(weights: str) -> str:
+    """Short label for tables and figures: 'random', 'pretrained' or the file's name."""
+    return weights if weights in ("random", "pretrained") else os.path.basename(os.fspath(weights))
+
+
+def _load_local(model: nn.Module, path: str) -> None:
+    sd = read_state_dict(path)
+    module = sys.modules.get(type(model).__module__)
+    filter_fn = getattr(module, "checkpoint_filter_fn", None)
+    if filter_fn is not None:  # timm's own converter for official layouts (EfficientViT, DeiT, ...)
+        try:
+            sd = filter_fn(sd, model)
+        except Exception:  # noqa: BLE001  a foreign layout: fall through to the strict key check
+            pass
+    sd = convert_official_state_dict(sd)
+    load_state_dict_strict(model, sd, source=path)
+
+
+def create_model(name: str, weights: str = "random", *, seed: int = 0, num_classes: Optional[int] = None,
+                 **kwargs) -> nn.Module:
+    """Build `name` with `weights`, in eval mode. User errors raise `UserError` / `CheckpointError`."""
+    check_model_name(name)
+    if num_classes is not None:
+        kwargs["num_classes"] = num_classes
+    torch.manual_seed(seed)
+    if weights == "pretrained":
+        try:
+            model = timm.create_model(name, pretrained=True, **kwargs)
+        except RuntimeError as e:
+            if "no pretrained weights" in str(e).lower():
+                raise UserError(f"{name} has no pretrained weights in timm; use --weights random or "
+                                f"--weights PATH (a local checkpoint)") from None
+            raise
+        except Exception as e:  # noqa: BLE001  hub/network errors come in many types
+            text = f"{type(e).__name__} {e}".lower()
+            if any(w in text for w in _NETWORK_ERRORS):
+                raise UserError(f"pretrained weights for {name} are not cached and the hub is unreachable "
+                                f"(offline?); use --weights random or --weights PATH (a local checkpoint)") from None
+            raise
+    elif weights == "random":
+        model = timm.create_model(name, pretrained=False, **kwargs)
+    else:
+        model = timm.create_model(name, pretrained=False, **kwargs)
+        _load_local(model, os.fspath(weights))
+    return model.eval()
+
+
+def input_size(model: nn.Module, resolution: Optional[int] = None) -> tuple:
+    """(C, H, W) from the model's pretrained config, or at `resolution`."""
+    cfg = timm.data.resolve_data_config({}, model=model)
+    c, h, w = cfg["input_size"]
+    if resolution is not None:
+        if resolution < 16:
+            raise UserError(f"resolution {resolution} is too small (at least 16 px)")
+        h = w = resolution
+    return (c, h, w)

@@ -1,0 +1,116 @@
+"""Checkpoint reading and strict loading for SHViT-family (and any timm) models.
+
+Files are read with `torch.load(weights_only=True)` or safetensors, so a checkpoint can
+never run code. Accepted layouts: a plain state dict (timm), `{'model': sd}` /
+`{'state_dict': sd}` (official SHViT / EfficientViT training scripts), safetensors; the
+official SHViT key layout (`blocks1.*`, `blocks2.*`, ...) is converted to timm's.
+"""
+from __future__ import annotations
+
+import os
+import pickle
+import re
+import zipfile
+from typing import Dict, Mapping
+
+import torch
+import torch.nn as nn
+
+__all__ = ["CheckpointError", "read_state_dict", "convert_official_state_dict", "load_state_dict_strict",
+           "load_checkpoint"]
+
+StateDict = Dict[str, torch.Tensor]
+_WRAPPER_KEYS = ("model", "state_dict", "model_ema", "state_dict_ema")
+
+
+class CheckpointError(ValueError):
+    """A checkpoint that is missing, unreadable, or does not fit the model."""
+
+
+def read_state_dict(path: str | os.PathLike) -> StateDict:
+    """Tensors of a checkpoint file, unwrapped from `{'model': ...}`-style containers."""
+    path = os.fspath(path)
+    if not os.path.isfile(path):
+        raise CheckpointError(f"checkpoint not found: {path}")
+    try:
+        if path.endswith(".safetensors"):
+            from safetensors.torch import load_file
+            obj = load_file(path)
+        else:
+            obj = torch.load(path, map_location="cpu", weights_only=True)
+    except (pickle.UnpicklingError, zipfile.BadZipFile, RuntimeError, EOFError, OSError, ValueError) as e:
+        reason = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise CheckpointError(f"{path} is not a readable checkpoint ({reason[:200]})") from None
+    if isinstance(obj, Mapping):
+        for key in _WRAPPER_KEYS:
+            if isinstance(obj.get(key), Mapping):
+                obj = obj[key]
+                break
+    if not isinstance(obj, Mapping) or not obj or not all(isinstance(v, torch.Tensor) for v in obj.values()):
+        raise CheckpointError(f"{path} holds no state dict (expected name -> tensor, "
+                              f"optionally under 'model' or 'state_dict')")
+    return {k.removeprefix("module."): v for k, v in obj.items()}
+
+
+def convert_official_state_dict(sd: Mapping[str, torch.Tensor]) -> StateDict:
+    """Rename the official SHViT layout (`blocks1.*`, `blocks2.*`, ...) to timm's `stages.*`.
+
+    Official stage k > 1 starts with its downsampling as three entries (DW+FFN, PatchMerging,
+    DW+FFN), which timm keeps in `stages.{k-1}.downsample.0..4`. Other keys pass through.
+    """
+    if not any(k.startswith("blocks1.") for k in sd):
+        return dict(sd)
+    out = {}
+    pattern = re.compile(r"^blocks(\d+)\.(\d+)\.(.*)$")
+    for key, value in sd.items():
+        m = pattern.match(key)
+        if not m:
+            out[key] = value
+            continue
+        stage, idx, rest = int(m.group(1)) - 1, int(m.group(2)), m.group(3)
+        if stage == 0:
+            new = f"stages.0.blocks.{idx}.{rest}"
+        elif idx in (0, 2):  # Sequential(Residual(DW), Residual(FFN)) around PatchMerging
+            sub, tail = rest.split(".", 1)
+            new = f"stages.{stage}.downsample.{idx + int(sub) + (1 if idx == 2 else 0)}.{tail}"
+        elif idx == 1:
+            new = f"stages.{stage}.downsample.2.{rest}"
+        else:
+            new = f"stages.{stage}.blocks.{idx - 3}.{rest}"
+        out[new] = value
+    return out
+
+
+def _listing(keys, limit: int = 6) -> str:
+    keys = sorted(keys)
+    more = f" (+{len(keys) - limit} more)" if len(keys) > limit else ""
+    return ", ".join(keys[:limit]) + more
+
+
+def load_state_dict_strict(model: nn.Module, sd: Mapping[str, torch.Tensor], source: str = "checkpoint") -> None:
+    """Load `sd` into `model`, or raise `CheckpointError` naming missing / unexpected / misshaped keys.
+
+    Nothing is loaded unless every key matches, so a wrong file never leaves a half-loaded model.
+    """
+    own = model.state_dict()
+    missing = own.keys() - sd.keys()
+    unexpected = sd.keys() - own.keys()
+    misshaped = [f"{k} {tuple(sd[k].shape)} vs {tuple(own[k].shape)}"
+                 for k in own.keys() & sd.keys() if sd[k].shape != own[k].shape]
+    problems = []
+    if missing:
+        problems.append(f"{len(missing)} missing keys: {_listing(missing)}")
+    if unexpected:
+        problems.append(f"{len(unexpected)} unexpected keys: {_listing(unexpected)}")
+    if misshaped:
+        problems.append(f"{len(misshaped)} shape mismatches: {_listing(misshaped, 3)}")
+    if problems:
+        raise CheckpointError(f"{source} does not fit {type(model).__name__}: " + "; ".join(problems))
+    model.load_state_dict(sd, strict=True)
+
+
+def load_checkpoint(model: nn.Module, path: str | os.PathLike) -> nn.Module:
+    """Read `path` (any accepted layout) and load it strictly into `model`; returns `model`."""
+    sd = convert_official_state_dict(read_state_dict(path))
+    load_state_dict_strict(model, sd, source=os.fspath(path))
+    return model
