@@ -73,6 +73,8 @@ class SHViTConfig:
             raise ValueError(f"SHViT models have 3 or 4 stages, got {n} embed_dims")
         for name in ("embed_dims", "depths", "mixers"):
             object.__setattr__(self, name, _per_stage(getattr(self, name), n, name))
+        if self.partial_ratio is not None:  # the ratio wins; drop per-stage dims it replaces
+            object.__setattr__(self, "partial_dims", None)
         if self.partial_dims is not None:
             object.__setattr__(self, "partial_dims", _per_stage(self.partial_dims, n, "partial_dims"))
         unknown = [m for m in self.mixers if m not in MIXERS]
