@@ -19,8 +19,10 @@ $(STAMP): pyproject.toml
 figures: $(STAMP)
 	$(PY) -m analysis.make_figures
 
+# Notebooks run under nbval with their outputs redirected to a temporary folder, so a test run
+# never rewrites the committed figures/ and results/.
 test: $(STAMP)
-	$(PY) -m pytest tests --nbval-lax --nbval-current-env -p no:cacheprovider notebooks
+	SHVIT_LAB_OUTPUT=$$(mktemp -d) $(PY) -m pytest tests notebooks --nbval-lax --nbval-current-env -p no:cacheprovider
 
 clean-venv:
 	rm -rf $(VENV)

@@ -25,7 +25,11 @@ def exit_on_user_error(main: Callable[..., int | None]) -> Callable[..., int]:
         try:
             return main(*args, **kwargs) or 0
         except USER_ERRORS as e:
-            prog = (main.__module__ or "analysis").removesuffix(".__main__")
+            prog = main.__module__ or "analysis"
+            if prog == "__main__":  # run as `python -m analysis.<tool>`: name the tool, not __main__
+                spec = getattr(sys.modules.get("__main__"), "__spec__", None)
+                prog = spec.name if spec is not None else "analysis"
+            prog = prog.removesuffix(".__main__")
             print(f"{prog}: error: {e}", file=sys.stderr)
             raise SystemExit(2) from None
         except KeyboardInterrupt:

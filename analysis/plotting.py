@@ -31,7 +31,7 @@ def use_style() -> None:
 def provenance(fig: plt.Figure, *, scale: str, weights: str, extra: str = "") -> None:
     """Stamp what was measured (micro / full scale; pretrained / random / trained here weights)."""
     text = f"scale: {scale} | weights: {weights}" + (f" | {extra}" if extra else "")
-    fig.text(0.995, 0.005, text, ha="right", va="bottom", fontsize=7, color="0.35")
+    fig.text(0.995, -0.01, text, ha="right", va="top", fontsize=7, color="0.35")
 
 
 def save_figure(fig: plt.Figure, stem: str | os.PathLike) -> list[Path]:
