@@ -8,10 +8,14 @@ Weights are one of
 """
 from __future__ import annotations
 
+import contextlib
 import difflib
 import os
+import socket
 import sys
-from typing import Optional
+from typing import Iterator, Optional
+from unittest import mock
+from urllib.parse import urlparse
 
 import timm
 import torch
@@ -22,10 +26,31 @@ from shvit.weights import CheckpointError, convert_official_state_dict, load_sta
 
 from .errors import UserError
 
-__all__ = ["create_model", "check_model_name", "describe_weights", "input_size"]
+__all__ = ["create_model", "check_model_name", "describe_weights", "input_size", "hub_reachable"]
 
 _NETWORK_ERRORS = ("connection", "resolve", "offline", "timed out", "timeout", "network", "unreachable",
                    "max retries", "name or service", "localentrynotfound", "hub", "proxy")
+
+
+def hub_reachable(timeout: float = 3.0) -> bool:
+    """Whether the Hugging Face hub answers a TCP connect (False at once when DNS fails offline)."""
+    from huggingface_hub import constants
+    if constants.is_offline_mode():
+        return False
+    url = urlparse(constants.ENDPOINT)
+    try:
+        socket.create_connection((url.hostname, url.port or 443), timeout=timeout).close()
+        return True
+    except OSError:
+        return False
+
+
+@contextlib.contextmanager
+def _hub_cache_only() -> Iterator[None]:
+    """Make huggingface_hub serve from its cache without retrying a network that is not there."""
+    from huggingface_hub import constants
+    with mock.patch.object(constants, "HF_HUB_OFFLINE", True):
+        yield
 
 
 def check_model_name(name: str) -> str:
@@ -63,8 +88,10 @@ def create_model(name: str, weights: str = "random", *, seed: int = 0, num_class
         kwargs["num_classes"] = num_classes
     torch.manual_seed(seed)
     if weights == "pretrained":
+        online = hub_reachable()
         try:
-            model = timm.create_model(name, pretrained=True, **kwargs)
+            with contextlib.nullcontext() if online else _hub_cache_only():
+                model = timm.create_model(name, pretrained=True, **kwargs)
         except RuntimeError as e:
             if "no pretrained weights" in str(e).lower():
                 raise UserError(f"{name} has no pretrained weights in timm; use --weights random or "
