@@ -56,8 +56,7 @@ def main(argv=None) -> int:
         try:
             seconds = run_notebook(path)
         except CellExecutionError as e:
-            summary = next((line for line in reversed(str(e).strip().splitlines()) if line.strip()), str(e))
-            print(f"{path.name} failed: {summary}", file=sys.stderr)
+            print(f"{path.name} failed: {e.ename}: {e.evalue}", file=sys.stderr)
             return 1
         print(f"{path.name}: {seconds:.0f} s", file=sys.stderr)
     print(f"{len(paths)} notebooks in {time.perf_counter() - total:.0f} s; figures in figures/", file=sys.stderr)

@@ -1,25 +1,50 @@
-"""Notebook plumbing: output folders, figure style, and one-line user errors in Jupyter.
+"""Notebook plumbing: output folders, figure style, measurement caching, one-line user errors.
 
 Every notebook starts with `paths = notebook.setup(OUTPUT_ROOT)`.
+
+Timings are measurements of a machine, not functions of the code: a notebook stores each
+measured table in `results/` and reuses it on the next run unless told to re-measure
+(`REMEASURE = True` in its parameters cell). That is what makes `make figures` idempotent.
+Deterministic tables (MACs, bytes, similarities of seeded models) are recomputed every run.
 """
 from __future__ import annotations
 
 import os
 import sys
+from dataclasses import dataclass
 from pathlib import Path
-from typing import NamedTuple, Optional
+from typing import Callable, Optional
+
+import pandas as pd
 
 from .errors import USER_ERRORS
+from .io import write_csv
 from .plotting import use_style
 
-__all__ = ["setup", "OutputPaths"]
+__all__ = ["setup", "OutputPaths", "REPO_ROOT"]
 
 ENV_OUTPUT_ROOT = "SHVIT_LAB_OUTPUT"
+REPO_ROOT = Path(__file__).resolve().parent.parent
 
 
-class OutputPaths(NamedTuple):
+@dataclass(frozen=True)
+class OutputPaths:
     figures: Path
     results: Path
+
+    def measured(self, name: str, measure: Callable[[], pd.DataFrame], remeasure: bool = False) -> pd.DataFrame:
+        """The table `results/<name>`: measured now if asked or absent, else read back.
+
+        When outputs go elsewhere (tests), the repository's committed measurement is reused too.
+        """
+        target = self.results / name
+        if not remeasure:
+            for candidate in (target, REPO_ROOT / "results" / name):
+                if candidate.is_file():
+                    return pd.read_csv(candidate)
+        table = measure()
+        write_csv(table, target)
+        return table
 
 
 def _default_root() -> Path:
@@ -43,8 +68,8 @@ def setup(output_root: Optional[str | os.PathLike] = None) -> OutputPaths:
     use_style()
     root = Path(output_root) if output_root else _default_root()
     paths = OutputPaths(root / "figures", root / "results")
-    for p in paths:
-        p.mkdir(parents=True, exist_ok=True)
+    paths.figures.mkdir(parents=True, exist_ok=True)
+    paths.results.mkdir(parents=True, exist_ok=True)
     try:
         shell = get_ipython()  # type: ignore[name-defined]  # noqa: F821
     except NameError:
