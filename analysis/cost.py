@@ -1,0 +1,496 @@
+"""Cost of a forward pass per aten op, per module and per stage: macs, memory traffic, intensity.
+
+    >>> ca = CostAnalysis(timm.create_model("shvit_s1"), torch.randn(1, 3, 224, 224))
+    >>> ca.total()                     # macs of the BN-fused model, as the papers report them
+    241...
+    >>> ca.by_stage()                  # tidy DataFrame: stem, stage1..3, head
+    >>> ca.by_module(), ca.by_operator(), ca.ops()
+
+CLI: `python -m analysis.cost --model shvit_s4 --json` (see `--help`).
+
+What is counted (the model; one record per aten op that the forward dispatches):
+
+macs      multiply-accumulates in fvcore's convention (what both papers and fvcore call
+          FLOPs): conv / linear / mm / bmm / matmul / einsum count their products;
+          `scaled_dot_product_attention` counts B*H*Lq*Lk*(E+Ev), fused kernel or not
+          (fvcore silently drops it); norms, upsampling and global average pooling count
+          as fvcore does (BN in eval: 1 or 2 per element; LN/GN: 4 or 5 per element);
+          element-wise ops, softmax and activations count 0, as in fvcore.
+mem_bytes compulsory traffic of each op as if it were one kernel: every distinct tensor
+          input (activations, weights, biases, masks) read once and every output written
+          once, in the tensor's dtype. A broadcast (stride-0) input counts only the
+          elements it really holds. View and metadata-only ops (view, reshape without copy,
+          permute, transpose, expand, split, detach, ...) cost 0; the copies that
+          `reshape` / `contiguous` make of non-contiguous tensors are counted (a read and a
+          write). In-place ops read and write their target; `copy_` / `fill_` / `zero_`
+          only write it. Fused attention kernels count q, k, v (and mask) read and the
+          attention output written; kernel-internal statistics (logsumexp) are not counted.
+          Caches and fusion across ops are ignored on purpose: this is the per-op traffic
+          that makes reshapes, copies, norms and element-wise ops memory-bound.
+activations elements written by non-view ops.
+flops_per_byte arithmetic intensity, 2 * macs / mem_bytes.
+
+Convention for the papers' numbers: by default the model is analysed after folding
+BatchNorm into the neighbouring conv / linear (`timm.utils.model.reparameterize_model`
+on a copy; the user's model is never changed), as the papers' speed tests and their
+MAC counts do: fvcore on the fused SHViT-S1..S4 gives 241.4 / 365.5 / 600.7 / 986.4 M
+(paper 241 / 366 / 601 / 986); unfused, BN adds ~1%. BatchNorms that a model cannot fold
+stay and are counted as fvcore counts them. Pass `fuse=False` to analyse the model as given.
+"""
+from __future__ import annotations
+
+import copy
+import functools
+import json
+import math
+import sys
+import time
+from dataclasses import dataclass
+from typing import Any, List, Optional, Sequence
+
+import pandas as pd
+import torch
+import torch.nn as nn
+from torch.utils._python_dispatch import TorchDispatchMode
+from torch.utils._pytree import tree_flatten
+from torch.utils.flop_counter import flop_registry
+from torch.utils.module_tracker import ModuleTracker
+
+from .stages import StageMap, stage_map
+
+__all__ = ["CostAnalysis", "OpRecord", "fuse_model", "op_macs", "op_mem_bytes", "create_model_at", "analyse",
+           "report", "main"]
+
+aten = torch.ops.aten
+
+# ---------------------------------------------------------------------------------------------
+# macs per op (fvcore convention)
+# ---------------------------------------------------------------------------------------------
+
+_TORCH_FLOP_OPS = {k: v for k, v in flop_registry.items() if "backward" not in str(k) and "flex" not in str(k)}
+
+
+def _numel(x) -> int:
+    return x.numel() if isinstance(x, torch.Tensor) else 0
+
+
+def _bn_eval(x, weight=None, *args, **kwargs) -> int:
+    return x.numel() * (2 if weight is not None else 1)
+
+
+def _bn_any(x, weight=None, bias=None, running_mean=None, running_var=None, training=False, *a, **k) -> int:
+    if training:
+        return x.numel() * (5 if weight is not None else 4)
+    return x.numel() * (2 if weight is not None else 1)
+
+
+def _layer_norm(x, normalized_shape, weight=None, *args, **kwargs) -> int:
+    return x.numel() * (5 if weight is not None else 4)
+
+
+def _group_norm(x, weight=None, *args, **kwargs) -> int:
+    return x.numel() * (5 if weight is not None else 4)
+
+
+def _global_pool(x, dim=None, keepdim=False, *args, module=None, **kwargs) -> int:
+    # fvcore counts adaptive_avg_pool2d as one mac per input element and an explicit mean as 0.
+    # adaptive_avg_pool2d(x, 1) reaches the dispatcher as mean(x, [-1, -2], keepdim=True), so a
+    # mean counts only when the module running it is an adaptive average pool.
+    return x.numel() if isinstance(module, nn.AdaptiveAvgPool2d) else 0
+
+
+def _out_numel(scale: int):
+    def count(*args, out=None, **kwargs) -> int:
+        return scale * _numel(out)
+    return count
+
+
+_MAC_RULES = {  # packet -> fn(*args, out=..., **kwargs) -> macs
+    aten._native_batch_norm_legit_no_training: _bn_eval,
+    aten.native_batch_norm: _bn_any,
+    aten._native_batch_norm_legit: _bn_any,
+    aten.native_layer_norm: _layer_norm,
+    aten.native_group_norm: _group_norm,
+    aten.upsample_nearest2d: _out_numel(1),
+    aten.upsample_bilinear2d: _out_numel(4),
+    aten.grid_sampler_2d: _out_numel(4),
+    aten._adaptive_avg_pool2d: lambda x, *a, **k: x.numel(),
+    aten.mean: _global_pool,
+}
+
+
+def op_macs(func, args: tuple, kwargs: dict, out: Any, module: Optional[nn.Module] = None) -> int:
+    """Multiply-accumulates of one aten op call (fvcore convention, attention included).
+
+    `module` is the innermost module running the op (needed only to tell global pooling from a mean).
+    """
+    packet = func.overloadpacket
+    if packet in _TORCH_FLOP_OPS:  # torch's own shape rules count FLOPs = 2 * macs
+        return int(_TORCH_FLOP_OPS[packet](*args, **kwargs, out_val=out)) // 2
+    rule = _MAC_RULES.get(packet)
+    if rule is None:
+        return 0
+    extra = {"module": module} if packet is aten.mean else {}
+    return int(rule(*args, out=out, **kwargs, **extra))
+
+
+# ---------------------------------------------------------------------------------------------
+# memory traffic per op
+# ---------------------------------------------------------------------------------------------
+
+_FREE_OPS = {aten._unsafe_view, aten.detach, aten.alias, aten.lift_fresh, aten.empty, aten.empty_like,
+             aten.empty_strided, aten._reshape_alias, aten.resize_, aten.set_}
+_WRITE_ONLY_SELF = {aten.copy_, aten.fill_, aten.zero_, aten.normal_, aten.uniform_}
+_FIRST_OUTPUT_ONLY = {aten._scaled_dot_product_flash_attention, aten._scaled_dot_product_flash_attention_for_cpu,
+                      aten._scaled_dot_product_efficient_attention, aten._scaled_dot_product_cudnn_attention,
+                      aten._flash_attention_forward, aten._efficient_attention_forward}
+
+
+def _held_elements(t: torch.Tensor) -> int:
+    """Elements a tensor really holds: a broadcast (stride-0) dimension counts once."""
+    if t.numel() == 0:
+        return 0
+    return math.prod(s for s, st in zip(t.shape, t.stride()) if st != 0)
+
+
+def _bytes(t: torch.Tensor) -> int:
+    return _held_elements(t) * t.element_size()
+
+
+def is_free(func) -> bool:
+    """View and metadata-only ops move no data."""
+    return func.is_view or func.overloadpacket in _FREE_OPS
+
+
+def _tensors(tree) -> List[torch.Tensor]:
+    seen, out = set(), []
+    for t in tree_flatten(tree)[0]:
+        if isinstance(t, torch.Tensor) and id(t) not in seen:
+            seen.add(id(t))
+            out.append(t)
+    return out
+
+
+def op_mem_bytes(func, args: tuple, kwargs: dict, out: Any) -> tuple:
+    """(bytes read, bytes written) of one aten op call; see the module docstring for the model."""
+    if is_free(func):
+        return 0, 0
+    packet = func.overloadpacket
+    inputs = _tensors((args, kwargs))
+    if packet in _WRITE_ONLY_SELF and inputs:
+        inputs = inputs[1:]
+    outputs = _tensors(out[0] if packet in _FIRST_OUTPUT_ONLY and isinstance(out, (tuple, list)) else out)
+    return sum(_bytes(t) for t in inputs), sum(_bytes(t) for t in outputs)
+
+
+# ---------------------------------------------------------------------------------------------
+# the counter
+# ---------------------------------------------------------------------------------------------
+
+@dataclass
+class OpRecord:
+    """One aten op call: where it ran and what it cost."""
+
+    index: int
+    module: str
+    op: str
+    macs: int
+    bytes_read: int
+    bytes_written: int
+    activations: int
+    out_shape: tuple
+
+
+class _CostMode(TorchDispatchMode):
+    """Dispatch mode that records every aten op with the innermost module running it."""
+
+    def __init__(self, tracker: ModuleTracker, model: nn.Module):
+        super().__init__()
+        self.tracker, self.root, self.records = tracker, type(model).__name__, []
+        self.modules = dict(model.named_modules())
+
+    def _module(self) -> str:
+        name = max(self.tracker.parents, key=lambda n: (n.count("."), n))
+        if name == "Global" or name == self.root:
+            return ""
+        return name[len(self.root) + 1:] if name.startswith(self.root + ".") else name
+
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+        kwargs = kwargs or {}
+        out = func(*args, **kwargs)
+        read, written = op_mem_bytes(func, args, kwargs, out)
+        outs = [] if is_free(func) else _tensors(out)
+        first = outs[0].shape if outs else ()
+        module = self._module()
+        macs = op_macs(func, args, kwargs, out, self.modules.get(module))
+        self.records.append(OpRecord(len(self.records), module, str(func.overloadpacket), macs,
+                                     read, written, sum(t.numel() for t in outs), tuple(first)))
+        return out
+
+
+def fuse_model(model: nn.Module, *, inplace: bool = False) -> nn.Module:
+    """A BN-fused copy of `model` in eval mode (the papers' deploy model); `model` is untouched
+    unless `inplace` (then it is fused and returned)."""
+    from timm.utils.model import reparameterize_model
+    return reparameterize_model((model if inplace else copy.deepcopy(model)).eval(), inplace=True)
+
+
+def _intensity(macs, mem_bytes):
+    return (2 * macs / mem_bytes) if mem_bytes else float("nan")
+
+
+_SUMS = ["macs", "mem_bytes", "bytes_read", "bytes_written", "activations"]
+
+
+class CostAnalysis:
+    """fvcore-like cost analysis of one forward pass of `model` on `inputs`.
+
+    Args:
+        model: any nn.Module; timm / shvit models get a stage map automatically.
+        inputs: a tensor or a tuple of positional inputs.
+        fuse: analyse a BN-fused copy (default; the papers' convention), else the model as given.
+        stages: a `StageMap` overriding `analysis.stages.stage_map(model)`.
+
+    The forward runs once, lazily, under `torch.no_grad()` in eval mode. `total()` returns
+    ints; `ops()`, `by_operator()`, `by_module()` and `by_stage()` return tidy DataFrames.
+    """
+
+    def __init__(self, model: nn.Module, inputs, *, fuse: bool = True, stages: Optional[StageMap] = None):
+        self.model = fuse_model(model) if fuse else model
+        self.inputs = inputs if isinstance(inputs, tuple) else (inputs,)
+        self.fused = fuse
+        self.stage_map = stages or stage_map(self.model)
+
+    # -- running -------------------------------------------------------------------------------
+    @functools.cached_property
+    def _run(self) -> dict:
+        model, shapes = self.model, []
+        names = {m: n for n, m in model.named_modules()}
+        hooks = [m.register_forward_hook(lambda m, i, o: shapes.append((names[m], _first_shape(o))))
+                 for m in model.modules()]
+        was_training = model.training
+        model.eval()
+        tracker = ModuleTracker()
+        mode = _CostMode(tracker, model)
+        try:
+            with torch.no_grad(), tracker, mode:
+                model(*self.inputs)
+        finally:
+            for h in hooks:
+                h.remove()
+            model.train(was_training)
+        return {"records": mode.records, "shapes": shapes}
+
+    # -- tables --------------------------------------------------------------------------------
+    def ops(self) -> pd.DataFrame:
+        """One row per aten op call, in execution order, with its module and stage."""
+        return self._ops.copy()
+
+    @functools.cached_property
+    def _ops(self) -> pd.DataFrame:
+        df = pd.DataFrame([r.__dict__ for r in self._run["records"]],
+                          columns=[f for f in OpRecord.__dataclass_fields__])
+        df["mem_bytes"] = df["bytes_read"] + df["bytes_written"]
+        df["stage"] = self._assign_stages(df["module"])
+        return df[["index", "stage", "module", "op", "macs", "mem_bytes", "bytes_read", "bytes_written",
+                   "activations", "out_shape"]]
+
+    def _assign_stages(self, modules: Sequence[str]) -> List[str]:
+        """Stage of every op; ops outside every stage inherit the stage that ran before them."""
+        current, out = self.stage_map.names[0], []
+        for m in modules:
+            current = self.stage_map.stage_of(m) or current
+            out.append(current)
+        return out
+
+    def total(self, metric: str = "macs") -> int:
+        """Whole-model total of `macs`, `mem_bytes`, `bytes_read`, `bytes_written`, `activations` or `params`."""
+        if metric == "params":
+            return sum(p.numel() for p in self.model.parameters())
+        if metric not in _SUMS:
+            raise KeyError(f"unknown metric {metric!r}; choose from {_SUMS + ['params']}")
+        return int(self.ops()[metric].sum())
+
+    def by_operator(self) -> pd.DataFrame:
+        """Per aten operator: calls, macs, mem_bytes, activations, intensity; sorted by mem_bytes."""
+        df = self.ops()
+        g = df.groupby("op", sort=False).agg(calls=("op", "size"), **{c: (c, "sum") for c in _SUMS})
+        g["flops_per_byte"] = [_intensity(a, b) for a, b in zip(g["macs"], g["mem_bytes"])]
+        return g.reset_index().sort_values(["mem_bytes", "op"], ascending=[False, True], ignore_index=True)
+
+    def by_module(self) -> pd.DataFrame:
+        """Per module (inclusive of its children, like fvcore's by_module; "" is the whole model)."""
+        df = self.ops()
+        own = df.groupby("module", sort=False)[_SUMS].sum()
+        last_shape = dict(self._run["shapes"])  # last call wins
+        rows = []
+        for name, mod in self.model.named_modules():
+            prefix = name + "."
+            mask = [m == name or m.startswith(prefix) or name == "" for m in own.index]
+            sums = own[mask].sum() if any(mask) else pd.Series(0, index=_SUMS)
+            shape = last_shape.get(name)
+            tokens, chans = self.stage_map.tokens_channels(shape) if shape else (None, None)
+            rows.append({"module": name, "type": type(mod).__name__, "depth": name.count(".") + bool(name),
+                         "stage": self.stage_map.stage_of(name) if name else "",
+                         "params": sum(p.numel() for p in mod.parameters()),
+                         **{c: int(sums[c]) for c in _SUMS},
+                         "flops_per_byte": _intensity(sums["macs"], sums["mem_bytes"]),
+                         "out_shape": tuple(shape) if shape else None, "tokens": tokens, "channels": chans})
+        return pd.DataFrame(rows)
+
+    def by_stage(self) -> pd.DataFrame:
+        """Per stage (stem, stage1..n, head): the table behind SHViT Fig. 2 / Fig. 7."""
+        df = self.ops()
+        sums = df.groupby("stage")[_SUMS].sum()
+        params = {s: 0 for s in self.stage_map.names}
+        for pname, p in self.model.named_parameters():
+            params[self.stage_map.stage_of(pname) or self.stage_map.names[0]] += p.numel()
+        shapes = self._run["shapes"]
+        rows = []
+        for stage, modules in self.stage_map.stages:
+            outs = [s for n, s in shapes if n in modules and s]
+            tokens, chans = self.stage_map.tokens_channels(outs[-1]) if outs else (None, None)
+            s = sums.loc[stage] if stage in sums.index else pd.Series(0, index=_SUMS)
+            rows.append({"stage": stage, "params": params[stage], **{c: int(s[c]) for c in _SUMS},
+                         "flops_per_byte": _intensity(s["macs"], s["mem_bytes"]),
+                         "tokens": tokens, "channels": chans})
+        return pd.DataFrame(rows)
+
+
+def _first_shape(out) -> Optional[tuple]:
+    for t in tree_flatten(out)[0]:
+        if isinstance(t, torch.Tensor):
+            return tuple(t.shape)
+    return None
+
+
+# ---------------------------------------------------------------------------------------------
+# CLI
+# ---------------------------------------------------------------------------------------------
+
+_EPILOG = """examples:
+  python -m analysis.cost --model shvit_s4                      # table per stage, 256 px (pretrained cfg)
+  python -m analysis.cost --model deit_tiny_patch16_224 --json  # total + stages as JSON on stdout
+  python -m analysis.cost --model shvitlab_fig2_a --resolution 224 --csv stages.csv
+  python -m analysis.cost --model efficientvit_m4 --by module --csv modules.csv --repeats 0
+"""
+
+
+def _parser():
+    from .cli import ArgumentParser, add_device_arg
+    p = ArgumentParser(prog="python -m analysis.cost", epilog=_EPILOG,
+                       description="macs, memory traffic (bytes), parameters and latency per stage of a model "
+                                   "(BN-fused, as the papers count).")
+    p.add_argument("--model", required=True, help="timm model name or shvitlab_* variant")
+    p.add_argument("--resolution", type=int, default=None, help="input side in px (default: the model's "
+                                                                "pretrained config)")
+    p.add_argument("--batch-size", type=int, default=1)
+    add_device_arg(p)
+    p.add_argument("--seed", type=int, default=0, help="seed for the random weights and input")
+    p.add_argument("--threads", type=int, default=None,
+                   help="CPU threads for the latency (default: torch's; use 1 on a shared machine)")
+    p.add_argument("--no-fuse", action="store_true", help="count the model as built (BN not folded)")
+    p.add_argument("--by", choices=("stage", "module", "operator"), default="stage",
+                   help="table for the text / --csv output (default: stage)")
+    p.add_argument("--repeats", type=int, default=20,
+                   help="timed forward passes for the per-stage latency (0: skip latency; output is "
+                        "then byte-for-byte reproducible)")
+    p.add_argument("--warmup", type=int, default=5, help="untimed forward passes before timing")
+    p.add_argument("--json", action="store_true", help="print the total and per-stage table as JSON")
+    p.add_argument("--csv", metavar="PATH", help="write the tidy table (see --by) to PATH")
+    return p
+
+
+def create_model_at(name: str, resolution: Optional[int] = None, *, seed: int = 0) -> tuple:
+    """(model with random weights, (C, H, W)) for `name` at `resolution` (default: its pretrained config).
+
+    Models whose input size is fixed at construction (ViT, Swin) are rebuilt with
+    `img_size=resolution` when the default build cannot run at it; a resolution the model
+    cannot take at all is a UserError (one line, exit 2 in the CLIs).
+    """
+    from .errors import UserError
+    from .models import create_model, input_size
+    model = create_model(name, "random", seed=seed)
+    c, h, w = input_size(model, resolution)
+    error = None
+    for attempt in ("default", "img_size"):
+        if attempt == "img_size":
+            try:
+                model = create_model(name, "random", seed=seed, img_size=h)
+            except TypeError:
+                break
+        try:
+            with torch.no_grad():
+                model(torch.zeros(1, c, h, w))
+            return model, (c, h, w)
+        except (RuntimeError, AssertionError, ValueError) as e:
+            error = e
+    raise UserError(f"{name} cannot run at {h}x{w} px: {str(error).splitlines()[0]}")
+
+
+def analyse(name: str, *, resolution: Optional[int] = None, batch_size: int = 1, device="cpu", seed: int = 0,
+            fuse: bool = True, repeats: int = 20, warmup: int = 5):
+    """Build `name` (random weights) and return (CostAnalysis, stage-latency DataFrame or None, resolution)."""
+    from .errors import UserError
+    from .latency import stage_latency
+    if batch_size < 1:
+        raise UserError(f"--batch-size must be at least 1, got {batch_size}")
+    model, (c, h, w) = create_model_at(name, resolution, seed=seed)
+    model = (fuse_model(model, inplace=True) if fuse else model).to(device)
+    torch.manual_seed(seed)
+    x = torch.randn(batch_size, c, h, w, device=device)
+    ca = CostAnalysis(model, x, fuse=False)
+    lat = stage_latency(model, x, repeats=repeats, warmup=warmup, stages=ca.stage_map) if repeats > 0 else None
+    return ca, lat, h
+
+
+def report(ca: CostAnalysis, latency: Optional[pd.DataFrame], name: str, resolution: int) -> dict:
+    """The `--json` object: total and one entry per stage."""
+    st = ca.by_stage()
+    lat = dict(zip(latency["stage"], latency["latency_ms"])) if latency is not None else {}
+    return {"model": name, "resolution": resolution, "macs": ca.total("macs"), "mem_bytes": ca.total("mem_bytes"),
+            "params": ca.total("params"),
+            "stages": [{"name": r.stage, "macs": int(r.macs), "mem_bytes": int(r.mem_bytes),
+                        "tokens": None if pd.isna(r.tokens) else int(r.tokens),
+                        "latency_ms": round(float(lat[r.stage]), 4) if r.stage in lat else None}
+                       for r in st.itertuples()]}
+
+
+def main(argv=None) -> int:
+    from .cli import resolve_device
+    from .errors import UserError, exit_on_user_error
+    from .io import check_writable, write_csv
+
+    @exit_on_user_error
+    def run(args) -> int:
+        if args.csv:
+            check_writable(args.csv)
+        device = resolve_device(args.device)
+        if args.threads is not None:
+            if args.threads < 1:
+                raise UserError(f"--threads must be at least 1, got {args.threads}")
+            torch.set_num_threads(args.threads)
+        t0 = time.perf_counter()
+        ca, lat, res = analyse(args.model, resolution=args.resolution, batch_size=args.batch_size, device=device,
+                               seed=args.seed, fuse=not args.no_fuse, repeats=args.repeats, warmup=args.warmup)
+        table = {"stage": ca.by_stage, "module": ca.by_module, "operator": ca.by_operator}[args.by]()
+        if args.by == "stage" and lat is not None:
+            table = table.merge(lat[["stage", "latency_ms"]], on="stage", how="left")
+        table.insert(0, "resolution", res)
+        table.insert(0, "model", args.model)
+        if args.csv:
+            write_csv(table, args.csv)
+        if args.json:
+            print(json.dumps(report(ca, lat, args.model, res), indent=2))
+        elif not args.csv:
+            with pd.option_context("display.width", 200, "display.max_columns", 20, "display.max_rows", 500):
+                print(table.drop(columns=["model"]).to_string(index=False))
+            print(f"total: {ca.total('macs') / 1e6:.1f} M macs, {ca.total('mem_bytes') / 2**20:.1f} MiB, "
+                  f"{ca.total('params') / 1e6:.2f} M params ({time.perf_counter() - t0:.1f} s)", file=sys.stderr)
+        return 0
+
+    return run(_parser().parse_args(argv))
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,130 @@
+"""Measured latency per stage (stem, stage 1..n, head) and of the whole model.
+
+    >>> lat = stage_latency(model, x, repeats=20)  # tidy DataFrame: stage, latency_ms, spread_ms
+    >>> lat.attrs["model_latency_ms"]              # whole forward, timed in the same loop
+    >>> model_latency(model, x, repeats=20)        # float, ms
+
+How: forward pre-hooks on the stage modules mark the moment each stage starts; a stage
+lasts until the next stage starts (the last one until the forward returns), so ops
+outside every stage module (a position-embedding add in the root) count towards the
+stage that ran before them, exactly as in `CostAnalysis.by_stage`. On CUDA the marks are
+CUDA events (no synchronisation inside the forward; one at the end of each pass); on CPU
+`time.perf_counter`. Each figure is the median over `repeats` passes after `warmup`
+untimed passes, under `torch.no_grad()` in eval mode. Each repeat also times one pass with
+the probes switched off, interleaved with the probed one so that a busy machine slows both
+alike; its median is `attrs["model_latency_ms"]`, and the stage medians add up to it up to
+the spread and the probes' own cost.
+"""
+from __future__ import annotations
+
+import time
+from typing import List, Optional
+
+import numpy as np
+import pandas as pd
+import torch
+import torch.nn as nn
+
+from .stages import StageMap, stage_map
+
+__all__ = ["stage_latency", "model_latency"]
+
+
+class _Clock:
+    """Timestamps on the model's device: CUDA events, or perf_counter on CPU."""
+
+    def __init__(self, device: torch.device):
+        self.cuda = device.type == "cuda"
+
+    def mark(self):
+        if self.cuda:
+            ev = torch.cuda.Event(enable_timing=True)
+            ev.record()
+            return ev
+        return time.perf_counter()
+
+    def elapsed_ms(self, a, b) -> float:
+        return a.elapsed_time(b) if self.cuda else (b - a) * 1e3
+
+    def sync(self):
+        if self.cuda:
+            torch.cuda.synchronize()
+
+
+@torch.no_grad()
+def model_latency(model: nn.Module, x: torch.Tensor, *, repeats: int = 20, warmup: int = 5) -> float:
+    """Median whole-forward latency in ms (synchronised on CUDA)."""
+    return float(np.median(_model_times(model, x, repeats=repeats, warmup=warmup)))
+
+
+def _model_times(model, x, *, repeats, warmup) -> List[float]:
+    clock, times = _Clock(x.device), []
+    model.eval()
+    for i in range(warmup + repeats):
+        clock.sync()
+        a = clock.mark()
+        model(x)
+        b = clock.mark()
+        clock.sync()
+        if i >= warmup:
+            times.append(clock.elapsed_ms(a, b))
+    return times
+
+
+@torch.no_grad()
+def stage_latency(model: nn.Module, x: torch.Tensor, *, repeats: int = 20, warmup: int = 5,
+                  stages: Optional[StageMap] = None) -> pd.DataFrame:
+    """Median latency per stage in ms: columns stage, latency_ms, spread_ms (interquartile range).
+
+    `attrs["model_latency_ms"]` holds the median of the interleaved whole-model passes.
+    """
+    smap = stages or stage_map(model)
+    clock = _Clock(x.device)
+    marks: list = []
+    probing = [False]
+    hooks = []
+    for name, mod in model.named_modules():
+        stage = smap.stage_of(name) if name else None
+        if stage is None or name not in smap.modules(stage):
+            continue
+
+        def pre_hook(m, inp, stage=stage):
+            if probing[0] and (not marks or marks[-1][0] != stage):
+                marks.append((stage, clock.mark()))
+        hooks.append(mod.register_forward_pre_hook(pre_hook))
+    model.eval()
+    per_stage, whole = {s: [] for s in smap.names}, []
+    try:
+        for i in range(warmup + repeats):
+            probing[0] = False
+            clock.sync()
+            a = clock.mark()
+            model(x)
+            b = clock.mark()
+            clock.sync()
+            marks.clear()
+            probing[0] = True
+            start = clock.mark()
+            model(x)
+            end = clock.mark()
+            clock.sync()
+            if i < warmup:
+                continue
+            whole.append(clock.elapsed_ms(a, b))
+            run = {s: 0.0 for s in smap.names}
+            bounds = [(smap.names[0], start)] + marks + [(None, end)]
+            for (stage, a), (_, b) in zip(bounds[:-1], bounds[1:]):
+                run[stage] += clock.elapsed_ms(a, b)
+            for s in smap.names:
+                per_stage[s].append(run[s])
+    finally:
+        for h in hooks:
+            h.remove()
+    rows = []
+    for s in smap.names:
+        t = np.asarray(per_stage[s])
+        q1, med, q3 = np.percentile(t, [25, 50, 75]) if len(t) else (np.nan,) * 3
+        rows.append({"stage": s, "latency_ms": float(med), "spread_ms": float(q3 - q1)})
+    df = pd.DataFrame(rows)
+    df.attrs["model_latency_ms"] = float(np.median(whole)) if whole else float("nan")
+    return df
