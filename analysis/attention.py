@@ -1,0 +1,409 @@
+"""Per-head post-softmax attention maps for every attention family in the lab.
+
+`AttentionCapture(model)` is a context manager that records, for every attention layer,
+the maps the layer really computed, without changing the model or its outputs:
+
+    with AttentionCapture(model) as cap:
+        logits = model(x)                 # bit-identical to model(x) without the probe
+    for m in cap.maps:                    # one AttentionMaps per layer and forward pass
+        m.layer, m.stage, m.num_heads, m.attn.shape   # [B * windows, heads, N, M]
+
+How: a forward pre-hook on each attention module enters a `TorchFunctionMode` that lets
+every op run unchanged and only *looks* at two of them: a softmax (the explicit path of
+every module; its output is the map itself) and `scaled_dot_product_attention` (timm's
+fused path, left ON: the map is recomputed in fp32 from the very q, k, scale and mask the
+kernel receives, and the kernel's own output is what the model gets). The forward hook
+leaves the mode and emits the record. No module is rebuilt, `fused_attn` is untouched,
+and leaving the context removes every hook.
+
+Supported families (`SUPPORTED_FAMILIES`): timm ViT/DeiT `Attention`, Swin
+`WindowAttention` (relative position bias and shift mask included), LeViT `Attention` /
+`AttentionDownsample`, EfficientViT-M `CascadedGroupAttention` (one map per head per
+window), timm SHViT `SHSA`, and the `shvit` mixers (`SHSA`, full = SHSA with pdim=dim,
+`MHSA`, `BottleneckSHSA`). Windowed layers (Swin, EfficientViT) give one map per window:
+`attn` is [B * windows, heads, N, N] with `windows` per image, batch-major.
+"""
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from typing import Callable, Optional
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+from timm.layers import Attention as TimmAttention
+from timm.models.efficientvit_msra import CascadedGroupAttention, LocalWindowAttention
+from timm.models.levit import Attention as LevitAttention
+from timm.models.levit import AttentionDownsample as LevitAttentionDownsample
+from timm.models.shvit import SHSA
+from timm.models.swin_transformer import WindowAttention as SwinWindowAttention
+from torch.overrides import TorchFunctionMode
+
+from shvit.layers import MHSA, BottleneckSHSA
+
+from .errors import UserError
+
+__all__ = ["AttentionCapture", "AttentionMaps", "AttentionLayer", "attention_layers",
+           "UnsupportedModelError", "SUPPORTED_FAMILIES"]
+
+
+class UnsupportedModelError(UserError):
+    """The model has no attention layer of a family this module knows."""
+
+
+@dataclass
+class AttentionLayer:
+    """One attention module and how its heads are laid out.
+
+    Head `h`'s output occupies channels `[h * head_dim, (h + 1) * head_dim)` of the input of
+    `proj` along `channel_dim` (-1: tokens-last [B, N, C]; 1: channels-first [B, C, H, W]);
+    nulling that slice removes the head (see `analysis.head_ablation`).
+    """
+
+    name: str
+    index: int
+    stage: int
+    family: str
+    module: nn.Module
+    num_heads: int
+    proj: nn.Module
+    channel_dim: int
+    head_dim: int
+
+
+@dataclass
+class AttentionMaps:
+    """The post-softmax maps of one layer for one forward pass.
+
+    `attn` is [B * windows, heads, N, M] (fp32 unless the module's softmax ran in lower
+    precision); rows sum to 1. `query_pos` / `key_pos` are [windows, N|M, 2] token centres
+    (y, x) in input pixels, NaN for tokens without a position (class token, padding).
+    `head_outputs` (multi-head layers, when requested) is [B * windows * tokens, heads,
+    head_dim]: the per-head outputs that enter the output projection.
+    """
+
+    layer: str
+    index: int
+    stage: int
+    family: str
+    num_heads: int
+    attn: torch.Tensor
+    batch_size: int
+    windows: int
+    query_pos: Optional[torch.Tensor] = None
+    key_pos: Optional[torch.Tensor] = None
+    head_outputs: Optional[torch.Tensor] = field(default=None, repr=False)
+
+
+# --------------------------------------------------------------------------- families
+
+def _grid(h: int, w: int, stride_y: float, stride_x: float, device=None) -> torch.Tensor:
+    """[h, w, 2] token centres (y, x) in input pixels."""
+    ys = (torch.arange(h, device=device, dtype=torch.float32) + 0.5) * stride_y
+    xs = (torch.arange(w, device=device, dtype=torch.float32) + 0.5) * stride_x
+    return torch.stack(torch.meshgrid(ys, xs, indexing="ij"), dim=-1)
+
+
+def _windows(grid: torch.Tensor, ws: int, shift: tuple[int, int] = (0, 0)) -> torch.Tensor:
+    """Partition a [H, W, 2] position grid as Swin / EfficientViT partition features: cyclic
+    shift, pad bottom/right (NaN positions), windows in raster order -> [nW, ws * ws, 2]."""
+    if any(shift):
+        grid = torch.roll(grid, shifts=(-shift[0], -shift[1]), dims=(0, 1))
+    H, W, _ = grid.shape
+    ph, pw = (ws - H % ws) % ws, (ws - W % ws) % ws
+    if ph or pw:
+        grid = F.pad(grid.permute(2, 0, 1), (0, pw, 0, ph), value=float("nan")).permute(1, 2, 0)
+    Hp, Wp = H + ph, W + pw
+    return grid.reshape(Hp // ws, ws, Wp // ws, ws, 2).transpose(1, 2).reshape(-1, ws * ws, 2)
+
+
+class _Family:
+    """How to read one attention module type: heads, head layout, token positions."""
+
+    name: str = ""
+    types: tuple = ()
+
+    def num_heads(self, m: nn.Module) -> int:
+        return m.num_heads
+
+    def layout(self, m: nn.Module) -> tuple[nn.Module, int, int]:
+        """(proj module, channel dim of its input, per-head value channels)."""
+        raise NotImplementedError
+
+    def positions(self, m: nn.Module, parent: Optional[nn.Module], x: torch.Tensor,
+                  image_hw: tuple[int, int], model: nn.Module):
+        """(query_pos, key_pos), each [windows, tokens, 2], for input `x` of the module."""
+        raise NotImplementedError
+
+
+class _ViT(_Family):
+    name, types = "timm ViT/DeiT (timm.layers.Attention)", (TimmAttention,)
+
+    def layout(self, m):
+        return m.proj, -1, m.head_dim
+
+    def positions(self, m, parent, x, image_hw, model):
+        n = x.shape[1]
+        prefix = getattr(model, "num_prefix_tokens", 0)
+        pe = getattr(model, "patch_embed", None)
+        gh, gw = getattr(pe, "grid_size", None) or (int((n - prefix) ** 0.5),) * 2
+        if gh * gw != n - prefix:  # dynamic image size: a square grid
+            gh = gw = int(round((n - prefix) ** 0.5))
+        pos = _grid(gh, gw, image_hw[0] / gh, image_hw[1] / gw).reshape(-1, 2)
+        pos = torch.cat([torch.full((prefix, 2), float("nan")), pos])[None]
+        return pos, pos
+
+
+class _Swin(_Family):
+    name, types = "Swin (timm swin_transformer.WindowAttention)", (SwinWindowAttention,)
+
+    def layout(self, m):
+        return m.proj, -1, m.qkv.out_features // (3 * m.num_heads)
+
+    def positions(self, m, parent, x, image_hw, model):
+        H, W = parent.input_resolution
+        pos = _windows(_grid(H, W, image_hw[0] / H, image_hw[1] / W), m.window_size[0],
+                       tuple(parent.shift_size))
+        return pos, pos
+
+
+class _Levit(_Family):
+    name, types = "LeViT (timm levit.Attention, AttentionDownsample)", (LevitAttention, LevitAttentionDownsample)
+
+    def layout(self, m):
+        return m.proj, 1 if m.use_conv else -1, m.val_dim
+
+    def positions(self, m, parent, x, image_hw, model):
+        rh, rw = m.resolution
+        sy, sx = image_hw[0] / rh, image_hw[1] / rw
+        k = _grid(rh, rw, sy, sx)
+        q = k[::m.stride, ::m.stride] if isinstance(m, LevitAttentionDownsample) else k
+        return q.reshape(1, -1, 2), k.reshape(1, -1, 2)
+
+
+class _EfficientViT(_Family):
+    name, types = "EfficientViT-M (timm efficientvit_msra.CascadedGroupAttention)", (CascadedGroupAttention,)
+
+    def layout(self, m):
+        return m.proj, 1, m.val_dim
+
+    def positions(self, m, parent, x, image_hw, model):
+        res = parent.resolution if isinstance(parent, LocalWindowAttention) else m.resolution
+        pos = _windows(_grid(res, res, image_hw[0] / res, image_hw[1] / res), m.resolution)
+        return pos, pos
+
+
+class _ConvAttention(_Family):
+    """SHViT-style mixers on [B, C, H, W]: timm's SHSA (single head, first pdim channels),
+    and the `shvit` design-space MHSA and BottleneckSHSA."""
+
+    name, types = "SHViT (timm shvit.SHSA; shvit mixers SHSA, full, MHSA, BottleneckSHSA)", \
+        (SHSA, MHSA, BottleneckSHSA)
+
+    def num_heads(self, m):
+        return m.num_heads if isinstance(m, MHSA) else 1
+
+    def layout(self, m):
+        if isinstance(m, MHSA):
+            return m.proj, 1, m.v_dim
+        return m.proj, 1, m.pdim
+
+    def positions(self, m, parent, x, image_hw, model):
+        H, W = x.shape[-2:]
+        pos = _grid(H, W, image_hw[0] / H, image_hw[1] / W).reshape(1, -1, 2)
+        return pos, pos
+
+
+_FAMILIES: tuple[_Family, ...] = (_ViT(), _Swin(), _Levit(), _EfficientViT(), _ConvAttention())
+SUPPORTED_FAMILIES: tuple[str, ...] = tuple(f.name for f in _FAMILIES)
+
+_STAGE_RE = re.compile(r"(?:^|\.)(?:stages|layers)\.(\d+)(?:\.|$)")
+
+
+def _family(m: nn.Module) -> Optional[_Family]:
+    for fam in _FAMILIES:
+        if isinstance(m, fam.types):
+            return fam
+    return None
+
+
+def attention_layers(model: nn.Module) -> list[AttentionLayer]:
+    """Every supported attention module of `model`, in module order.
+
+    Raises `UnsupportedModelError` (a `UserError`) naming the supported families when there is none.
+    """
+    layers = []
+    for name, m in model.named_modules():
+        fam = _family(m)
+        if fam is None:
+            continue
+        stage = _STAGE_RE.search(name)
+        proj, channel_dim, head_dim = fam.layout(m)
+        layers.append(AttentionLayer(name=name, index=len(layers), stage=int(stage.group(1)) if stage else 0,
+                                     family=fam.name.split(" (")[0], module=m, num_heads=fam.num_heads(m),
+                                     proj=proj, channel_dim=channel_dim, head_dim=head_dim))
+    if not layers:
+        raise UnsupportedModelError(
+            f"{type(model).__name__} has no supported attention layer; supported families: "
+            + "; ".join(SUPPORTED_FAMILIES))
+    return layers
+
+
+# --------------------------------------------------------------------------- capture
+
+_SOFTMAX = {torch.Tensor.softmax, F.softmax, torch.softmax}
+
+
+def _sdpa_map(q, k, v, attn_mask=None, dropout_p=0.0, is_causal=False, scale=None, enable_gqa=False):
+    """softmax(q k^T * scale + mask) in fp32: the weights `scaled_dot_product_attention` applies to v."""
+    q, k = q.float(), k.float()
+    if enable_gqa and k.shape[-3] != q.shape[-3]:
+        k = k.repeat_interleave(q.shape[-3] // k.shape[-3], dim=-3)
+    scale = q.shape[-1] ** -0.5 if scale is None else scale
+    *batch, n, d = q.shape
+    q3, k3 = (q * scale).reshape(-1, n, d), k.reshape(-1, k.shape[-2], d)  # 3-D bmm: no strided batch copies
+    logits = torch.bmm(q3, k3.transpose(1, 2)).view(*batch, n, k.shape[-2])
+    if is_causal:
+        n, m = logits.shape[-2:]
+        attn_mask = torch.ones(n, m, dtype=torch.bool, device=q.device).tril()
+    if attn_mask is not None:
+        if attn_mask.dtype == torch.bool:
+            logits.masked_fill_(~attn_mask, float("-inf"))
+        else:
+            logits.add_(attn_mask.float())
+    return logits.softmax(dim=-1)
+
+
+class _MapRecorder(TorchFunctionMode):
+    """Runs every op unchanged; keeps softmax outputs and the maps behind fused attention."""
+
+    def __init__(self):
+        super().__init__()
+        self.maps: list[torch.Tensor] = []
+
+    def __torch_function__(self, func, types, args=(), kwargs=None):
+        kwargs = kwargs or {}
+        out = func(*args, **kwargs)
+        if func in _SOFTMAX:
+            self.maps.append(out.detach())
+        elif func is F.scaled_dot_product_attention:
+            with torch.no_grad():
+                self.maps.append(_sdpa_map(*args, **kwargs))
+        return out
+
+
+class AttentionCapture:
+    """Context manager recording every attention layer's maps (see the module docstring).
+
+    Args:
+        model: any model with supported attention layers (else `UnsupportedModelError`).
+        callback: called with each `AttentionMaps` as soon as a layer has run; when given,
+            nothing is stored (streaming: memory does not grow with the number of images).
+            Otherwise records accumulate in `.maps` until `.clear()`.
+        head_outputs: also record per-head outputs (the input slices of the output
+            projection) for multi-head layers, e.g. for linear CKA.
+        layers: restrict to these layer names.
+    """
+
+    def __init__(self, model: nn.Module, callback: Optional[Callable[[AttentionMaps], None]] = None,
+                 *, head_outputs: bool = False, layers: Optional[list[str]] = None):
+        self.model = model
+        self.callback = callback
+        self.head_outputs = head_outputs
+        self.layers = attention_layers(model)
+        if layers is not None:
+            unknown = sorted(set(layers) - {layer.name for layer in self.layers})
+            if unknown:
+                raise UserError(f"no attention layer named {', '.join(unknown)}; "
+                                f"layers: {', '.join(layer.name for layer in self.layers)}")
+            self.layers = [layer for layer in self.layers if layer.name in layers]
+        self.maps: list[AttentionMaps] = []
+        self._handles: list = []
+        self._image_hw: tuple[int, int] = (0, 0)
+        modules = dict(model.named_modules())
+        self._parents = {layer.name: modules.get(layer.name.rpartition(".")[0]) for layer in self.layers}
+        self._pos_cache: dict = {}
+
+    # -- lifecycle
+    def __enter__(self) -> "AttentionCapture":
+        self._handles.append(self.model.register_forward_pre_hook(self._on_model_input))
+        for layer in self.layers:
+            state: dict = {}
+            self._handles += [
+                layer.module.register_forward_pre_hook(self._enter_hook(layer, state)),
+                layer.module.register_forward_hook(self._exit_hook(layer, state), always_call=True),
+            ]
+            if self.head_outputs and layer.num_heads > 1:
+                self._handles.append(layer.proj.register_forward_pre_hook(self._proj_hook(layer, state)))
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.remove()
+
+    def remove(self) -> None:
+        """Remove every hook this probe added (also done on leaving the `with` block)."""
+        for h in self._handles:
+            h.remove()
+        self._handles.clear()
+
+    def clear(self) -> None:
+        self.maps.clear()
+
+    # -- hooks
+    def _on_model_input(self, module, args):
+        x = args[0] if args else None
+        if isinstance(x, torch.Tensor) and x.dim() == 4:
+            self._image_hw = tuple(x.shape[-2:])
+
+    def _enter_hook(self, layer: AttentionLayer, state: dict):
+        def hook(module, args):
+            state["x"] = args[0]
+            state["out"] = None
+            state["mode"] = _MapRecorder().__enter__()
+        return hook
+
+    def _proj_hook(self, layer: AttentionLayer, state: dict):
+        def hook(module, args):
+            if "mode" in state:  # only while the attention module runs
+                state["out"] = args[0].detach()
+        return hook
+
+    def _exit_hook(self, layer: AttentionLayer, state: dict):
+        def hook(module, args, output):
+            mode = state.pop("mode", None)
+            if mode is None:
+                return
+            mode.__exit__(None, None, None)
+            x, out = state.pop("x"), state.pop("out", None)
+            if mode.maps:
+                self._emit(layer, x, mode.maps, out)
+        return hook
+
+    def _emit(self, layer: AttentionLayer, x: torch.Tensor, maps: list[torch.Tensor],
+              out: Optional[torch.Tensor]) -> None:
+        if len(maps) == 1:
+            attn = maps[0] if maps[0].dim() == 4 else maps[0][:, None]
+        else:
+            attn = torch.stack(maps, 1) if maps[0].dim() == 3 else torch.cat(maps, 1)
+        if attn.shape[1] != layer.num_heads:
+            raise RuntimeError(f"{layer.name}: captured {attn.shape[1]} head maps, expected {layer.num_heads}")
+        key = (layer.name, tuple(x.shape[1:]), self._image_hw)
+        if key not in self._pos_cache:
+            fam = _family(layer.module)
+            q, k = fam.positions(layer.module, self._parents[layer.name], x, self._image_hw, self.model)
+            self._pos_cache[key] = (q.to(attn.device), k.to(attn.device))
+        qpos, kpos = self._pos_cache[key]
+        windows = qpos.shape[0]
+        heads_out = None
+        if out is not None:
+            # [B*, C, H, W] or [B*, T, C] -> [B* * T, heads, head_dim]
+            t = out.flatten(2).transpose(1, 2) if layer.channel_dim == 1 else out
+            heads_out = t[..., :layer.num_heads * layer.head_dim].reshape(-1, layer.num_heads, layer.head_dim)
+        rec = AttentionMaps(layer=layer.name, index=layer.index, stage=layer.stage, family=layer.family,
+                            num_heads=layer.num_heads, attn=attn, batch_size=attn.shape[0] // windows,
+                            windows=windows, query_pos=qpos, key_pos=kpos, head_outputs=heads_out)
+        if self.callback is not None:
+            self.callback(rec)
+        else:
+            self.maps.append(rec)

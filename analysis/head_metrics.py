@@ -1,0 +1,213 @@
+"""Streaming head-redundancy statistics over `AttentionMaps` (see DESIGN.md, "Metric definitions").
+
+`HeadStatistics` is fed one `AttentionMaps` at a time (it is an `AttentionCapture`
+callback) and keeps, per layer, only fixed-size fp64 sums: its state does not depend on
+the number of images, so ImageNet-val (50,000 images) runs in the memory of one batch.
+
+Metrics (one row per layer, `head` empty; per-head rows where marked):
+  mean_pairwise_cosine   SHViT Fig. 3: per image (per window for windowed attention), the
+                         mean over head pairs i != j of cos(vec A_i, vec A_j); averaged.
+  mean_max_cosine        EfficientViT Fig. 4: per head, max over j != i of the cosine;
+                         averaged over heads and images (per head: `max_cosine`).
+  linear_cka             mean over head pairs of linear CKA (Kornblith et al. 2019) between
+                         the heads' outputs, tokens of all images as samples (from streamed
+                         cross-covariances).
+  attention_entropy      mean over queries of -sum_k A log A, in nats (also per head).
+  mean_attention_distance  mean over queries of sum_k A[q, k] |p_q - p_k|, in input pixels
+                         (also per head). Tokens without a position (class token, window
+                         padding) are left out: sum A |p_q - p_k| / sum A over the pairs of
+                         placed tokens (equal to the plain definition when all are placed).
+
+Pairwise metrics need two heads: for single-head layers (SHViT, SHSA) they are reported
+as not applicable (`value` NaN, `applicable` False), never as 1.0. Inputs of any float
+dtype (fp16 / bf16 autocast on CUDA) are reduced in fp32 and summed in fp64.
+"""
+from __future__ import annotations
+
+import math
+from typing import Iterable, Optional
+
+import pandas as pd
+import torch
+
+from .attention import AttentionMaps
+
+__all__ = ["HeadStatistics", "METRICS", "PAIRWISE_METRICS", "pairwise_cosine", "linear_cka"]
+
+METRICS = ("mean_pairwise_cosine", "mean_max_cosine", "linear_cka", "attention_entropy", "mean_attention_distance")
+PAIRWISE_METRICS = ("mean_pairwise_cosine", "mean_max_cosine", "linear_cka")
+_F64 = torch.float64
+
+
+def pairwise_cosine(attn: torch.Tensor) -> torch.Tensor:
+    """[G, h, N, M] maps -> [G, h, h] cosine similarity of the flattened head maps (fp32)."""
+    a = attn.flatten(2).float()
+    gram = a @ a.transpose(1, 2)
+    norm = gram.diagonal(dim1=1, dim2=2).clamp_min(1e-30).sqrt()
+    return gram / (norm[:, :, None] * norm[:, None, :])
+
+
+def linear_cka(cov: torch.Tensor, num_heads: int) -> torch.Tensor:
+    """[h, h] linear CKA between heads from the (h*d x h*d) covariance of concatenated head outputs."""
+    d = cov.shape[0] // num_heads
+    blocks = cov.reshape(num_heads, d, num_heads, d).permute(0, 2, 1, 3)  # [h, h, d, d]
+    hsic = blocks.pow(2).sum((-2, -1))
+    self_norm = hsic.diagonal().clamp_min(1e-30).sqrt()
+    return hsic / (self_norm[:, None] * self_norm[None, :])
+
+
+def _entropy(attn: torch.Tensor) -> torch.Tensor:
+    """[G, h, N, M] -> [G, h] mean over queries of -sum_k A log A (0 log 0 = 0).
+
+    One dot product per map (a batched matmul) instead of an elementwise x log x: the
+    mean over queries of the row sums is the sum over the whole map divided by N.
+    """
+    g, h, n, _ = attn.shape
+    a = attn.reshape(g * h, 1, -1)
+    log_a = (a + 1e-30).log_()  # 0 log 0 = 0; exact for every entry above ~1e-23
+    return -(a @ log_a.transpose(1, 2)).view(g, h) / n
+
+
+class _LayerState:
+    """Fixed-size running sums of one layer."""
+
+    def __init__(self, m: AttentionMaps, device: torch.device):
+        h = m.num_heads
+        self.meta = dict(layer=m.layer, layer_index=m.index + 1, stage=m.stage, family=m.family, num_heads=h)
+        self.num_images = 0
+        self.instances = 0                      # images x windows
+        self.cos = torch.zeros(h, h, dtype=_F64, device=device)
+        self.max_cos = torch.zeros(h, dtype=_F64, device=device)
+        self.entropy = torch.zeros(h, dtype=_F64, device=device)
+        self.distance = torch.zeros(h, dtype=_F64, device=device)
+        self.tokens = 0
+        self.out_sum: Optional[torch.Tensor] = None   # [h*d]
+        self.out_gram: Optional[torch.Tensor] = None  # [h*d, h*d]
+
+    def tensors(self) -> list[torch.Tensor]:
+        return [t for t in (self.cos, self.max_cos, self.entropy, self.distance, self.out_sum, self.out_gram)
+                if t is not None]
+
+
+class HeadStatistics:
+    """Accumulate head-redundancy statistics batch by batch; `.to_frame()` gives a tidy table.
+
+        stats = HeadStatistics()
+        with AttentionCapture(model, stats.update, head_outputs=True):
+            for x in batches:
+                model(x)
+        df = stats.to_frame()
+
+    Args:
+        metrics: subset of `METRICS` to compute (all by default); `linear_cka` needs the
+            capture's `head_outputs=True`.
+    """
+
+    def __init__(self, metrics: Iterable[str] = METRICS):
+        self.metrics = tuple(metrics)
+        unknown = set(self.metrics) - set(METRICS)
+        if unknown:
+            raise ValueError(f"unknown metrics {sorted(unknown)}; known: {', '.join(METRICS)}")
+        self._layers: dict[str, _LayerState] = {}
+        self._distance_cache: dict = {}
+
+    @property
+    def needs_head_outputs(self) -> bool:
+        return "linear_cka" in self.metrics
+
+    def reset(self) -> None:
+        self._layers.clear()
+
+    def state_nbytes(self) -> int:
+        """Bytes held by the running sums (independent of the number of images seen)."""
+        return sum(t.numel() * t.element_size() for s in self._layers.values() for t in s.tensors())
+
+    @torch.no_grad()
+    def update(self, m: AttentionMaps) -> None:
+        attn = m.attn.detach().float()
+        state = self._layers.get(m.layer)
+        if state is None:
+            state = self._layers[m.layer] = _LayerState(m, attn.device)
+        g, h = attn.shape[:2]
+        state.num_images += m.batch_size
+        state.instances += g
+        if h > 1 and {"mean_pairwise_cosine", "mean_max_cosine"} & set(self.metrics):
+            cos = pairwise_cosine(attn)
+            state.cos += cos.sum(0, dtype=_F64)
+            eye = torch.eye(h, dtype=torch.bool, device=cos.device)
+            state.max_cos += cos.masked_fill(eye, -math.inf).amax(-1).sum(0, dtype=_F64)
+        if "attention_entropy" in self.metrics:
+            state.entropy += _entropy(attn).sum(0, dtype=_F64)
+        if "mean_attention_distance" in self.metrics and m.query_pos is not None:
+            state.distance += self._distance(m, attn).sum(0, dtype=_F64)
+        if h > 1 and self.needs_head_outputs and m.head_outputs is not None:
+            x = m.head_outputs.detach().float().flatten(1)  # [tokens, h*d]
+            gram, total = (x.T @ x).to(_F64), x.sum(0).to(_F64)  # per-batch sums in fp32, running in fp64
+            if state.out_gram is None:
+                state.out_gram, state.out_sum = gram, total
+            else:
+                state.out_gram += gram
+                state.out_sum += total
+            state.tokens += x.shape[0]
+
+    def _distance(self, m: AttentionMaps, attn: torch.Tensor) -> torch.Tensor:
+        """[G, h] attention-weighted mean query-key distance per instance and head, in pixels.
+
+        Over query-key pairs that both have a position: sum A * dist / sum A, so with no
+        class token or padding it is the mean over queries of sum_k A[q, k] * dist(q, k).
+        Both sums are one matrix product over the flattened maps (a single read of A).
+        """
+        key = (m.layer, tuple(m.query_pos.shape), tuple(m.key_pos.shape), attn.device)
+        if key not in self._distance_cache:
+            q, k = m.query_pos.to(attn.device), m.key_pos.to(attn.device)
+            dist = torch.cdist(q, k)                                   # [W, N, M], NaN if unplaced
+            valid = ~dist.isnan()
+            self._distance_cache[key] = torch.stack([dist.nan_to_num(0.0), valid.float()], -1).flatten(1, 2)
+        weights = self._distance_cache[key]                            # [W, N*M, 2]
+        w, (g, h) = weights.shape[0], attn.shape[:2]
+        if w == 1:
+            sums = attn.reshape(g * h, -1) @ weights[0]                # [G*h, 2]
+        else:
+            sums = torch.einsum("bwhk,wkc->bwhc", attn.reshape(g // w, w, h, -1), weights)
+        sums = sums.reshape(g, h, 2)
+        return sums[..., 0] / sums[..., 1].clamp_min(1e-30)
+
+    def to_frame(self) -> pd.DataFrame:
+        """Tidy results: one row per layer x metric (and per layer x head x metric for
+        `max_cosine`, `attention_entropy`, `mean_attention_distance`)."""
+        rows = []
+        for s in self._layers.values():
+            h, n = s.meta["num_heads"], s.instances
+
+            def add(metric, value, head=None, applicable=True):
+                rows.append({**s.meta, "head": head, "metric": metric,
+                             "value": float(value) if applicable else math.nan,
+                             "applicable": applicable, "num_images": s.num_images})
+
+            multi = h > 1
+            off = ~torch.eye(h, dtype=torch.bool, device=s.cos.device)
+            if "mean_pairwise_cosine" in self.metrics:
+                add("mean_pairwise_cosine", (s.cos / n)[off].mean() if multi else 0, applicable=multi)
+            if "mean_max_cosine" in self.metrics:
+                per_head = s.max_cos / n
+                add("mean_max_cosine", per_head.mean() if multi else 0, applicable=multi)
+                for i in range(h):
+                    add("max_cosine", per_head[i] if multi else 0, head=i, applicable=multi)
+            if "linear_cka" in self.metrics:
+                ok = multi and s.out_gram is not None
+                value = 0.0
+                if ok:
+                    mu = s.out_sum / s.tokens
+                    cka = linear_cka(s.out_gram / s.tokens - mu[:, None] * mu[None, :], h)
+                    value = cka[off].mean()
+                add("linear_cka", value, applicable=ok)
+            for metric, sums in (("attention_entropy", s.entropy), ("mean_attention_distance", s.distance)):
+                if metric in self.metrics:
+                    per_head = sums / n
+                    add(metric, per_head.mean())
+                    for i in range(h):
+                        add(metric, per_head[i], head=i)
+        df = pd.DataFrame(rows, columns=["layer", "layer_index", "stage", "family", "num_heads", "head",
+                                         "metric", "value", "applicable", "num_images"])
+        df["head"] = df["head"].astype("Int64")
+        return df

@@ -1,0 +1,171 @@
+"""Image sources for the measurement CLIs: a folder of images, or an offline sample set.
+
+Both yield `(images, labels)` batches already transformed with the model's own timm
+eval transform (`timm.data.resolve_data_config` + `create_transform`); labels are -1
+where unknown.
+
+- `ImageFolderSource(root)`: ImageNet-val layout (one subfolder per class, sorted names
+  -> class index, which is timm's ImageNet index for synset folders) or a flat folder
+  (unlabelled). Unreadable files are skipped and counted (`.num_skipped`); a missing or
+  empty folder, or one without a single readable image, is a `UserError`.
+- `SampleImages()`: no data needed. Random crops of the two real photos shipped with
+  scikit-learn (`load_sample_images`), deterministic from the seed: enough for smoke runs,
+  notebooks and CI, not a substitute for ImageNet.
+"""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Callable, Iterator, Optional
+
+import numpy as np
+import timm.data
+import torch
+import torch.nn as nn
+from PIL import Image
+
+from .errors import UserError
+
+__all__ = ["ImageFolderSource", "SampleImages", "Batches", "model_transform", "IMAGE_EXTENSIONS"]
+
+IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".ppm", ".pgm")
+
+
+def model_transform(model: nn.Module, input_size: Optional[tuple] = None):
+    """timm's eval transform for `model` (its pretrained config: resize, crop, mean/std)."""
+    cfg = timm.data.resolve_data_config({"input_size": input_size} if input_size else {}, model=model)
+    return timm.data.create_transform(**cfg, is_training=False)
+
+
+class Batches:
+    """Re-iterable (images, labels) batches: each pass decodes the images again, so memory
+    stays at one batch (wrap in `list(...)` to keep decoded images for repeated passes)."""
+
+    def __init__(self, items: Callable[[], Iterator[tuple[torch.Tensor, int]]], batch_size: int):
+        self._items, self.batch_size = items, batch_size
+
+    def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        images, labels = [], []
+        for img, label in self._items():
+            images.append(img)
+            labels.append(label)
+            if len(images) == self.batch_size:
+                yield torch.stack(images), torch.tensor(labels)
+                images, labels = [], []
+        if images:
+            yield torch.stack(images), torch.tensor(labels)
+
+
+class ImageFolderSource:
+    """Images under `root` (class subfolders or flat), in a seeded random order.
+
+    Args:
+        root: the folder.
+        num_images: how many readable images to yield (None: all).
+        seed: fixes which images are used and their order (same seed -> same images).
+    """
+
+    def __init__(self, root: str | os.PathLike, num_images: Optional[int] = None, seed: int = 0):
+        self.root = Path(root)
+        if not self.root.is_dir():
+            raise UserError(f"image folder {self.root} does not exist")
+        subdirs = sorted(p for p in self.root.iterdir() if p.is_dir() and not p.name.startswith("."))
+        self.classes = [p.name for p in subdirs if any(_image_files(p))]
+        if self.classes:
+            files = [(f, i) for i, c in enumerate(self.classes) for f in _image_files(self.root / c)]
+        else:
+            files = [(f, -1) for f in _image_files(self.root)]
+        if not files:
+            raise UserError(f"image folder {self.root} contains no image files "
+                            f"({', '.join(IMAGE_EXTENSIONS[:4])}, ...)")
+        order = np.random.default_rng(seed).permutation(len(files))
+        self.files = [files[i] for i in order]
+        self.num_images = num_images
+        self.num_skipped = 0
+        self.num_used = 0
+        if not any(_readable(path) for path, _ in self.files):  # stops at the first readable one
+            raise UserError(f"no readable image in {self.root} ({len(self.files)} unreadable files)")
+
+    @property
+    def labelled(self) -> bool:
+        return bool(self.classes)
+
+    def _items(self, transform) -> Iterator[tuple[torch.Tensor, int]]:
+        self.num_skipped = self.num_used = 0
+        for path, label in self.files:
+            if self.num_images is not None and self.num_used >= self.num_images:
+                return
+            img = _load(path)
+            if img is None:
+                self.num_skipped += 1
+                continue
+            self.num_used += 1
+            yield transform(img), label
+        if self.num_used == 0:
+            raise UserError(f"no readable image in {self.root} ({self.num_skipped} unreadable files skipped)")
+
+    def batches(self, model: nn.Module, batch_size: int, input_size: Optional[tuple] = None) -> Batches:
+        """(images, labels) batches in `model`'s eval transform."""
+        transform = model_transform(model, input_size)
+        return Batches(lambda: self._items(transform), batch_size)
+
+    def describe(self) -> str:
+        return str(self.root)
+
+
+def _load(path: Path) -> Optional[Image.Image]:
+    """The decoded RGB image, or None when the file cannot be decoded."""
+    try:
+        with Image.open(path) as im:
+            return im.convert("RGB")
+    except (OSError, ValueError, Image.DecompressionBombError):
+        return None
+
+
+def _readable(path: Path) -> bool:
+    return _load(path) is not None
+
+
+def _image_files(folder: Path) -> list[Path]:
+    return sorted(p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_EXTENSIONS)
+
+
+class SampleImages:
+    """`num_images` seeded random crops (10-100% of the area, aspect 3/4..4/3) of
+    scikit-learn's two sample photos; offline, unlabelled (labels -1)."""
+
+    labelled = False
+    num_skipped = 0
+
+    def __init__(self, num_images: int = 128, seed: int = 0):
+        self.num_images, self.seed = num_images, seed
+        self.num_used = 0
+
+    def crops(self) -> Iterator[Image.Image]:
+        from sklearn.datasets import load_sample_images
+
+        photos = load_sample_images().images
+        rng = np.random.default_rng(self.seed)
+        for i in range(self.num_images):
+            photo = photos[i % len(photos)]
+            H, W = photo.shape[:2]
+            area = rng.uniform(0.1, 1.0) * H * W
+            aspect = np.exp(rng.uniform(np.log(3 / 4), np.log(4 / 3)))
+            h = int(min(H, round(np.sqrt(area / aspect))))
+            w = int(min(W, round(np.sqrt(area * aspect))))
+            y, x = int(rng.integers(0, H - h + 1)), int(rng.integers(0, W - w + 1))
+            yield Image.fromarray(photo[y:y + h, x:x + w])
+
+    def batches(self, model: nn.Module, batch_size: int, input_size: Optional[tuple] = None) -> Batches:
+        """(images, labels = -1) batches in `model`'s eval transform."""
+        transform = model_transform(model, input_size)
+
+        def items():
+            self.num_used = 0
+            for img in self.crops():
+                self.num_used += 1
+                yield transform(img), -1
+        return Batches(items, batch_size)
+
+    def describe(self) -> str:
+        return f"sklearn sample-image crops (seed {self.seed})"

@@ -1,0 +1,215 @@
+"""AttentionCapture: maps equal an independent recomputation from each module's weights,
+rows sum to 1, logits are bit-identical with the probe, and no hook is left behind."""
+import pytest
+import timm
+import torch
+import torch.nn as nn
+from timm.models.efficientvit_msra import CascadedGroupAttention
+from timm.models.levit import Attention as LevitAttention
+from timm.models.levit import AttentionDownsample
+from timm.models.shvit import SHSA
+from timm.models.swin_transformer import WindowAttention
+
+import shvit  # noqa: F401
+from analysis.attention import AttentionCapture, UnsupportedModelError, attention_layers
+from analysis.errors import UserError
+from shvit.layers import MHSA, BottleneckSHSA
+from tests.conftest import randomize_batchnorm
+
+
+# ---------------------------------------------------------------- independent recomputations
+# Each takes the module and the (args, kwargs) it was called with, and returns
+# softmax(q k^T * scale + bias) as [B*, heads, N, M], written from the module's weights.
+
+def _vit(m, args, kwargs):
+    x = args[0]
+    B, N, _ = x.shape
+    w = m.qkv.weight.reshape(3, m.num_heads, m.head_dim, -1)
+    b = m.qkv.bias if m.qkv.bias is not None else torch.zeros(3 * m.num_heads * m.head_dim)
+    b = b.reshape(3, m.num_heads, m.head_dim)
+    q = torch.einsum("bnc,hdc->bhnd", x, w[0]) + b[0][None, :, None]
+    k = torch.einsum("bnc,hdc->bhnd", x, w[1]) + b[1][None, :, None]
+    return torch.softmax(q @ k.transpose(-2, -1) * m.head_dim ** -0.5, -1)
+
+
+def _swin(m, args, kwargs):
+    x, mask = args[0], kwargs.get("mask", args[1] if len(args) > 1 else None)
+    B_, N, _ = x.shape
+    h = m.num_heads
+    q, k, _ = nn.functional.linear(x, m.qkv.weight, m.qkv.bias).reshape(B_, N, 3, h, -1).permute(2, 0, 3, 1, 4)
+    logits = q @ k.transpose(-2, -1) * q.shape[-1] ** -0.5
+    # relative position bias, indexed by hand from the table
+    ws = m.window_size[0]
+    coords = torch.stack(torch.meshgrid(torch.arange(ws), torch.arange(ws), indexing="ij")).flatten(1)
+    rel = (coords[:, :, None] - coords[:, None, :]) + ws - 1
+    idx = rel[0] * (2 * ws - 1) + rel[1]
+    logits = logits + m.relative_position_bias_table[idx].permute(2, 0, 1)[None]
+    if mask is not None:
+        nw = mask.shape[0]
+        logits = (logits.view(-1, nw, h, N, N) + mask[None, :, None]).view(B_, h, N, N)
+    return logits.softmax(-1)
+
+
+def _levit(m, args, kwargs):
+    x = args[0]
+    B, N, _ = x.shape
+    bias = m.attention_biases[:, m.attention_bias_idxs]
+    if isinstance(m, AttentionDownsample):
+        k = m.kv(x).view(B, N, m.num_heads, -1)[..., :m.key_dim].permute(0, 2, 1, 3)
+        q = m.q(x).view(B, -1, m.num_heads, m.key_dim).permute(0, 2, 1, 3)
+    else:
+        qkv = m.qkv(x).view(B, N, m.num_heads, -1)
+        q, k = qkv[..., :m.key_dim].permute(0, 2, 1, 3), qkv[..., m.key_dim:2 * m.key_dim].permute(0, 2, 1, 3)
+    return torch.softmax(q @ k.transpose(-2, -1) * m.key_dim ** -0.5 + bias, -1)
+
+
+def _cga(m, args, kwargs):
+    """Cascade: head j's input is its channel chunk plus head j-1's output."""
+    x = args[0]
+    B, C, H, W = x.shape
+    chunks, maps, prev = x.chunk(m.num_heads, 1), [], None
+    for j in range(m.num_heads):
+        inp = chunks[j] if prev is None else chunks[j] + prev
+        q, k, v = m.qkvs[j](inp).split([m.key_dim, m.key_dim, m.val_dim], 1)
+        q = m.dws[j](q).flatten(2)
+        a = torch.softmax(q.transpose(1, 2) @ k.flatten(2) * m.key_dim ** -0.5
+                          + m.attention_biases[j][m.attention_bias_idxs], -1)
+        maps.append(a)
+        prev = (v.flatten(2) @ a.transpose(1, 2)).view(B, m.val_dim, H, W)
+    return torch.stack(maps, 1)
+
+
+def _conv_mixer(m, args, kwargs):
+    x = args[0]
+    if isinstance(m, MHSA):
+        qkv = m.qkv(m.pre_norm(x)).flatten(2).view(x.shape[0], m.num_heads, -1, x.shape[2] * x.shape[3])
+        q, k = qkv[:, :, :m.qk_dim], qkv[:, :, m.qk_dim:2 * m.qk_dim]
+        return torch.softmax(q.transpose(-2, -1) @ k * m.qk_dim ** -0.5, -1)
+    if isinstance(m, BottleneckSHSA):
+        t = m.qkv(m.reduce(x)).flatten(2)
+    else:  # SHSA: attention on the first pdim channels
+        t = m.qkv(m.pre_norm(x[:, :m.pdim])).flatten(2)
+    q, k = t[:, :m.qk_dim], t[:, m.qk_dim:2 * m.qk_dim]
+    return torch.softmax(q.transpose(1, 2) @ k * m.qk_dim ** -0.5, -1)[:, None]
+
+
+RECOMPUTE = [(SHSA, _conv_mixer), (MHSA, _conv_mixer), (BottleneckSHSA, _conv_mixer),
+             (WindowAttention, _swin), (LevitAttention, _levit), (AttentionDownsample, _levit),
+             (CascadedGroupAttention, _cga), (timm.layers.Attention, _vit)]
+
+FAMILIES = [  # (model, kwargs, input side): native sizes, fewer blocks to keep the test fast
+    ("deit_tiny_patch16_224", dict(depth=2), 224),
+    ("swin_tiny_patch4_window7_224", dict(depths=(2, 2), num_heads=(3, 6)), 224),
+    ("levit_128s", {}, 224),
+    ("efficientvit_m0", {}, 224),
+    ("shvit_s1", {}, 224),
+    ("shvitlab_t6_mhsa", dict(depths=(1, 1, 2)), 160),
+    ("shvitlab_fig6_full", dict(depths=(1, 1, 1)), 160),
+    ("shvitlab_fig6_bottleneck", dict(depths=(1, 1, 1)), 160),
+]
+
+
+def _build(name, kwargs):
+    torch.manual_seed(0)
+    model = randomize_batchnorm(timm.create_model(name, **kwargs)).eval()
+    with torch.no_grad():  # non-trivial attention biases (timm initialises them to zero)
+        for mod in model.modules():
+            if hasattr(mod, "attention_biases"):
+                mod.attention_biases.normal_(0, 1)
+                if hasattr(mod, "attention_bias_cache"):
+                    mod.attention_bias_cache = {}
+    return model
+
+
+def _hook_count(model):
+    return sum(len(m._forward_hooks) + len(m._forward_pre_hooks) for m in model.modules())
+
+
+@pytest.mark.parametrize("name,kwargs,side", FAMILIES, ids=[f[0] for f in FAMILIES])
+def test_capture_matches_recomputation_and_keeps_logits(name, kwargs, side):
+    model = _build(name, kwargs)
+    x = torch.randn(1, 3, side, side)
+    layers = attention_layers(model)
+    calls = {}
+
+    def grab(layer):
+        def hook(module, args, kwargs):
+            calls[layer.name] = (args, kwargs)
+        return hook
+
+    with torch.no_grad():
+        reference = model(x)
+        handles = [layer.module.register_forward_pre_hook(grab(layer), with_kwargs=True) for layer in layers]
+        model(x)
+        for h in handles:
+            h.remove()
+        before = _hook_count(model)
+        with AttentionCapture(model) as cap:
+            logits = model(x)
+        assert _hook_count(model) == before  # removed on exit
+
+    assert torch.equal(logits, reference)  # bit-identical
+    assert [m.layer for m in cap.maps] == [layer.name for layer in layers] and len(layers) > 0
+    for layer, rec in zip(layers, cap.maps):
+        fn = next(f for t, f in RECOMPUTE if isinstance(layer.module, t))
+        with torch.no_grad():
+            expected = fn(layer.module, *calls[layer.name])
+        assert rec.attn.shape == expected.shape
+        assert rec.attn.shape[1] == layer.num_heads
+        assert (rec.attn - expected).abs().max().item() <= 1e-6, layer.name
+        assert torch.allclose(rec.attn.sum(-1), torch.ones(()), atol=1e-5)
+        assert rec.attn.shape[0] == rec.batch_size * rec.windows
+
+
+def test_deit_fused_and_explicit_paths_agree():
+    model = _build("deit_tiny_patch16_224", dict(depth=2))
+    assert model.blocks[0].attn.fused_attn  # timm default, left on
+    x = torch.randn(2, 3, 224, 224)
+    with torch.no_grad(), AttentionCapture(model) as fused:
+        model(x)
+    for blk in model.blocks:
+        blk.attn.fused_attn = False
+    with torch.no_grad(), AttentionCapture(model) as explicit:
+        model(x)
+    for a, b in zip(fused.maps, explicit.maps):
+        assert (a.attn - b.attn).abs().max() <= 1e-6
+
+
+def test_windows_and_positions():
+    swin = _build(*FAMILIES[1][:2])
+    with torch.no_grad(), AttentionCapture(swin) as cap:
+        swin(torch.randn(2, 3, 224, 224))
+    first = cap.maps[0]
+    assert (first.windows, first.batch_size, tuple(first.attn.shape)) == (64, 2, (128, 3, 49, 49))
+    assert first.query_pos.shape == (64, 49, 2) and not first.query_pos.isnan().any()
+    # non-shifted first window covers the top-left 7x7 tokens of stride 4 px
+    assert first.query_pos[0, 0].tolist() == [2.0, 2.0] and first.query_pos[0, -1].tolist() == [26.0, 26.0]
+    # the shifted block's windows are the cyclically shifted grid: masked pairs get ~0 attention
+    shifted = cap.maps[1]
+    far = torch.cdist(shifted.query_pos, shifted.key_pos) > 7 * 4 * 1.5
+    assert far.any() and shifted.attn.view(2, 64, 3, 49, 49).masked_select(far[None, :, None]).max() < 1e-30
+
+
+def test_streaming_callback_stores_nothing_and_layer_filter():
+    model = _build("deit_tiny_patch16_224", dict(depth=4))
+    seen = []
+    with torch.no_grad(), AttentionCapture(model, seen.append, layers=["blocks.3.attn"]) as cap:
+        model(torch.randn(1, 3, 224, 224))
+    assert cap.maps == [] and [m.layer for m in seen] == ["blocks.3.attn"]
+    with pytest.raises(UserError, match="no attention layer named blocks.99"):
+        AttentionCapture(model, layers=["blocks.99.attn"])
+
+
+def test_hooks_removed_after_exception():
+    model = _build("deit_tiny_patch16_224", dict(depth=4))
+    before = _hook_count(model)
+    with pytest.raises(RuntimeError):
+        with AttentionCapture(model):
+            model(torch.randn(1, 5, 224, 224))  # wrong channel count
+    assert _hook_count(model) == before
+
+
+def test_unsupported_architecture_lists_families():
+    with pytest.raises(UnsupportedModelError, match="supported families: timm ViT/DeiT.*Swin.*LeViT.*EfficientViT"):
+        AttentionCapture(nn.Sequential(nn.Conv2d(3, 8, 3), nn.ReLU()))
+    assert issubclass(UnsupportedModelError, UserError)
