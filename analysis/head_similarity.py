@@ -29,7 +29,8 @@ from .images import ImageFolderSource, SampleImages
 from .io import check_writable, write_csv, write_json
 from .models import check_model_name, create_model, describe_weights
 
-__all__ = ["head_similarity", "plot_head_similarity", "main", "COLUMNS"]
+__all__ = ["head_similarity", "model_head_similarity", "head_similarity_table", "plot_head_similarity", "main",
+           "COLUMNS"]
 
 COLUMNS = ["model", "weights", "layer", "layer_index", "stage", "family", "num_heads", "head",
            "metric", "value", "applicable", "num_images", "data", "seed"]
@@ -55,6 +56,33 @@ def head_similarity(model: nn.Module, batches: Iterable, *, device: torch.device
             with autocast():
                 model(images.to(device))
     return stats.to_frame()
+
+
+def model_head_similarity(name: str, weights: str, model: nn.Module, source, *, batch_size: int = 32,
+                          device: torch.device | str = "cpu", amp: Optional[torch.dtype] = None,
+                          metrics: Iterable[str] = METRICS, seed: int = 0, progress: bool = True) -> pd.DataFrame:
+    """`head_similarity` of one named model over an image source, as rows with `COLUMNS`."""
+    total = math.ceil(source.num_images / batch_size) if getattr(source, "num_images", None) else None
+    df = head_similarity(model, source.batches(model, batch_size), device=device, amp=amp, metrics=metrics,
+                         progress=progress, total=total)
+    df.insert(0, "model", name)
+    df.insert(1, "weights", describe_weights(weights))
+    df["data"] = source.describe()
+    df["seed"] = seed
+    return df[COLUMNS]
+
+
+def head_similarity_table(specs: Iterable[tuple[str, str]], source, *, seed: int = 0, **kwargs) -> pd.DataFrame:
+    """Head statistics of several `(model name, weights)` on one image source: one tidy table.
+
+    `weights` as in `analysis.models.create_model` (`random`, `pretrained` or a checkpoint path);
+    keyword arguments go to `model_head_similarity`.
+    """
+    frames = []
+    for name, weights in specs:
+        model = create_model(name, weights, seed=seed)
+        frames.append(model_head_similarity(name, weights, model, source, seed=seed, **kwargs))
+    return pd.concat(frames, ignore_index=True)
 
 
 def plot_head_similarity(df: pd.DataFrame, path: str | Path, *, metric: str = "mean_pairwise_cosine"):
@@ -161,13 +189,8 @@ def main(argv: Optional[list[str]] = None) -> int:
     while models:  # release each model once measured
         name, w, model = models.pop(0)
         print(f"{name} ({describe_weights(w)}): {args.num_images} images from {source.describe()}", file=sys.stderr)
-        df = head_similarity(model, source.batches(model, args.batch_size), device=device, amp=_AMP[args.amp],
-                             metrics=metrics, progress=True, total=math.ceil(args.num_images / args.batch_size))
-        df.insert(0, "model", name)
-        df.insert(1, "weights", describe_weights(w))
-        df["data"] = source.describe()
-        df["seed"] = args.seed
-        frames.append(df[COLUMNS])
+        frames.append(model_head_similarity(name, w, model, source, batch_size=args.batch_size, device=device,
+                                            amp=_AMP[args.amp], metrics=metrics, seed=args.seed))
         skipped[name] = source.num_skipped
     result = pd.concat(frames, ignore_index=True)
     write_csv(result, out)
