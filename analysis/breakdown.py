@@ -129,7 +129,7 @@ def breakdown_table(names: Iterable[str] = PAPER_MODELS, *, device="cpu", batch_
                     fused_attn: bool = False, progress: bool = True) -> pd.DataFrame:
     """`runtime_breakdown` of several models by name (random weights; each at its pretrained resolution
     unless `resolution` is given), stacked into one tidy table with model, device, batch_size, resolution."""
-    from tqdm.auto import tqdm
+    from tqdm import tqdm
 
     from .cost import create_model_at
     frames = []

@@ -29,7 +29,7 @@ from typing import Iterable, Mapping, Optional, Sequence
 import pandas as pd
 import torch
 import torch.nn as nn
-from tqdm.auto import tqdm
+from tqdm import tqdm
 
 from .attention import AttentionCapture, AttentionLayer, attention_layers
 from .errors import UserError

@@ -19,7 +19,7 @@ import pandas as pd
 import timm
 import torch
 import torch.nn as nn
-from tqdm.auto import tqdm
+from tqdm import tqdm
 
 from .attention import AttentionCapture, attention_layers
 from .cli import ArgumentParser, add_device_arg, resolve_device

@@ -53,7 +53,7 @@ def macro_design_table(names: Iterable[str] = FIG2_MODELS, *, device="cpu", batc
     Columns: model, design, resolution, batch_size, device, stage, tokens, channels, params, macs,
     mem_bytes, flops_per_byte, latency_ms, spread_ms. Each model at its config's `img_size`.
     """
-    from tqdm.auto import tqdm
+    from tqdm import tqdm
 
     import shvit
 

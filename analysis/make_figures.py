@@ -14,7 +14,7 @@ from pathlib import Path
 import nbformat
 from nbclient import NotebookClient
 from nbclient.exceptions import CellExecutionError
-from tqdm.auto import tqdm
+from tqdm import tqdm
 
 from .cli import ArgumentParser
 from .errors import UserError, exit_on_user_error

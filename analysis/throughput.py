@@ -154,7 +154,7 @@ def table2_comparison(*, window_s: float = 3.0, warmup_s: float = 1.0, names: Op
     (`runtime="onnx"` compares with the paper's ONNX column instead).
     """
     from scipy.stats import spearmanr
-    from tqdm.auto import tqdm
+    from tqdm import tqdm
 
     from .reference import load_reference
     ref = load_reference("shvit_table2").dropna(subset=["timm_name"])
@@ -248,7 +248,7 @@ def main(argv=None) -> int:
                 write_csv(df, args.csv)
             print(df.to_json(orient="records", indent=2) if args.json else df.to_string(index=False))
             return 0
-        from tqdm.auto import tqdm
+        from tqdm import tqdm
         records = []
         for name in tqdm(args.model, desc="throughput", disable=len(args.model) < 2, file=sys.stderr):
             r = throughput(name, runtime=runtime, batch_size=args.batch_size, resolution=args.resolution,
