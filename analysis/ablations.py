@@ -38,7 +38,7 @@ import torch.nn as nn
 from safetensors import safe_open
 from safetensors.torch import save_file
 from torch.utils.data import DataLoader
-from tqdm.auto import tqdm
+from tqdm import tqdm
 
 from .cli import ArgumentParser
 from .datasets import ClutteredDigits
@@ -53,7 +53,7 @@ RESULTS_DIR = Path(__file__).resolve().parents[1] / "results" / "micro"
 CACHE_FORMAT = 1
 # Many fresh images, few epochs: the generator is cheap, and tiny models memorise small sets.
 DATA = {"image_size": 48, "num_train": 10000, "num_val": 1000, "digit_size": [26, 38], "clutter": 2, "seed": 0}
-TRAIN = {"epochs": 3, "batch_size": 128, "lr": 4e-3, "weight_decay": 0.05, "warmup_epochs": 0, "seed": 0}
+TRAIN = {"epochs": 5, "batch_size": 128, "lr": 4e-3, "weight_decay": 0.05, "warmup_epochs": 0, "seed": 0}
 # Micro SHViT: three stages of 32/64/96 channels, depths 1/2/2, partial ratio 1/4.67 (7/14/21 channels).
 BASE = {"embed_dims": [32, 64, 96], "depths": [1, 2, 2], "partial_dims": [7, 14, 21], "img_size": 48}
 B_PRIME = 56  # (b'): the input enlarged as 256/224 enlarges 224 (48 * 8/7 = 54.9 -> 56, a multiple of 8)
@@ -317,6 +317,33 @@ def heads(*, root: Path = RESULTS_DIR, refresh: bool = False, similarity_images:
                 "similarity_images": similarity_images, "ablation_images": len(val)}))
         return pd.concat(frames, ignore_index=True).sort_values(["heads", "layer"], ignore_index=True)
     return _cached_table("heads", keys, compute, root, refresh)
+
+
+def head_query_maps(key: str = "deit_3h", layer_index: int = -1, num_images: int = 4, *,
+                    root: Path = RESULTS_DIR) -> dict:
+    """For plotting (SHViT Fig. 3, right): in one layer of a trained micro DeiT, the most important
+    head (removing it costs the most val top-1) and the most redundant one (costs the least), and
+    where each attends from the centre query token on the first `num_images` val images.
+
+    Returns {"images" [n, 3, H, W] in [0, 1], "layer", "layer_index", "important" / "redundant":
+    (head, top-1 delta), "maps": {"important" / "redundant": [n, gh, gw]}, "query_yx"}.
+    """
+    from .attention import attention_layers
+    from .head_ablation import extreme_heads, head_ablation, query_attention
+
+    model, _ = load_or_train(key, root=root, progress=False)
+    _, val, _ = _datasets(RECIPES[key].config().data_kwargs)
+    batches = list(DataLoader(val, batch_size=200))
+    layer = attention_layers(model)[layer_index].name
+    ablation = head_ablation(model, batches, modes=("remove1",), layers=[layer])
+    ext = extreme_heads(ablation).iloc[0]
+    side = RECIPES[key].resolution
+    x = torch.stack([val[i][0] for i in range(num_images)])
+    heads = [int(ext.most_important_head), int(ext.most_redundant_head)]
+    q = query_attention(model, x, layer, query_yx=(side / 2, side / 2), heads=heads)
+    return {"images": ClutteredDigits.denormalize(x), "layer": layer, "layer_index": int(ext.layer_index),
+            "important": (heads[0], float(ext.important_delta)), "redundant": (heads[1], float(ext.redundant_delta)),
+            "maps": {"important": q.maps[:, 0], "redundant": q.maps[:, 1]}, "query_yx": q.query_yx}
 
 
 GRADCAM_KEYS = (("stem4", 4), ("fig2_b", 16))

@@ -4,7 +4,8 @@ Both run `deit_tiny_patch16_224` (random weights, fused attention as timm ships 
 the same pre-decoded images (image decoding is left out of both), with the same batch
 size and thread count. Plain and analysed passes alternate for `--repeats` rounds and the
 ratio uses each one's fastest round (the least disturbed on a shared machine); medians
-are printed beside. Target: ratio <= 1.3x.
+are printed beside. Target: ratio <= 1.3x for the CLI's default analysis (every metric);
+the ratio for the papers' two metrics alone is printed too.
 
     python benchmarks/head_similarity_overhead.py [--images 256] [--batch-size 32] [--threads N] [--breakdown]
 """
@@ -17,7 +18,7 @@ import time
 import torch
 
 from analysis.head_metrics import METRICS
-from analysis.head_similarity import head_similarity
+from analysis.head_similarity import PAPER_METRICS, head_similarity
 from analysis.images import SampleImages
 from analysis.models import create_model
 
@@ -41,9 +42,9 @@ def main() -> None:
         for x in batches:
             model(x)
 
-    paper = ["mean_pairwise_cosine", "mean_max_cosine"]  # SHViT Fig. 3 / EfficientViT Fig. 4
-    runs = {"plain forward": plain, "analysis: all metrics": lambda: head_similarity(model, batches),
-            "analysis: paper metrics": lambda: head_similarity(model, batches, metrics=paper)}
+    runs = {"plain forward": plain,
+            "analysis: all metrics": lambda: head_similarity(model, batches, metrics=METRICS),
+            "analysis: paper metrics": lambda: head_similarity(model, batches, metrics=PAPER_METRICS)}
     if args.breakdown:
         runs["analysis: capture only"] = lambda: head_similarity(model, batches, metrics=())
         for metric in METRICS:
@@ -64,9 +65,9 @@ def main() -> None:
     for name, t in times.items():
         lo, med = min(t), statistics.median(t)
         print(f"  {name:32s} {lo:7.2f}s {med:7.2f}s   {lo / base_min:9.2f}x {med / base_med:12.2f}x")
-    for name in ("all metrics", "paper metrics"):
+    for name, target in (("all metrics", " = CLI default (target <= 1.30x)"), ("paper metrics", "")):
         ratio = min(times[f"analysis: {name}"]) / base_min
-        print(f"RATIO (analysis, {name} / plain forward): {ratio:.2f}x (target <= 1.30x)")
+        print(f"RATIO (analysis, {name} / plain forward): {ratio:.2f}x{target}")
 
 
 if __name__ == "__main__":
