@@ -19,7 +19,7 @@ import pandas as pd
 import torch
 import torch.nn as nn
 from captum.attr import LayerAttribution, LayerGradCam
-from tqdm.auto import tqdm
+from tqdm import tqdm
 
 from .errors import UserError
 

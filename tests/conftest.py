@@ -15,6 +15,15 @@ def _seed_and_threads():
     yield
 
 
+@pytest.fixture
+def one_thread():
+    """One intra-op thread: timings and profiles stay steady on a small, shared CPU."""
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
 def randomize_batchnorm(model: torch.nn.Module, seed: int = 0) -> torch.nn.Module:
     """Give every BatchNorm non-trivial statistics and affine params (fresh init is an identity)."""
     g = torch.Generator().manual_seed(seed)

@@ -10,12 +10,7 @@ from analysis.breakdown import CATEGORIES, MEMORY_BOUND, breakdown_table, catego
 from analysis.cost import CostAnalysis
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.mark.parametrize("op,cat", [

@@ -14,13 +14,7 @@ from analysis.cost import CostAnalysis, main
 F32 = 4
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Two shared cores: one intra-op thread keeps the forward passes fast and steady."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 class Fn(nn.Module):

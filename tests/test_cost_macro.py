@@ -8,12 +8,7 @@ from analysis.cost import CostAnalysis
 from analysis.macro_design import macro_design_table, stage_costs
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def test_stage_costs_sum_to_the_model():

@@ -9,12 +9,7 @@ from analysis.latency import model_latency, stage_latency
 from analysis.stages import stage_map
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.mark.parametrize("name,n_stages,cls", [

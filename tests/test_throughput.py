@@ -14,12 +14,7 @@ from analysis.throughput import main, measure_throughput, table2_comparison, thr
 KEYS = {"model", "device", "batch_size", "resolution", "threads", "images_per_s", "spread"}
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def test_time_passes_warms_up_then_times_the_window():
