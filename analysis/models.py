@@ -22,7 +22,7 @@ import torch
 import torch.nn as nn
 
 import shvit  # noqa: F401  (registers shvitlab_* with timm)
-from shvit.weights import CheckpointError, convert_official_state_dict, load_state_dict_strict, read_state_dict
+from shvit.weights import convert_official_state_dict, load_state_dict_strict, read_state_dict
 
 from .errors import UserError
 
