@@ -13,8 +13,9 @@ every op run unchanged and only *looks* at two of them: a softmax (the explicit 
 every module; its output is the map itself) and `scaled_dot_product_attention` (timm's
 fused path, left ON: the map is recomputed in fp32 from the very q, k, scale and mask the
 kernel receives, and the kernel's own output is what the model gets). The forward hook
-leaves the mode and emits the record. No module is rebuilt, `fused_attn` is untouched,
-and leaving the context removes every hook.
+leaves the mode and emits the record; with `chunk_bytes`, a streaming consumer gets it in
+cache-sized pieces of whole images, and fused maps are only ever computed piece by piece.
+No module is rebuilt, `fused_attn` is untouched, and leaving the context removes every hook.
 
 Supported families (`SUPPORTED_FAMILIES`): timm ViT/DeiT `Attention`, Swin
 `WindowAttention` (relative position bias and shift mask included), LeViT `Attention` /
@@ -25,6 +26,7 @@ window), timm SHViT `SHSA`, and the `shvit` mixers (`SHSA`, full = SHSA with pdi
 """
 from __future__ import annotations
 
+import math
 import re
 from dataclasses import dataclass, field
 from typing import Callable, Optional
@@ -275,12 +277,37 @@ def _sdpa_map(q, k, v, attn_mask=None, dropout_p=0.0, is_causal=False, scale=Non
     return logits.softmax(dim=-1)
 
 
+class _FusedMaps:
+    """The maps behind one fused `scaled_dot_product_attention` call, computed on demand for a
+    range of its leading (batch) dimension: a consumer can take them piece by piece."""
+
+    def __init__(self, args, kwargs):
+        self.args, self.kwargs = args, kwargs
+        q, k = args[0], args[1]
+        self.shape = (*q.shape[:-1], k.shape[-2])
+        self.dtype = torch.float32
+
+    def __getitem__(self, rows: slice) -> torch.Tensor:
+        q, k, v, *rest = self.args
+        kwargs = dict(self.kwargs)
+        mask_in_args = bool(rest)
+        mask = rest[0] if mask_in_args else kwargs.get("attn_mask")
+        if isinstance(mask, torch.Tensor) and mask.dim() == q.dim() and mask.shape[0] == self.shape[0] > 1:
+            mask = mask[rows]  # a per-instance mask; a broadcast one is kept whole
+        if mask_in_args:
+            rest = [mask, *rest[1:]]
+        elif "attn_mask" in kwargs:
+            kwargs["attn_mask"] = mask
+        with torch.no_grad():
+            return _sdpa_map(q[rows], k[rows], v, *rest, **kwargs)
+
+
 class _MapRecorder(TorchFunctionMode):
-    """Runs every op unchanged; keeps softmax outputs and the maps behind fused attention."""
+    """Runs every op unchanged; keeps softmax outputs and the (lazy) maps behind fused attention."""
 
     def __init__(self):
         super().__init__()
-        self.maps: list[torch.Tensor] = []
+        self.maps: list = []  # tensors, or _FusedMaps; both sliced along dim 0
 
     def __torch_function__(self, func, types, args=(), kwargs=None):
         kwargs = kwargs or {}
@@ -288,8 +315,7 @@ class _MapRecorder(TorchFunctionMode):
         if func in _SOFTMAX:
             self.maps.append(out.detach())
         elif func is F.scaled_dot_product_attention:
-            with torch.no_grad():
-                self.maps.append(_sdpa_map(*args, **kwargs))
+            self.maps.append(_FusedMaps(args, kwargs))
         return out
 
 
@@ -304,12 +330,18 @@ class AttentionCapture:
         head_outputs: also record per-head outputs (the input slices of the output
             projection) for multi-head layers, e.g. for linear CKA.
         layers: restrict to these layer names.
+        chunk_bytes: with a callback, hand each layer's maps over in pieces of whole images of
+            about this many bytes (fused attention's maps are then computed piece by piece):
+            a consumer that reads them several times does so from cache. None: one record
+            per layer and forward pass.
     """
 
     def __init__(self, model: nn.Module, callback: Optional[Callable[[AttentionMaps], None]] = None,
-                 *, head_outputs: bool = False, layers: Optional[list[str]] = None):
+                 *, head_outputs: bool = False, layers: Optional[list[str]] = None,
+                 chunk_bytes: Optional[int] = None):
         self.model = model
         self.callback = callback
+        self.chunk_bytes = chunk_bytes
         self.head_outputs = head_outputs
         self.layers = attention_layers(model)
         if layers is not None:
@@ -380,30 +412,42 @@ class AttentionCapture:
                 self._emit(layer, x, mode.maps, out)
         return hook
 
-    def _emit(self, layer: AttentionLayer, x: torch.Tensor, maps: list[torch.Tensor],
-              out: Optional[torch.Tensor]) -> None:
-        if len(maps) == 1:
-            attn = maps[0] if maps[0].dim() == 4 else maps[0][:, None]
-        else:
-            attn = torch.stack(maps, 1) if maps[0].dim() == 3 else torch.cat(maps, 1)
-        if attn.shape[1] != layer.num_heads:
-            raise RuntimeError(f"{layer.name}: captured {attn.shape[1]} head maps, expected {layer.num_heads}")
+    def _emit(self, layer: AttentionLayer, x: torch.Tensor, maps: list, out: Optional[torch.Tensor]) -> None:
         key = (layer.name, tuple(x.shape[1:]), self._image_hw)
         if key not in self._pos_cache:
             fam = _family(layer.module)
             q, k = fam.positions(layer.module, self._parents[layer.name], x, self._image_hw, self.model)
-            self._pos_cache[key] = (q.to(attn.device), k.to(attn.device))
+            self._pos_cache[key] = (q.to(x.device), k.to(x.device))
         qpos, kpos = self._pos_cache[key]
-        windows = qpos.shape[0]
-        heads_out = None
-        if out is not None:
-            # [B*, C, H, W] or [B*, T, C] -> [B* * T, heads, head_dim]
-            t = out.flatten(2).transpose(1, 2) if layer.channel_dim == 1 else out
-            heads_out = t[..., :layer.num_heads * layer.head_dim].reshape(-1, layer.num_heads, layer.head_dim)
-        rec = AttentionMaps(layer=layer.name, index=layer.index, stage=layer.stage, family=layer.family,
-                            num_heads=layer.num_heads, attn=attn, batch_size=attn.shape[0] // windows,
-                            windows=windows, query_pos=qpos, key_pos=kpos, head_outputs=heads_out)
-        if self.callback is not None:
-            self.callback(rec)
-        else:
-            self.maps.append(rec)
+        windows, instances = qpos.shape[0], maps[0].shape[0]
+        step = instances
+        if self.callback is not None and self.chunk_bytes is not None:
+            per_image = windows * sum(math.prod(m.shape[1:]) * m.dtype.itemsize for m in maps)
+            step = windows * max(1, self.chunk_bytes // per_image)
+        for start in range(0, instances, step):
+            rows = slice(start, min(start + step, instances))
+            attn = _assemble(maps, rows)
+            if attn.shape[1] != layer.num_heads:
+                raise RuntimeError(f"{layer.name}: captured {attn.shape[1]} head maps, expected {layer.num_heads}")
+            heads_out = None
+            if out is not None and (out.shape[0] == instances or start == 0):
+                # [B*, C, H, W] or [B*, T, C] -> [B* * T, heads, head_dim]
+                t = out[rows] if out.shape[0] == instances else out
+                t = t.flatten(2).transpose(1, 2) if layer.channel_dim == 1 else t
+                heads_out = t[..., :layer.num_heads * layer.head_dim].reshape(-1, layer.num_heads, layer.head_dim)
+            rec = AttentionMaps(layer=layer.name, index=layer.index, stage=layer.stage, family=layer.family,
+                                num_heads=layer.num_heads, attn=attn, batch_size=attn.shape[0] // windows,
+                                windows=windows, query_pos=qpos, key_pos=kpos, head_outputs=heads_out)
+            if self.callback is not None:
+                self.callback(rec)
+            else:
+                self.maps.append(rec)
+
+
+def _assemble(maps: list, rows: slice) -> torch.Tensor:
+    """[instances, heads, N, M] for `rows` from one layer's recorded maps: a single
+    [.., heads, N, M] map, or one [.., N, M] / [.., h_i, N, M] map per head group (cascades)."""
+    parts = [m[rows] for m in maps]
+    if len(parts) == 1:
+        return parts[0] if parts[0].dim() == 4 else parts[0][:, None]
+    return torch.stack(parts, 1) if parts[0].dim() == 3 else torch.cat(parts, 1)

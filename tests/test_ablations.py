@@ -74,9 +74,7 @@ def test_every_recipe_is_cached_and_has_really_trained():
     for key, r in ab.RECIPES.items():
         assert ab.checkpoint_path(key).is_file(), key
         assert models.loc[key, "digest"] == r.digest(), key
-        if r.model.startswith("shvitlab_"):
-            # 2x chance; the 3x target (30%) is missed by the weakest rows at the 3-epoch budget
-            assert models.loc[key, "val_top1"] >= 20.0, (key, models.loc[key, "val_top1"])
+        assert models.loc[key, "val_top1"] >= 3 * 100 / len(ClutteredDigits.classes), key  # 3x chance
     size = sum(p.stat().st_size for p in (ab.RESULTS_DIR / "checkpoints").glob("*.safetensors"))
     assert size < 20e6
 

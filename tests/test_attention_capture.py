@@ -213,3 +213,25 @@ def test_unsupported_architecture_lists_families():
     with pytest.raises(UnsupportedModelError, match="supported families: timm ViT/DeiT.*Swin.*LeViT.*EfficientViT"):
         AttentionCapture(nn.Sequential(nn.Conv2d(3, 8, 3), nn.ReLU()))
     assert issubclass(UnsupportedModelError, UserError)
+
+
+@pytest.mark.parametrize("fused", [True, False])
+def test_chunked_records_reassemble_the_whole_batch(fused):
+    """With `chunk_bytes`, a streaming consumer gets whole-image pieces whose maps and head
+    outputs concatenate to the unchunked record of the explicit path (fused Swin: its
+    per-window shift mask is sliced with the pieces)."""
+    model = _build(*FAMILIES[1][:2])
+    x = torch.randn(3, 3, 224, 224)
+    with torch.no_grad(), AttentionCapture(model, head_outputs=True) as whole:
+        model(x)
+    for layer in attention_layers(model):
+        layer.module.fused_attn = fused
+    pieces = []
+    with torch.no_grad(), AttentionCapture(model, pieces.append, head_outputs=True, chunk_bytes=1):
+        model(x)
+    assert len(pieces) == 3 * len(whole.maps)  # 1 byte -> one image per piece
+    for rec in whole.maps:
+        parts = [p for p in pieces if p.layer == rec.layer]
+        assert [p.batch_size for p in parts] == [1, 1, 1] and all(p.windows == rec.windows for p in parts)
+        assert (torch.cat([p.attn for p in parts]) - rec.attn).abs().max() <= 1e-6
+        assert torch.allclose(torch.cat([p.head_outputs for p in parts]), rec.head_outputs, atol=1e-5)

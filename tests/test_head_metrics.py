@@ -134,6 +134,20 @@ def test_state_is_flat_in_number_of_images():
     assert set(stats.to_frame().num_images) == {12}
 
 
+def test_cache_sized_pieces_give_the_whole_batch_statistics():
+    model = micro_deit()
+    x = torch.randn(5, 3, 32, 32)
+    frames = []
+    for chunk_bytes in (None, 1):  # one record per layer vs one per image
+        stats = HeadStatistics(chunk_bytes=chunk_bytes)
+        with torch.no_grad(), AttentionCapture(model, stats.update, head_outputs=True, chunk_bytes=chunk_bytes):
+            model(x)
+        frames.append(stats.to_frame())
+    whole, pieces = frames
+    assert len(whole) > 0 and set(pieces.num_images) == {5}
+    assert torch.allclose(torch.tensor(pieces.value.values), torch.tensor(whole.value.values), rtol=1e-6, atol=1e-9)
+
+
 def test_low_precision_maps_reduce_in_fp32():
     torch.manual_seed(3)
     attn = torch.rand(4, 3, 16, 16).softmax(-1)

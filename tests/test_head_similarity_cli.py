@@ -9,6 +9,7 @@ import torch
 from PIL import Image
 
 import analysis.head_similarity as cli
+from analysis.head_metrics import METRICS
 from analysis.head_similarity import COLUMNS, main
 
 DEIT = ["--model", "deit_tiny_patch16_224"]
@@ -72,6 +73,20 @@ def test_csv_is_tidy_deterministic_and_plotted(tmp_path, capsys):
     shv = sim[sim.model == "shvit_s1"]  # single head: not applicable, never 1.0
     assert len(shv) > 0 and shv.value.isna().all() and not shv.applicable.any()
     assert not df.duplicated(["model", "layer", "metric", "head"]).any()
+    assert set(df.metric) == {"mean_pairwise_cosine", "mean_max_cosine", "max_cosine"}  # default: the papers'
+
+
+def test_metrics_all_and_subsets(tmp_path, capsys):
+    argv = DEIT + ["--num-images", "2", "--batch-size", "2"]
+    code, err = run(argv + ["--metrics", "all", "--out", str(tmp_path / "all.csv")], capsys)
+    assert code == 0, err
+    code, err = run(argv + ["--metrics", "linear_cka, attention_entropy", "--out", str(tmp_path / "two.csv")], capsys)
+    assert code == 0, err
+    every, two = (pd.read_csv(tmp_path / f"{n}.csv") for n in ("all", "two"))
+    assert set(every.metric) == set(METRICS) | {"max_cosine"}
+    assert set(two.metric) == {"linear_cka", "attention_entropy"}
+    merged = two.merge(every, on=["layer", "metric", "head"], suffixes=("", "_all"))
+    assert len(merged) == len(two) and (merged.value - merged.value_all).abs().max() < 1e-9
 
 
 def test_sample_images_by_default_and_other_seed_differs(tmp_path, capsys):
