@@ -264,7 +264,9 @@ def _sdpa_map(q, k, v, attn_mask=None, dropout_p=0.0, is_causal=False, scale=Non
         k = k.repeat_interleave(q.shape[-3] // k.shape[-3], dim=-3)
     scale = q.shape[-1] ** -0.5 if scale is None else scale
     *batch, n, d = q.shape
-    q3, k3 = (q * scale).reshape(-1, n, d), k.reshape(-1, k.shape[-2], d)  # 3-D bmm: no strided batch copies
+    # one contiguous copy each (a plain q * scale keeps q's strided layout and would be copied again)
+    q3 = torch.mul(q, scale, out=torch.empty(q.shape, dtype=q.dtype, device=q.device)).view(-1, n, d)
+    k3 = k.reshape(-1, k.shape[-2], d)
     logits = torch.bmm(q3, k3.transpose(1, 2)).view(*batch, n, k.shape[-2])
     if is_causal:
         n, m = logits.shape[-2:]
