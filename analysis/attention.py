@@ -432,10 +432,9 @@ class AttentionCapture:
             if attn.shape[1] != layer.num_heads:
                 raise RuntimeError(f"{layer.name}: captured {attn.shape[1]} head maps, expected {layer.num_heads}")
             heads_out = None
-            if out is not None and (out.shape[0] == instances or start == 0):
+            if out is not None:  # its leading dim is the maps' (B* instances) in every family
                 # [B*, C, H, W] or [B*, T, C] -> [B* * T, heads, head_dim]
-                t = out[rows] if out.shape[0] == instances else out
-                t = t.flatten(2).transpose(1, 2) if layer.channel_dim == 1 else t
+                t = out[rows].flatten(2).transpose(1, 2) if layer.channel_dim == 1 else out[rows]
                 heads_out = t[..., :layer.num_heads * layer.head_dim].reshape(-1, layer.num_heads, layer.head_dim)
             rec = AttentionMaps(layer=layer.name, index=layer.index, stage=layer.stage, family=layer.family,
                                 num_heads=layer.num_heads, attn=attn, batch_size=attn.shape[0] // windows,
