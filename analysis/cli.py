@@ -2,13 +2,17 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import sys
 
 import torch
 
 from .errors import UserError
 
-__all__ = ["ArgumentParser", "add_device_arg", "resolve_device"]
+__all__ = ["ArgumentParser", "add_device_arg", "resolve_device", "add_attention_backend_arg",
+           "attention_backend", "ATTENTION_BACKENDS"]
+
+ATTENTION_BACKENDS = ("auto", "math", "flash", "efficient", "cudnn")
 
 
 class ArgumentParser(argparse.ArgumentParser):
@@ -35,3 +39,18 @@ def resolve_device(name: str) -> torch.device:
     if name.startswith("cuda") and not torch.cuda.is_available():
         raise UserError("--device cuda requested but no CUDA device is available (use --device cpu)")
     return torch.device(name)
+
+
+def add_attention_backend_arg(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--attention-backend", default="auto", choices=ATTENTION_BACKENDS,
+                        help="force one scaled_dot_product_attention kernel (default auto: torch's choice "
+                             "for this host and device)")
+
+
+def attention_backend(name: str) -> contextlib.AbstractContextManager:
+    """A context that forces the named SDPA backend (`auto`: leaves torch's choice alone)."""
+    if name == "auto":
+        return contextlib.nullcontext()
+    from torch.nn.attention import SDPBackend, sdpa_kernel
+    return sdpa_kernel({"math": SDPBackend.MATH, "flash": SDPBackend.FLASH_ATTENTION,
+                        "efficient": SDPBackend.EFFICIENT_ATTENTION, "cudnn": SDPBackend.CUDNN_ATTENTION}[name])

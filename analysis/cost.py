@@ -12,10 +12,12 @@ What is counted (the model; one record per aten op that the forward dispatches):
 
 macs      multiply-accumulates in fvcore's convention (what both papers and fvcore call
           FLOPs): conv / linear / mm / bmm / matmul / einsum count their products;
-          `scaled_dot_product_attention` counts B*H*Lq*Lk*(E+Ev), fused kernel or not
-          (fvcore silently drops it); norms, upsampling and global average pooling count
-          as fvcore does (BN in eval: 1 or 2 per element; LN/GN: 4 or 5 per element);
-          element-wise ops, softmax and activations count 0, as in fvcore.
+          scaled dot-product attention counts B*H*Lq*Lk*(E+Ev) from the call's shapes,
+          whichever kernel torch picks on this host and device (fvcore silently drops it);
+          norms, upsampling and global average pooling count as fvcore does (BN in eval: 1 or
+          2 per element; LN/GN: 4 or 5 per element); element-wise ops, softmax and activations
+          count 0, as in fvcore. Every op is counted by a rule, known to count 0, or reported:
+          `unsupported_ops()` lists the rest, never a silent zero (`analysis.op_rules`).
 mem_bytes compulsory traffic of each op as if it were one kernel: every distinct tensor
           input (activations, weights, biases, masks) read once and every output written
           once, in the tensor's dtype. A broadcast (stride-0) input counts only the
@@ -23,8 +25,11 @@ mem_bytes compulsory traffic of each op as if it were one kernel: every distinct
           permute, transpose, expand, split, detach, ...) cost 0; the copies that
           `reshape` / `contiguous` make of non-contiguous tensors are counted (a read and a
           write). In-place ops read and write their target; `copy_` / `fill_` / `zero_`
-          only write it. Fused attention kernels count q, k, v (and mask) read and the
-          attention output written; kernel-internal statistics (logsumexp) are not counted.
+          only write it. Attention is one kernel whichever backend runs: q, k, v (and mask)
+          read and the attention output written; kernel-internal statistics (logsumexp) and
+          the math backend's intermediate attention matrix are not counted, so the numbers
+          are the same on every host. (A model that computes attention with explicit
+          matmul + softmax, e.g. timm's `fused_attn=False`, is counted op by op.)
           Caches and fusion across ops are ignored on purpose: this is the per-op traffic
           that makes reshapes, copies, norms and element-wise ops memory-bound.
 activations elements written by non-view ops.
@@ -42,146 +47,24 @@ from __future__ import annotations
 import copy
 import functools
 import json
-import math
 import sys
 import time
 from dataclasses import dataclass
-from typing import Any, List, Optional, Sequence
+from typing import List, Optional, Sequence
 
 import pandas as pd
 import torch
 import torch.nn as nn
+import torch.nn.functional as F
+from torch.overrides import TorchFunctionMode
 from torch.utils._python_dispatch import TorchDispatchMode
 from torch.utils._pytree import tree_flatten
-from torch.utils.flop_counter import flop_registry
 from torch.utils.module_tracker import ModuleTracker
 
+from .op_rules import UNSUPPORTED, _tensors, classify, is_free, op_macs, op_mem_bytes, sdpa_macs, sdpa_mem_bytes
 from .stages import StageMap, stage_map
 
-__all__ = ["CostAnalysis", "OpRecord", "fuse_model", "op_macs", "op_mem_bytes", "create_model_at", "analyse",
-           "report", "main"]
-
-aten = torch.ops.aten
-
-# ---------------------------------------------------------------------------------------------
-# macs per op (fvcore convention)
-# ---------------------------------------------------------------------------------------------
-
-_TORCH_FLOP_OPS = {k: v for k, v in flop_registry.items() if "backward" not in str(k) and "flex" not in str(k)}
-
-
-def _numel(x) -> int:
-    return x.numel() if isinstance(x, torch.Tensor) else 0
-
-
-def _bn_eval(x, weight=None, *args, **kwargs) -> int:
-    return x.numel() * (2 if weight is not None else 1)
-
-
-def _bn_any(x, weight=None, bias=None, running_mean=None, running_var=None, training=False, *a, **k) -> int:
-    if training:
-        return x.numel() * (5 if weight is not None else 4)
-    return x.numel() * (2 if weight is not None else 1)
-
-
-def _layer_norm(x, normalized_shape, weight=None, *args, **kwargs) -> int:
-    return x.numel() * (5 if weight is not None else 4)
-
-
-def _group_norm(x, weight=None, *args, **kwargs) -> int:
-    return x.numel() * (5 if weight is not None else 4)
-
-
-def _global_pool(x, dim=None, keepdim=False, *args, module=None, **kwargs) -> int:
-    # fvcore counts adaptive_avg_pool2d as one mac per input element and an explicit mean as 0.
-    # adaptive_avg_pool2d(x, 1) reaches the dispatcher as mean(x, [-1, -2], keepdim=True), so a
-    # mean counts only when the module running it is an adaptive average pool.
-    return x.numel() if isinstance(module, nn.AdaptiveAvgPool2d) else 0
-
-
-def _out_numel(scale: int):
-    def count(*args, out=None, **kwargs) -> int:
-        return scale * _numel(out)
-    return count
-
-
-_MAC_RULES = {  # packet -> fn(*args, out=..., **kwargs) -> macs
-    aten._native_batch_norm_legit_no_training: _bn_eval,
-    aten.native_batch_norm: _bn_any,
-    aten._native_batch_norm_legit: _bn_any,
-    aten.native_layer_norm: _layer_norm,
-    aten.native_group_norm: _group_norm,
-    aten.upsample_nearest2d: _out_numel(1),
-    aten.upsample_bilinear2d: _out_numel(4),
-    aten.grid_sampler_2d: _out_numel(4),
-    aten._adaptive_avg_pool2d: lambda x, *a, **k: x.numel(),
-    aten.mean: _global_pool,
-}
-
-
-def op_macs(func, args: tuple, kwargs: dict, out: Any, module: Optional[nn.Module] = None) -> int:
-    """Multiply-accumulates of one aten op call (fvcore convention, attention included).
-
-    `module` is the innermost module running the op (needed only to tell global pooling from a mean).
-    """
-    packet = func.overloadpacket
-    if packet in _TORCH_FLOP_OPS:  # torch's own shape rules count FLOPs = 2 * macs
-        return int(_TORCH_FLOP_OPS[packet](*args, **kwargs, out_val=out)) // 2
-    rule = _MAC_RULES.get(packet)
-    if rule is None:
-        return 0
-    extra = {"module": module} if packet is aten.mean else {}
-    return int(rule(*args, out=out, **kwargs, **extra))
-
-
-# ---------------------------------------------------------------------------------------------
-# memory traffic per op
-# ---------------------------------------------------------------------------------------------
-
-_FREE_OPS = {aten._unsafe_view, aten.detach, aten.alias, aten.lift_fresh, aten.empty, aten.empty_like,
-             aten.empty_strided, aten._reshape_alias, aten.resize_, aten.set_}
-_WRITE_ONLY_SELF = {aten.copy_, aten.fill_, aten.zero_, aten.normal_, aten.uniform_}
-_FIRST_OUTPUT_ONLY = {aten._scaled_dot_product_flash_attention, aten._scaled_dot_product_flash_attention_for_cpu,
-                      aten._scaled_dot_product_efficient_attention, aten._scaled_dot_product_cudnn_attention,
-                      aten._flash_attention_forward, aten._efficient_attention_forward}
-
-
-def _held_elements(t: torch.Tensor) -> int:
-    """Elements a tensor really holds: a broadcast (stride-0) dimension counts once."""
-    if t.numel() == 0:
-        return 0
-    return math.prod(s for s, st in zip(t.shape, t.stride()) if st != 0)
-
-
-def _bytes(t: torch.Tensor) -> int:
-    return _held_elements(t) * t.element_size()
-
-
-def is_free(func) -> bool:
-    """View and metadata-only ops move no data."""
-    return func.is_view or func.overloadpacket in _FREE_OPS
-
-
-def _tensors(tree) -> List[torch.Tensor]:
-    seen, out = set(), []
-    for t in tree_flatten(tree)[0]:
-        if isinstance(t, torch.Tensor) and id(t) not in seen:
-            seen.add(id(t))
-            out.append(t)
-    return out
-
-
-def op_mem_bytes(func, args: tuple, kwargs: dict, out: Any) -> tuple:
-    """(bytes read, bytes written) of one aten op call; see the module docstring for the model."""
-    if is_free(func):
-        return 0, 0
-    packet = func.overloadpacket
-    inputs = _tensors((args, kwargs))
-    if packet in _WRITE_ONLY_SELF and inputs:
-        inputs = inputs[1:]
-    outputs = _tensors(out[0] if packet in _FIRST_OUTPUT_ONLY and isinstance(out, (tuple, list)) else out)
-    return sum(_bytes(t) for t in inputs), sum(_bytes(t) for t in outputs)
-
+__all__ = ["CostAnalysis", "OpRecord", "fuse_model", "create_model_at", "analyse", "report", "main"]
 
 # ---------------------------------------------------------------------------------------------
 # the counter
@@ -189,7 +72,7 @@ def op_mem_bytes(func, args: tuple, kwargs: dict, out: Any) -> tuple:
 
 @dataclass
 class OpRecord:
-    """One aten op call: where it ran and what it cost."""
+    """One aten op call (or one attention call): where it ran, what it cost, how it was counted."""
 
     index: int
     module: str
@@ -199,6 +82,7 @@ class OpRecord:
     bytes_written: int
     activations: int
     out_shape: tuple
+    counted_as: str
 
 
 class _CostMode(TorchDispatchMode):
@@ -208,6 +92,7 @@ class _CostMode(TorchDispatchMode):
         super().__init__()
         self.tracker, self.root, self.records = tracker, type(model).__name__, []
         self.modules = dict(model.named_modules())
+        self.paused = False
 
     def _module(self) -> str:
         name = max(self.tracker.parents, key=lambda n: (n.count("."), n))
@@ -215,16 +100,48 @@ class _CostMode(TorchDispatchMode):
             return ""
         return name[len(self.root) + 1:] if name.startswith(self.root + ".") else name
 
+    def record(self, op: str, macs_of, bytes_of, out, counted_as: str) -> None:
+        """Append one record; `macs_of(module)` and `bytes_of()` give its macs and (read, written)."""
+        outs = _tensors(out)
+        module = self._module()
+        read, written = bytes_of()
+        self.records.append(OpRecord(len(self.records), module, op, macs_of(self.modules.get(module)), read, written,
+                                     sum(t.numel() for t in outs), tuple(outs[0].shape) if outs else (),
+                                     counted_as))
+
     def __torch_dispatch__(self, func, types, args=(), kwargs=None):
         kwargs = kwargs or {}
         out = func(*args, **kwargs)
-        read, written = op_mem_bytes(func, args, kwargs, out)
-        outs = [] if is_free(func) else _tensors(out)
-        first = outs[0].shape if outs else ()
-        module = self._module()
-        macs = op_macs(func, args, kwargs, out, self.modules.get(module))
-        self.records.append(OpRecord(len(self.records), module, str(func.overloadpacket), macs,
-                                     read, written, sum(t.numel() for t in outs), tuple(first)))
+        if not self.paused:
+            self.record(str(func.overloadpacket), lambda module: op_macs(func, args, kwargs, out, module),
+                        lambda: op_mem_bytes(func, args, kwargs, out), () if is_free(func) else out,
+                        classify(func))
+        return out
+
+
+class _AttentionMode(TorchFunctionMode):
+    """Costs every `F.scaled_dot_product_attention` call from its arguments' shapes, as one kernel,
+    whichever backend torch picks (math, flash, memory-efficient, cuDNN, ...): the aten ops the
+    call dispatches to are run but not recorded, and its output (same values) is handed on in
+    the fused kernels' memory layout, so a later `reshape` copies, or not, on every host alike."""
+
+    def __init__(self, counter: _CostMode):
+        super().__init__()
+        self.counter = counter
+
+    def __torch_function__(self, func, types, args=(), kwargs=None):
+        kwargs = kwargs or {}
+        if func is not F.scaled_dot_product_attention or self.counter.paused:
+            return func(*args, **kwargs)
+        self.counter.paused = True
+        try:
+            out = func(*args, **kwargs)
+            if out.dim() == 4:  # the fused kernels' layout ([B, L, H, Ev] in memory), so the ops after
+                out = out.transpose(1, 2).contiguous().transpose(1, 2)  # it copy alike on every backend
+        finally:
+            self.counter.paused = False
+        self.counter.record("aten.scaled_dot_product_attention", lambda module: sdpa_macs(*args, **kwargs),
+                            lambda: sdpa_mem_bytes(args, kwargs, out), out, "counted")
         return out
 
 
@@ -273,7 +190,7 @@ class CostAnalysis:
         tracker = ModuleTracker()
         mode = _CostMode(tracker, model)
         try:
-            with torch.no_grad(), tracker, mode:
+            with torch.no_grad(), tracker, mode, _AttentionMode(mode):
                 model(*self.inputs)
         finally:
             for h in hooks:
@@ -293,7 +210,13 @@ class CostAnalysis:
         df["mem_bytes"] = df["bytes_read"] + df["bytes_written"]
         df["stage"] = self._assign_stages(df["module"])
         return df[["index", "stage", "module", "op", "macs", "mem_bytes", "bytes_read", "bytes_written",
-                   "activations", "out_shape"]]
+                   "activations", "out_shape", "counted_as"]]
+
+    def unsupported_ops(self) -> dict:
+        """{op: calls} of the ops no rule counts (their macs are missing from every total), as
+        fvcore's `unsupported_ops()`; empty when every op was counted or is known to count 0."""
+        ops = self.ops()
+        return ops.loc[ops["counted_as"] == UNSUPPORTED, "op"].value_counts().sort_index().to_dict()
 
     def _assign_stages(self, modules: Sequence[str]) -> List[str]:
         """Stage of every op; ops outside every stage inherit the stage that ran before them."""
@@ -373,11 +296,12 @@ _EPILOG = """examples:
   python -m analysis.cost --model deit_tiny_patch16_224 --json  # total + stages as JSON on stdout
   python -m analysis.cost --model shvitlab_fig2_a --resolution 224 --csv stages.csv
   python -m analysis.cost --model efficientvit_m4 --by module --csv modules.csv --repeats 0
+  python -m analysis.cost --model deit_tiny_patch16_224 --repeats 0 --attention-backend math
 """
 
 
 def _parser():
-    from .cli import ArgumentParser, add_device_arg
+    from .cli import ArgumentParser, add_attention_backend_arg, add_device_arg
     p = ArgumentParser(prog="python -m analysis.cost", epilog=_EPILOG,
                        description="macs, memory traffic (bytes), parameters and latency per stage of a model "
                                    "(BN-fused, as the papers count).")
@@ -390,6 +314,7 @@ def _parser():
     p.add_argument("--threads", type=int, default=None,
                    help="CPU threads for the latency (default: torch's; use 1 on a shared machine)")
     p.add_argument("--no-fuse", action="store_true", help="count the model as built (BN not folded)")
+    add_attention_backend_arg(p)
     p.add_argument("--by", choices=("stage", "module", "operator"), default="stage",
                    help="table for the text / --csv output (default: stage)")
     p.add_argument("--repeats", type=int, default=20,
@@ -449,7 +374,7 @@ def report(ca: CostAnalysis, latency: Optional[pd.DataFrame], name: str, resolut
     st = ca.by_stage()
     lat = dict(zip(latency["stage"], latency["latency_ms"])) if latency is not None else {}
     return {"model": name, "resolution": resolution, "macs": ca.total("macs"), "mem_bytes": ca.total("mem_bytes"),
-            "params": ca.total("params"),
+            "params": ca.total("params"), "unsupported_ops": ca.unsupported_ops(),
             "stages": [{"name": r.stage, "macs": int(r.macs), "mem_bytes": int(r.mem_bytes),
                         "tokens": None if pd.isna(r.tokens) else int(r.tokens),
                         "latency_ms": round(float(lat[r.stage]), 4) if r.stage in lat else None}
@@ -457,7 +382,7 @@ def report(ca: CostAnalysis, latency: Optional[pd.DataFrame], name: str, resolut
 
 
 def main(argv=None) -> int:
-    from .cli import resolve_device
+    from .cli import attention_backend, resolve_device
     from .errors import UserError, exit_on_user_error
     from .io import check_writable, write_csv
 
@@ -466,14 +391,23 @@ def main(argv=None) -> int:
         if args.csv:
             check_writable(args.csv)
         device = resolve_device(args.device)
+        if device.type == "cpu" and args.attention_backend in ("efficient", "cudnn"):
+            raise UserError(f"--attention-backend {args.attention_backend} needs CUDA; on CPU choose auto, math "
+                            "or flash")
         if args.threads is not None:
             if args.threads < 1:
                 raise UserError(f"--threads must be at least 1, got {args.threads}")
             torch.set_num_threads(args.threads)
         t0 = time.perf_counter()
-        ca, lat, res = analyse(args.model, resolution=args.resolution, batch_size=args.batch_size, device=device,
-                               seed=args.seed, fuse=not args.no_fuse, repeats=args.repeats, warmup=args.warmup)
-        table = {"stage": ca.by_stage, "module": ca.by_module, "operator": ca.by_operator}[args.by]()
+        with attention_backend(args.attention_backend):  # counts are the same under each; latency is not
+            ca, lat, res = analyse(args.model, resolution=args.resolution, batch_size=args.batch_size,
+                                   device=device, seed=args.seed, fuse=not args.no_fuse, repeats=args.repeats,
+                                   warmup=args.warmup)
+            table = {"stage": ca.by_stage, "module": ca.by_module, "operator": ca.by_operator}[args.by]()
+        unsupported = ca.unsupported_ops()
+        if unsupported:
+            print(f"warning: no macs rule for {', '.join(f'{op} ({n} calls)' for op, n in unsupported.items())}; "
+                  "the totals count them as 0 (see analysis.op_rules.register_macs)", file=sys.stderr)
         if args.by == "stage" and lat is not None:
             table = table.merge(lat[["stage", "latency_ms"]], on="stage", how="left")
         table.insert(0, "resolution", res)

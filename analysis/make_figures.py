@@ -7,9 +7,11 @@ This is what `make figures` runs. Progress (one bar per notebook, one tick per c
 """
 from __future__ import annotations
 
+import os
 import sys
 import time
 from pathlib import Path
+from typing import Optional
 
 import nbformat
 from nbclient import NotebookClient
@@ -18,24 +20,31 @@ from tqdm import tqdm
 
 from .cli import ArgumentParser
 from .errors import UserError, exit_on_user_error
+from .notebook import ENV_OUTPUT_ROOT
 
 NOTEBOOKS = Path(__file__).resolve().parent.parent / "notebooks"
 
 
-def run_notebook(path: Path, timeout: int = 1800) -> float:
-    """Execute `path` in place with the current environment's kernel; returns seconds taken."""
+def run_notebook(path: Path, timeout: int = 1800, *, output_root: Optional[Path] = None, save: bool = True) -> float:
+    """Execute `path` with the current environment's kernel; returns seconds taken.
+
+    `output_root`: where its figures and results go (default: the repository, or $SHVIT_LAB_OUTPUT).
+    `save`: write the executed notebook back to `path`.
+    """
     nb = nbformat.read(path, as_version=4)
     code_cells = sum(c.cell_type == "code" for c in nb.cells)
     bar = tqdm(total=code_cells, desc=path.stem, unit="cell", file=sys.stderr, leave=True)
     client = NotebookClient(nb, timeout=timeout, kernel_name="python3",
                             resources={"metadata": {"path": str(path.parent)}},
                             on_cell_executed=lambda **_: bar.update(1))
+    env = {**os.environ, ENV_OUTPUT_ROOT: str(output_root)} if output_root else None
     start = time.perf_counter()
     try:
-        client.execute()
+        client.execute(env=env)
     finally:
         bar.close()
-        nbformat.write(nb, path)
+        if save:
+            nbformat.write(nb, path)
     return time.perf_counter() - start
 
 

@@ -1,9 +1,12 @@
 """AttentionCapture: maps equal an independent recomputation from each module's weights,
 rows sum to 1, logits are bit-identical with the probe, and no hook is left behind."""
+import contextlib
+
 import pytest
 import timm
 import torch
 import torch.nn as nn
+from torch.nn.attention import SDPBackend, sdpa_kernel
 from timm.models.efficientvit_msra import CascadedGroupAttention
 from timm.models.levit import Attention as LevitAttention
 from timm.models.levit import AttentionDownsample
@@ -109,6 +112,15 @@ FAMILIES = [  # (model, kwargs, input side): native sizes, fewer blocks to keep 
 ]
 
 
+# every CPU backend of scaled_dot_product_attention, forced, so the tests prove the capture on any host
+CPU_BACKENDS = {"auto": None, "math": SDPBackend.MATH, "flash": SDPBackend.FLASH_ATTENTION}
+each_cpu_backend = pytest.mark.parametrize("backend", CPU_BACKENDS.values(), ids=CPU_BACKENDS.keys())
+
+
+def forced(backend):
+    return sdpa_kernel(backend) if backend is not None else contextlib.nullcontext()
+
+
 def _build(name, kwargs):
     torch.manual_seed(0)
     model = randomize_batchnorm(timm.create_model(name, **kwargs)).eval()
@@ -125,8 +137,9 @@ def _hook_count(model):
     return sum(len(m._forward_hooks) + len(m._forward_pre_hooks) for m in model.modules())
 
 
+@each_cpu_backend
 @pytest.mark.parametrize("name,kwargs,side", FAMILIES, ids=[f[0] for f in FAMILIES])
-def test_capture_matches_recomputation_and_keeps_logits(name, kwargs, side):
+def test_capture_matches_recomputation_and_keeps_logits(name, kwargs, side, backend):
     model = _build(name, kwargs)
     x = torch.randn(1, 3, side, side)
     layers = attention_layers(model)
@@ -137,7 +150,7 @@ def test_capture_matches_recomputation_and_keeps_logits(name, kwargs, side):
             calls[layer.name] = (args, kwargs)
         return hook
 
-    with torch.no_grad():
+    with torch.no_grad(), forced(backend):
         reference = model(x)
         handles = [layer.module.register_forward_pre_hook(grab(layer), with_kwargs=True) for layer in layers]
         model(x)
@@ -161,11 +174,46 @@ def test_capture_matches_recomputation_and_keeps_logits(name, kwargs, side):
         assert rec.attn.shape[0] == rec.batch_size * rec.windows
 
 
-def test_deit_fused_and_explicit_paths_agree():
+CUDA_BACKENDS = {"math": SDPBackend.MATH, "flash": SDPBackend.FLASH_ATTENTION,
+                 "efficient": SDPBackend.EFFICIENT_ATTENTION, "cudnn": SDPBackend.CUDNN_ATTENTION}
+
+
+@pytest.mark.gpu
+@pytest.mark.parametrize("backend", CUDA_BACKENDS.values(), ids=CUDA_BACKENDS.keys())
+@pytest.mark.parametrize("amp", [None, torch.float16, torch.bfloat16], ids=["fp32", "fp16", "bf16"])
+def test_cuda_capture_matches_recomputation_under_each_backend(backend, amp):
+    """fp32: maps within 1e-5 of the fp32 recomputation; autocast: within 2e-3 (q and k are fp16 /
+    bf16 there, the map itself is recomputed in fp32); logits bit-identical with the probe."""
+    model = _build("deit_tiny_patch16_224", dict(depth=2)).cuda()
+    x = torch.randn(2, 3, 224, 224, device="cuda")
+    calls = {}
+    handles = [layer.module.register_forward_pre_hook(
+        lambda m, a, k, name=layer.name: calls.__setitem__(name, (a, k)), with_kwargs=True)
+        for layer in attention_layers(model)]
+    amp_ctx = torch.autocast("cuda", dtype=amp) if amp else contextlib.nullcontext()
+    try:
+        with torch.no_grad(), forced(backend), amp_ctx:
+            reference = model(x)
+            for h in handles:
+                h.remove()
+            with AttentionCapture(model) as cap:
+                logits = model(x)
+    except RuntimeError as e:  # e.g. flash has no fp32 kernel
+        pytest.skip(f"{backend} cannot run here: {str(e).splitlines()[0]}")
+    assert torch.equal(logits, reference)
+    tol = 1e-5 if amp is None else 2e-3
+    for rec in cap.maps:
+        with torch.no_grad():
+            expected = _vit(dict(model.named_modules())[rec.layer], *calls[rec.layer])
+        assert (rec.attn - expected.float()).abs().max().item() <= tol, rec.layer
+
+
+@each_cpu_backend
+def test_deit_fused_and_explicit_paths_agree(backend):
     model = _build("deit_tiny_patch16_224", dict(depth=2))
     assert model.blocks[0].attn.fused_attn  # timm default, left on
     x = torch.randn(2, 3, 224, 224)
-    with torch.no_grad(), AttentionCapture(model) as fused:
+    with torch.no_grad(), forced(backend), AttentionCapture(model) as fused:
         model(x)
     for blk in model.blocks:
         blk.attn.fused_attn = False
@@ -215,8 +263,9 @@ def test_unsupported_architecture_lists_families():
     assert issubclass(UnsupportedModelError, UserError)
 
 
+@each_cpu_backend
 @pytest.mark.parametrize("fused", [True, False])
-def test_chunked_records_reassemble_the_whole_batch(fused):
+def test_chunked_records_reassemble_the_whole_batch(fused, backend):
     """With `chunk_bytes`, a streaming consumer gets whole-image pieces whose maps and head
     outputs concatenate to the unchunked record of the explicit path (fused Swin: its
     per-window shift mask is sliced with the pieces)."""
@@ -227,7 +276,7 @@ def test_chunked_records_reassemble_the_whole_batch(fused):
     for layer in attention_layers(model):
         layer.module.fused_attn = fused
     pieces = []
-    with torch.no_grad(), AttentionCapture(model, pieces.append, head_outputs=True, chunk_bytes=1):
+    with torch.no_grad(), forced(backend), AttentionCapture(model, pieces.append, head_outputs=True, chunk_bytes=1):
         model(x)
     assert len(pieces) == 3 * len(whole.maps)  # 1 byte -> one image per piece
     for rec in whole.maps:

@@ -160,7 +160,7 @@ def test_low_precision_maps_reduce_in_fp32():
         assert ((results[dtype] - results[torch.float32]).abs() < 1e-2).all()
 
 
-@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+@pytest.mark.gpu
 @pytest.mark.parametrize("amp", [None, torch.float16, torch.bfloat16])
 def test_cuda_autocast_matches_cpu(amp):
     model = micro_deit()

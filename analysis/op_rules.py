@@ -1,0 +1,230 @@
+"""What one aten op costs: macs by rule, memory traffic by a fixed model, and never a silent zero.
+
+Every op the cost counter meets falls in exactly one class (`classify`):
+
+counted             a macs rule is registered for it (`register_macs`): torch's own flop
+                    formulas (conv, mm, bmm, addmm, baddbmm, ...; flops / 2), and the rules
+                    below (norms, upsampling, global pooling, every attention kernel).
+no arithmetic       views and metadata ops, copies, concatenation, padding, indexing and
+                    tensor creation (`NO_ARITHMETIC_OPS`, or any op torch marks as a view).
+zero by convention  element-wise ops, activations, softmax, reductions, pooling and dropout:
+                    they do arithmetic but count 0 macs, as in fvcore and both papers
+                    (ops torch tags `pointwise` or `reduction`, and `ZERO_MAC_OPS`).
+unsupported         anything else: counted as 0 macs *and reported* by
+                    `CostAnalysis.unsupported_ops()`, the CLIs and `--json`.
+
+Attention is counted from the call's shapes, whichever kernel runs: the counter sees
+`F.scaled_dot_product_attention` itself (see `analysis.cost`), and `sdpa_macs` /
+`sdpa_mem_bytes` cost it as one kernel; the fused aten kernels met directly have the same rule.
+"""
+from __future__ import annotations
+
+import math
+from typing import Any, Callable, List, Optional
+
+import torch
+import torch.nn as nn
+from torch.utils._pytree import tree_flatten
+from torch.utils.flop_counter import flop_registry
+
+__all__ = ["register_macs", "classify", "op_macs", "op_mem_bytes", "is_free", "sdpa_macs", "sdpa_mem_bytes",
+           "NO_ARITHMETIC_OPS", "ZERO_MAC_OPS", "SDPA_KERNELS", "COUNTED", "NO_ARITHMETIC", "ZERO_BY_CONVENTION",
+           "UNSUPPORTED"]
+
+aten = torch.ops.aten
+
+COUNTED, NO_ARITHMETIC, ZERO_BY_CONVENTION, UNSUPPORTED = "counted", "no arithmetic", "zero by convention", \
+    "unsupported"
+
+_MAC_RULES: dict = {}  # packet -> fn(*args, out=..., module=..., **kwargs) -> macs
+_CLASS_CACHE: dict = {}  # op overload -> its class
+
+
+def register_macs(*ops) -> Callable:
+    """Decorator registering `fn(*args, out, module, **kwargs) -> int` as the macs of `ops`.
+
+    `ops` are aten overload packets (`torch.ops.aten.foo`); `args`/`kwargs` are the op's own
+    arguments, `out` its output and `module` the innermost `nn.Module` running it. A rule
+    registered later replaces an earlier one (as `torch.utils.flop_counter.register_flop_formula`).
+    """
+    def register(fn: Callable) -> Callable:
+        for op in ops:
+            _MAC_RULES[getattr(op, "overloadpacket", op)] = fn
+        _CLASS_CACHE.clear()
+        return fn
+    return register
+
+
+def _torch_formula(formula: Callable) -> Callable:
+    def macs(*args, out=None, module=None, **kwargs) -> int:  # torch counts flops = 2 * macs
+        return int(formula(*args, **kwargs, out_val=out)) // 2
+    return macs
+
+
+for _op, _formula in flop_registry.items():
+    if isinstance(_op, torch._ops.OpOverloadPacket) and "backward" not in str(_op):
+        register_macs(_op)(_torch_formula(_formula))
+
+
+# --------------------------------------------------------------------------- attention
+
+def sdpa_macs(query: torch.Tensor, key: torch.Tensor, value: torch.Tensor, *args, **kwargs) -> int:
+    """q k^T and attn v of scaled dot-product attention: B*Hq*L*S*(E+Ev) multiply-accumulates.
+
+    Layout [..., heads, L, E] as `F.scaled_dot_product_attention` takes it; grouped-query
+    attention (fewer key/value heads) counts the query heads, as the kernel computes them.
+    Masks, scale, dropout and causality change no product (a causal kernel may skip half of
+    them; the papers' convention, like torch's flop counter, counts the dense product).
+    """
+    return math.prod(query.shape[:-1]) * key.shape[-2] * (query.shape[-1] + value.shape[-1])
+
+
+def sdpa_mem_bytes(args: tuple, kwargs: dict, out: Any) -> tuple:
+    """(read, written) of attention as one kernel: q, k, v and the mask read, the output written."""
+    first = out[0] if isinstance(out, (tuple, list)) else out
+    return sum(_bytes(t) for t in _tensors((args, kwargs))), _bytes(first)
+
+
+SDPA_KERNELS = tuple(getattr(aten, n) for n in (
+    "_scaled_dot_product_flash_attention_for_cpu", "_scaled_dot_product_flash_attention",
+    "_scaled_dot_product_efficient_attention", "_scaled_dot_product_cudnn_attention",
+    "_scaled_dot_product_fused_attention_overrideable") if hasattr(aten, n))
+register_macs(*SDPA_KERNELS)(lambda q, k, v, *args, out=None, module=None, **kwargs: sdpa_macs(q, k, v))
+
+
+# --------------------------------------------------------------------------- other rules (fvcore's)
+
+@register_macs(aten._native_batch_norm_legit_no_training)
+def _bn_eval(x, weight=None, *args, out=None, module=None, **kwargs) -> int:
+    return x.numel() * (2 if weight is not None else 1)
+
+
+@register_macs(aten.native_batch_norm, aten._native_batch_norm_legit)
+def _bn_any(x, weight=None, bias=None, running_mean=None, running_var=None, training=False, *args,
+            out=None, module=None, **kwargs) -> int:
+    if training:
+        return x.numel() * (5 if weight is not None else 4)
+    return x.numel() * (2 if weight is not None else 1)
+
+
+@register_macs(aten.native_layer_norm)
+def _layer_norm(x, normalized_shape, weight=None, *args, out=None, module=None, **kwargs) -> int:
+    return x.numel() * (5 if weight is not None else 4)
+
+
+@register_macs(aten.native_group_norm)
+def _group_norm(x, weight=None, *args, out=None, module=None, **kwargs) -> int:
+    return x.numel() * (5 if weight is not None else 4)
+
+
+@register_macs(aten.mean)
+def _global_pool(x, *args, out=None, module=None, **kwargs) -> int:
+    # fvcore counts adaptive_avg_pool2d as one mac per input element and an explicit mean as 0.
+    # adaptive_avg_pool2d(x, 1) reaches the dispatcher as mean(x, [-1, -2], keepdim=True), so a
+    # mean counts only when the module running it is an adaptive average pool.
+    return x.numel() if isinstance(module, nn.AdaptiveAvgPool2d) else 0
+
+
+@register_macs(aten._adaptive_avg_pool2d)
+def _adaptive_pool(x, *args, out=None, module=None, **kwargs) -> int:
+    return x.numel()
+
+
+def _out_numel(scale: int) -> Callable:
+    def count(*args, out=None, module=None, **kwargs) -> int:
+        return scale * (out.numel() if isinstance(out, torch.Tensor) else 0)
+    return count
+
+
+register_macs(aten.upsample_nearest2d)(_out_numel(1))
+register_macs(aten.upsample_bilinear2d, aten.grid_sampler_2d)(_out_numel(4))
+
+
+# --------------------------------------------------------------------------- zero-mac classes
+
+def _packets(*names: str) -> frozenset:
+    return frozenset(getattr(aten, n) for n in names if hasattr(aten, n))
+
+
+NO_ARITHMETIC_OPS = _packets(  # move, copy, index or create data; views are recognised by torch's schema
+    "_unsafe_view", "_reshape_alias", "alias", "detach", "lift_fresh", "resize_", "set_", "clone", "copy_",
+    "_to_copy", "contiguous", "cat", "stack", "constant_pad_nd", "reflection_pad2d", "replication_pad2d", "roll",
+    "flip", "repeat", "index", "index_select", "gather", "scatter", "index_put_", "index_put", "slice_scatter",
+    "select_scatter", "masked_select", "nonzero", "pixel_shuffle", "pixel_unshuffle", "channel_shuffle",
+    "native_channel_shuffle", "im2col", "empty", "empty_like", "empty_strided", "zeros", "zeros_like", "ones",
+    "ones_like", "full", "full_like", "new_empty", "new_zeros", "new_ones", "new_full", "scalar_tensor",
+    "arange", "fill_", "zero_", "normal_", "uniform_", "split", "split_with_sizes", "unbind", "chunk")
+
+ZERO_MAC_OPS = _packets(  # fvcore's convention: arithmetic, but 0 macs (besides `pointwise` / `reduction` tags)
+    "_softmax", "_safe_softmax", "_log_softmax", "softmax", "log_softmax", "max_pool2d_with_indices",
+    "max_pool2d", "avg_pool2d", "native_dropout", "dropout", "topk", "sort", "cumsum", "argmax", "argmin",
+    "hardswish", "hardswish_", "_prelu_kernel", "log_sigmoid_forward", "masked_fill_")  # untagged element-wise
+
+_FREE_OPS = _packets("_unsafe_view", "detach", "alias", "lift_fresh", "empty", "empty_like", "empty_strided",
+                     "_reshape_alias", "resize_", "set_")
+_WRITE_ONLY_SELF = _packets("copy_", "fill_", "zero_", "normal_", "uniform_")
+_ZERO_TAGS = (torch.Tag.pointwise, torch.Tag.reduction)
+_ONE_KERNEL_ATTENTION = frozenset(SDPA_KERNELS) | _packets("_flash_attention_forward", "_efficient_attention_forward")
+
+
+def classify(func) -> str:
+    """`COUNTED`, `NO_ARITHMETIC`, `ZERO_BY_CONVENTION` or `UNSUPPORTED` for an aten op (overload)."""
+    cls = _CLASS_CACHE.get(func)
+    if cls is None:
+        packet = func.overloadpacket
+        if packet in _MAC_RULES:
+            cls = COUNTED
+        elif func.is_view or packet in NO_ARITHMETIC_OPS:
+            cls = NO_ARITHMETIC
+        elif packet in ZERO_MAC_OPS or any(t in func.tags for t in _ZERO_TAGS):
+            cls = ZERO_BY_CONVENTION
+        else:
+            cls = UNSUPPORTED
+        _CLASS_CACHE[func] = cls
+    return cls
+
+
+def op_macs(func, args: tuple, kwargs: dict, out: Any, module: Optional[nn.Module] = None) -> int:
+    """Multiply-accumulates of one aten op call (0 unless a rule is registered; see `classify`)."""
+    rule = _MAC_RULES.get(func.overloadpacket)
+    return 0 if rule is None else int(rule(*args, out=out, module=module, **kwargs))
+
+
+# --------------------------------------------------------------------------- memory traffic
+
+def _held_elements(t: torch.Tensor) -> int:
+    """Elements a tensor really holds: a broadcast (stride-0) dimension counts once."""
+    if t.numel() == 0:
+        return 0
+    return math.prod(s for s, st in zip(t.shape, t.stride()) if st != 0)
+
+
+def _bytes(t: torch.Tensor) -> int:
+    return _held_elements(t) * t.element_size()
+
+
+def _tensors(tree) -> List[torch.Tensor]:
+    seen, out = set(), []
+    for t in tree_flatten(tree)[0]:
+        if isinstance(t, torch.Tensor) and id(t) not in seen:
+            seen.add(id(t))
+            out.append(t)
+    return out
+
+
+def is_free(func) -> bool:
+    """View and metadata-only ops move no data."""
+    return func.is_view or func.overloadpacket in _FREE_OPS
+
+
+def op_mem_bytes(func, args: tuple, kwargs: dict, out: Any) -> tuple:
+    """(bytes read, bytes written) of one aten op call; see `analysis.cost` for the traffic model."""
+    if is_free(func):
+        return 0, 0
+    packet = func.overloadpacket
+    if packet in _ONE_KERNEL_ATTENTION:
+        return sdpa_mem_bytes(args, kwargs, out)
+    inputs = _tensors((args, kwargs))
+    if packet in _WRITE_ONLY_SELF and inputs:
+        inputs = inputs[1:]
+    return sum(_bytes(t) for t in inputs), sum(_bytes(t) for t in _tensors(out))
