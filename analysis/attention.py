@@ -17,7 +17,7 @@ leaves the mode and emits the record; with `chunk_bytes`, a streaming consumer g
 cache-sized pieces of whole images, and fused maps are only ever computed piece by piece.
 No module is rebuilt, `fused_attn` is untouched, and leaving the context removes every hook.
 
-Supported families (`SUPPORTED_FAMILIES`): timm ViT/DeiT `Attention`, Swin
+Supported families (`supported_families()`; add one with `@register_attention_family`): timm ViT/DeiT `Attention`, Swin
 `WindowAttention` (relative position bias and shift mask included), LeViT `Attention` /
 `AttentionDownsample`, EfficientViT-M `CascadedGroupAttention` (one map per head per
 window), timm SHViT `SHSA`, and the `shvit` mixers (`SHSA`, full = SHSA with pdim=dim,
@@ -46,8 +46,8 @@ from shvit.layers import MHSA, BottleneckSHSA
 
 from .errors import UserError
 
-__all__ = ["AttentionCapture", "AttentionMaps", "AttentionLayer", "attention_layers",
-           "UnsupportedModelError", "SUPPORTED_FAMILIES"]
+__all__ = ["AttentionCapture", "AttentionMaps", "AttentionLayer", "attention_layers", "AttentionFamily",
+           "register_attention_family", "supported_families", "UnsupportedModelError"]
 
 
 class UnsupportedModelError(UserError):
@@ -120,8 +120,13 @@ def _windows(grid: torch.Tensor, ws: int, shift: tuple[int, int] = (0, 0)) -> to
     return grid.reshape(Hp // ws, ws, Wp // ws, ws, 2).transpose(1, 2).reshape(-1, ws * ws, 2)
 
 
-class _Family:
-    """How to read one attention module type: heads, head layout, token positions."""
+class AttentionFamily:
+    """How to read one attention module type: heads, head layout, token positions.
+
+    A family's module must compute its maps with a softmax (`torch.softmax`, `Tensor.softmax`,
+    `F.softmax`) or `F.scaled_dot_product_attention`: the capture records those. Register a
+    subclass with `@register_attention_family`.
+    """
 
     name: str = ""
     types: tuple = ()
@@ -139,7 +144,23 @@ class _Family:
         raise NotImplementedError
 
 
-class _ViT(_Family):
+_FAMILIES: list[AttentionFamily] = []
+
+
+def register_attention_family(cls: type) -> type:
+    """Class decorator: make `AttentionCapture` (and everything built on it) read `cls.types`
+    modules the way `cls` says. A family registered later takes precedence for its types."""
+    _FAMILIES.insert(0, cls())
+    return cls
+
+
+def supported_families() -> tuple[str, ...]:
+    """Names of the registered families, in the order they were registered."""
+    return tuple(f.name for f in reversed(_FAMILIES))
+
+
+@register_attention_family
+class _ViT(AttentionFamily):
     name, types = "timm ViT/DeiT (timm.layers.Attention)", (TimmAttention,)
 
     def layout(self, m):
@@ -157,7 +178,8 @@ class _ViT(_Family):
         return pos, pos
 
 
-class _Swin(_Family):
+@register_attention_family
+class _Swin(AttentionFamily):
     name, types = "Swin (timm swin_transformer.WindowAttention)", (SwinWindowAttention,)
 
     def layout(self, m):
@@ -170,7 +192,8 @@ class _Swin(_Family):
         return pos, pos
 
 
-class _Levit(_Family):
+@register_attention_family
+class _Levit(AttentionFamily):
     name, types = "LeViT (timm levit.Attention, AttentionDownsample)", (LevitAttention, LevitAttentionDownsample)
 
     def layout(self, m):
@@ -184,7 +207,8 @@ class _Levit(_Family):
         return q.reshape(1, -1, 2), k.reshape(1, -1, 2)
 
 
-class _EfficientViT(_Family):
+@register_attention_family
+class _EfficientViT(AttentionFamily):
     name, types = "EfficientViT-M (timm efficientvit_msra.CascadedGroupAttention)", (CascadedGroupAttention,)
 
     def layout(self, m):
@@ -196,7 +220,8 @@ class _EfficientViT(_Family):
         return pos, pos
 
 
-class _ConvAttention(_Family):
+@register_attention_family
+class _ConvAttention(AttentionFamily):
     """SHViT-style mixers on [B, C, H, W]: timm's SHSA (single head, first pdim channels),
     and the `shvit` design-space MHSA and BottleneckSHSA."""
 
@@ -217,13 +242,10 @@ class _ConvAttention(_Family):
         return pos, pos
 
 
-_FAMILIES: tuple[_Family, ...] = (_ViT(), _Swin(), _Levit(), _EfficientViT(), _ConvAttention())
-SUPPORTED_FAMILIES: tuple[str, ...] = tuple(f.name for f in _FAMILIES)
-
 _STAGE_RE = re.compile(r"(?:^|\.)(?:stages|layers)\.(\d+)(?:\.|$)")
 
 
-def _family(m: nn.Module) -> Optional[_Family]:
+def _family(m: nn.Module) -> Optional[AttentionFamily]:
     for fam in _FAMILIES:
         if isinstance(m, fam.types):
             return fam
@@ -248,7 +270,7 @@ def attention_layers(model: nn.Module) -> list[AttentionLayer]:
     if not layers:
         raise UnsupportedModelError(
             f"{type(model).__name__} has no supported attention layer; supported families: "
-            + "; ".join(SUPPORTED_FAMILIES))
+            + "; ".join(supported_families()))
     return layers
 
 

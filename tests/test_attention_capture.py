@@ -284,3 +284,61 @@ def test_chunked_records_reassemble_the_whole_batch(fused, backend):
         assert [p.batch_size for p in parts] == [1, 1, 1] and all(p.windows == rec.windows for p in parts)
         assert (torch.cat([p.attn for p in parts]) - rec.attn).abs().max() <= 1e-6
         assert torch.allclose(torch.cat([p.head_outputs for p in parts]), rec.head_outputs, atol=1e-5)
+
+
+class ToyAttention(nn.Module):
+    """An attention module no built-in family knows: 2 heads, explicit softmax, tokens-last."""
+
+    def __init__(self, dim=8, num_heads=2):
+        super().__init__()
+        self.heads, self.qkv, self.out = num_heads, nn.Linear(dim, 3 * dim), nn.Linear(dim, dim)
+
+    def forward(self, x):
+        B, N, C = x.shape
+        q, k, v = self.qkv(x).view(B, N, 3, self.heads, -1).permute(2, 0, 3, 1, 4)
+        attn = (q @ k.transpose(-2, -1)).softmax(-1)
+        return self.out((attn @ v).transpose(1, 2).reshape(B, N, C))
+
+
+@pytest.fixture
+def toy_family(monkeypatch):
+    """Register a family for ToyAttention from outside the package, as a user would; unregistered after."""
+    from analysis import attention
+    from analysis.attention import AttentionFamily, register_attention_family
+    monkeypatch.setattr(attention, "_FAMILIES", list(attention._FAMILIES))
+
+    @register_attention_family
+    class Toy(AttentionFamily):
+        name, types = "toy (tests.ToyAttention)", (ToyAttention,)
+
+        def num_heads(self, m):
+            return m.heads
+
+        def layout(self, m):
+            return m.out, -1, m.qkv.in_features // m.heads
+
+        def positions(self, m, parent, x, image_hw, model):
+            pos = torch.stack([torch.arange(x.shape[1], dtype=torch.float32)] * 2, -1)[None]
+            return pos, pos
+
+    return Toy
+
+
+def test_registered_family_is_captured(toy_family):
+    from analysis.attention import supported_families
+    model = nn.Sequential(ToyAttention(), ToyAttention()).eval()
+    x = torch.randn(3, 5, 8)
+    assert supported_families()[-1] == toy_family.name
+    with torch.no_grad(), AttentionCapture(model, head_outputs=True) as cap:
+        model(x)
+    assert [(m.layer, m.num_heads, m.family) for m in cap.maps] == [("0", 2, "toy"), ("1", 2, "toy")]
+    with torch.no_grad():
+        q, k, _ = model[0].qkv(x).view(3, 5, 3, 2, -1).permute(2, 0, 3, 1, 4)
+        expected = (q @ k.transpose(-2, -1)).softmax(-1)
+    assert torch.equal(cap.maps[0].attn, expected)
+    assert cap.maps[0].head_outputs.shape == (3 * 5, 2, 4)
+
+
+def test_unregistered_module_is_not_a_family():
+    with pytest.raises(UnsupportedModelError, match="ToyAttention|Sequential"):
+        AttentionCapture(nn.Sequential(ToyAttention()))
