@@ -5,7 +5,7 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: figures test venv clean-venv
+.PHONY: figures test test-fast venv clean-venv
 
 venv: $(STAMP)
 
@@ -23,6 +23,11 @@ figures: $(STAMP)
 # never rewrites the committed figures/ and results/.
 test: $(STAMP)
 	SHVIT_LAB_OUTPUT=$$(mktemp -d) $(PY) -m pytest tests notebooks --nbval-lax --nbval-current-env -p no:cacheprovider
+
+# The quick loop while editing (about 2 min on 2 cores): unit, known-answer and CLI tests, without the
+# slow ones (DDP, every paper model), the ones that read committed artifacts, and the notebooks.
+test-fast: $(STAMP)
+	$(PY) -m pytest tests -m "not slow and not artifacts" -p no:cacheprovider
 
 clean-venv:
 	rm -rf $(VENV)

@@ -27,6 +27,8 @@ def regenerated(tmp_path_factory):
     return roots
 
 
+@pytest.mark.slow
+@pytest.mark.artifacts
 @pytest.mark.parametrize("notebook", [nb.stem for nb in NOTEBOOKS])
 def test_notebook_reproduces_committed_results(regenerated, notebook):
     produced = sorted((regenerated[notebook] / "results").glob("*.csv"))

@@ -69,6 +69,7 @@ def test_cached_table_recomputes_only_when_recipes_change(tmp_path):
 
 # ---- the committed suite (built by `python -m analysis.ablations --all`)
 
+@pytest.mark.artifacts
 def test_every_recipe_is_cached_and_has_really_trained():
     models = pd.read_csv(ab.RESULTS_DIR / "models.csv").set_index("key")
     for key, r in ab.RECIPES.items():
@@ -79,6 +80,7 @@ def test_every_recipe_is_cached_and_has_really_trained():
     assert size < 20e6
 
 
+@pytest.mark.artifacts
 def test_cached_model_loads_without_training_and_reproduces_its_top1(monkeypatch):
     monkeypatch.setattr(ab, "fit", lambda *a, **k: pytest.fail("a cached recipe was retrained"))
     model, summary = ab.load_or_train("fig2_b", progress=False)
@@ -87,6 +89,7 @@ def test_cached_model_loads_without_training_and_reproduces_its_top1(monkeypatch
     assert top1 == pytest.approx(summary["val_top1"], abs=0.21)
 
 
+@pytest.mark.artifacts
 def test_result_tables_are_complete_and_served_from_the_cache(monkeypatch):
     monkeypatch.setattr(ab, "load_or_train", lambda *a, **k: pytest.fail("tables should come from the CSV cache"))
     macro = ab.macro()

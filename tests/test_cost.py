@@ -339,6 +339,7 @@ PAPER_TABLE_MODELS = ([f"shvit_s{i}" for i in range(1, 5)] + [f"efficientvit_m{i
                          "levit_128s", "mobilevit_xs"] + timm.list_models("shvitlab_*"))
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", PAPER_TABLE_MODELS)
 def test_no_unsupported_op_in_any_paper_model(name):
     from analysis.cost import create_model_at

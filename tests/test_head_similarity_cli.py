@@ -174,6 +174,7 @@ def test_bad_numbers_and_weights_count(tmp_path, capsys, no_compute):
     user_error(DEIT + ["--metrics", "cosine"] + out, capsys, "unknown --metrics cosine")
 
 
+@pytest.mark.slow
 def test_module_entry_point_prints_one_line(tmp_path):
     r = subprocess.run([sys.executable, "-m", "analysis.head_similarity", "--model", "deit_tiny_patch16_22",
                         "--out", str(tmp_path / "x.csv")], capture_output=True, text=True)

@@ -2,6 +2,8 @@
 import re
 from pathlib import Path
 
+import pytest
+
 REPO = Path(__file__).resolve().parent.parent
 README = (REPO / "README.md").read_text()
 
@@ -14,6 +16,7 @@ def test_quick_start_commands_exist_in_makefile():
     assert "make test" in (REPO / ".ci" / "run").read_text()
 
 
+@pytest.mark.artifacts
 def test_every_gallery_figure_exists_and_comes_from_a_notebook():
     shown = re.findall(r"\]\((figures/[\w.-]+\.png)\)", README)
     assert shown, "the README shows no figures"

@@ -58,6 +58,7 @@ def _run(args, env_extra=None, launcher=None):
     return subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
 
 
+@pytest.mark.slow
 def test_ddp_two_cpu_processes_match_one_process(tmp_path):
     args = VIT + CLI_DATA + ["--epochs", "2", "--warmup-epochs", "0", "--lr", "1e-3"]
     single = _run(args + ["--output", str(tmp_path / "one")])
