@@ -1,8 +1,23 @@
-"""The measurement library of the SHViT analysis lab (see README.md)."""
-import warnings
+"""The measurement library of the SHViT analysis lab (see README.md).
 
-# Noise from dependencies, shown in every notebook otherwise: huggingface_hub (imported by timm)
-# imports tqdm.auto, which warns in Jupyter without ipywidgets (our progress bars are plain stderr
-# tqdm); and a dependency decorates functions with torch.jit.script, which torch now marks deprecated.
-warnings.filterwarnings("ignore", message="IProgress not found")
-warnings.filterwarnings("ignore", message="`torch.jit.script` is deprecated", category=FutureWarning)
+Four rooms, one concern each:
+
+    analysis.core    model creation, errors, files and tables, paths, images, reference numbers, figure style
+    analysis.heads   attention capture, head similarity, head ablation
+    analysis.cost    macs / bytes per op, module and stage; latency, runtime breakdown, throughput
+    analysis.lab     cluttered digits, training, the micro suite of trained ablations, Grad-CAM
+
+Their public names are re-exported here and imported on first use (PEP 562), so `import analysis`
+and every CLI's `--help` stay instant. The CLIs are the top-level modules
+(`python -m analysis.head_similarity`, `analysis.cost`, `analysis.breakdown`, `analysis.throughput`,
+`analysis.train`, `analysis.ablations`, `analysis.make_figures`); a name equal to one of them
+(e.g. the function `head_similarity`) is reached through its room: `analysis.heads.head_similarity`.
+"""
+from . import core, cost, heads, lab
+from ._lazy import lazy_exports
+
+CLI_MODULES = ("ablations", "breakdown", "cost", "head_similarity", "make_figures", "throughput", "train")
+
+EXPORTS = {f".{room.__name__.rpartition('.')[2]}{module}": tuple(n for n in names if n not in CLI_MODULES)
+           for room in (core, heads, cost, lab) for module, names in room.EXPORTS.items()}
+__getattr__, __dir__ = lazy_exports(__name__, EXPORTS)

@@ -1,238 +1,70 @@
-"""Runtime breakdown by operator category (EfficientViT Fig. 2, SHViT Fig. 7).
-
-    >>> df = runtime_breakdown(model, torch.randn(16, 3, 224, 224))   # one model, tidy
-    >>> df = breakdown_table(["deit_tiny_patch16_224", "shvit_s4"])   # several, by name
-    >>> fig = plot_breakdown(df)                                      # stacked bars, shares in %
-
-How: `torch.profiler` records `repeats` forward passes of the BN-fused model (eval, no
-grad) after `warmup` untimed ones. Every outermost aten op (what the model's Python code
-called: `linear`, `layer_norm`, `reshape`, `scaled_dot_product_attention`, ...) is put in
-one category, with its inclusive time: CPU time on CPU, the time of the CUDA kernels it
-launched on CUDA. The same categories applied to `CostAnalysis` give each category's
-macs, mem_bytes and arithmetic intensity, the evidence for the `memory_bound` mark.
-
-Categories (`CATEGORIES`, in plotting order; memory-bound ones after the first):
-conv/matmul (convolutions, linear, matmuls, attention kernels), reshape/copy (view,
-reshape, permute, transpose, contiguous/clone/copy, cat, split, pad, roll, index,
-slice), element-wise (add, mul, sub, div), normalisation (layer / group / batch norm),
-softmax, activation (ReLU, GELU, Hardswish, sigmoid, ...), other (pooling, mean, ...).
-
-CLI: `python -m analysis.breakdown --model deit_tiny_patch16_224 --model shvit_s4 --csv b.csv --figure b`.
-"""
+"""`python -m analysis.breakdown`: share of runtime per operator category (EfficientViT Fig. 2,
+SHViT Fig. 7) of BN-fused models (library: `analysis.cost.breakdown`)."""
 from __future__ import annotations
 
-import copy
 import sys
-from collections import defaultdict
-from typing import Iterable, Optional
 
-import pandas as pd
-import torch
-import torch.nn as nn
+from ._cli import (ArgumentParser, add_device_arg, add_seed_arg, add_threads_arg, command, output_path,
+                   positive_int)
 
-__all__ = ["CATEGORIES", "MEMORY_BOUND", "PAPER_MODELS", "categorize", "runtime_breakdown", "breakdown_table",
-           "plot_breakdown", "main"]
-
-CATEGORIES = ("conv/matmul", "reshape/copy", "element-wise", "normalisation", "softmax", "activation", "other")
-MEMORY_BOUND = {"conv/matmul": False, "reshape/copy": True, "element-wise": True, "normalisation": True,
-                "softmax": True, "activation": True, "other": False}
 PAPER_MODELS = ("deit_tiny_patch16_224", "swin_tiny_patch4_window7_224", "efficientvit_m4", "shvit_s4")
-
-_OPS = {
-    "conv/matmul": {"conv1d", "conv2d", "conv3d", "convolution", "_convolution", "mkldnn_convolution",
-                    "conv_transpose2d", "linear", "addmm", "mm", "bmm", "baddbmm", "matmul", "einsum",
-                    "scaled_dot_product_attention", "_scaled_dot_product_flash_attention",
-                    "_scaled_dot_product_flash_attention_for_cpu", "_scaled_dot_product_efficient_attention",
-                    "_scaled_dot_product_cudnn_attention", "cudnn_convolution", "_slow_conv2d_forward"},
-    "reshape/copy": {"view", "_unsafe_view", "reshape", "permute", "transpose", "t", "contiguous", "clone", "copy_",
-                     "cat", "stack", "split", "split_with_sizes", "chunk", "unbind", "flatten", "unflatten",
-                     "expand", "expand_as", "squeeze", "unsqueeze", "pad", "constant_pad_nd", "roll", "index",
-                     "index_select", "gather", "slice", "select", "narrow", "as_strided", "view_as", "repeat",
-                     "_reshape_alias", "alias", "detach", "to", "_to_copy", "pixel_shuffle", "movedim",
-                     "empty", "empty_like", "empty_strided", "zeros", "zeros_like", "fill_", "zero_"},
-    "element-wise": {"add", "add_", "mul", "mul_", "sub", "sub_", "rsub", "div", "div_", "addcmul", "neg",
-                     "sqrt", "rsqrt", "pow", "exp", "where", "masked_fill", "masked_fill_", "lerp"},
-    "normalisation": {"layer_norm", "native_layer_norm", "group_norm", "native_group_norm", "batch_norm",
-                      "native_batch_norm", "_native_batch_norm_legit_no_training", "_native_batch_norm_legit",
-                      "instance_norm", "rms_norm", "_fused_rms_norm"},
-    "softmax": {"softmax", "_softmax", "_safe_softmax", "log_softmax", "_log_softmax"},
-    "activation": {"relu", "relu_", "clamp_min", "clamp_min_", "gelu", "gelu_", "hardswish", "hardswish_",
-                   "hardsigmoid", "hardsigmoid_", "sigmoid", "sigmoid_", "silu", "silu_", "tanh", "tanh_",
-                   "leaky_relu", "elu", "mish", "clamp", "hardtanh", "hardtanh_"},
-}
-_CATEGORY = {op: cat for cat, ops in _OPS.items() for op in ops}
-
-
-def categorize(op: str) -> str:
-    """Category of an aten op, given as `aten::linear`, `aten.linear` or `linear`."""
-    name = op.replace("aten::", "").replace("aten.", "").split(".")[0]
-    return _CATEGORY.get(name, "other")
-
-
-def _profile_times(model: nn.Module, x: torch.Tensor, repeats: int, warmup: int) -> dict:
-    from torch.profiler import ProfilerActivity, profile
-    cuda = x.device.type == "cuda"
-    activities = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if cuda else [])
-    with torch.no_grad():
-        for _ in range(warmup):
-            model(x)
-        if cuda:
-            torch.cuda.synchronize()
-        with profile(activities=activities) as prof:
-            for _ in range(repeats):
-                model(x)
-            if cuda:
-                torch.cuda.synchronize()
-    times = defaultdict(float)
-    for ev in prof.events():
-        if ev.cpu_parent is None and ev.name.startswith("aten::"):  # outermost aten ops only
-            times[categorize(ev.name)] += (ev.device_time_total if cuda else ev.cpu_time_total) / 1e3 / repeats
-    return times
-
-
-def _set_fused_attn(model: nn.Module, fused: bool) -> None:
-    for m in model.modules():
-        if hasattr(m, "fused_attn"):
-            m.fused_attn = fused
-
-
-def runtime_breakdown(model: nn.Module, x: torch.Tensor, *, repeats: int = 3, warmup: int = 1,
-                      fuse: bool = True, fused_attn: bool = False) -> pd.DataFrame:
-    """Share of runtime per category for one model on `x`'s device (see the module docstring).
-
-    `fused_attn=False` (default) switches timm's attention to its explicit matmul-softmax-matmul
-    path, as in the papers' measurements (inside a fused SDPA kernel softmax and the attention
-    matrix's traffic are invisible and count as conv/matmul).
-    Columns: category, memory_bound, time_ms (per forward), share (0..1), macs, mem_bytes, flops_per_byte.
-    """
-    from .cost import CostAnalysis, fuse_model
-    net = fuse_model(model) if fuse else copy.deepcopy(model).eval()
-    _set_fused_attn(net, fused_attn)
-    net = net.to(x.device)
-    times = _profile_times(net, x, repeats, warmup)
-    ops = CostAnalysis(net, x, fuse=False).ops()
-    ops["category"] = ops["op"].map(categorize)
-    cost = ops.groupby("category")[["macs", "mem_bytes"]].sum()
-    total = sum(times.values()) or float("nan")
-    rows = []
-    for cat in CATEGORIES:
-        macs = int(cost.loc[cat, "macs"]) if cat in cost.index else 0
-        mem = int(cost.loc[cat, "mem_bytes"]) if cat in cost.index else 0
-        rows.append({"category": cat, "memory_bound": MEMORY_BOUND[cat], "time_ms": times.get(cat, 0.0),
-                     "share": times.get(cat, 0.0) / total, "macs": macs, "mem_bytes": mem,
-                     "flops_per_byte": 2 * macs / mem if mem else float("nan")})
-    return pd.DataFrame(rows)
-
-
-def breakdown_table(names: Iterable[str] = PAPER_MODELS, *, device="cpu", batch_size: int = 16,
-                    resolution: Optional[int] = None, repeats: int = 3, warmup: int = 1, seed: int = 0,
-                    fused_attn: bool = False, progress: bool = True) -> pd.DataFrame:
-    """`runtime_breakdown` of several models by name (random weights; each at its pretrained resolution
-    unless `resolution` is given), stacked into one tidy table with model, device, batch_size, resolution."""
-    from tqdm import tqdm
-
-    from .cost import create_model_at
-    frames = []
-    for name in tqdm(list(names), desc="breakdown", disable=not progress, file=sys.stderr):
-        model, (c, h, w) = create_model_at(name, resolution, seed=seed)
-        x = torch.randn(batch_size, c, h, w, generator=torch.Generator().manual_seed(seed)).to(device)
-        df = runtime_breakdown(model, x, repeats=repeats, warmup=warmup, fused_attn=fused_attn)
-        df.insert(0, "resolution", h)
-        df.insert(0, "batch_size", batch_size)
-        df.insert(0, "device", str(torch.device(device).type))
-        df.insert(0, "model", name)
-        frames.append(df)
-    return pd.concat(frames, ignore_index=True)
-
-
-def plot_breakdown(df: pd.DataFrame, ax=None, *, title: str = "Runtime breakdown"):
-    """Stacked horizontal bars: one per model (and device), runtime share per category in %.
-
-    Memory-bound categories are hatched. Returns the figure.
-    """
-    import matplotlib.pyplot as plt
-
-    from .plotting import use_style
-    use_style()
-    keys = ["model", "device"] if "device" in df.columns and df["device"].nunique() > 1 else ["model"]
-    labels = df[keys].astype(str).agg(" / ".join, axis=1) if len(keys) > 1 else df["model"]
-    wide = df.assign(label=labels).pivot_table(index="label", columns="category", values="share", sort=False)
-    wide = wide.reindex(columns=[c for c in CATEGORIES if c in wide.columns]).fillna(0) * 100
-    if ax is None:
-        fig, ax = plt.subplots(figsize=(7.5, 0.55 * len(wide) + 1.4))
-    else:
-        fig = ax.figure
-    colors = plt.get_cmap("tab10").colors
-    left = pd.Series(0.0, index=wide.index)
-    for i, cat in enumerate(wide.columns):
-        ax.barh(wide.index, wide[cat], left=left, color=colors[i % 10], edgecolor="white",
-                hatch="//" if MEMORY_BOUND[cat] else None, label=cat + (" (memory-bound)" if MEMORY_BOUND[cat] else ""))
-        left += wide[cat]
-    ax.set_xlim(0, 100)
-    ax.set_xlabel("share of runtime (%)")
-    ax.invert_yaxis()
-    ax.set_title(title)
-    ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.25), ncol=3, frameon=False, fontsize=8)
-    return fig
-
-
-_EPILOG = """examples:
+EPILOG = """examples:
   python -m analysis.breakdown                                   # the papers' four models, CPU, batch 16
   python -m analysis.breakdown --model deit_tiny_patch16_224 --batch-size 1 --csv breakdown.csv
   python -m analysis.breakdown --device cuda --figure figures/breakdown   # PNG + PDF
 """
 
 
-def main(argv=None) -> int:
-    from .cli import ArgumentParser, add_device_arg, resolve_device
-    from .errors import UserError, exit_on_user_error
-    from .io import check_writable, write_csv
-    from .models import check_model_name
-
-    p = ArgumentParser(prog="python -m analysis.breakdown", epilog=_EPILOG,
+def build_parser() -> ArgumentParser:
+    p = ArgumentParser(prog="python -m analysis.breakdown", epilog=EPILOG,
                        description="share of runtime per operator category (torch.profiler), BN-fused models.")
     p.add_argument("--model", action="append", help=f"repeatable (default: {', '.join(PAPER_MODELS)})")
     add_device_arg(p)
-    p.add_argument("--batch-size", type=int, default=16)
-    p.add_argument("--resolution", type=int, default=None, help="default: each model's pretrained config")
-    p.add_argument("--repeats", type=int, default=3, help="profiled forward passes")
-    p.add_argument("--threads", type=int, default=None, help="CPU threads (default: torch's)")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--batch-size", type=positive_int, default=16)
+    p.add_argument("--resolution", type=positive_int, default=None, help="default: each model's pretrained config")
+    p.add_argument("--repeats", type=positive_int, default=3, help="profiled forward passes")
+    add_threads_arg(p, help="CPU threads (default: torch's)")
+    add_seed_arg(p)
     p.add_argument("--fused-attn", action="store_true",
                    help="keep timm's fused attention kernels (default: explicit attention, as the papers)")
-    p.add_argument("--csv", metavar="PATH", help="write the tidy table")
+    p.add_argument("--csv", metavar="PATH", type=output_path, help="write the tidy table")
     p.add_argument("--figure", metavar="STEM", help="write STEM.png and STEM.pdf (stacked bars)")
+    return p
 
-    @exit_on_user_error
-    def run(args) -> int:
-        names = args.model or list(PAPER_MODELS)
-        for n in names:
-            check_model_name(n)
-        if args.batch_size < 1 or args.repeats < 1:
-            raise UserError("--batch-size and --repeats must be at least 1")
-        if args.csv:
-            check_writable(args.csv)
-        if args.figure:
-            check_writable(args.figure + ".png")
-        device = resolve_device(args.device)
-        if args.threads:
-            torch.set_num_threads(args.threads)
-        df = breakdown_table(names, device=device, batch_size=args.batch_size, resolution=args.resolution,
-                             repeats=args.repeats, seed=args.seed, fused_attn=args.fused_attn)
-        if args.csv:
-            write_csv(df, args.csv)
-        if args.figure:
-            from .plotting import provenance, save_figure
-            fig = plot_breakdown(df)
-            provenance(fig, scale="full", weights="random", extra=f"{device.type}, batch {args.batch_size}")
-            save_figure(fig, args.figure)
-        wide = df.pivot_table(index="model", columns="category", values="share", sort=False)[list(CATEGORIES)]
-        with pd.option_context("display.width", 200, "display.max_columns", 20):
-            print((wide * 100).round(1).to_string())
-        return 0
 
-    return run(p.parse_args(argv))
+def run(args) -> int:
+    import pandas as pd
 
+    from .core.files import check_writable
+    from .core.models import check_model_name
+    from .core.plotting import provenance, save_figure
+    from .core.runtime import resolve_device, set_threads
+    from .core.tables import write_csv
+    from .cost.breakdown import CATEGORIES, breakdown_table
+    from .cost.plots import plot_breakdown
+
+    names = args.model or list(PAPER_MODELS)
+    for n in names:
+        check_model_name(n)
+    if args.figure:
+        check_writable(args.figure + ".png")
+    device = resolve_device(args.device)
+    set_threads(args.threads)
+    df = breakdown_table(names, device=device, batch_size=args.batch_size, resolution=args.resolution,
+                         repeats=args.repeats, seed=args.seed, fused_attn=args.fused_attn)
+    if args.csv:
+        write_csv(df, args.csv)
+    if args.figure:
+        fig = plot_breakdown(df)
+        provenance(fig, scale="full", weights="random", extra=f"{device.type}, batch {args.batch_size}")
+        save_figure(fig, args.figure)
+    wide = df.pivot_table(index="model", columns="category", values="share", sort=False)[list(CATEGORIES)]
+    with pd.option_context("display.width", 200, "display.max_columns", 20):
+        print((wide * 100).round(1).to_string())
+    return 0
+
+
+main = command(build_parser, run)
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    sys.exit(main())

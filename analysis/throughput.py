@@ -1,186 +1,16 @@
-"""Throughput in images/s under the SHViT / EfficientViT speed-test protocol.
-
-    >>> measure_throughput(model, device="cpu")          # dict: images_per_s, spread, ...
-    >>> throughput("shvit_s1", runtime="onnx")           # by name: built, BN-fused, measured
-    >>> table2_comparison(window_s=2)                    # ours vs paper Table 2, Spearman in .attrs
-
-Protocol (the papers' `speed_test`): BatchNorm folded (`reparameterize_model`), eval mode,
-no grad; GPU: batch 256 under AMP (float16 autocast); CPU: batch 16 on one thread;
-ONNX Runtime: batch 16 on the CPU execution provider, one intra-op thread. Each
-forward pass is timed on its own (synchronised on CUDA) after a warm-up of `warmup_s`
-seconds, for `window_s` seconds (the papers: 10 s and 60 s; the defaults here, 1 s and
-3 s, are for interactive use). `images_per_s` is the median over passes of
-batch / pass time; `spread` the interquartile range of the same, in images/s.
-
-CLI: `python -m analysis.throughput --model shvit_s1 --model efficientvit_m4 --json`.
-"""
+"""`python -m analysis.throughput`: images/s under the SHViT / EfficientViT speed-test protocol
+(library: `analysis.cost.throughput`)."""
 from __future__ import annotations
 
-import contextlib
 import json
-import os
 import sys
-import tempfile
-import time
-import warnings
-from typing import Callable, Iterable, List, Optional
 
-import numpy as np
-import pandas as pd
-import torch
-import torch.nn as nn
+from ._cli import (ArgumentParser, add_seed_arg, command, non_negative_float, output_path, positive_float,
+                   positive_int)
+from .core.errors import UserError
 
-__all__ = ["RUNTIMES", "measure_throughput", "throughput", "time_passes", "table2_comparison", "main"]
-
-RUNTIMES = ("cpu", "cuda", "onnx")
-DEFAULT_BATCH = {"cpu": 16, "cuda": 256, "onnx": 16}
-_ONNX_MISSING = ("ONNX Runtime is not installed; install the optional extra: pip install 'shvit-analysis-lab[onnx]' "
-                 "(onnx, onnxruntime, onnxscript)")
-
-
-@contextlib.contextmanager
-def _threads(n: Optional[int]):
-    old = torch.get_num_threads()
-    if n is not None:
-        torch.set_num_threads(n)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(old)
-
-
-def time_passes(step: Callable[[], object], *, warmup_s: float, window_s: float, sync: Callable[[], None],
-                min_passes: int = 3) -> List[float]:
-    """Seconds per call of `step`: calls for `warmup_s` (at least one), then times calls for `window_s`."""
-    t_end = time.perf_counter() + warmup_s
-    while True:
-        step()
-        sync()
-        if time.perf_counter() >= t_end:
-            break
-    times: List[float] = []
-    t_end = time.perf_counter() + window_s
-    while len(times) < min_passes or time.perf_counter() < t_end:
-        t0 = time.perf_counter()
-        step()
-        sync()
-        times.append(time.perf_counter() - t0)
-    return times
-
-
-def _summary(times: List[float], batch: int) -> dict:
-    ips = batch / np.asarray(times)
-    q1, med, q3 = np.percentile(ips, [25, 50, 75])
-    return {"images_per_s": round(float(med), 2), "spread": round(float(q3 - q1), 2), "passes": len(times)}
-
-
-def _onnx_session(model: nn.Module, x: torch.Tensor, threads: int):
-    try:
-        import onnxruntime as ort
-    except ImportError:
-        from .errors import UserError
-        raise UserError(_ONNX_MISSING) from None
-    with tempfile.TemporaryDirectory() as tmp:
-        path = os.path.join(tmp, "model.onnx")
-        with torch.no_grad(), contextlib.redirect_stdout(sys.stderr), warnings.catch_warnings():
-            warnings.simplefilter("ignore")  # the TorchScript exporter's deprecation notice
-            torch.onnx.export(model, (x,), path, input_names=["x"], output_names=["y"], dynamo=False)
-        opts = ort.SessionOptions()
-        opts.intra_op_num_threads = threads
-        opts.inter_op_num_threads = 1
-        opts.log_severity_level = 3
-        return ort.InferenceSession(path, opts, providers=["CPUExecutionProvider"])
-
-
-def measure_throughput(model: nn.Module, *, runtime: str = "cpu", batch_size: Optional[int] = None,
-                       resolution: Optional[int] = None, threads: Optional[int] = 1, warmup_s: float = 1.0,
-                       window_s: float = 3.0, fuse: bool = True, amp: Optional[bool] = None) -> dict:
-    """Images/s of `model` under the protocol; the model is fused on a copy (yours is untouched).
-
-    `runtime` is `cpu` (PyTorch, `threads` threads), `cuda` (PyTorch, AMP unless `amp=False`) or
-    `onnx` (ONNX Runtime on CPU). `batch_size` defaults to the paper's (16 / 256 / 16);
-    `resolution` to the model's pretrained config. Returns the `--json` record.
-    """
-    from .cost import fuse_model
-    from .models import input_size
-    if runtime not in RUNTIMES:
-        raise ValueError(f"runtime must be one of {RUNTIMES}, got {runtime!r}")
-    batch = batch_size or DEFAULT_BATCH[runtime]
-    c, h, w = input_size(model, resolution)
-    net = fuse_model(model) if fuse else model.eval()
-    device = "cuda" if runtime == "cuda" else "cpu"
-    net = net.to(device)
-    x = torch.randn(batch, c, h, w, generator=torch.Generator().manual_seed(0)).to(device)
-    use_amp = runtime == "cuda" if amp is None else amp
-    record = {"model": getattr(model, "default_cfg", {}).get("architecture", type(model).__name__),
-              "device": {"cpu": "cpu", "cuda": _cuda_name(), "onnx": "onnxruntime-cpu"}[runtime],
-              "runtime": runtime, "batch_size": batch, "resolution": h,
-              "threads": None if runtime == "cuda" else threads, "amp": use_amp}
-    if runtime == "onnx":
-        sess = _onnx_session(net, x, threads or 1)
-        feed = {"x": x.numpy()}
-        times = time_passes(lambda: sess.run(None, feed), warmup_s=warmup_s, window_s=window_s, sync=lambda: None)
-    else:
-        sync = torch.cuda.synchronize if runtime == "cuda" else (lambda: None)
-        autocast = torch.autocast("cuda", dtype=torch.float16) if use_amp else contextlib.nullcontext()
-
-        def step():
-            with torch.inference_mode(), autocast:
-                net(x)
-        with _threads(threads if runtime == "cpu" else None):
-            times = time_passes(step, warmup_s=warmup_s, window_s=window_s, sync=sync)
-    return {**record, **_summary(times, batch), "warmup_s": warmup_s, "window_s": window_s}
-
-
-def _cuda_name() -> str:
-    return f"cuda:{torch.cuda.get_device_name()}" if torch.cuda.is_available() else "cuda"
-
-
-def throughput(name: str, *, runtime: str = "cpu", resolution: Optional[int] = None, seed: int = 0,
-               **kwargs) -> dict:
-    """`measure_throughput` of a model by name (timm or shvitlab_*), with random weights: speed does not
-    depend on them. ViT / Swin are built for `resolution` when it differs from their default."""
-    from .cost import create_model_at
-    model, (_, h, _) = create_model_at(name, resolution, seed=seed)
-    return {**measure_throughput(model, runtime=runtime, resolution=h, **kwargs), "model": name}
-
-
-def table2_comparison(*, window_s: float = 3.0, warmup_s: float = 1.0, names: Optional[Iterable[str]] = None,
-                      runtime: str = "cpu", progress: bool = True) -> pd.DataFrame:
-    """Our CPU throughput next to paper Table 2 for every row with a timm name.
-
-    Columns: model, timm_name, resolution, paper_macs_m, paper_cpu_img_s, ours_img_s, ours_spread, ratio.
-    `.attrs["spearman"]` is the rank correlation of our column with the paper's CPU column
-    (`runtime="onnx"` compares with the paper's ONNX column instead).
-    """
-    from scipy.stats import spearmanr
-    from tqdm import tqdm
-
-    from .reference import load_reference
-    ref = load_reference("shvit_table2").dropna(subset=["timm_name"])
-    if names is not None:
-        ref = ref[ref["timm_name"].isin(list(names))]
-    paper_col = {"cpu": "cpu_img_s", "onnx": "cpu_onnx_img_s", "cuda": "gpu_img_s"}[runtime]
-    rows = []
-    for r in tqdm(list(ref.itertuples()), desc="throughput", disable=not progress, file=sys.stderr):
-        m = throughput(r.timm_name, runtime=runtime, resolution=int(r.resolution), warmup_s=warmup_s,
-                       window_s=window_s)
-        rows.append({"model": r.model, "timm_name": r.timm_name, "resolution": int(r.resolution),
-                     "paper_macs_m": r.macs_m, f"paper_{paper_col}": getattr(r, paper_col),
-                     "ours_img_s": m["images_per_s"], "ours_spread": m["spread"],
-                     "ratio": m["images_per_s"] / getattr(r, paper_col)})
-    df = pd.DataFrame(rows)
-    df.attrs["spearman"] = float(spearmanr(df["ours_img_s"], df[f"paper_{paper_col}"]).statistic) \
-        if len(df) > 2 else float("nan")
-    df.attrs["runtime"] = runtime
-    return df
-
-
-# ---------------------------------------------------------------------------------------------
-# CLI
-# ---------------------------------------------------------------------------------------------
-
-_EPILOG = """examples:
+RUNTIMES = ("cpu", "cuda", "onnx")  # = cost.throughput.RUNTIMES
+EPILOG = """examples:
   python -m analysis.throughput --model shvit_s1                          # CPU, batch 16, 1 thread
   python -m analysis.throughput --model shvit_s1 --model efficientvit_m4 --json
   python -m analysis.throughput --model shvit_s4 --runtime cuda           # batch 256, AMP
@@ -190,9 +20,8 @@ _EPILOG = """examples:
 """
 
 
-def _parser():
-    from .cli import ArgumentParser
-    p = ArgumentParser(prog="python -m analysis.throughput", epilog=_EPILOG,
+def build_parser() -> ArgumentParser:
+    p = ArgumentParser(prog="python -m analysis.throughput", epilog=EPILOG,
                        description="images/s under the SHViT / EfficientViT speed-test protocol "
                                    "(BN fused, eval, no grad).")
     p.add_argument("--model", action="append", help="timm model name or shvitlab_* variant (repeatable)")
@@ -200,72 +29,66 @@ def _parser():
                                                          "with the rank correlation to the paper")
     p.add_argument("--runtime", "--device", dest="runtime", default="cpu", choices=("auto",) + RUNTIMES,
                    help="cpu (PyTorch), cuda (PyTorch, AMP) or onnx (ONNX Runtime, CPU); auto: cuda if available")
-    p.add_argument("--resolution", type=int, default=None, help="default: each model's pretrained config")
-    p.add_argument("--batch-size", type=int, default=None, help="default: 16 (cpu, onnx), 256 (cuda)")
-    p.add_argument("--threads", type=int, default=1, help="CPU / ONNX Runtime threads (default 1, as the papers)")
+    p.add_argument("--resolution", type=positive_int, default=None, help="default: each model's pretrained config")
+    p.add_argument("--batch-size", type=positive_int, default=None, help="default: 16 (cpu, onnx), 256 (cuda)")
+    p.add_argument("--threads", type=positive_int, default=1,
+                   help="CPU / ONNX Runtime threads (default 1, as the papers)")
     p.add_argument("--no-amp", action="store_true", help="cuda: time in float32")
-    p.add_argument("--warmup", type=float, default=1.0, help="warm-up seconds (papers: 10)")
-    p.add_argument("--window", type=float, default=3.0, help="timed seconds (papers: 60)")
-    p.add_argument("--seed", type=int, default=0, help="seed for the random weights")
+    p.add_argument("--warmup", type=non_negative_float, default=1.0, help="warm-up seconds (papers: 10)")
+    p.add_argument("--window", type=positive_float, default=3.0, help="timed seconds (papers: 60)")
+    add_seed_arg(p, "seed for the random weights")
     p.add_argument("--json", action="store_true", help="print one JSON record per model")
-    p.add_argument("--csv", metavar="PATH", help="write the results as a tidy CSV")
+    p.add_argument("--csv", metavar="PATH", type=output_path, help="write the results as a tidy CSV")
     return p
 
 
-def main(argv=None) -> int:
-    from .cli import resolve_device
-    from .errors import UserError, exit_on_user_error
-    from .io import check_writable, write_csv
-    from .models import check_model_name
+def run(args) -> int:
+    import pandas as pd
+    from tqdm import tqdm
 
-    @exit_on_user_error
-    def run(args) -> int:
-        if not args.model and not args.table2:
-            raise UserError("give at least one --model NAME (or --table2)")
-        runtime = args.runtime
-        if runtime == "auto":
-            runtime = resolve_device("auto").type
-        elif runtime == "cuda":
-            resolve_device("cuda")
-        if runtime == "onnx":
-            try:
-                import onnxruntime  # noqa: F401
-            except ImportError:
-                raise UserError(_ONNX_MISSING) from None
-        for name, value in (("--threads", args.threads), ("--batch-size", args.batch_size or 1)):
-            if value < 1:
-                raise UserError(f"{name} must be at least 1, got {value}")
-        if args.warmup < 0 or args.window <= 0:
-            raise UserError("--warmup must be >= 0 and --window > 0 seconds")
-        for name in args.model or ():
-            check_model_name(name)
+    from .core.models import check_model_name
+    from .core.runtime import resolve_device
+    from .core.tables import write_csv
+    from .cost.throughput import ONNX_MISSING, model_throughput, table2_comparison
+
+    if not args.model and not args.table2:
+        raise UserError("give at least one --model NAME (or --table2)")
+    runtime = args.runtime
+    if runtime == "auto":
+        runtime = resolve_device("auto").type
+    elif runtime == "cuda":
+        resolve_device("cuda")
+    if runtime == "onnx":
+        try:
+            import onnxruntime  # noqa: F401  (optional: the [onnx] extra)
+        except ImportError:
+            raise UserError(ONNX_MISSING) from None
+    for name in args.model or ():
+        check_model_name(name)
+    if args.table2:
+        df = table2_comparison(window_s=args.window, warmup_s=args.warmup, runtime=runtime)
+        print(f"spearman rank correlation with the paper: {df.attrs['spearman']:.3f}", file=sys.stderr)
         if args.csv:
-            check_writable(args.csv)
-        if args.table2:
-            df = table2_comparison(window_s=args.window, warmup_s=args.warmup, runtime=runtime)
-            print(f"spearman rank correlation with the paper: {df.attrs['spearman']:.3f}", file=sys.stderr)
-            if args.csv:
-                write_csv(df, args.csv)
-            print(df.to_json(orient="records", indent=2) if args.json else df.to_string(index=False))
-            return 0
-        from tqdm import tqdm
-        records = []
-        for name in tqdm(args.model, desc="throughput", disable=len(args.model) < 2, file=sys.stderr):
-            r = throughput(name, runtime=runtime, batch_size=args.batch_size, resolution=args.resolution,
-                           seed=args.seed, threads=args.threads, warmup_s=args.warmup, window_s=args.window,
-                           amp=False if args.no_amp else None)
-            records.append(r)
-            if args.json:
-                print(json.dumps(r), flush=True)
-            else:
-                print(f"{name:32s} {r['device']:16s} batch {r['batch_size']:4d} {r['resolution']:4d} px "
-                      f"{r['images_per_s']:10.1f} img/s (IQR {r['spread']:.1f})", flush=True)
-        if args.csv:
-            write_csv(pd.DataFrame(records), args.csv)
+            write_csv(df, args.csv)
+        print(df.to_json(orient="records", indent=2) if args.json else df.to_string(index=False))
         return 0
+    records = []
+    for name in tqdm(args.model, desc="throughput", disable=len(args.model) < 2, file=sys.stderr):
+        r = model_throughput(name, runtime=runtime, batch_size=args.batch_size, resolution=args.resolution,
+                             seed=args.seed, threads=args.threads, warmup_s=args.warmup, window_s=args.window,
+                             amp=False if args.no_amp else None)
+        records.append(r)
+        if args.json:
+            print(json.dumps(r), flush=True)
+        else:
+            print(f"{name:32s} {r['device']:16s} batch {r['batch_size']:4d} {r['resolution']:4d} px "
+                  f"{r['images_per_s']:10.1f} img/s (IQR {r['spread']:.1f})", flush=True)
+    if args.csv:
+        write_csv(pd.DataFrame(records), args.csv)
+    return 0
 
-    return run(_parser().parse_args(argv))
 
+main = command(build_parser, run)
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    sys.exit(main())

@@ -13,7 +13,7 @@ import time
 
 import torch
 
-from analysis.cost import analyse, report
+from analysis.cost.model_cost import analyse, report
 
 
 def main():

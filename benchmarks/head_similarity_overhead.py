@@ -22,10 +22,10 @@ import time
 
 import torch
 
-from analysis.head_metrics import METRICS
-from analysis.head_similarity import PAPER_METRICS, head_similarity
-from analysis.images import SampleImages
-from analysis.models import create_model
+from analysis.heads.metrics import METRICS
+from analysis.heads.similarity import head_similarity, PAPER_METRICS
+from analysis.core.images import SampleImages
+from analysis.core.models import create_model
 
 
 def timed(batches, per_batch: list):

@@ -12,9 +12,8 @@ import time
 
 import torch
 
-from analysis.cost import fuse_model
-from analysis.models import create_model
-from analysis.throughput import measure_throughput
+from analysis.core.models import create_model, fuse_model
+from analysis.cost.throughput import measure_throughput
 
 
 def hand_loop(model, x, seconds: float) -> float:

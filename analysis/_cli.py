@@ -1,0 +1,111 @@
+"""The one pattern every `python -m analysis.<tool>` follows: parse, validate, then import and run.
+
+A tool module defines `build_parser()` and `run(args)` and sets `main = command(build_parser, run)`.
+Values are validated by the argparse types below, while parsing; `run` imports the library when it
+starts, so `--help` and argument errors never wait for torch. A user error anywhere is one line on
+stderr and exit code 2 (`core.errors`).
+
+Standard library only (with `core.errors` / `core.files`, which are too).
+"""
+from __future__ import annotations
+
+import argparse
+import math
+import sys
+from pathlib import Path
+from typing import Callable, Optional
+
+from .core.errors import UserError, exit_on_user_error
+from .core.files import check_writable
+
+__all__ = ["ArgumentParser", "command", "positive_int", "non_negative_int", "seed", "positive_float",
+           "non_negative_float", "output_path", "add_device_arg", "add_threads_arg", "add_seed_arg",
+           "add_attention_backend_arg", "ATTENTION_BACKENDS"]
+
+ATTENTION_BACKENDS = ("auto", "math", "flash", "efficient", "cudnn")  # = core.runtime.ATTENTION_BACKENDS
+
+
+class ArgumentParser(argparse.ArgumentParser):
+    """argparse with examples kept verbatim and one-line errors (exit 2)."""
+
+    def __init__(self, *args, **kwargs):
+        kwargs.setdefault("formatter_class", argparse.RawDescriptionHelpFormatter)
+        super().__init__(*args, **kwargs)
+
+    def error(self, message: str):
+        print(f"{self.prog}: error: {message} (see --help)", file=sys.stderr)
+        raise SystemExit(2)
+
+
+def command(build_parser: Callable[[], ArgumentParser], run: Callable[[argparse.Namespace], Optional[int]]):
+    """`main(argv=None) -> int` of a tool: parse with `build_parser()`, then `run(args)`; user errors
+    are reported as `<prog>: error: <message>` with exit code 2."""
+
+    def main(argv: Optional[list[str]] = None) -> int:
+        parser = build_parser()
+        args = parser.parse_args(argv)
+        return exit_on_user_error(run, prog=parser.prog.removeprefix("python -m "))(args)
+
+    return main
+
+
+# ----------------------------------------------------------------------------- validators (argparse types)
+
+def _number(kind: type, text: str, test: Callable, requirement: str):
+    try:
+        value = kind(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"invalid {kind.__name__} value: {text!r}") from None
+    if (kind is float and not math.isfinite(value)) or not test(value):
+        raise argparse.ArgumentTypeError(f"must be {requirement}, got {text}")
+    return value
+
+
+def positive_int(text: str) -> int:
+    return _number(int, text, lambda v: v >= 1, "at least 1")
+
+
+def non_negative_int(text: str) -> int:
+    return _number(int, text, lambda v: v >= 0, "at least 0")
+
+
+def seed(text: str) -> int:
+    return _number(int, text, lambda v: 0 <= v < 2**32, "between 0 and 2**32 - 1")
+
+
+def positive_float(text: str) -> float:
+    return _number(float, text, lambda v: v > 0, "a finite number above 0")
+
+
+def non_negative_float(text: str) -> float:
+    return _number(float, text, lambda v: v >= 0, "a finite number of at least 0")
+
+
+def output_path(text: str) -> Path:
+    """A file we can write (its folder exists and is writable; it is not a folder)."""
+    try:
+        return check_writable(text)
+    except UserError as e:
+        raise argparse.ArgumentTypeError(str(e)) from None
+
+
+# ----------------------------------------------------------------------------- shared arguments
+
+def add_device_arg(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"),
+                        help="where to run (auto: cuda when available, else cpu)")
+
+
+def add_threads_arg(parser: argparse.ArgumentParser, default: Optional[int] = None, help: str = "") -> None:
+    parser.add_argument("--threads", type=positive_int, default=default,
+                        help=help or "CPU threads (default: torch's; use 1 on a shared machine)")
+
+
+def add_seed_arg(parser: argparse.ArgumentParser, help: str = "seed for the random weights and inputs") -> None:
+    parser.add_argument("--seed", type=seed, default=0, help=f"{help} (default 0)")
+
+
+def add_attention_backend_arg(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--attention-backend", default="auto", choices=ATTENTION_BACKENDS,
+                        help="force one scaled_dot_product_attention kernel (default auto: torch's choice "
+                             "for this host and device)")

@@ -1,0 +1,155 @@
+"""Model creation, in one place: any timm model or `shvitlab_*` variant by name and weights, at a
+resolution, BN-fused as the papers count and time it.
+
+Weights are one of
+  `random`      seeded initialisation (explicit: no pretrained download is attempted),
+  `pretrained`  timm's hub weights (network once, then timm's cache),
+  a PATH        a local checkpoint: timm state dict, `{'model': sd}` (official SHViT /
+                EfficientViT layouts), or safetensors; loaded strictly, never unpickled.
+"""
+from __future__ import annotations
+
+import contextlib
+import copy
+import difflib
+import os
+import socket
+import sys
+from typing import Iterator, Optional
+from urllib.parse import urlparse
+
+import timm
+import torch
+import torch.nn as nn
+from huggingface_hub import constants as hub_constants
+from huggingface_hub.errors import LocalEntryNotFoundError, OfflineModeIsEnabled
+from timm.utils.model import reparameterize_model
+
+import shvit  # noqa: F401  (registers shvitlab_* with timm)
+from shvit.weights import convert_official_state_dict, load_state_dict_strict, read_state_dict
+
+from .errors import UserError
+
+__all__ = ["create_model", "create_model_at", "fuse_model", "check_model_name", "describe_weights", "input_size",
+           "hub_reachable"]
+
+
+def hub_reachable(timeout: float = 3.0) -> bool:
+    """Whether the Hugging Face hub answers a TCP connect (False at once when DNS fails offline)."""
+    if hub_constants.is_offline_mode():
+        return False
+    url = urlparse(hub_constants.ENDPOINT)
+    try:
+        socket.create_connection((url.hostname, url.port or 443), timeout=timeout).close()
+        return True
+    except OSError:
+        return False
+
+
+@contextlib.contextmanager
+def _hub_cache_only() -> Iterator[None]:
+    """Make huggingface_hub serve from its cache without retrying a network that is not there
+    (its offline switch is read at call time; restored afterwards)."""
+    saved = hub_constants.HF_HUB_OFFLINE
+    hub_constants.HF_HUB_OFFLINE = True
+    try:
+        yield
+    finally:
+        hub_constants.HF_HUB_OFFLINE = saved
+
+
+def check_model_name(name: str) -> str:
+    """Return `name` if timm (or shvit) knows it; else a UserError suggesting close names."""
+    if name in timm.list_models():
+        return name
+    close = difflib.get_close_matches(name, timm.list_models(), n=4, cutoff=0.6)
+    hint = f"; did you mean {', '.join(close)}?" if close else " (see timm.list_models())"
+    raise UserError(f"unknown model {name!r}{hint}")
+
+
+def describe_weights(weights: str) -> str:
+    """Short label for tables and figures: 'random', 'pretrained' or the file's name."""
+    return weights if weights in ("random", "pretrained") else os.path.basename(os.fspath(weights))
+
+
+def _load_local(model: nn.Module, path: str) -> None:
+    sd = read_state_dict(path)
+    module = sys.modules.get(type(model).__module__)
+    filter_fn = getattr(module, "checkpoint_filter_fn", None)
+    if filter_fn is not None:  # timm's own converter for official layouts (EfficientViT, DeiT, ...)
+        try:
+            sd = filter_fn(sd, model)
+        except Exception:  # noqa: BLE001  a foreign layout: fall through to the strict key check
+            pass
+    sd = convert_official_state_dict(sd)
+    load_state_dict_strict(model, sd, source=path)
+
+
+def create_model(name: str, weights: str = "random", *, seed: int = 0, num_classes: Optional[int] = None,
+                 **kwargs) -> nn.Module:
+    """Build `name` with `weights`, in eval mode. User errors raise `UserError` / `CheckpointError`."""
+    check_model_name(name)
+    if num_classes is not None:
+        kwargs["num_classes"] = num_classes
+    torch.manual_seed(seed)
+    if weights == "pretrained":
+        online = hub_reachable()
+        try:
+            with contextlib.nullcontext() if online else _hub_cache_only():
+                model = timm.create_model(name, pretrained=True, **kwargs)
+        except RuntimeError as e:
+            if "no pretrained weights" in str(e).lower():
+                raise UserError(f"{name} has no pretrained weights in timm; use --weights random or "
+                                f"--weights PATH (a local checkpoint)") from None
+            raise
+        except (LocalEntryNotFoundError, OfflineModeIsEnabled, ConnectionError, TimeoutError):
+            raise UserError(f"pretrained weights for {name} are not cached and the hub is unreachable "
+                            f"(offline?); use --weights random or --weights PATH (a local checkpoint)") from None
+    elif weights == "random":
+        model = timm.create_model(name, pretrained=False, **kwargs)
+    else:
+        model = timm.create_model(name, pretrained=False, **kwargs)
+        _load_local(model, os.fspath(weights))
+    return model.eval()
+
+
+def input_size(model: nn.Module, resolution: Optional[int] = None) -> tuple:
+    """(C, H, W) from the model's pretrained config, or at `resolution`."""
+    cfg = timm.data.resolve_data_config({}, model=model)
+    c, h, w = cfg["input_size"]
+    if resolution is not None:
+        if resolution < 16:
+            raise UserError(f"resolution {resolution} is too small (at least 16 px)")
+        h = w = resolution
+    return (c, h, w)
+
+
+def create_model_at(name: str, resolution: Optional[int] = None, *, seed: int = 0) -> tuple:
+    """(model with random weights, (C, H, W)) for `name` at `resolution` (default: its pretrained config).
+
+    Models whose input size is fixed at construction (ViT, Swin) are rebuilt with
+    `img_size=resolution` when the default build cannot run at it; a resolution the model
+    cannot take at all is a UserError (one line, exit 2 in the CLIs).
+    """
+    model = create_model(name, "random", seed=seed)
+    c, h, w = input_size(model, resolution)
+    error = None
+    for attempt in ("default", "img_size"):
+        if attempt == "img_size":
+            try:
+                model = create_model(name, "random", seed=seed, img_size=h)
+            except TypeError:
+                break
+        try:
+            with torch.no_grad():
+                model(torch.zeros(1, c, h, w))
+            return model, (c, h, w)
+        except (RuntimeError, AssertionError, ValueError) as e:
+            error = e
+    raise UserError(f"{name} cannot run at {h}x{w} px: {str(error).splitlines()[0]}")
+
+
+def fuse_model(model: nn.Module, *, inplace: bool = False) -> nn.Module:
+    """A BN-fused copy of `model` in eval mode (the papers' deploy model); `model` is untouched
+    unless `inplace` (then it is fused and returned)."""
+    return reparameterize_model((model if inplace else copy.deepcopy(model)).eval(), inplace=True)

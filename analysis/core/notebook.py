@@ -1,0 +1,108 @@
+"""Notebooks: the setup every figure notebook starts with, and running them headless.
+
+Every notebook starts with `paths = notebook.setup(OUTPUT_ROOT)`: figure style, output folders
+(`core.paths`), one-line user errors, and quiet dependencies.
+
+Timings are measurements of a machine, not functions of the code: a notebook stores each
+measured table in `results/` and reuses it on the next run unless told to re-measure
+(`REMEASURE = True` in its parameters cell). That is what makes `make figures` idempotent.
+Deterministic tables (MACs, bytes, similarities of seeded models) are recomputed every run.
+"""
+from __future__ import annotations
+
+import os
+import sys
+import time
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, Optional
+
+import nbformat
+import pandas as pd
+from nbclient import NotebookClient
+from tqdm import tqdm
+
+from shvit.weights import CheckpointError
+
+from .errors import UserError
+from .paths import ENV_OUTPUT_ROOT, output_root, project_root
+from .plotting import use_style
+from .tables import write_csv
+
+__all__ = ["setup", "OutputPaths", "run_notebook"]
+
+
+@dataclass(frozen=True)
+class OutputPaths:
+    figures: Path
+    results: Path
+
+    def measured(self, name: str, measure: Callable[[], pd.DataFrame], remeasure: bool = False) -> pd.DataFrame:
+        """The table `results/<name>`: measured now if asked or absent, else read back.
+
+        When outputs go elsewhere (tests), the project's committed measurement is reused too.
+        """
+        target = self.results / name
+        if not remeasure:
+            for candidate in (target, project_root() / "results" / name):
+                if candidate.is_file():
+                    return pd.read_csv(candidate)
+        table = measure()
+        write_csv(table, target)
+        return table
+
+
+def _one_line_user_errors(shell, etype, value, tb, tb_offset=None):
+    print(f"error: {value}", file=sys.stderr)
+    return None
+
+
+def _quiet_dependencies() -> None:
+    """Noise from dependencies that every notebook would show: huggingface_hub (imported by timm)
+    imports tqdm.auto, which warns in Jupyter without ipywidgets (our progress bars are plain
+    stderr tqdm); a dependency decorates functions with torch.jit.script, which torch marks
+    deprecated."""
+    warnings.filterwarnings("ignore", message="IProgress not found")
+    warnings.filterwarnings("ignore", message="`torch.jit.script` is deprecated", category=FutureWarning)
+
+
+def setup(root: Optional[str | os.PathLike] = None) -> OutputPaths:
+    """Apply the shared figure style, make `figures/` and `results/` under `core.paths.output_root(root)`,
+    show user errors as one line and silence known dependency noise (in this kernel only)."""
+    _quiet_dependencies()
+    use_style()
+    out = output_root(root)
+    paths = OutputPaths(out / "figures", out / "results")
+    paths.figures.mkdir(parents=True, exist_ok=True)
+    paths.results.mkdir(parents=True, exist_ok=True)
+    try:
+        shell = get_ipython()  # type: ignore[name-defined]  # noqa: F821
+    except NameError:
+        shell = None
+    if shell is not None:
+        shell.set_custom_exc((UserError, CheckpointError), _one_line_user_errors)
+    return paths
+
+
+def run_notebook(path: Path, timeout: int = 1800, *, output_root: Optional[Path] = None, save: bool = True) -> float:
+    """Execute `path` with the current environment's kernel; returns seconds taken.
+
+    `output_root`: where its figures and results go (default: the project, or $SHVIT_LAB_OUTPUT).
+    `save`: write the executed notebook back to `path`.
+    """
+    nb = nbformat.read(path, as_version=4)
+    code_cells = sum(c.cell_type == "code" for c in nb.cells)
+    bar = tqdm(total=code_cells, desc=path.stem, unit="cell", file=sys.stderr, leave=True)
+    client = NotebookClient(nb, timeout=timeout, kernel_name="python3",
+                            resources={"metadata": {"path": str(path.parent)}},
+                            on_cell_executed=lambda **_: bar.update(1))
+    env = {**os.environ, ENV_OUTPUT_ROOT: str(output_root)} if output_root else None
+    start = time.perf_counter()
+    try:
+        client.execute(env=env)
+    finally:
+        bar.close()
+        if save:
+            nbformat.write(nb, path)
+    return time.perf_counter() - start

@@ -1,0 +1,57 @@
+"""Result tables: tidy CSVs written atomically at a fixed precision, and compared numerically.
+
+"Same numbers" in this lab: the same seed and inputs give bit-identical tables on one host; on
+another host (another CPU's or GPU's kernels) every float agrees within `RTOL` / `ATOL` and every
+other column (names, keys, counts) exactly. CSVs store floats with `FLOAT_FORMAT` (6 significant
+digits), so a committed table is compared with a regenerated one by `table_differences`, never
+byte for byte.
+"""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from .files import write_atomic
+
+__all__ = ["write_csv", "read_csv", "table_differences", "FLOAT_FORMAT", "RTOL", "ATOL"]
+
+FLOAT_FORMAT = "%.6g"
+RTOL, ATOL = 1e-4, 1e-6
+
+
+def write_csv(df: pd.DataFrame, path: str | os.PathLike) -> Path:
+    """Tidy CSV, no index, floats at `FLOAT_FORMAT`: identical runs give identical bytes."""
+    return write_atomic(path, lambda tmp: df.to_csv(tmp, index=False, float_format=FLOAT_FORMAT, lineterminator="\n"))
+
+
+def read_csv(path: str | os.PathLike) -> pd.DataFrame:
+    return pd.read_csv(path)
+
+
+def table_differences(ours: pd.DataFrame, reference: pd.DataFrame, *, rtol: float = RTOL,
+                      atol: float = ATOL) -> list[str]:
+    """What differs between two tables, one line each (empty: the same numbers, see above).
+
+    Columns and row count must match; float columns agree within `rtol` / `atol` (NaN only
+    where the reference has NaN); every other column must be equal.
+    """
+    if list(ours.columns) != list(reference.columns):
+        return [f"columns differ: {list(ours.columns)} vs {list(reference.columns)}"]
+    if len(ours) != len(reference):
+        return [f"{len(ours)} rows vs {len(reference)}"]
+    problems = []
+    for col in reference.columns:
+        a, b = ours[col].reset_index(drop=True), reference[col].reset_index(drop=True)
+        if pd.api.types.is_float_dtype(a) or pd.api.types.is_float_dtype(b):
+            x, y = a.to_numpy(dtype=float), b.to_numpy(dtype=float)
+            bad = ~(np.isclose(x, y, rtol=rtol, atol=atol) | (np.isnan(x) & np.isnan(y)))
+        else:
+            bad = (a.astype(str) != b.astype(str)).to_numpy()
+        for i in np.flatnonzero(bad)[:3]:
+            problems.append(f"{col} row {i}: {a.tolist()[i]!r} vs {b.tolist()[i]!r}")
+        if bad.sum() > 3:
+            problems.append(f"{col}: {bad.sum() - 3} more rows differ")
+    return problems

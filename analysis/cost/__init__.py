@@ -1,0 +1,22 @@
+"""Cost and speed: macs and memory traffic per op / module / stage, op rules, stage latency,
+runtime breakdown, throughput, the macro-design and variant tables, and their figures.
+CLI: `python -m analysis.cost`."""
+from .._lazy import lazy_exports
+
+EXPORTS = {
+    ".counter": ("CostAnalysis", "OpRecord"),
+    ".op_rules": ("register_macs", "classify", "op_macs", "op_mem_bytes", "is_free", "sdpa_macs", "sdpa_mem_bytes",
+                  "NO_ARITHMETIC_OPS", "ZERO_MAC_OPS", "SDPA_KERNELS", "COUNTED", "NO_ARITHMETIC",
+                  "ZERO_BY_CONVENTION", "UNSUPPORTED"),
+    ".model_cost": ("analyse", "report"),
+    ".stages": ("StageMap", "stage_map"),
+    ".latency": ("stage_latency", "model_latency"),
+    ".breakdown": ("CATEGORIES", "MEMORY_BOUND", "PAPER_MODELS", "categorize", "runtime_breakdown",
+                   "breakdown_table"),
+    ".throughput": ("RUNTIMES", "DEFAULT_BATCH", "ONNX_MISSING", "measure_throughput", "model_throughput",
+                    "time_passes", "table2_comparison"),
+    ".macro_design": ("FIG2_MODELS", "stage_costs", "macro_design_table"),
+    ".variant_table": ("shvit_variant_table",),
+    ".plots": ("plot_breakdown",),
+}
+__getattr__, __dir__ = lazy_exports(__name__, EXPORTS)

@@ -1,0 +1,83 @@
+"""`python -m analysis.cost`: macs, memory traffic, parameters and latency per stage of a model."""
+from __future__ import annotations
+
+import json
+import sys
+import time
+
+from .._cli import (ArgumentParser, add_attention_backend_arg, add_device_arg, add_seed_arg, add_threads_arg,
+                    command, non_negative_int, output_path, positive_int)
+
+EPILOG = """examples:
+  python -m analysis.cost --model shvit_s4                      # table per stage, 256 px (pretrained cfg)
+  python -m analysis.cost --model deit_tiny_patch16_224 --json  # total + stages as JSON on stdout
+  python -m analysis.cost --model shvitlab_fig2_a --resolution 224 --csv stages.csv
+  python -m analysis.cost --model efficientvit_m4 --by module --csv modules.csv --repeats 0
+  python -m analysis.cost --model deit_tiny_patch16_224 --repeats 0 --attention-backend math
+"""
+
+
+def build_parser() -> ArgumentParser:
+    p = ArgumentParser(prog="python -m analysis.cost", epilog=EPILOG,
+                       description="macs, memory traffic (bytes), parameters and latency per stage of a model "
+                                   "(BN-fused, as the papers count).")
+    p.add_argument("--model", required=True, help="timm model name or shvitlab_* variant")
+    p.add_argument("--resolution", type=positive_int, default=None,
+                   help="input side in px (default: the model's pretrained config)")
+    p.add_argument("--batch-size", type=positive_int, default=1)
+    add_device_arg(p)
+    add_seed_arg(p, "seed for the random weights and input")
+    add_threads_arg(p, help="CPU threads for the latency (default: torch's; use 1 on a shared machine)")
+    p.add_argument("--no-fuse", action="store_true", help="count the model as built (BN not folded)")
+    add_attention_backend_arg(p)
+    p.add_argument("--by", choices=("stage", "module", "operator"), default="stage",
+                   help="table for the text / --csv output (default: stage)")
+    p.add_argument("--repeats", type=non_negative_int, default=20,
+                   help="timed forward passes for the per-stage latency (0: skip latency; output is "
+                        "then byte-for-byte reproducible)")
+    p.add_argument("--warmup", type=non_negative_int, default=5, help="untimed forward passes before timing")
+    p.add_argument("--json", action="store_true", help="print the total and per-stage table as JSON")
+    p.add_argument("--csv", metavar="PATH", type=output_path, help="write the tidy table (see --by) to PATH")
+    return p
+
+
+def run(args) -> int:
+    import pandas as pd
+
+    from ..core.runtime import attention_backend, resolve_device, set_threads
+    from ..core.tables import write_csv
+    from .model_cost import analyse, report
+
+    device = resolve_device(args.device)
+    backend = attention_backend(args.attention_backend, device)
+    set_threads(args.threads)
+    t0 = time.perf_counter()
+    with backend:  # counts are the same under each; latency is not
+        ca, lat, res = analyse(args.model, resolution=args.resolution, batch_size=args.batch_size,
+                               device=device, seed=args.seed, fuse=not args.no_fuse, repeats=args.repeats,
+                               warmup=args.warmup)
+        table = {"stage": ca.by_stage, "module": ca.by_module, "operator": ca.by_operator}[args.by]()
+    unsupported = ca.unsupported_ops()
+    if unsupported:
+        print(f"warning: no macs rule for {', '.join(f'{op} ({n} calls)' for op, n in unsupported.items())}; "
+              "the totals count them as 0 (see analysis.cost.op_rules.register_macs)", file=sys.stderr)
+    if args.by == "stage" and lat is not None:
+        table = table.merge(lat[["stage", "latency_ms"]], on="stage", how="left")
+    table.insert(0, "resolution", res)
+    table.insert(0, "model", args.model)
+    if args.csv:
+        write_csv(table, args.csv)
+    if args.json:
+        print(json.dumps(report(ca, lat, args.model, res), indent=2))
+    elif not args.csv:
+        with pd.option_context("display.width", 200, "display.max_columns", 20, "display.max_rows", 500):
+            print(table.drop(columns=["model"]).to_string(index=False))
+        print(f"total: {ca.total('macs') / 1e6:.1f} M macs, {ca.total('mem_bytes') / 2**20:.1f} MiB, "
+              f"{ca.total('params') / 1e6:.2f} M params ({time.perf_counter() - t0:.1f} s)", file=sys.stderr)
+    return 0
+
+
+main = command(build_parser, run)
+
+if __name__ == "__main__":
+    sys.exit(main())

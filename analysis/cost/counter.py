@@ -1,0 +1,277 @@
+"""Cost of a forward pass per aten op, per module and per stage: macs, memory traffic, intensity.
+
+    >>> ca = CostAnalysis(timm.create_model("shvit_s1"), torch.randn(1, 3, 224, 224))
+    >>> ca.total()                     # macs of the BN-fused model, as the papers report them
+    241...
+    >>> ca.by_stage()                  # tidy DataFrame: stem, stage1..3, head
+    >>> ca.by_module(), ca.by_operator(), ca.ops()
+
+CLI: `python -m analysis.cost --model shvit_s4 --json` (see `--help`); by name: `analysis.cost.model_cost`.
+
+What is counted (the model; one record per aten op that the forward dispatches):
+
+macs      multiply-accumulates in fvcore's convention (what both papers and fvcore call
+          FLOPs): conv / linear / mm / bmm / matmul / einsum count their products;
+          scaled dot-product attention counts B*H*Lq*Lk*(E+Ev) from the call's shapes,
+          whichever kernel torch picks on this host and device (fvcore silently drops it);
+          norms, upsampling and global average pooling count as fvcore does (BN in eval: 1 or
+          2 per element; LN/GN: 4 or 5 per element); element-wise ops, softmax and activations
+          count 0, as in fvcore. Every op is counted by a rule, known to count 0, or reported:
+          `unsupported_ops()` lists the rest, never a silent zero (`analysis.cost.op_rules`).
+mem_bytes compulsory traffic of each op as if it were one kernel: every distinct tensor
+          input (activations, weights, biases, masks) read once and every output written
+          once, in the tensor's dtype. A broadcast (stride-0) input counts only the
+          elements it really holds. View and metadata-only ops (view, reshape without copy,
+          permute, transpose, expand, split, detach, ...) cost 0; the copies that
+          `reshape` / `contiguous` make of non-contiguous tensors are counted (a read and a
+          write). In-place ops read and write their target; `copy_` / `fill_` / `zero_`
+          only write it. Attention is one kernel whichever backend runs: q, k, v (and mask)
+          read and the attention output written; kernel-internal statistics (logsumexp) and
+          the math backend's intermediate attention matrix are not counted, so the numbers
+          are the same on every host. (A model that computes attention with explicit
+          matmul + softmax, e.g. timm's `fused_attn=False`, is counted op by op.)
+          Caches and fusion across ops are ignored on purpose: this is the per-op traffic
+          that makes reshapes, copies, norms and element-wise ops memory-bound.
+activations elements written by non-view ops.
+flops_per_byte arithmetic intensity, 2 * macs / mem_bytes.
+
+Convention for the papers' numbers: by default the model is analysed after folding
+BatchNorm into the neighbouring conv / linear (`timm.utils.model.reparameterize_model`
+on a copy; the user's model is never changed), as the papers' speed tests and their
+MAC counts do: fvcore on the fused SHViT-S1..S4 gives 241.4 / 365.5 / 600.7 / 986.4 M
+(paper 241 / 366 / 601 / 986); unfused, BN adds ~1%. BatchNorms that a model cannot fold
+stay and are counted as fvcore counts them. Pass `fuse=False` to analyse the model as given.
+"""
+from __future__ import annotations
+
+import functools
+from dataclasses import dataclass
+from typing import List, Optional, Sequence
+
+import pandas as pd
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+from torch.overrides import TorchFunctionMode
+from torch.utils._python_dispatch import TorchDispatchMode
+from torch.utils._pytree import tree_flatten
+from torch.utils.module_tracker import ModuleTracker
+
+from ..core.models import fuse_model
+from .op_rules import UNSUPPORTED, _tensors, classify, is_free, op_macs, op_mem_bytes, sdpa_macs, sdpa_mem_bytes
+from .stages import StageMap, stage_map
+
+__all__ = ["CostAnalysis", "OpRecord"]
+
+# ---------------------------------------------------------------------------------------------
+# the counter
+# ---------------------------------------------------------------------------------------------
+
+@dataclass
+class OpRecord:
+    """One aten op call (or one attention call): where it ran, what it cost, how it was counted."""
+
+    index: int
+    module: str
+    op: str
+    macs: int
+    bytes_read: int
+    bytes_written: int
+    activations: int
+    out_shape: tuple
+    counted_as: str
+
+
+class _CostMode(TorchDispatchMode):
+    """Dispatch mode that records every aten op with the innermost module running it."""
+
+    def __init__(self, tracker: ModuleTracker, model: nn.Module):
+        super().__init__()
+        self.tracker, self.root, self.records = tracker, type(model).__name__, []
+        self.modules = dict(model.named_modules())
+        self.paused = False
+
+    def _module(self) -> str:
+        name = max(self.tracker.parents, key=lambda n: (n.count("."), n))
+        if name == "Global" or name == self.root:
+            return ""
+        return name[len(self.root) + 1:] if name.startswith(self.root + ".") else name
+
+    def record(self, op: str, macs_of, bytes_of, out, counted_as: str) -> None:
+        """Append one record; `macs_of(module)` and `bytes_of()` give its macs and (read, written)."""
+        outs = _tensors(out)
+        module = self._module()
+        read, written = bytes_of()
+        self.records.append(OpRecord(len(self.records), module, op, macs_of(self.modules.get(module)), read, written,
+                                     sum(t.numel() for t in outs), tuple(outs[0].shape) if outs else (),
+                                     counted_as))
+
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+        kwargs = kwargs or {}
+        out = func(*args, **kwargs)
+        if not self.paused:
+            self.record(str(func.overloadpacket), lambda module: op_macs(func, args, kwargs, out, module),
+                        lambda: op_mem_bytes(func, args, kwargs, out), () if is_free(func) else out,
+                        classify(func))
+        return out
+
+
+class _AttentionMode(TorchFunctionMode):
+    """Costs every `F.scaled_dot_product_attention` call from its arguments' shapes, as one kernel,
+    whichever backend torch picks (math, flash, memory-efficient, cuDNN, ...): the aten ops the
+    call dispatches to are run but not recorded, and its output (same values) is handed on in
+    the fused kernels' memory layout, so a later `reshape` copies, or not, on every host alike."""
+
+    def __init__(self, counter: _CostMode):
+        super().__init__()
+        self.counter = counter
+
+    def __torch_function__(self, func, types, args=(), kwargs=None):
+        kwargs = kwargs or {}
+        if func is not F.scaled_dot_product_attention or self.counter.paused:
+            return func(*args, **kwargs)
+        self.counter.paused = True
+        try:
+            out = func(*args, **kwargs)
+            if out.dim() == 4:  # the fused kernels' layout ([B, L, H, Ev] in memory), so the ops after
+                out = out.transpose(1, 2).contiguous().transpose(1, 2)  # it copy alike on every backend
+        finally:
+            self.counter.paused = False
+        self.counter.record("aten.scaled_dot_product_attention", lambda module: sdpa_macs(*args, **kwargs),
+                            lambda: sdpa_mem_bytes(args, kwargs, out), out, "counted")
+        return out
+
+
+def _intensity(macs, mem_bytes):
+    return (2 * macs / mem_bytes) if mem_bytes else float("nan")
+
+
+_SUMS = ["macs", "mem_bytes", "bytes_read", "bytes_written", "activations"]
+
+
+class CostAnalysis:
+    """fvcore-like cost analysis of one forward pass of `model` on `inputs`.
+
+    Args:
+        model: any nn.Module; timm / shvit models get a stage map automatically.
+        inputs: a tensor or a tuple of positional inputs.
+        fuse: analyse a BN-fused copy (default; the papers' convention), else the model as given.
+        stages: a `StageMap` overriding `analysis.stages.stage_map(model)`.
+
+    The forward runs once, lazily, under `torch.no_grad()` in eval mode. `total()` returns
+    ints; `ops()`, `by_operator()`, `by_module()` and `by_stage()` return tidy DataFrames.
+    """
+
+    def __init__(self, model: nn.Module, inputs, *, fuse: bool = True, stages: Optional[StageMap] = None):
+        self.model = fuse_model(model) if fuse else model
+        self.inputs = inputs if isinstance(inputs, tuple) else (inputs,)
+        self.fused = fuse
+        self.stage_map = stages or stage_map(self.model)
+
+    # -- running -------------------------------------------------------------------------------
+    @functools.cached_property
+    def _run(self) -> dict:
+        model, shapes = self.model, []
+        names = {m: n for n, m in model.named_modules()}
+        hooks = [m.register_forward_hook(lambda m, i, o: shapes.append((names[m], _first_shape(o))))
+                 for m in model.modules()]
+        was_training = model.training
+        model.eval()
+        tracker = ModuleTracker()
+        mode = _CostMode(tracker, model)
+        try:
+            with torch.no_grad(), tracker, mode, _AttentionMode(mode):
+                model(*self.inputs)
+        finally:
+            for h in hooks:
+                h.remove()
+            model.train(was_training)
+        return {"records": mode.records, "shapes": shapes}
+
+    # -- tables --------------------------------------------------------------------------------
+    def ops(self) -> pd.DataFrame:
+        """One row per aten op call, in execution order, with its module and stage."""
+        return self._ops.copy()
+
+    @functools.cached_property
+    def _ops(self) -> pd.DataFrame:
+        df = pd.DataFrame([r.__dict__ for r in self._run["records"]],
+                          columns=[f for f in OpRecord.__dataclass_fields__])
+        df["mem_bytes"] = df["bytes_read"] + df["bytes_written"]
+        df["stage"] = self._assign_stages(df["module"])
+        return df[["index", "stage", "module", "op", "macs", "mem_bytes", "bytes_read", "bytes_written",
+                   "activations", "out_shape", "counted_as"]]
+
+    def unsupported_ops(self) -> dict:
+        """{op: calls} of the ops no rule counts (their macs are missing from every total), as
+        fvcore's `unsupported_ops()`; empty when every op was counted or is known to count 0."""
+        ops = self.ops()
+        return ops.loc[ops["counted_as"] == UNSUPPORTED, "op"].value_counts().sort_index().to_dict()
+
+    def _assign_stages(self, modules: Sequence[str]) -> List[str]:
+        """Stage of every op; ops outside every stage inherit the stage that ran before them."""
+        current, out = self.stage_map.names[0], []
+        for m in modules:
+            current = self.stage_map.stage_of(m) or current
+            out.append(current)
+        return out
+
+    def total(self, metric: str = "macs") -> int:
+        """Whole-model total of `macs`, `mem_bytes`, `bytes_read`, `bytes_written`, `activations` or `params`."""
+        if metric == "params":
+            return sum(p.numel() for p in self.model.parameters())
+        if metric not in _SUMS:
+            raise KeyError(f"unknown metric {metric!r}; choose from {_SUMS + ['params']}")
+        return int(self.ops()[metric].sum())
+
+    def by_operator(self) -> pd.DataFrame:
+        """Per aten operator: calls, macs, mem_bytes, activations, intensity; sorted by mem_bytes."""
+        df = self.ops()
+        g = df.groupby("op", sort=False).agg(calls=("op", "size"), **{c: (c, "sum") for c in _SUMS})
+        g["flops_per_byte"] = [_intensity(a, b) for a, b in zip(g["macs"], g["mem_bytes"])]
+        return g.reset_index().sort_values(["mem_bytes", "op"], ascending=[False, True], ignore_index=True)
+
+    def by_module(self) -> pd.DataFrame:
+        """Per module (inclusive of its children, like fvcore's by_module; "" is the whole model)."""
+        df = self.ops()
+        own = df.groupby("module", sort=False)[_SUMS].sum()
+        last_shape = dict(self._run["shapes"])  # last call wins
+        rows = []
+        for name, mod in self.model.named_modules():
+            prefix = name + "."
+            mask = [m == name or m.startswith(prefix) or name == "" for m in own.index]
+            sums = own[mask].sum() if any(mask) else pd.Series(0, index=_SUMS)
+            shape = last_shape.get(name)
+            tokens, chans = self.stage_map.tokens_channels(shape) if shape else (None, None)
+            rows.append({"module": name, "type": type(mod).__name__, "depth": name.count(".") + bool(name),
+                         "stage": self.stage_map.stage_of(name) if name else "",
+                         "params": sum(p.numel() for p in mod.parameters()),
+                         **{c: int(sums[c]) for c in _SUMS},
+                         "flops_per_byte": _intensity(sums["macs"], sums["mem_bytes"]),
+                         "out_shape": tuple(shape) if shape else None, "tokens": tokens, "channels": chans})
+        return pd.DataFrame(rows)
+
+    def by_stage(self) -> pd.DataFrame:
+        """Per stage (stem, stage1..n, head): the table behind SHViT Fig. 2 / Fig. 7."""
+        df = self.ops()
+        sums = df.groupby("stage")[_SUMS].sum()
+        params = {s: 0 for s in self.stage_map.names}
+        for pname, p in self.model.named_parameters():
+            params[self.stage_map.stage_of(pname) or self.stage_map.names[0]] += p.numel()
+        shapes = self._run["shapes"]
+        rows = []
+        for stage, modules in self.stage_map.stages:
+            outs = [s for n, s in shapes if n in modules and s]
+            tokens, chans = self.stage_map.tokens_channels(outs[-1]) if outs else (None, None)
+            s = sums.loc[stage] if stage in sums.index else pd.Series(0, index=_SUMS)
+            rows.append({"stage": stage, "params": params[stage], **{c: int(s[c]) for c in _SUMS},
+                         "flops_per_byte": _intensity(s["macs"], s["mem_bytes"]),
+                         "tokens": tokens, "channels": chans})
+        return pd.DataFrame(rows)
+
+
+def _first_shape(out) -> Optional[tuple]:
+    for t in tree_flatten(out)[0]:
+        if isinstance(t, torch.Tensor):
+            return tuple(t.shape)
+    return None

@@ -1,0 +1,44 @@
+"""SHViT S1..S4 sizes measured here beside the paper's Table 1.
+
+Parameters are counted on the trainable model; MACs with fvcore on the BN-folded deploy model,
+which is how the official code (and so the paper) counts them.
+"""
+from __future__ import annotations
+
+import warnings
+
+import pandas as pd
+import torch
+
+with warnings.catch_warnings():  # fvcore decorates a loss with torch.jit.script, which torch now deprecates
+    warnings.filterwarnings("ignore", message="`torch.jit.script` is deprecated", category=FutureWarning)
+    from fvcore.nn import FlopCountAnalysis
+
+import shvit
+
+from ..core.models import create_model, fuse_model
+from ..core.reference import load_reference
+
+__all__ = ["shvit_variant_table"]
+
+
+def _fvcore_macs(model: torch.nn.Module, side: int) -> int:
+    fca = FlopCountAnalysis(model, torch.zeros(1, 3, side, side))
+    fca.unsupported_ops_warnings(False)
+    fca.uncalled_modules_warnings(False)
+    return int(fca.total())
+
+
+def shvit_variant_table() -> pd.DataFrame:
+    """Tidy table: one row per variant x metric (`params_m`, `macs_m`) with ours, paper and rel_diff."""
+    rows = []
+    for _, paper in load_reference("shvit_variants").iterrows():
+        model = create_model(f"{shvit.PREFIX}{paper.variant.lower()}")
+        side = model.cfg.img_size
+        params = sum(p.numel() for p in model.parameters()) / 1e6
+        macs = _fvcore_macs(fuse_model(model), side) / 1e6
+        for metric, ours, ref in (("params_m", params, paper.params_m), ("macs_m", macs, paper.macs_m)):
+            rows.append(dict(model=f"SHViT-{paper.variant}", timm_name=f"shvitlab_{paper.variant.lower()}",
+                             resolution=side, metric=metric, ours=round(ours, 3), paper=ref,
+                             rel_diff=round(ours / ref - 1, 5)))
+    return pd.DataFrame(rows)

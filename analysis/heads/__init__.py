@@ -1,0 +1,15 @@
+"""Head analysis: per-head attention maps of any supported family, head similarity, head ablation,
+and their figures."""
+from .._lazy import lazy_exports
+
+EXPORTS = {
+    ".attention": ("AttentionCapture", "AttentionMaps", "AttentionLayer", "attention_layers", "AttentionFamily",
+                   "register_attention_family", "supported_families", "UnsupportedModelError"),
+    ".metrics": ("HeadStatistics", "METRICS", "PAIRWISE_METRICS", "pairwise_cosine", "linear_cka"),
+    ".similarity": ("head_similarity", "model_head_similarity", "head_similarity_table", "COLUMNS",
+                    "PAPER_METRICS", "AMP_DTYPES"),
+    ".ablation": ("HeadMask", "evaluate_top1", "head_ablation", "best_heads", "extreme_heads", "query_attention",
+                  "QueryMaps"),
+    ".plots": ("plot_head_similarity",),
+}
+__getattr__, __dir__ = lazy_exports(__name__, EXPORTS)

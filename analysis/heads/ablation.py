@@ -1,0 +1,197 @@
+"""Head ablation (SHViT Fig. 3): how much top-1 accuracy each attention head carries.
+
+"remove 1" nulls one head's output in one layer, others intact; "leave 1" nulls all heads
+of the layer but one. Nulling head h means zeroing its slice of the output projection's
+input (`AttentionLayer.proj`, channels [h * head_dim, (h + 1) * head_dim)): the head then
+contributes nothing but the projection's bias. Every other layer is untouched.
+
+    df = head_ablation(model, loader)          # loader: (images, labels) batches
+    best_heads(df)                             # per layer and mode: best top-1 delta and its head
+    extreme_heads(df)                          # per layer: most important / most redundant head
+    query_attention(model, images, "blocks.5.attn", query_yx=(112, 112))
+
+EfficientViT's cascade (CascadedGroupAttention): head j's input is its channel chunk
+*plus head j-1's output*. Nulling head j here zeroes only head j's slice of the
+projection input; heads j+1, j+2, ... still receive head j's (un-nulled) output through
+the cascade. The ablation therefore measures a head's *direct* contribution to the layer
+output, not everything that flows through it; nulling inside the cascade as well would
+also perturb every later head of the layer, which is a different experiment.
+
+Single-head layers (SHViT's SHSA, BottleneckSHSA) are skipped: removing their only head
+removes the layer's attention, and "leave 1" is the unablated model.
+"""
+from __future__ import annotations
+
+import sys
+from dataclasses import dataclass
+from typing import Iterable, Mapping, Optional, Sequence
+
+import pandas as pd
+import torch
+import torch.nn as nn
+from tqdm import tqdm
+
+from .attention import AttentionCapture, AttentionLayer, attention_layers
+from ..core.errors import UserError
+
+__all__ = ["HeadMask", "evaluate_top1", "head_ablation", "best_heads", "extreme_heads",
+           "query_attention", "QueryMaps"]
+
+
+class HeadMask:
+    """Context manager nulling heads: `HeadMask(model, {"blocks.3.attn": [0, 2]})`.
+
+    A forward pre-hook on each layer's output projection zeroes the heads' input slices;
+    leaving the context removes the hooks.
+    """
+
+    def __init__(self, model: nn.Module, heads: Mapping[str, Sequence[int]]):
+        layers = {layer.name: layer for layer in attention_layers(model)}
+        unknown = sorted(set(heads) - set(layers))
+        if unknown:
+            raise UserError(f"no attention layer named {', '.join(unknown)}")
+        self._plan = []
+        for name, idx in heads.items():
+            layer = layers[name]
+            bad = [h for h in idx if not 0 <= h < layer.num_heads]
+            if bad:
+                raise UserError(f"{name} has {layer.num_heads} heads; cannot null head(s) {bad}")
+            self._plan.append((layer, sorted(set(idx))))
+        self._handles = []
+
+    def __enter__(self) -> "HeadMask":
+        for layer, idx in self._plan:
+            self._handles.append(layer.proj.register_forward_pre_hook(self._hook(layer, idx)))
+        return self
+
+    def __exit__(self, *exc) -> None:
+        for h in self._handles:
+            h.remove()
+        self._handles.clear()
+
+    @staticmethod
+    def _hook(layer: AttentionLayer, idx: list[int]):
+        def hook(module, args):
+            x = args[0].clone()
+            for h in idx:
+                x.narrow(layer.channel_dim, h * layer.head_dim, layer.head_dim).zero_()
+            return (x, *args[1:])
+        return hook
+
+
+def _reiterable(batches: Iterable) -> Iterable:
+    """Batches that can be iterated many times (a one-shot iterator is kept in memory)."""
+    return list(batches) if iter(batches) is batches else batches
+
+
+@torch.inference_mode()
+def evaluate_top1(model: nn.Module, batches: Iterable, device: torch.device | str = "cpu") -> tuple[float, int]:
+    """(top-1 accuracy in [0, 1], number of images) over (images, labels) batches."""
+    correct = total = 0
+    for images, labels in batches:
+        pred = model(images.to(device)).argmax(-1).cpu()
+        correct += int((pred == labels).sum())
+        total += len(labels)
+    if total == 0:
+        raise UserError("no labelled images to evaluate")
+    return correct / total, total
+
+
+def head_ablation(model: nn.Module, batches: Iterable, *, device: torch.device | str = "cpu",
+                  modes: Sequence[str] = ("remove1", "leave1"), layers: Optional[Sequence[str]] = None,
+                  progress: bool = False) -> pd.DataFrame:
+    """Top-1 with each head removed ("remove1") / each head alone ("leave1"), per layer.
+
+    Args:
+        batches: (images, labels) batches, e.g. a DataLoader over a labelled image folder
+            (`analysis.images.ImageFolderSource(...).batches(model, bs)` or any iterable).
+        layers: restrict to these attention layers (default: every multi-head layer).
+
+    Returns one row per layer x mode x head: `layer, layer_index, stage, num_heads, mode,
+    head, top1, baseline_top1, delta, num_images` (accuracies as fractions, `delta` =
+    top1 - baseline_top1).
+    """
+    bad = set(modes) - {"remove1", "leave1"}
+    if bad:
+        raise ValueError(f"unknown modes {sorted(bad)}; use 'remove1' and/or 'leave1'")
+    model = model.to(device).eval()
+    batches = _reiterable(batches)
+    todo = [layer for layer in attention_layers(model) if layer.num_heads > 1
+            and (layers is None or layer.name in layers)]
+    if not todo:
+        raise UserError("no multi-head attention layer to ablate (single-head layers are not applicable)")
+    baseline, n = evaluate_top1(model, batches, device)
+    runs = [(layer, mode, h) for layer in todo for mode in modes for h in range(layer.num_heads)]
+    rows = []
+    for layer, mode, h in tqdm(runs, disable=not progress, file=sys.stderr, unit="ablation", leave=False):
+        nulled = [h] if mode == "remove1" else [j for j in range(layer.num_heads) if j != h]
+        with HeadMask(model, {layer.name: nulled}):
+            top1, _ = evaluate_top1(model, batches, device)
+        rows.append(dict(layer=layer.name, layer_index=layer.index + 1, stage=layer.stage,
+                         num_heads=layer.num_heads, mode=mode, head=h, top1=top1, baseline_top1=baseline,
+                         delta=top1 - baseline, num_images=n))
+    return pd.DataFrame(rows)
+
+
+def best_heads(df: pd.DataFrame) -> pd.DataFrame:
+    """Per layer and mode, the paper's number: the best top-1 delta over the choice of head, and that head."""
+    best = df.loc[df.groupby(["layer", "mode"], sort=False)["delta"].idxmax()]
+    return best[["layer", "layer_index", "stage", "num_heads", "mode", "head", "delta", "top1", "baseline_top1",
+                 "num_images"]].rename(columns={"head": "best_head", "delta": "best_delta"}).reset_index(drop=True)
+
+
+def extreme_heads(df: pd.DataFrame) -> pd.DataFrame:
+    """Per layer, from the "remove1" runs: the most important head (its removal costs the most
+    top-1) and the most redundant one (its removal costs the least)."""
+    rm = df[df["mode"] == "remove1"]
+    if rm.empty:
+        raise ValueError("extreme_heads needs 'remove1' results")
+    g = rm.groupby("layer", sort=False)
+    out = pd.DataFrame({
+        "layer_index": g.layer_index.first(),
+        "most_important_head": rm.loc[g.delta.idxmin(), ["layer", "head"]].set_index("layer")["head"],
+        "important_delta": g.delta.min(),
+        "most_redundant_head": rm.loc[g.delta.idxmax(), ["layer", "head"]].set_index("layer")["head"],
+        "redundant_delta": g.delta.max(),
+    })
+    return out.reset_index()
+
+
+@dataclass
+class QueryMaps:
+    """Attention of one query token over the layer's key grid.
+
+    `maps` is [B, len(heads), len(ys), len(xs)]: the weight each key token (at pixel centre
+    (ys[i], xs[j])) gets from the query token nearest to `query_yx`; keys without a position
+    (class token) are left out, keys outside the query's window are 0.
+    """
+
+    layer: str
+    heads: list[int]
+    query_yx: tuple[float, float]
+    maps: torch.Tensor
+    ys: torch.Tensor
+    xs: torch.Tensor
+
+
+@torch.inference_mode()
+def query_attention(model: nn.Module, images: torch.Tensor, layer: str, query_yx: tuple[float, float],
+                    heads: Optional[Sequence[int]] = None) -> QueryMaps:
+    """Per-head attention of the token at pixel `query_yx` (y, x) of `images`, on the key grid."""
+    with AttentionCapture(model, layers=[layer]) as cap:
+        model(images)
+    rec = cap.maps[0]
+    heads = list(range(rec.num_heads)) if heads is None else list(heads)
+    q, k = rec.query_pos.cpu(), rec.key_pos.cpu()
+    target = torch.tensor(query_yx, dtype=torch.float32)
+    dist = (q - target).norm(dim=-1).nan_to_num(float("inf"))   # [W, N]
+    w, n = divmod(int(dist.argmin()), dist.shape[1])
+    valid = ~k.isnan().any(-1)
+    ys, xs = k[..., 0][valid].unique(), k[..., 1][valid].unique()
+    kw, ok = k[w], valid[w]
+    iy, ix = torch.searchsorted(ys, kw[ok, 0]), torch.searchsorted(xs, kw[ok, 1])
+    attn = rec.attn.float().cpu().view(rec.batch_size, rec.windows, rec.num_heads, *rec.attn.shape[-2:])
+    rows = attn[:, w][:, heads, n][..., ok]                      # [B, heads, valid keys]
+    maps = torch.zeros(rec.batch_size, len(heads), len(ys), len(xs))
+    maps[:, :, iy, ix] = rows
+    return QueryMaps(layer=layer, heads=heads, query_yx=tuple(q[w, n].tolist()), maps=maps, ys=ys, xs=xs)

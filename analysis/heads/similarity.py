@@ -1,0 +1,81 @@
+"""Head redundancy per layer (SHViT Fig. 3/4, EfficientViT Fig. 4); CLI: `python -m analysis.head_similarity`.
+
+Runs each model over an image source, captures every attention layer's per-head maps
+(`heads.attention`) and streams the statistics of `heads.metrics` into one tidy table: one row per model x layer x metric (plus
+per-head rows), similarities as fractions in [-1, 1]. By default the papers' two
+similarity metrics; `metrics=METRICS` adds linear CKA, entropy and attention distance.
+
+Library use: `head_similarity(model, batches)` -> DataFrame.
+"""
+from __future__ import annotations
+
+import contextlib
+import math
+import sys
+from typing import Iterable, Optional
+
+import pandas as pd
+import torch
+import torch.nn as nn
+from tqdm import tqdm
+
+from ..core.models import create_model, describe_weights
+from .attention import AttentionCapture
+from .metrics import METRICS, HeadStatistics
+
+__all__ = ["head_similarity", "model_head_similarity", "head_similarity_table", "COLUMNS", "PAPER_METRICS",
+           "AMP_DTYPES"]
+
+COLUMNS = ["model", "weights", "layer", "layer_index", "stage", "family", "num_heads", "head",
+           "metric", "value", "applicable", "num_images", "data", "seed"]
+PAPER_METRICS = ("mean_pairwise_cosine", "mean_max_cosine")  # SHViT Fig. 3/4, EfficientViT Fig. 4
+AMP_DTYPES = {"none": None, "fp16": torch.float16, "bf16": torch.bfloat16}
+
+
+@torch.inference_mode()
+def head_similarity(model: nn.Module, batches: Iterable, *, device: torch.device | str = "cpu",
+                    amp: Optional[torch.dtype] = None, metrics: Iterable[str] = METRICS,
+                    progress: bool = False, total: Optional[int] = None) -> pd.DataFrame:
+    """Stream `batches` (images, or (images, labels)) through `model`; per-layer head statistics.
+
+    `amp` runs the model under autocast in that dtype (fp16 / bf16); statistics are
+    reduced in fp32 and summed in fp64 either way.
+    """
+    device = torch.device(device)
+    model = model.to(device).eval()
+    stats = HeadStatistics(metrics)
+    autocast = (lambda: torch.autocast(device.type, dtype=amp)) if amp is not None else contextlib.nullcontext
+    with AttentionCapture(model, stats.update, head_outputs=stats.needs_head_outputs,
+                          chunk_bytes=stats.chunk_bytes):
+        for batch in tqdm(batches, total=total, unit="batch", disable=not progress, file=sys.stderr, leave=False):
+            images = batch[0] if isinstance(batch, (tuple, list)) else batch
+            with autocast():
+                model(images.to(device))
+    return stats.to_frame()
+
+
+def model_head_similarity(name: str, weights: str, model: nn.Module, source, *, batch_size: int = 32,
+                          device: torch.device | str = "cpu", amp: Optional[torch.dtype] = None,
+                          metrics: Iterable[str] = METRICS, seed: int = 0, progress: bool = True) -> pd.DataFrame:
+    """`head_similarity` of one named model over an image source, as rows with `COLUMNS`."""
+    total = math.ceil(source.num_images / batch_size) if getattr(source, "num_images", None) else None
+    df = head_similarity(model, source.batches(model, batch_size), device=device, amp=amp, metrics=metrics,
+                         progress=progress, total=total)
+    df.insert(0, "model", name)
+    df.insert(1, "weights", describe_weights(weights))
+    df["data"] = source.describe()
+    df["seed"] = seed
+    return df[COLUMNS]
+
+
+def head_similarity_table(specs: Iterable[tuple[str, str]], source, *, seed: int = 0, **kwargs) -> pd.DataFrame:
+    """Head statistics of several `(model name, weights)` on one image source: one tidy table.
+
+    `weights` as in `analysis.core.models.create_model` (`random`, `pretrained` or a checkpoint path);
+    keyword arguments go to `model_head_similarity`.
+    """
+    frames = []
+    for name, weights in specs:
+        model = create_model(name, weights, seed=seed)
+        frames.append(model_head_similarity(name, weights, model, source, seed=seed, **kwargs))
+    return pd.concat(frames, ignore_index=True)

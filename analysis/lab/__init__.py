@@ -1,0 +1,20 @@
+"""The training lab: offline cluttered digits, training (one process or DDP), the micro suite's
+recipes, cache and experiment tables, Grad-CAM localisation, and the paper's single-head design comparison.
+CLIs: `python -m analysis.train`, `python -m analysis.ablations`."""
+from .._lazy import lazy_exports
+
+EXPORTS = {
+    ".datasets": ("DigitsConfig", "ClutteredDigits", "render_example", "export_image_folder",
+                  "image_folder_datasets", "DIGITS_NAME", "NUM_CLASSES"),
+    ".train": ("TrainConfig", "fit", "evaluate", "build_model", "build_datasets", "load_checkpoint",
+               "CHECKPOINT_FORMAT"),
+    ".recipes": ("MicroRecipe", "RECIPES", "recipe", "DATA", "TRAIN", "MACRO_ROWS", "STEM_ROWS", "TABLE6_ROWS",
+                 "FIG6_ROWS", "GRADCAM_KEYS", "CACHE_FORMAT"),
+    ".cache": ("checkpoint_path", "micro_datasets", "load_or_train", "train_suite", "cached_table"),
+    ".gradcam": ("GradCAM", "last_stage", "pointing_game", "localisation"),
+    ".experiments": ("macro_table", "single_head_table", "heads_table", "gradcam_table", "head_query_maps",
+                     "gradcam_examples", "cam_layer", "TABLES", "CAM_MIN_SIDE"),
+    ".single_head_designs": ("TABLE6_MODELS", "FIG6_MODELS", "paper_designs", "throughput_rounds", "speed_table",
+                             "accuracy_table"),
+}
+__getattr__, __dir__ = lazy_exports(__name__, EXPORTS)

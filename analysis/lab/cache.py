@@ -1,0 +1,115 @@
+"""The micro suite's cache: trained weights by recipe digest, and tables by the digests they were
+computed from, under `core.paths.micro_root()` (default `<project>/results/micro`).
+
+Trained weights: `checkpoints/<key>-<digest>.safetensors` (fp16, summary in the metadata). A
+recipe that did not change is never retrained; each table is cached as `<table>.csv` with the
+digests it was computed from, and recomputed when any of them changes.
+"""
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Iterable, Optional
+
+import pandas as pd
+import torch
+import torch.nn as nn
+from safetensors import safe_open
+from safetensors.torch import save_file
+from torch.utils.data import DataLoader
+from tqdm import tqdm
+
+from shvit.weights import load_state_dict_strict
+
+from ..core.files import atomic_path
+from ..core.paths import PathLike, micro_root
+from ..core.tables import read_csv, write_csv
+from .recipes import DATA, RECIPES, recipe
+from .train import TrainConfig, build_datasets, build_model, evaluate, fit
+
+__all__ = ["checkpoint_path", "micro_datasets", "load_or_train", "train_suite", "cached_table"]
+
+
+def checkpoint_path(key: str, root: Optional[PathLike] = None) -> Path:
+    r = recipe(key)
+    return micro_root(root) / "checkpoints" / f"{key}-{r.digest()}.safetensors"
+
+
+_DATA_CACHE: dict = {}
+
+
+def micro_datasets(data_kwargs: Optional[dict] = None):
+    """The micro suite's cluttered digits (each configuration generated once per process)."""
+    data_kwargs = data_kwargs or DATA
+    key = json.dumps(data_kwargs, sort_keys=True)
+    if key not in _DATA_CACHE:
+        _DATA_CACHE[key] = build_datasets(TrainConfig(model="-", data_kwargs=dict(data_kwargs)))
+    return _DATA_CACHE[key]
+
+
+def _round_fp16(model: nn.Module) -> dict:
+    """State dict with floating tensors stored as fp16 (the cache format), loaded back into `model`."""
+    sd = {k: (v.half() if v.is_floating_point() else v).contiguous() for k, v in model.state_dict().items()}
+    model.load_state_dict({k: v.float() if v.is_floating_point() else v for k, v in sd.items()})
+    return sd
+
+
+def load_or_train(key: str, *, root: Optional[PathLike] = None, retrain: bool = False,
+                  progress: bool = True) -> tuple[nn.Module, dict]:
+    """(model in eval mode, summary) of a micro recipe: from the cache, else trained and cached."""
+    r = recipe(key)
+    path = checkpoint_path(key, root)
+    cfg = r.config()
+    if path.is_file() and not retrain:
+        with safe_open(str(path), "pt") as f:
+            summary = json.loads(f.metadata()["summary"])
+            sd = {k: f.get_tensor(k) for k in f.keys()}
+        model = build_model(cfg, summary["num_classes"])
+        load_state_dict_strict(model, {k: v.float() if v.is_floating_point() else v for k, v in sd.items()},
+                               source=str(path))
+        return model.eval(), summary
+    path.parent.mkdir(parents=True, exist_ok=True)
+    train_ds, val_ds, num_classes = micro_datasets(cfg.data_kwargs)
+    model, summary = fit(cfg, datasets=(train_ds, val_ds, num_classes), progress=progress)
+    sd = _round_fp16(model)  # report the accuracy of the weights that are cached
+    val = evaluate(model, DataLoader(val_ds, batch_size=200), torch.device("cpu"), cfg.input_size)
+    summary = {**summary, "key": key, "digest": r.digest(), "val_top1_fp32": summary["val_top1"],
+               "val_top1": val["top1"], "threads": torch.get_num_threads()}
+    summary.pop("checkpoint", None)
+    with atomic_path(path) as tmp:
+        save_file(sd, str(tmp), metadata={"recipe": json.dumps(cfg.to_dict(), sort_keys=True),
+                                          "summary": json.dumps(summary, sort_keys=True)})
+    return model.eval(), summary
+
+
+def train_suite(keys: Optional[Iterable[str]] = None, *, root: Optional[PathLike] = None, retrain: bool = False,
+                progress: bool = True) -> pd.DataFrame:
+    """Train (or load) every recipe; one row per model: top-1, train time, params, digest."""
+    keys = list(keys or RECIPES)
+    rows = []
+    bar = tqdm(keys, disable=not progress, file=sys.stderr, desc="micro suite", unit="model")
+    for key in bar:
+        bar.set_postfix(model=key)
+        _, s = load_or_train(key, root=root, retrain=retrain, progress=progress)
+        rows.append({"key": key, "model": s["model"], "digest": s["digest"], "description": RECIPES[key].description,
+                     "params": s["params"], "epochs": s["epochs_done"], "val_top1": s["val_top1"],
+                     "train_seconds": s["train_seconds"], "threads": s["threads"]})
+    df = pd.DataFrame(rows)
+    write_csv(df, micro_root(root) / "models.csv")
+    return df
+
+
+def cached_table(name: str, keys: Iterable[str], compute, root: Optional[PathLike] = None,
+                 refresh: bool = False) -> pd.DataFrame:
+    """`results/micro/<name>.csv` if it was computed from the current recipes, else recompute and write it."""
+    path = micro_root(root) / f"{name}.csv"
+    digests = ";".join(f"{k}-{recipe(k).digest()}" for k in dict.fromkeys(keys))
+    if path.is_file() and not refresh:
+        df = read_csv(path)
+        if "recipes" in df and (df["recipes"] == digests).all():
+            return df
+    df = compute()
+    df["recipes"] = digests
+    write_csv(df, path)
+    return df

@@ -1,0 +1,193 @@
+"""The micro suite's experiments: the SHViT ablations as tables, trained on cluttered digits
+(recipes: `lab.recipes`; cached weights and tables: `lab.cache`).
+
+    >>> macro_table()          # Fig. 2: (a) (b) (b') (b''), stem 4/8/16/32: top-1, macs, mem_bytes, CPU img/s
+    >>> heads_table()          # Fig. 3: DeiT-shaped micro ViT, 3 vs 6 heads: similarity, remove-1 / leave-1
+    >>> single_head_table()    # Table 6 / Fig. 6: SHSA vs MHSA vs none, partial ratios, full, bottleneck
+    >>> gradcam_table()        # stem 4 vs 16: pointing-game localisation (captum LayerGradCam)
+
+CLI: `python -m analysis.ablations --all` trains missing recipes and writes every table.
+"""
+from __future__ import annotations
+
+from typing import Optional
+
+import pandas as pd
+import torch
+import torch.nn as nn
+from torch.utils.data import DataLoader
+
+from shvit import get_config
+
+from ..core.paths import PathLike
+from ..cost.counter import CostAnalysis
+from ..cost.throughput import measure_throughput
+from ..heads.ablation import best_heads, extreme_heads, head_ablation, query_attention
+from ..heads.attention import AttentionCapture, attention_layers
+from ..heads.metrics import HeadStatistics
+from .cache import cached_table, load_or_train, micro_datasets
+from .datasets import ClutteredDigits
+from .gradcam import GradCAM, localisation
+from .recipes import FIG6_ROWS, GRADCAM_KEYS, MACRO_ROWS, RECIPES, STEM_ROWS, TABLE6_ROWS
+
+__all__ = ["macro_table", "single_head_table", "heads_table", "gradcam_table", "head_query_maps",
+           "gradcam_examples", "cam_layer", "TABLES", "CAM_MIN_SIDE"]
+
+
+def _cost(model: nn.Module, side: int, *, throughput_s: float) -> dict:
+    """macs and mem_bytes of the BN-fused model at batch 1, and CPU images/s (batch 16, one thread)."""
+    ca = CostAnalysis(model, torch.randn(1, 3, side, side))
+    tp = measure_throughput(model, runtime="cpu", batch_size=16, resolution=side, threads=1,
+                            warmup_s=throughput_s / 3, window_s=throughput_s)
+    return {"macs": ca.total("macs"), "mem_bytes": ca.total("mem_bytes"), "cpu_img_s": tp["images_per_s"]}
+
+
+def _model_rows(rows, root: Optional[PathLike], throughput_s: float, progress: bool) -> pd.DataFrame:
+    out = []
+    for key, extra in rows:
+        model, s = load_or_train(key, root=root, progress=progress)
+        r = RECIPES[key]
+        out.append({**extra, "key": key, "model": r.model, "description": r.description,
+                    "resolution": r.resolution, "val_top1": s["val_top1"], "params": s["params"],
+                    **_cost(model, r.resolution, throughput_s=throughput_s)})
+    return pd.DataFrame(out)
+
+
+def macro_table(*, root: Optional[PathLike] = None, refresh: bool = False, throughput_s: float = 2.0,
+          progress: bool = True) -> pd.DataFrame:
+    """SHViT Fig. 2 at micro scale: (a), (b), (b'), (b'') and stem strides 4/8/16/32 (matched widths)."""
+    rows = [(k, {"experiment": "fig2", "row": label}) for k, label in MACRO_ROWS]
+    rows += [(k, {"experiment": "stem", "row": f"stem {s}x{s}", "stem_stride": s}) for k, s in STEM_ROWS]
+
+    def compute():
+        df = _model_rows(rows, root, throughput_s, progress)
+        df["stem_stride"] = [_stem(k) for k in df["key"]]
+        return df
+    return cached_table("macro", [k for k, _ in rows], compute, root, refresh)
+
+
+def _stem(key: str) -> int:
+    return get_config(RECIPES[key].model).stem_stride
+
+
+def single_head_table(*, root: Optional[PathLike] = None, refresh: bool = False, throughput_s: float = 2.0,
+                progress: bool = True) -> pd.DataFrame:
+    """SHViT Table 6 (SHSA vs MHSA vs none, partial ratios) and Fig. 6 (bottleneck / full / partial)."""
+    rows = [(k, {"experiment": "table6", "row": label}) for k, label in TABLE6_ROWS]
+    rows += [(k, {"experiment": "fig6", "row": label}) for k, label in FIG6_ROWS]
+
+    def compute():
+        df = _model_rows(rows, root, throughput_s, progress)
+        ratios = []
+        for k in df["key"]:
+            cfg = get_config(RECIPES[k].model).replace(**{f: tuple(v) if isinstance(v, list) else v
+                                                         for f, v in RECIPES[k].model_kwargs.items()})
+            last = cfg.mixers[-1]  # share of the channels that attention sees (last stage; NaN: no attention)
+            ratios.append(cfg.stage_partial_dims[-1] / cfg.embed_dims[-1] if last in ("shsa", "bottleneck")
+                          else 1.0 if last in ("full", "mhsa") else float("nan"))
+        df["partial_ratio"] = ratios
+        return df
+    return cached_table("single_head", [k for k, _ in rows], compute, root, refresh)
+
+
+def heads_table(*, root: Optional[PathLike] = None, refresh: bool = False, similarity_images: int = 128,
+          progress: bool = True) -> pd.DataFrame:
+    """SHViT Fig. 3 at micro scale: per layer of the 3- and 6-head micro DeiT, the mean pairwise
+    cosine similarity of head attention maps (%, over `similarity_images` val images, as the
+    paper's 128) and the best remove-1 / leave-1 top-1 deltas (percentage points, full val set)."""
+    keys = ("deit_3h", "deit_6h")
+
+    def compute():
+        frames = []
+        for key in keys:
+            _, val, _ = micro_datasets(RECIPES[key].config().data_kwargs)
+            batches = list(DataLoader(val, batch_size=200))  # normalised once, reused by every ablation
+            model, s = load_or_train(key, root=root, progress=progress)
+            stats = HeadStatistics(metrics=("mean_pairwise_cosine",))
+            x = torch.cat([b[0] for b in batches])[:similarity_images]
+            with torch.no_grad(), AttentionCapture(model, stats.update):
+                model(x)
+            sim = stats.to_frame()
+            sim = sim[sim["metric"] == "mean_pairwise_cosine"][["layer", "value"]]
+            best = best_heads(head_ablation(model, batches, progress=progress))
+            wide = best.pivot(index=["layer", "layer_index", "num_heads", "baseline_top1"], columns="mode",
+                              values="best_delta").reset_index()
+            df = wide.merge(sim, on="layer")
+            frames.append(pd.DataFrame({
+                "key": key, "heads": df["num_heads"], "layer": df["layer_index"],
+                "similarity_pct": 100 * df["value"], "remove1_delta_pct": 100 * df["remove1"],
+                "leave1_delta_pct": 100 * df["leave1"], "top1": 100 * df["baseline_top1"],
+                "similarity_images": similarity_images, "ablation_images": len(val)}))
+        return pd.concat(frames, ignore_index=True).sort_values(["heads", "layer"], ignore_index=True)
+    return cached_table("heads", keys, compute, root, refresh)
+
+
+def head_query_maps(key: str = "deit_3h", layer_index: int = -1, num_images: int = 4, *,
+                    root: Optional[PathLike] = None) -> dict:
+    """For plotting (SHViT Fig. 3, right): in one layer of a trained micro DeiT, the most important
+    head (removing it costs the most val top-1) and the most redundant one (costs the least), and
+    where each attends from the centre query token on the first `num_images` val images.
+
+    Returns {"images" [n, 3, H, W] in [0, 1], "layer", "layer_index", "important" / "redundant":
+    (head, top-1 delta), "maps": {"important" / "redundant": [n, gh, gw]}, "query_yx"}.
+    """
+    model, _ = load_or_train(key, root=root, progress=False)
+    _, val, _ = micro_datasets(RECIPES[key].config().data_kwargs)
+    batches = list(DataLoader(val, batch_size=200))
+    layer = attention_layers(model)[layer_index].name
+    ablation = head_ablation(model, batches, modes=("remove1",), layers=[layer])
+    ext = extreme_heads(ablation).iloc[0]
+    side = RECIPES[key].resolution
+    x = torch.stack([val[i][0] for i in range(num_images)])
+    heads = [int(ext.most_important_head), int(ext.most_redundant_head)]
+    q = query_attention(model, x, layer, query_yx=(side / 2, side / 2), heads=heads)
+    return {"images": ClutteredDigits.denormalize(x), "layer": layer, "layer_index": int(ext.layer_index),
+            "important": (heads[0], float(ext.important_delta)), "redundant": (heads[1], float(ext.redundant_delta)),
+            "maps": {"important": q.maps[:, 0], "redundant": q.maps[:, 1]}, "query_yx": q.query_yx}
+
+
+CAM_MIN_SIDE = 3
+
+
+def cam_layer(model: nn.Module, side: int, min_side: int = CAM_MIN_SIDE) -> tuple[str, int]:
+    """(stage name, map side) for Grad-CAM: the last stage whose feature map is at least
+    `min_side` tokens wide. At 224 px the paper's last stages are 7x7 (4x4 stem) and 4x4 (16x16
+    stem); at 48 px the 16x16 stem's last stage is 1x1, where Grad-CAM is a constant, so micro
+    scale compares both stems on a 3x3 map (4x4 stem: stage 3; 16x16 stem: stage 1)."""
+    sides = model.cfg.stage_resolutions(side)
+    i = max([j for j, s in enumerate(sides) if s >= min_side], default=0)
+    return f"stages.{i}", sides[i]
+
+
+def gradcam_table(*, root: Optional[PathLike] = None, refresh: bool = False, progress: bool = True) -> pd.DataFrame:
+    """Pointing game of the 4x4- vs 16x16-stem micro models over the whole val set (captum
+    LayerGradCam on `cam_layer`, target = true class); `box_area` is the hit rate of a random point."""
+    def compute():
+        _, val, _ = micro_datasets()
+        frames = []
+        for key, stride in GRADCAM_KEYS:
+            model, _ = load_or_train(key, root=root, progress=progress)
+            name, side = cam_layer(model, RECIPES[key].resolution)
+            df = localisation(model, val, layer=model.get_submodule(name), progress=progress)
+            for col, value in (("map_side", side), ("layer", name), ("stem_stride", stride), ("key", key)):
+                df.insert(0, col, value)
+            frames.append(df)
+        return pd.concat(frames, ignore_index=True)
+    return cached_table("gradcam", [k for k, _ in GRADCAM_KEYS], compute, root, refresh)
+
+
+def gradcam_examples(n: int = 8, *, root: Optional[PathLike] = None) -> dict:
+    """For plotting: the first `n` val images (in [0, 1]), their boxes and labels, and the
+    Grad-CAM maps (at `cam_layer`) of the 4x4- and 16x16-stem models ({key: (n, H, W)}), target = true class."""
+    _, val, _ = micro_datasets()
+    x = torch.stack([val[i][0] for i in range(n)])
+    y = val.labels[:n]
+    maps = {}
+    for key, _ in GRADCAM_KEYS:
+        model = load_or_train(key, root=root, progress=False)[0]
+        layer = model.get_submodule(cam_layer(model, RECIPES[key].resolution)[0])
+        maps[key] = GradCAM(model, layer).attribute(x, target=y)
+    return {"images": ClutteredDigits.denormalize(x), "boxes": val.boxes[:n], "labels": y, "maps": maps}
+
+
+TABLES = {"macro": macro_table, "heads": heads_table, "single_head": single_head_table, "gradcam": gradcam_table}

@@ -1,0 +1,112 @@
+"""The micro suite's recipes: every SHViT ablation as a registry of small trained models.
+
+The rows of each table are the `shvit` named variants (`shvitlab_fig2_a`, `shvitlab_stem4`,
+`shvitlab_t6_mhsa`, ...) with the same overrides that shrink them to micro scale (narrower and
+shallower stages, 48 px, 10 classes), so what differs between rows is exactly what differs in
+the paper. A recipe's digest (SHA-256 of model config, data config, training hyperparameters,
+seed) names its cached checkpoint (`lab.cache`).
+
+Micro scale keeps the comparisons, not the absolute numbers: one base model (the micro
+SHViT-S1, 3 stages of 32/64/96 channels, depths 1/2/2, partial ratio 1/4.67) stands for
+Fig. 2 (b), the 16x16 stem row, Table 6's row 4 (S3 at ratio 1/4.67) and Fig. 6's partial
+design (S2): at micro scale S1, S2 and S3 shrink to the same network.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass, field
+from typing import Dict, Optional
+
+from ..core.errors import UserError
+from .train import TrainConfig
+
+__all__ = ["MicroRecipe", "RECIPES", "recipe", "DATA", "TRAIN", "MACRO_ROWS", "STEM_ROWS", "TABLE6_ROWS",
+           "FIG6_ROWS", "GRADCAM_KEYS", "CACHE_FORMAT"]
+
+CACHE_FORMAT = 1
+# Many fresh images, few epochs: the generator is cheap, and tiny models memorise small sets.
+# One clutter fragment per image: with two, the 32x32-stem model (a 2x2 token grid at 48 px)
+# stays below 3x chance (25.8% top-1) within the suite's budget; with one it reaches 38-42%.
+DATA = {"image_size": 48, "num_train": 10000, "num_val": 1000, "digit_size": [26, 38], "clutter": 1, "seed": 0}
+TRAIN = {"epochs": 5, "batch_size": 128, "lr": 4e-3, "weight_decay": 0.05, "warmup_epochs": 0, "seed": 0}
+# Micro SHViT: three stages of 32/64/96 channels, depths 1/2/2, partial ratio 1/4.67 (7/14/21 channels).
+BASE = {"embed_dims": [32, 64, 96], "depths": [1, 2, 2], "partial_dims": [7, 14, 21], "img_size": 48}
+B_PRIME = 56  # (b'): the input enlarged as 256/224 enlarges 224 (48 * 8/7 = 54.9 -> 56, a multiple of 8)
+# DeiT-T shape (6 of its 12 blocks, 48 channels), average-pooled tokens, warm-up. Without a conv's
+# translation equivariance a tiny ViT stays at chance on digits placed anywhere within this budget,
+# so its digits are centred (DEIT_DATA: size still varies); clutter and backgrounds are unchanged.
+JITTER = 0.0
+DEIT = {"img_size": 48, "patch_size": 8, "embed_dim": 48, "depth": 6, "global_pool": "avg"}
+DEIT_TRAIN = {"lr": 1e-3, "warmup_epochs": 1, "epochs": 10}
+DEIT_DATA = {"jitter": JITTER}
+
+
+@dataclass(frozen=True)
+class MicroRecipe:
+    """One trained micro model: a model name with overrides plus the shared data / training recipe."""
+
+    key: str
+    model: str
+    description: str
+    model_kwargs: dict = field(default_factory=dict)
+    input_size: Optional[int] = None
+    train: dict = field(default_factory=dict)  # overrides of TRAIN
+    data: dict = field(default_factory=dict)  # overrides of DATA
+
+    def config(self) -> TrainConfig:
+        return TrainConfig(model=self.model, model_kwargs=dict(self.model_kwargs), data_kwargs={**DATA, **self.data},
+                           input_size=self.input_size, **{**TRAIN, **self.train})
+
+    def digest(self) -> str:
+        cfg = self.config().to_dict()
+        for k in ("workers", "amp", "sync_bn"):  # how it runs, not what it learns
+            cfg.pop(k)
+        blob = json.dumps({"format": CACHE_FORMAT, **cfg}, sort_keys=True)
+        return hashlib.sha256(blob.encode()).hexdigest()[:12]
+
+    @property
+    def resolution(self) -> int:
+        return self.input_size or DATA["image_size"]
+
+
+def _shvit(key: str, description: str, **kw) -> MicroRecipe:
+    return MicroRecipe(key, f"shvitlab_{key}", description, {**BASE, **kw})
+
+
+RECIPES: Dict[str, MicroRecipe] = {r.key: r for r in [
+    _shvit("fig2_b", "micro SHViT: 16x16 stem, 3 stages, SHSA ratio 1/4.67 (Fig. 2 b; Table 6 row 4; Fig. 6 partial)"),
+    _shvit("fig2_a", "Fig. 2 (a): 4x4 stem, extra stage in front",
+           embed_dims=[16, 32, 64, 96], depths=[1, 1, 2, 2], partial_dims=[4, 7, 14, 21]),
+    MicroRecipe("fig2_b256", "shvitlab_fig2_b256", "Fig. 2 (b'): (b) at a proportionally larger input",
+                {**BASE, "img_size": B_PRIME}, input_size=B_PRIME),
+    _shvit("fig2_b_attn1", "Fig. 2 (b''): (b) with attention in stage 1"),
+    _shvit("stem4", "(b) widths, 4x4 stem"),
+    _shvit("stem8", "(b) widths, 8x8 stem"),
+    _shvit("stem32", "(b) widths, 32x32 stem"),
+    _shvit("t6_mhsa", "Table 6 row 1: single head -> MHSA (4 heads)"),
+    _shvit("t6_none", "Table 6 row 2: no attention (DWConv only)"),
+    _shvit("t6_ratio8", "Table 6 row 3: partial ratio 1/8"),
+    _shvit("t6_ratio2", "Table 6 row 5: partial ratio 1/2"),
+    _shvit("fig6_full", "Fig. 6: full-channel single-head attention"),
+    _shvit("fig6_bottleneck", "Fig. 6: single-head attention in a ResNet bottleneck"),
+    MicroRecipe("deit_3h", "deit_tiny_patch16_224", "Fig. 3: DeiT-T-shaped micro ViT, 3 heads",
+                {**DEIT, "num_heads": 3}, train=DEIT_TRAIN, data=DEIT_DATA),
+    MicroRecipe("deit_6h", "deit_tiny_patch16_224", "Fig. 3: DeiT-T-shaped micro ViT, 6 heads",
+                {**DEIT, "num_heads": 6}, train=DEIT_TRAIN, data=DEIT_DATA),
+]}
+
+MACRO_ROWS = (("fig2_a", "(a)"), ("fig2_b", "(b)"), ("fig2_b256", "(b')"), ("fig2_b_attn1", "(b'')"))
+STEM_ROWS = (("stem4", 4), ("stem8", 8), ("fig2_b", 16), ("stem32", 32))
+TABLE6_ROWS = (("t6_mhsa", "single head -> MHSA"), ("t6_none", "self-attention -> none"),
+               ("t6_ratio8", "partial ratio 1/8"), ("fig2_b", "partial ratio 1/4.67"),
+               ("t6_ratio2", "partial ratio 1/2"))
+FIG6_ROWS = (("fig6_bottleneck", "bottleneck"), ("fig6_full", "full channel"), ("fig2_b", "partial channel"))
+GRADCAM_KEYS = (("stem4", 4), ("fig2_b", 16))
+
+
+def recipe(key: str) -> MicroRecipe:
+    """The recipe `key`; an unknown key is a user error naming the known ones."""
+    if key not in RECIPES:
+        raise UserError(f"unknown micro recipe {key!r}; known: {', '.join(RECIPES)}")
+    return RECIPES[key]

@@ -1,0 +1,74 @@
+"""SHViT Table 6 / Fig. 6: single-head designs timed at full scale, beside the paper and micro accuracy.
+
+    >>> runs = throughput_rounds(TABLE6_MODELS + FIG6_MODELS, ["cpu", "onnx"], window_s=1.5)
+    >>> designs = paper_designs()
+    >>> speed = speed_table(runs, designs)                  # ours / paper throughput, relative to SHViT
+    >>> accuracy = accuracy_table(designs, ablations.single_head())   # paper vs micro top-1 deltas
+
+Throughput is compared *relative to the SHViT design* of each experiment and runtime, since
+absolute speeds depend on the machine; accuracy as the top-1 change from that design.
+"""
+from __future__ import annotations
+
+from typing import Iterable, Sequence
+
+import pandas as pd
+
+from ..core.reference import load_reference
+from ..cost.throughput import model_throughput
+
+__all__ = ["TABLE6_MODELS", "FIG6_MODELS", "paper_designs", "throughput_rounds", "speed_table", "accuracy_table"]
+
+# Full-size models in the paper's row order (Table 6 rows 1-5; Fig. 6 bottleneck, full, partial).
+TABLE6_MODELS = ["shvitlab_t6_mhsa", "shvitlab_t6_none", "shvitlab_t6_ratio8", "shvitlab_t6_ratio4_67",
+                 "shvitlab_t6_ratio2"]
+FIG6_MODELS = ["shvitlab_fig6_bottleneck", "shvitlab_fig6_full", "shvitlab_fig6_partial"]
+_PAPER_RUNTIME = {"cpu_img_s": "cpu", "cpu_onnx_img_s": "onnx", "gpu_img_s": "cuda"}
+_MICRO_EXPERIMENT = {"Table 6 (S3)": "table6", "Fig. 6 (S2)": "fig6"}
+
+
+def paper_designs(table6: Sequence[str] = TABLE6_MODELS, fig6: Sequence[str] = FIG6_MODELS) -> pd.DataFrame:
+    """The paper's rows (one per design, with its top-1 and throughputs), each tied to our model name."""
+    return pd.concat([
+        load_reference("shvit_table6_ablation").rename(columns={"variant": "design"}).assign(
+            experiment="Table 6 (S3)", model=list(table6), baseline=lambda d: d.row == 4),
+        load_reference("shvit_fig6_single_head_designs").assign(
+            experiment="Fig. 6 (S2)", model=list(fig6), design=lambda d: d.design.str.split(" [(]", regex=True).str[0],
+            baseline=lambda d: d.design.str.startswith("partial"))])
+
+
+def throughput_rounds(models: Iterable[str], runtimes: Iterable[str], *, window_s: float, warmup_s: float = 0.5,
+                      rounds: int = 3) -> pd.DataFrame:
+    """`throughput` of every model on every runtime, `rounds` times interleaved (resists load drift)."""
+    models, runtimes = list(models), list(runtimes)
+    return pd.DataFrame([{**model_throughput(m, runtime=rt, window_s=window_s, warmup_s=warmup_s), "round": r}
+                         for r in range(rounds) for m in models for rt in runtimes])
+
+
+def speed_table(runs: pd.DataFrame, designs: pd.DataFrame) -> pd.DataFrame:
+    """Median over rounds per model and runtime, joined to the paper's numbers; `ours_rel` / `paper_rel`
+    are throughputs relative to the SHViT design of the same experiment and runtime."""
+    speed = runs.groupby(["model", "runtime"], sort=False)[["images_per_s", "spread"]].median().reset_index()
+    paper = designs.melt(id_vars=["model"], value_vars=list(_PAPER_RUNTIME), var_name="runtime",
+                         value_name="paper_img_s").assign(runtime=lambda d: d.runtime.map(_PAPER_RUNTIME))
+    table = (designs[["experiment", "design", "model", "baseline", "top1"]].rename(columns={"top1": "paper_top1"})
+             .merge(speed[["model", "runtime", "images_per_s", "spread"]].rename(
+                 columns={"images_per_s": "ours_img_s", "spread": "ours_spread"}), on="model")
+             .merge(paper, on=["model", "runtime"], how="left"))
+    base = table[table.baseline].set_index(["experiment", "runtime"])[["ours_img_s", "paper_img_s"]]
+    rel = table.merge(base, left_on=["experiment", "runtime"], right_index=True, how="left", suffixes=("", "_base"))
+    table["ours_rel"] = rel.ours_img_s / rel.ours_img_s_base
+    table["paper_rel"] = rel.paper_img_s / rel.paper_img_s_base
+    return table
+
+
+def accuracy_table(designs: pd.DataFrame, micro: pd.DataFrame) -> pd.DataFrame:
+    """Paper top-1 beside micro top-1 (`ablations.single_head()`), each as a change from the SHViT design."""
+    accuracy = designs[["experiment", "design", "model", "baseline", "top1"]].rename(columns={"top1": "paper_top1"})
+    accuracy["micro_key"] = [k for e in _MICRO_EXPERIMENT.values() for k in micro[micro.experiment == e].key]
+    accuracy = accuracy.merge(micro[["key", "val_top1", "partial_ratio"]].drop_duplicates("key").rename(
+        columns={"key": "micro_key", "val_top1": "micro_top1"}), on="micro_key")
+    base = accuracy[accuracy.baseline].set_index("experiment")[["paper_top1", "micro_top1"]]
+    accuracy["paper_delta"] = accuracy.paper_top1 - accuracy.experiment.map(base.paper_top1)
+    accuracy["micro_delta"] = accuracy.micro_top1 - accuracy.experiment.map(base.micro_top1)
+    return accuracy

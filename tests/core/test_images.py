@@ -1,0 +1,49 @@
+"""Image sources: labels from class subfolders, flat folders, skipped files, seeded sample crops."""
+import numpy as np
+import pytest
+import timm
+import torch
+from PIL import Image
+
+from analysis.core.errors import UserError
+from analysis.core.images import ImageFolderSource, SampleImages
+
+
+@pytest.fixture(scope="module")
+def model():
+    return timm.create_model("deit_tiny_patch16_224", img_size=32, patch_size=8, embed_dim=48, depth=1, num_heads=3)
+
+
+def _png(path, seed):
+    Image.fromarray(np.random.default_rng(seed).integers(0, 255, (20, 30, 3), dtype=np.uint8)).save(path)
+
+
+def test_class_subfolders_give_labels_and_skip_unreadable(tmp_path, model):
+    for i, c in enumerate(["n02", "n01"]):
+        (tmp_path / c).mkdir()
+        _png(tmp_path / c / "a.png", i)
+    (tmp_path / "n01" / "bad.jpg").write_bytes(b"nope")
+    src = ImageFolderSource(tmp_path, seed=0)
+    assert src.labelled and src.classes == ["n01", "n02"]
+    batches = src.batches(model, 8, input_size=(3, 32, 32))
+    first, second = list(batches), list(batches)  # re-iterable
+    (x, y), = first
+    assert x.shape == (2, 3, 32, 32) and sorted(y.tolist()) == [0, 1]
+    assert torch.equal(x, second[0][0]) and src.num_skipped == 1 and src.num_used == 2
+
+
+def test_flat_folder_is_unlabelled_and_num_images_respected(tmp_path, model):
+    for i in range(5):
+        _png(tmp_path / f"{i}.png", i)
+    src = ImageFolderSource(tmp_path, num_images=3, seed=1)
+    (x, y), = list(src.batches(model, 4, input_size=(3, 32, 32)))
+    assert not src.labelled and x.shape[0] == 3 and (y == -1).all()
+    with pytest.raises(UserError, match="does not exist"):
+        ImageFolderSource(tmp_path / "missing")
+
+
+def test_sample_images_are_seeded(model):
+    a = torch.cat([x for x, _ in SampleImages(3, seed=0).batches(model, 2, input_size=(3, 32, 32))])
+    b = torch.cat([x for x, _ in SampleImages(3, seed=0).batches(model, 2, input_size=(3, 32, 32))])
+    c = torch.cat([x for x, _ in SampleImages(3, seed=1).batches(model, 2, input_size=(3, 32, 32))])
+    assert a.shape == (3, 3, 32, 32) and torch.equal(a, b) and not torch.equal(a, c)

@@ -1,0 +1,70 @@
+"""analysis.stages: stage maps of every supported family, and per-stage latency adds up."""
+import pytest
+import timm
+import torch
+
+import shvit
+from analysis.cost.counter import CostAnalysis
+from analysis.cost.latency import model_latency, stage_latency
+from analysis.cost.stages import stage_map
+
+
+pytestmark = pytest.mark.usefixtures("one_thread")
+
+
+@pytest.mark.parametrize("name,n_stages,cls", [
+    ("deit_tiny_patch16_224", 1, "VisionTransformer"), ("swin_tiny_patch4_window7_224", 4, "SwinTransformer"),
+    ("levit_128s", 3, "LevitDistilled"), ("efficientvit_m0", 3, "EfficientVitMsra"), ("shvit_s1", 3, "SHViT"),
+    ("shvitlab_fig2_a", 4, "SHViTNet"), ("resnet18", 4, "ResNet"),
+])
+def test_every_parameter_and_module_has_a_stage(name, n_stages, cls):
+    model = timm.create_model(name)
+    assert type(model).__name__ == cls
+    smap = stage_map(model)
+    assert smap.names == ("stem", *[f"stage{i + 1}" for i in range(n_stages)], "head")
+    modules = dict(model.named_modules())
+    assert all(m in modules for _, ms in smap.stages for m in ms)
+    unmapped = [n for n, _ in model.named_parameters() if smap.stage_of(n) is None]
+    assert all("." not in n for n in unmapped)  # only root tensors (cls_token, pos_embed) -> stem
+
+
+@pytest.mark.parametrize("key", sorted(shvit.VARIANTS))
+def test_every_shvit_config_maps_to_its_stages(key):
+    cfg = shvit.get_config(key)
+    smap = stage_map(timm.create_model(f"shvitlab_{key}"))
+    assert smap.stages == (("stem", ("patch_embed",)),
+                           *[(f"stage{i + 1}", (f"stages.{i}",)) for i in range(cfg.num_stages)],
+                           ("head", ("global_pool", "flatten", "head")))
+
+
+@pytest.mark.parametrize("key", ["fig2_a", "stem4", "stem32"])
+def test_stage_tokens_follow_the_config(key):
+    cfg = shvit.get_config(key)
+    st = CostAnalysis(timm.create_model(f"shvitlab_{key}"), torch.randn(1, 3, 224, 224)).by_stage()
+    sides = cfg.stage_resolutions(224)
+    assert list(st["tokens"]) == [sides[0] ** 2, *[s * s for s in sides], 1]
+    assert list(st["channels"][1:-1]) == list(cfg.embed_dims)
+
+
+def test_swin_tokens_read_channels_last():
+    st = CostAnalysis(timm.create_model("swin_tiny_patch4_window7_224"), torch.randn(1, 3, 224, 224)).by_stage()
+    assert list(st["tokens"]) == [3136, 3136, 784, 196, 49, 1]
+    assert list(st["channels"]) == [96, 96, 192, 384, 768, 1000]
+
+
+def test_stage_latencies_add_up_to_the_model_latency():
+    """Sum of the stage medians vs the interleaved whole-model median. The machine is shared, so a
+    noisy attempt is retried: a probe that loses or double-counts time fails every attempt."""
+    model = timm.create_model("shvitlab_s1").eval()
+    x = torch.randn(1, 3, 160, 160)
+    ratios = []
+    for _ in range(3):
+        stages = stage_latency(model, x, repeats=25, warmup=3)
+        ratios.append(stages["latency_ms"].sum() / stages.attrs["model_latency_ms"])
+        if abs(ratios[-1] - 1) < 0.10:
+            break
+    assert abs(ratios[-1] - 1) < 0.10, ratios
+    assert list(stages["stage"]) == ["stem", "stage1", "stage2", "stage3", "head"]
+    assert (stages["latency_ms"] > 0).all()
+    assert not model.patch_embed._forward_pre_hooks and not model.stages[0]._forward_pre_hooks  # removed
+    assert model_latency(model, x, repeats=3, warmup=1) > 0

@@ -1,0 +1,105 @@
+"""analysis.throughput: the protocol's record, fidelity to a plain loop, ONNX, Table 2, CLI errors."""
+import json
+import sys
+import time
+
+import pytest
+import torch
+
+import shvit  # noqa: F401
+from analysis.core.models import create_model, fuse_model
+from analysis.cost.throughput import measure_throughput, model_throughput, table2_comparison, time_passes
+from analysis.throughput import main
+
+KEYS = {"model", "device", "batch_size", "resolution", "threads", "images_per_s", "spread"}
+
+
+pytestmark = pytest.mark.usefixtures("one_thread")
+
+
+def test_time_passes_warms_up_then_times_the_window():
+    calls = []
+    times = time_passes(lambda: calls.append(time.sleep(0.01)), warmup_s=0.0, window_s=0.05,
+                        sync=lambda: None, min_passes=3)
+    assert len(calls) == len(times) + 1 and len(times) >= 3
+    assert all(0.009 < t < 1 for t in times)
+
+
+def test_record_follows_the_protocol_defaults():
+    r = model_throughput("shvitlab_s1", runtime="cpu", resolution=64, warmup_s=0, window_s=0.2)
+    assert KEYS <= set(r)
+    assert (r["model"], r["device"], r["batch_size"], r["resolution"], r["threads"]) == \
+        ("shvitlab_s1", "cpu", 16, 64, 1)
+    assert r["images_per_s"] > 0 and r["spread"] >= 0 and r["passes"] >= 3
+
+
+def test_resolution_comes_from_the_pretrained_config():
+    model = create_model("shvit_s4")
+    r = measure_throughput(model, batch_size=1, warmup_s=0, window_s=0.05)
+    assert r["resolution"] == 256 and r["batch_size"] == 1
+
+
+def test_cpu_figure_agrees_loosely_with_a_hand_written_loop():
+    """Loose (shared 2-core machine); the 10% comparison is benchmarks/throughput_fidelity.py."""
+    model = create_model("shvitlab_s1")
+    fused, x = fuse_model(model), torch.randn(16, 3, 64, 64)
+    ratios = []
+    for _ in range(3):
+        ours = measure_throughput(model, resolution=64, warmup_s=0.1, window_s=0.5)["images_per_s"]
+        with torch.no_grad():
+            fused(x)
+            t0, n = time.perf_counter(), 0
+            while time.perf_counter() - t0 < 0.5:
+                fused(x)
+                n += 1
+            plain = 16 * n / (time.perf_counter() - t0)
+        ratios.append(ours / plain)
+        if 0.67 < ratios[-1] < 1.5:
+            break
+    assert 0.67 < ratios[-1] < 1.5, ratios
+
+
+def test_onnx_runtime():
+    pytest.importorskip("onnxruntime")
+    pytest.importorskip("onnx")
+    r = model_throughput("shvitlab_s1", runtime="onnx", resolution=64, batch_size=2, warmup_s=0, window_s=0.1)
+    assert r["device"] == "onnxruntime-cpu" and r["images_per_s"] > 0 and r["threads"] == 1
+
+
+def test_onnx_missing_is_one_line(monkeypatch, capsys):
+    monkeypatch.setitem(sys.modules, "onnxruntime", None)  # import fails as if not installed
+    with pytest.raises(SystemExit) as exc:
+        main(["--model", "shvit_s1", "--runtime", "onnx"])
+    err = capsys.readouterr().err
+    assert exc.value.code == 2 and "pip install" in err and err.count("\n") == 1
+
+
+@pytest.mark.parametrize("argv,needle", [
+    (["--model", "shvit_s9"], "unknown model"),
+    ([], "at least one --model"),
+    (["--model", "shvit_s1", "--resolution", "4"], "too small"),
+    (["--model", "shvit_s1", "--threads", "0"], "argument --threads: must be at least 1"),
+])
+def test_cli_user_errors(argv, needle, capsys):
+    with pytest.raises(SystemExit) as exc:
+        main(argv)
+    err = capsys.readouterr().err
+    assert exc.value.code == 2 and needle in err and err.count("\n") == 1
+
+
+def test_cli_json_several_models(capsys, tmp_path):
+    out_csv = tmp_path / "t.csv"
+    assert main(["--model", "shvitlab_s1", "--model", "efficientvit_m0", "--resolution", "64", "--batch-size", "2",
+                 "--warmup", "0", "--window", "0.1", "--json", "--csv", str(out_csv)]) == 0
+    lines = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert [r["model"] for r in lines] == ["shvitlab_s1", "efficientvit_m0"]
+    assert all(KEYS <= set(r) for r in lines)
+    assert out_csv.read_text().startswith("model,device,")
+
+
+def test_table2_comparison_has_rank_correlation():
+    names = ["mobilenetv3_small_100", "shvit_s1", "efficientvit_m2"]
+    df = table2_comparison(window_s=0.1, warmup_s=0, names=names, progress=False)
+    assert list(df["timm_name"]) == ["mobilenetv3_small_100", "efficientvit_m2", "shvit_s1"]  # paper order
+    assert {"paper_cpu_img_s", "ours_img_s", "ratio"} <= set(df.columns)
+    assert (df["ours_img_s"] > 0).all() and -1 <= df.attrs["spearman"] <= 1

@@ -1,0 +1,344 @@
+"""AttentionCapture: maps equal an independent recomputation from each module's weights,
+rows sum to 1, logits are bit-identical with the probe, and no hook is left behind."""
+import contextlib
+
+import pytest
+import timm
+import torch
+import torch.nn as nn
+from torch.nn.attention import SDPBackend, sdpa_kernel
+from timm.models.efficientvit_msra import CascadedGroupAttention
+from timm.models.levit import Attention as LevitAttention
+from timm.models.levit import AttentionDownsample
+from timm.models.shvit import SHSA
+from timm.models.swin_transformer import WindowAttention
+
+import shvit  # noqa: F401
+from analysis.heads.attention import attention_layers, AttentionCapture, UnsupportedModelError
+from analysis.core.errors import UserError
+from shvit.layers import MHSA, BottleneckSHSA
+from tests.helpers import randomize_batchnorm
+
+
+# ---------------------------------------------------------------- independent recomputations
+# Each takes the module and the (args, kwargs) it was called with, and returns
+# softmax(q k^T * scale + bias) as [B*, heads, N, M], written from the module's weights.
+
+def _vit(m, args, kwargs):
+    x = args[0]
+    B, N, _ = x.shape
+    w = m.qkv.weight.reshape(3, m.num_heads, m.head_dim, -1)
+    b = m.qkv.bias if m.qkv.bias is not None else torch.zeros(3 * m.num_heads * m.head_dim)
+    b = b.reshape(3, m.num_heads, m.head_dim)
+    q = torch.einsum("bnc,hdc->bhnd", x, w[0]) + b[0][None, :, None]
+    k = torch.einsum("bnc,hdc->bhnd", x, w[1]) + b[1][None, :, None]
+    return torch.softmax(q @ k.transpose(-2, -1) * m.head_dim ** -0.5, -1)
+
+
+def _swin(m, args, kwargs):
+    x, mask = args[0], kwargs.get("mask", args[1] if len(args) > 1 else None)
+    B_, N, _ = x.shape
+    h = m.num_heads
+    q, k, _ = nn.functional.linear(x, m.qkv.weight, m.qkv.bias).reshape(B_, N, 3, h, -1).permute(2, 0, 3, 1, 4)
+    logits = q @ k.transpose(-2, -1) * q.shape[-1] ** -0.5
+    # relative position bias, indexed by hand from the table
+    ws = m.window_size[0]
+    coords = torch.stack(torch.meshgrid(torch.arange(ws), torch.arange(ws), indexing="ij")).flatten(1)
+    rel = (coords[:, :, None] - coords[:, None, :]) + ws - 1
+    idx = rel[0] * (2 * ws - 1) + rel[1]
+    logits = logits + m.relative_position_bias_table[idx].permute(2, 0, 1)[None]
+    if mask is not None:
+        nw = mask.shape[0]
+        logits = (logits.view(-1, nw, h, N, N) + mask[None, :, None]).view(B_, h, N, N)
+    return logits.softmax(-1)
+
+
+def _levit(m, args, kwargs):
+    x = args[0]
+    B, N, _ = x.shape
+    bias = m.attention_biases[:, m.attention_bias_idxs]
+    if isinstance(m, AttentionDownsample):
+        k = m.kv(x).view(B, N, m.num_heads, -1)[..., :m.key_dim].permute(0, 2, 1, 3)
+        q = m.q(x).view(B, -1, m.num_heads, m.key_dim).permute(0, 2, 1, 3)
+    else:
+        qkv = m.qkv(x).view(B, N, m.num_heads, -1)
+        q, k = qkv[..., :m.key_dim].permute(0, 2, 1, 3), qkv[..., m.key_dim:2 * m.key_dim].permute(0, 2, 1, 3)
+    return torch.softmax(q @ k.transpose(-2, -1) * m.key_dim ** -0.5 + bias, -1)
+
+
+def _cga(m, args, kwargs):
+    """Cascade: head j's input is its channel chunk plus head j-1's output."""
+    x = args[0]
+    B, C, H, W = x.shape
+    chunks, maps, prev = x.chunk(m.num_heads, 1), [], None
+    for j in range(m.num_heads):
+        inp = chunks[j] if prev is None else chunks[j] + prev
+        q, k, v = m.qkvs[j](inp).split([m.key_dim, m.key_dim, m.val_dim], 1)
+        q = m.dws[j](q).flatten(2)
+        a = torch.softmax(q.transpose(1, 2) @ k.flatten(2) * m.key_dim ** -0.5
+                          + m.attention_biases[j][m.attention_bias_idxs], -1)
+        maps.append(a)
+        prev = (v.flatten(2) @ a.transpose(1, 2)).view(B, m.val_dim, H, W)
+    return torch.stack(maps, 1)
+
+
+def _conv_mixer(m, args, kwargs):
+    x = args[0]
+    if isinstance(m, MHSA):
+        qkv = m.qkv(m.pre_norm(x)).flatten(2).view(x.shape[0], m.num_heads, -1, x.shape[2] * x.shape[3])
+        q, k = qkv[:, :, :m.qk_dim], qkv[:, :, m.qk_dim:2 * m.qk_dim]
+        return torch.softmax(q.transpose(-2, -1) @ k * m.qk_dim ** -0.5, -1)
+    if isinstance(m, BottleneckSHSA):
+        t = m.qkv(m.reduce(x)).flatten(2)
+    else:  # SHSA: attention on the first pdim channels
+        t = m.qkv(m.pre_norm(x[:, :m.pdim])).flatten(2)
+    q, k = t[:, :m.qk_dim], t[:, m.qk_dim:2 * m.qk_dim]
+    return torch.softmax(q.transpose(1, 2) @ k * m.qk_dim ** -0.5, -1)[:, None]
+
+
+RECOMPUTE = [(SHSA, _conv_mixer), (MHSA, _conv_mixer), (BottleneckSHSA, _conv_mixer),
+             (WindowAttention, _swin), (LevitAttention, _levit), (AttentionDownsample, _levit),
+             (CascadedGroupAttention, _cga), (timm.layers.Attention, _vit)]
+
+FAMILIES = [  # (model, kwargs, input side): native sizes, fewer blocks to keep the test fast
+    ("deit_tiny_patch16_224", dict(depth=2), 224),
+    ("swin_tiny_patch4_window7_224", dict(depths=(2, 2), num_heads=(3, 6)), 224),
+    ("levit_128s", {}, 224),
+    ("efficientvit_m0", {}, 224),
+    ("shvit_s1", {}, 224),
+    ("shvitlab_t6_mhsa", dict(depths=(1, 1, 2)), 160),
+    ("shvitlab_fig6_full", dict(depths=(1, 1, 1)), 160),
+    ("shvitlab_fig6_bottleneck", dict(depths=(1, 1, 1)), 160),
+]
+
+
+# every CPU backend of scaled_dot_product_attention, forced, so the tests prove the capture on any host
+CPU_BACKENDS = {"auto": None, "math": SDPBackend.MATH, "flash": SDPBackend.FLASH_ATTENTION}
+each_cpu_backend = pytest.mark.parametrize("backend", CPU_BACKENDS.values(), ids=CPU_BACKENDS.keys())
+
+
+def forced(backend):
+    return sdpa_kernel(backend) if backend is not None else contextlib.nullcontext()
+
+
+def _build(name, kwargs):
+    torch.manual_seed(0)
+    model = randomize_batchnorm(timm.create_model(name, **kwargs)).eval()
+    with torch.no_grad():  # non-trivial attention biases (timm initialises them to zero)
+        for mod in model.modules():
+            if hasattr(mod, "attention_biases"):
+                mod.attention_biases.normal_(0, 1)
+                if hasattr(mod, "attention_bias_cache"):
+                    mod.attention_bias_cache = {}
+    return model
+
+
+def _hook_count(model):
+    return sum(len(m._forward_hooks) + len(m._forward_pre_hooks) for m in model.modules())
+
+
+@each_cpu_backend
+@pytest.mark.parametrize("name,kwargs,side", FAMILIES, ids=[f[0] for f in FAMILIES])
+def test_capture_matches_recomputation_and_keeps_logits(name, kwargs, side, backend):
+    model = _build(name, kwargs)
+    x = torch.randn(1, 3, side, side)
+    layers = attention_layers(model)
+    calls = {}
+
+    def grab(layer):
+        def hook(module, args, kwargs):
+            calls[layer.name] = (args, kwargs)
+        return hook
+
+    with torch.no_grad(), forced(backend):
+        reference = model(x)
+        handles = [layer.module.register_forward_pre_hook(grab(layer), with_kwargs=True) for layer in layers]
+        model(x)
+        for h in handles:
+            h.remove()
+        before = _hook_count(model)
+        with AttentionCapture(model) as cap:
+            logits = model(x)
+        assert _hook_count(model) == before  # removed on exit
+
+    assert torch.equal(logits, reference)  # bit-identical
+    assert [m.layer for m in cap.maps] == [layer.name for layer in layers] and len(layers) > 0
+    for layer, rec in zip(layers, cap.maps):
+        fn = next(f for t, f in RECOMPUTE if isinstance(layer.module, t))
+        with torch.no_grad():
+            expected = fn(layer.module, *calls[layer.name])
+        assert rec.attn.shape == expected.shape
+        assert rec.attn.shape[1] == layer.num_heads
+        assert (rec.attn - expected).abs().max().item() <= 1e-6, layer.name
+        assert torch.allclose(rec.attn.sum(-1), torch.ones(()), atol=1e-5)
+        assert rec.attn.shape[0] == rec.batch_size * rec.windows
+
+
+CUDA_BACKENDS = {"math": SDPBackend.MATH, "flash": SDPBackend.FLASH_ATTENTION,
+                 "efficient": SDPBackend.EFFICIENT_ATTENTION, "cudnn": SDPBackend.CUDNN_ATTENTION}
+
+
+@pytest.mark.gpu
+@pytest.mark.parametrize("backend", CUDA_BACKENDS.values(), ids=CUDA_BACKENDS.keys())
+@pytest.mark.parametrize("amp", [None, torch.float16, torch.bfloat16], ids=["fp32", "fp16", "bf16"])
+def test_cuda_capture_matches_recomputation_under_each_backend(backend, amp):
+    """fp32: maps within 1e-5 of the fp32 recomputation; autocast: within 2e-3 (q and k are fp16 /
+    bf16 there, the map itself is recomputed in fp32); logits bit-identical with the probe."""
+    model = _build("deit_tiny_patch16_224", dict(depth=2)).cuda()
+    x = torch.randn(2, 3, 224, 224, device="cuda")
+    calls = {}
+    handles = [layer.module.register_forward_pre_hook(
+        lambda m, a, k, name=layer.name: calls.__setitem__(name, (a, k)), with_kwargs=True)
+        for layer in attention_layers(model)]
+    amp_ctx = torch.autocast("cuda", dtype=amp) if amp else contextlib.nullcontext()
+    try:
+        with torch.no_grad(), forced(backend), amp_ctx:
+            reference = model(x)
+            for h in handles:
+                h.remove()
+            with AttentionCapture(model) as cap:
+                logits = model(x)
+    except RuntimeError as e:  # e.g. flash has no fp32 kernel
+        pytest.skip(f"{backend} cannot run here: {str(e).splitlines()[0]}")
+    assert torch.equal(logits, reference)
+    tol = 1e-5 if amp is None else 2e-3
+    for rec in cap.maps:
+        with torch.no_grad():
+            expected = _vit(dict(model.named_modules())[rec.layer], *calls[rec.layer])
+        assert (rec.attn - expected.float()).abs().max().item() <= tol, rec.layer
+
+
+@each_cpu_backend
+def test_deit_fused_and_explicit_paths_agree(backend):
+    model = _build("deit_tiny_patch16_224", dict(depth=2))
+    assert model.blocks[0].attn.fused_attn  # timm default, left on
+    x = torch.randn(2, 3, 224, 224)
+    with torch.no_grad(), forced(backend), AttentionCapture(model) as fused:
+        model(x)
+    for blk in model.blocks:
+        blk.attn.fused_attn = False
+    with torch.no_grad(), AttentionCapture(model) as explicit:
+        model(x)
+    for a, b in zip(fused.maps, explicit.maps):
+        assert (a.attn - b.attn).abs().max() <= 1e-6
+
+
+def test_windows_and_positions():
+    swin = _build(*FAMILIES[1][:2])
+    with torch.no_grad(), AttentionCapture(swin) as cap:
+        swin(torch.randn(2, 3, 224, 224))
+    first = cap.maps[0]
+    assert (first.windows, first.batch_size, tuple(first.attn.shape)) == (64, 2, (128, 3, 49, 49))
+    assert first.query_pos.shape == (64, 49, 2) and not first.query_pos.isnan().any()
+    # non-shifted first window covers the top-left 7x7 tokens of stride 4 px
+    assert first.query_pos[0, 0].tolist() == [2.0, 2.0] and first.query_pos[0, -1].tolist() == [26.0, 26.0]
+    # the shifted block's windows are the cyclically shifted grid: masked pairs get ~0 attention
+    shifted = cap.maps[1]
+    far = torch.cdist(shifted.query_pos, shifted.key_pos) > 7 * 4 * 1.5
+    assert far.any() and shifted.attn.view(2, 64, 3, 49, 49).masked_select(far[None, :, None]).max() < 1e-30
+
+
+def test_streaming_callback_stores_nothing_and_layer_filter():
+    model = _build("deit_tiny_patch16_224", dict(depth=4))
+    seen = []
+    with torch.no_grad(), AttentionCapture(model, seen.append, layers=["blocks.3.attn"]) as cap:
+        model(torch.randn(1, 3, 224, 224))
+    assert cap.maps == [] and [m.layer for m in seen] == ["blocks.3.attn"]
+    with pytest.raises(UserError, match="no attention layer named blocks.99"):
+        AttentionCapture(model, layers=["blocks.99.attn"])
+
+
+def test_hooks_removed_after_exception():
+    model = _build("deit_tiny_patch16_224", dict(depth=4))
+    before = _hook_count(model)
+    with pytest.raises(RuntimeError):
+        with AttentionCapture(model):
+            model(torch.randn(1, 5, 224, 224))  # wrong channel count
+    assert _hook_count(model) == before
+
+
+def test_unsupported_architecture_lists_families():
+    with pytest.raises(UnsupportedModelError, match="supported families: timm ViT/DeiT.*Swin.*LeViT.*EfficientViT"):
+        AttentionCapture(nn.Sequential(nn.Conv2d(3, 8, 3), nn.ReLU()))
+    assert issubclass(UnsupportedModelError, UserError)
+
+
+@each_cpu_backend
+@pytest.mark.parametrize("fused", [True, False])
+def test_chunked_records_reassemble_the_whole_batch(fused, backend):
+    """With `chunk_bytes`, a streaming consumer gets whole-image pieces whose maps and head
+    outputs concatenate to the unchunked record of the explicit path (fused Swin: its
+    per-window shift mask is sliced with the pieces)."""
+    model = _build(*FAMILIES[1][:2])
+    x = torch.randn(3, 3, 224, 224)
+    with torch.no_grad(), AttentionCapture(model, head_outputs=True) as whole:
+        model(x)
+    for layer in attention_layers(model):
+        layer.module.fused_attn = fused
+    pieces = []
+    with torch.no_grad(), forced(backend), AttentionCapture(model, pieces.append, head_outputs=True, chunk_bytes=1):
+        model(x)
+    assert len(pieces) == 3 * len(whole.maps)  # 1 byte -> one image per piece
+    for rec in whole.maps:
+        parts = [p for p in pieces if p.layer == rec.layer]
+        assert [p.batch_size for p in parts] == [1, 1, 1] and all(p.windows == rec.windows for p in parts)
+        assert (torch.cat([p.attn for p in parts]) - rec.attn).abs().max() <= 1e-6
+        assert torch.allclose(torch.cat([p.head_outputs for p in parts]), rec.head_outputs, atol=1e-5)
+
+
+class ToyAttention(nn.Module):
+    """An attention module no built-in family knows: 2 heads, explicit softmax, tokens-last."""
+
+    def __init__(self, dim=8, num_heads=2):
+        super().__init__()
+        self.heads, self.qkv, self.out = num_heads, nn.Linear(dim, 3 * dim), nn.Linear(dim, dim)
+
+    def forward(self, x):
+        B, N, C = x.shape
+        q, k, v = self.qkv(x).view(B, N, 3, self.heads, -1).permute(2, 0, 3, 1, 4)
+        attn = (q @ k.transpose(-2, -1)).softmax(-1)
+        return self.out((attn @ v).transpose(1, 2).reshape(B, N, C))
+
+
+@pytest.fixture
+def toy_family(monkeypatch):
+    """Register a family for ToyAttention from outside the package, as a user would; unregistered after."""
+    from analysis.heads import attention
+    from analysis.heads.attention import AttentionFamily, register_attention_family
+    monkeypatch.setattr(attention, "_FAMILIES", list(attention._FAMILIES))
+
+    @register_attention_family
+    class Toy(AttentionFamily):
+        name, types = "toy (tests.ToyAttention)", (ToyAttention,)
+
+        def num_heads(self, m):
+            return m.heads
+
+        def layout(self, m):
+            return m.out, -1, m.qkv.in_features // m.heads
+
+        def positions(self, m, parent, x, image_hw, model):
+            pos = torch.stack([torch.arange(x.shape[1], dtype=torch.float32)] * 2, -1)[None]
+            return pos, pos
+
+    return Toy
+
+
+def test_registered_family_is_captured(toy_family):
+    from analysis.heads.attention import supported_families
+    model = nn.Sequential(ToyAttention(), ToyAttention()).eval()
+    x = torch.randn(3, 5, 8)
+    assert supported_families()[-1] == toy_family.name
+    with torch.no_grad(), AttentionCapture(model, head_outputs=True) as cap:
+        model(x)
+    assert [(m.layer, m.num_heads, m.family) for m in cap.maps] == [("0", 2, "toy"), ("1", 2, "toy")]
+    with torch.no_grad():
+        q, k, _ = model[0].qkv(x).view(3, 5, 3, 2, -1).permute(2, 0, 3, 1, 4)
+        expected = (q @ k.transpose(-2, -1)).softmax(-1)
+    assert torch.equal(cap.maps[0].attn, expected)
+    assert cap.maps[0].head_outputs.shape == (3 * 5, 2, 4)
+
+
+def test_unregistered_module_is_not_a_family():
+    with pytest.raises(UnsupportedModelError, match="ToyAttention|Sequential"):
+        AttentionCapture(nn.Sequential(ToyAttention()))

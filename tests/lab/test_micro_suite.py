@@ -1,0 +1,107 @@
+"""Micro suite: recipes keep the paper's comparisons, the committed cache is used (never
+retrained), every cached model beats chance 3x, and the result tables are complete."""
+import dataclasses
+
+import pandas as pd
+import pytest
+import torch
+from torch.utils.data import DataLoader
+
+from analysis.core.paths import micro_root
+from analysis.lab import cache, experiments
+from analysis.lab.datasets import ClutteredDigits, DigitsConfig
+from analysis.lab.recipes import DATA, RECIPES
+from analysis.lab.train import build_model, evaluate
+from shvit import get_config
+
+
+def _resolved(key):
+    r = RECIPES[key]
+    kw = {k: tuple(v) if isinstance(v, list) else v for k, v in r.model_kwargs.items()}
+    return get_config(r.model).replace(**kw)
+
+
+def _diff(a, b):
+    return {f.name for f in dataclasses.fields(a) if getattr(a, f.name) != getattr(b, f.name)}
+
+
+def test_rows_differ_from_the_base_only_where_the_paper_rows_differ():
+    base = _resolved("fig2_b")
+    assert _diff(_resolved("stem4"), base) == {"stem_stride"}
+    assert _diff(_resolved("stem32"), base) == {"stem_stride"}
+    assert _diff(_resolved("fig2_b_attn1"), base) == {"mixers"}
+    assert _diff(_resolved("fig2_b256"), base) == {"img_size"} and RECIPES["fig2_b256"].input_size == 56
+    assert _diff(_resolved("t6_none"), base) == {"mixers"}
+    assert _diff(_resolved("t6_ratio8"), base) <= {"partial_ratio", "partial_dims"}
+    assert _resolved("t6_ratio8").stage_partial_dims == (4, 8, 12)  # 1/8 of 32/64/96
+    assert _diff(_resolved("fig6_full"), base) == {"mixers"}
+    assert _resolved("t6_mhsa").mixers == ("conv", "mhsa", "mhsa")
+    assert _diff(_resolved("t6_mhsa"), base) <= {"mixers", "num_heads"}
+    deit = {k: RECIPES[k].model_kwargs for k in ("deit_3h", "deit_6h")}
+    assert {k: v for k, v in deit["deit_3h"].items() if k != "num_heads"} == \
+        {k: v for k, v in deit["deit_6h"].items() if k != "num_heads"}
+
+
+def test_digest_is_stable_and_tracks_the_recipe():
+    r = RECIPES["fig2_b"]
+    assert r.digest() == RECIPES["fig2_b"].digest() and len(r.digest()) == 12
+    other = dataclasses.replace(r, train={"lr": 1e-3})
+    assert other.digest() != r.digest()
+    assert len({r.digest() for r in RECIPES.values()}) == len(RECIPES)
+
+
+def test_cam_layer_compares_both_stems_on_the_same_grid():
+    for key, expected in (("stem4", ("stages.2", 3)), ("fig2_b", ("stages.0", 3))):
+        model = build_model(RECIPES[key].config(), 10)
+        assert experiments.cam_layer(model, 48) == expected
+
+
+def test_cached_table_recomputes_only_when_recipes_change(tmp_path):
+    calls = []
+
+    def compute():
+        calls.append(1)
+        return pd.DataFrame({"x": [1, 2]})
+    a = cache.cached_table("t", ["fig2_b"], compute, tmp_path, refresh=False)
+    b = cache.cached_table("t", ["fig2_b"], compute, tmp_path, refresh=False)
+    assert len(calls) == 1 and a.equals(b) and (b["recipes"] == f"fig2_b-{RECIPES['fig2_b'].digest()}").all()
+    cache.cached_table("t", ["fig2_b", "stem4"], compute, tmp_path, refresh=False)
+    assert len(calls) == 2
+
+
+# ---- the committed suite (built by `python -m analysis.ablations --all`)
+
+@pytest.mark.artifacts
+def test_every_recipe_is_cached_and_has_really_trained():
+    models = pd.read_csv(micro_root() / "models.csv").set_index("key")
+    for key, r in RECIPES.items():
+        assert cache.checkpoint_path(key).is_file(), key
+        assert models.loc[key, "digest"] == r.digest(), key
+        assert models.loc[key, "val_top1"] >= 3 * 100 / len(ClutteredDigits.classes), key  # 3x chance
+    size = sum(p.stat().st_size for p in (micro_root() / "checkpoints").glob("*.safetensors"))
+    assert size < 20e6
+
+
+@pytest.mark.artifacts
+def test_cached_model_loads_without_training_and_reproduces_its_top1(monkeypatch):
+    monkeypatch.setattr(cache, "fit", lambda *a, **k: pytest.fail("a cached recipe was retrained"))
+    model, summary = cache.load_or_train("fig2_b", progress=False)
+    val = ClutteredDigits("val", DigitsConfig(**{**DATA, "num_train": 1}))
+    top1 = evaluate(model, DataLoader(val, batch_size=250), torch.device("cpu"))["top1"]
+    assert top1 == pytest.approx(summary["val_top1"], abs=0.21)
+
+
+@pytest.mark.artifacts
+def test_result_tables_are_complete_and_served_from_the_cache(monkeypatch):
+    monkeypatch.setattr(experiments, "load_or_train", lambda *a, **k: pytest.fail("tables should come from the CSV cache"))
+    macro = experiments.macro_table()
+    assert set(macro["row"]) >= {"(a)", "(b)", "(b')", "(b'')", "stem 4x4", "stem 32x32"}
+    assert (macro[["val_top1", "macs", "mem_bytes", "cpu_img_s"]] > 0).all().all()
+    single = experiments.single_head_table()
+    assert len(single) == 8 and single["macs"].gt(0).all()
+    heads = experiments.heads_table()
+    assert sorted(heads["heads"].unique()) == [3, 6] and len(heads) == 12
+    assert heads["similarity_pct"].between(0, 100).all()
+    assert heads[["remove1_delta_pct", "leave1_delta_pct"]].notna().all().all()
+    cam = experiments.gradcam_table()
+    assert list(cam["stem_stride"]) == [4, 16] and cam["pointing_game"].between(0, 100).all()

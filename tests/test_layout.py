@@ -1,0 +1,120 @@
+"""The package's shape: rooms re-export exactly their modules' public names, nothing shadows a
+module, importing has no side effects, library code holds no test tooling and never locates
+results through `__file__`, and every CLI follows the one pattern (with a console script)."""
+import ast
+import importlib
+import subprocess
+import sys
+import tomllib
+from pathlib import Path
+
+import pytest
+
+import analysis
+from analysis import core, cost, heads, lab
+
+ROOT = Path(__file__).resolve().parents[1]
+ROOMS = (core, heads, cost, lab)
+LIBRARY = sorted((ROOT / "analysis").rglob("*.py"))
+
+
+def _submodules(package) -> set[str]:
+    return {p.stem for p in Path(package.__path__[0]).iterdir()
+            if (p.suffix == ".py" and p.stem != "__init__") or (p / "__init__.py").is_file()}
+
+
+@pytest.mark.parametrize("room", ROOMS, ids=lambda r: r.__name__)
+def test_room_exports_are_exactly_the_modules_public_names(room):
+    for module, names in room.EXPORTS.items():
+        assert set(names) == set(importlib.import_module(module, room.__name__).__all__), module
+    public_modules = {f".{m}" for m in _submodules(room) if not m.startswith("_")} - {".notebook"}
+    assert set(room.EXPORTS) == public_modules  # core.notebook is imported as a module by notebooks
+
+
+@pytest.mark.parametrize("package", (analysis,) + ROOMS, ids=lambda p: p.__name__)
+def test_no_exported_name_shadows_a_module(package):
+    exported = {n for names in package.EXPORTS.values() for n in names}
+    assert not exported & _submodules(package)
+    for name in sorted(exported)[:5] + sorted(exported)[-5:]:
+        assert getattr(package, name) is not None
+    with pytest.raises(AttributeError):
+        getattr(package, "no_such_name")
+
+
+def test_top_level_exports_every_room_name_except_the_cli_names():
+    cli = {m for m in _submodules(analysis) if not m.startswith("_")} - {r.__name__.split(".")[1] for r in ROOMS}
+    assert set(analysis.CLI_MODULES) == cli | {"cost"}  # analysis.cost is a room with a __main__
+    room_names = {n for r in ROOMS for names in r.EXPORTS.values() for n in names}
+    top = {n for names in analysis.EXPORTS.values() for n in names}
+    assert top == room_names - cli and "head_similarity" in room_names - top
+    assert analysis.CostAnalysis is cost.CostAnalysis and analysis.fit is lab.fit
+
+
+def test_import_has_no_side_effects():
+    code = """
+import sys, warnings
+import matplotlib, torch, timm, seaborn, scipy.stats, sklearn.datasets, captum.attr, nbclient, pandas  # their own filters
+backend, filters = matplotlib.get_backend(), list(warnings.filters)
+import analysis
+assert "analysis.heads.attention" not in sys.modules and "analysis.cost.counter" not in sys.modules
+import analysis.core.plotting, analysis.core.notebook, analysis.heads, analysis.cost.variant_table, analysis.lab.experiments
+assert matplotlib.get_backend() == backend, (backend, matplotlib.get_backend())
+assert warnings.filters == filters, [f for f in warnings.filters if f not in filters]
+print("ok")
+"""
+    env = {"PATH": "/usr/bin:/bin", "MPLBACKEND": "svg"}
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, env=env, timeout=300)
+    assert r.returncode == 0 and r.stdout.strip() == "ok", r.stderr[-2000:]
+
+
+def _imports(tree):
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            yield from (a.name for a in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            yield node.module
+
+
+@pytest.mark.parametrize("path", LIBRARY, ids=lambda p: str(p.relative_to(ROOT)))
+def test_library_has_no_test_tooling_and_no_file_relative_paths(path):
+    tree = ast.parse(path.read_text())
+    assert not {m for m in _imports(tree) if m.split(".")[0] in ("unittest", "pytest", "mock")}
+    assert not [n for n in ast.walk(tree) if isinstance(n, ast.Name) and n.id == "__file__"]
+
+
+CLIS = [("analysis.head_similarity", "analysis.head_similarity"), ("analysis.cost", "analysis.cost.__main__"),
+        ("analysis.breakdown", "analysis.breakdown"), ("analysis.throughput", "analysis.throughput"),
+        ("analysis.train", "analysis.train"), ("analysis.ablations", "analysis.ablations"),
+        ("analysis.make_figures", "analysis.make_figures")]
+
+
+def test_every_cli_follows_the_pattern_and_has_a_console_script():
+    scripts = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["scripts"]
+    targets = {v.split(":")[0] for v in scripts.values()}
+    for name, module in CLIS:
+        mod = importlib.import_module(module)
+        parser = mod.build_parser()
+        assert parser.prog == f"python -m {name}" and callable(mod.run) and callable(mod.main)
+        assert module in targets, name
+    assert all(v.endswith(":main") for v in scripts.values()) and len(scripts) == len(CLIS)
+
+
+def test_cli_help_is_parsed_without_torch():
+    """Every CLI but head_similarity (whose help lists the metric registry) parses before torch loads."""
+    code = """
+import sys, importlib
+for m in ("analysis.cost.__main__", "analysis.breakdown", "analysis.throughput", "analysis.train",
+          "analysis.ablations", "analysis.make_figures"):
+    importlib.import_module(m).build_parser().format_help()
+print(sorted(k for k in ("torch", "timm", "pandas", "matplotlib") if k in sys.modules))
+"""
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, timeout=120)
+    assert r.returncode == 0 and r.stdout.strip() == "[]", r.stdout + r.stderr[-2000:]
+
+
+def test_cli_constants_match_the_library():
+    from analysis import ablations, breakdown, throughput, train
+    from analysis._cli import ATTENTION_BACKENDS
+    assert ATTENTION_BACKENDS == core.ATTENTION_BACKENDS
+    assert throughput.RUNTIMES == cost.RUNTIMES and breakdown.PAPER_MODELS == cost.PAPER_MODELS
+    assert train.DIGITS_NAME == lab.DIGITS_NAME and ablations.TABLE_NAMES == tuple(sorted(lab.TABLES))
