@@ -7,8 +7,12 @@ import sys
 
 from ._cli import (ArgumentParser, add_device_arg, add_seed_arg, command, output_path, positive_int)
 from .core.errors import UserError
-from .heads.metrics import METRICS
-from .heads.similarity import AMP_DTYPES, PAPER_METRICS
+
+# The registries' names, here so that --help needs no torch (tests/test_layout.py checks they match).
+METRICS = ("mean_pairwise_cosine", "mean_max_cosine", "linear_cka", "attention_entropy",
+           "mean_attention_distance")  # = heads.metrics.METRICS
+PAPER_METRICS = ("mean_pairwise_cosine", "mean_max_cosine")  # = heads.similarity.PAPER_METRICS
+AMP_CHOICES = ("none", "fp16", "bf16")  # = heads.similarity.AMP_DTYPES
 
 EPILOG = """examples:
   # the paper's DeiT-T measurement on 128 ImageNet-val images
@@ -37,7 +41,7 @@ def build_parser() -> ArgumentParser:
     p.add_argument("--metrics", default="paper", metavar="LIST",
                    help=f"'paper' (default: {', '.join(PAPER_METRICS)}, the metrics of SHViT Fig. 3/4 and "
                         f"EfficientViT Fig. 4), 'all', or a comma-separated subset of {', '.join(METRICS)}")
-    p.add_argument("--amp", choices=tuple(AMP_DTYPES), default="none", help="autocast dtype (default none: fp32)")
+    p.add_argument("--amp", choices=AMP_CHOICES, default="none", help="autocast dtype (default none: fp32)")
     add_seed_arg(p, "image choice/order and random weights")
     p.add_argument("--out", required=True, metavar="CSV", type=output_path, help="tidy results (written atomically)")
     p.add_argument("--plot", metavar="PNG", help="also write a figure (PNG + PDF)")
@@ -67,7 +71,7 @@ def run(args) -> int:
     from .core.tables import write_csv
     from .heads.attention import attention_layers
     from .heads.plots import plot_head_similarity
-    from .heads.similarity import model_head_similarity
+    from .heads.similarity import AMP_DTYPES, model_head_similarity
 
     metrics = _metrics(args.metrics)
     weights = args.weights or ["random"]

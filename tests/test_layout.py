@@ -100,10 +100,10 @@ def test_every_cli_follows_the_pattern_and_has_a_console_script():
 
 
 def test_cli_help_is_parsed_without_torch():
-    """Every CLI but head_similarity (whose help lists the metric registry) parses before torch loads."""
+    """Every CLI builds its parser (help, choices, validators) before torch, timm, pandas or matplotlib load."""
     code = """
 import sys, importlib
-for m in ("analysis.cost.__main__", "analysis.breakdown", "analysis.throughput", "analysis.train",
+for m in ("analysis.head_similarity", "analysis.cost.__main__", "analysis.breakdown", "analysis.throughput", "analysis.train",
           "analysis.ablations", "analysis.make_figures"):
     importlib.import_module(m).build_parser().format_help()
 print(sorted(k for k in ("torch", "timm", "pandas", "matplotlib") if k in sys.modules))
@@ -113,8 +113,10 @@ print(sorted(k for k in ("torch", "timm", "pandas", "matplotlib") if k in sys.mo
 
 
 def test_cli_constants_match_the_library():
-    from analysis import ablations, breakdown, throughput, train
+    from analysis import ablations, breakdown, head_similarity, throughput, train
     from analysis._cli import ATTENTION_BACKENDS
     assert ATTENTION_BACKENDS == core.ATTENTION_BACKENDS
     assert throughput.RUNTIMES == cost.RUNTIMES and breakdown.PAPER_MODELS == cost.PAPER_MODELS
+    assert head_similarity.METRICS == heads.METRICS and head_similarity.PAPER_METRICS == heads.PAPER_METRICS
+    assert head_similarity.AMP_CHOICES == tuple(heads.AMP_DTYPES)
     assert train.DIGITS_NAME == lab.DIGITS_NAME and ablations.TABLE_NAMES == tuple(sorted(lab.TABLES))

@@ -23,6 +23,7 @@ import timm.data
 import torch
 import torch.nn as nn
 from PIL import Image
+from sklearn.datasets import load_sample_images
 
 from .errors import UserError
 
@@ -142,8 +143,6 @@ class SampleImages:
         self.num_used = 0
 
     def crops(self) -> Iterator[Image.Image]:
-        from sklearn.datasets import load_sample_images
-
         photos = load_sample_images().images
         rng = np.random.default_rng(self.seed)
         for i in range(self.num_images):
