@@ -15,8 +15,7 @@ and every CLI's `--help` stay instant. The CLIs are the top-level modules
 """
 from . import core, cost, heads, lab
 from ._lazy import lazy_exports
-
-CLI_MODULES = ("ablations", "breakdown", "cost", "head_similarity", "make_figures", "throughput", "train")
+from .core.errors import COMMANDS as CLI_MODULES
 
 EXPORTS = {f".{room.__name__.rpartition('.')[2]}{module}": tuple(n for n in names if n not in CLI_MODULES)
            for room in (core, heads, cost, lab) for module, names in room.EXPORTS.items()}

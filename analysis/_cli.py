@@ -18,7 +18,7 @@ from typing import Callable, Optional
 from .core.errors import UserError, exit_on_user_error
 from .core.files import check_writable
 
-__all__ = ["ArgumentParser", "command", "positive_int", "non_negative_int", "seed", "positive_float",
+__all__ = ["ArgumentParser", "command", "positive_int", "non_negative_int", "seed", "resolution", "positive_float",
            "non_negative_float", "output_path", "add_device_arg", "add_threads_arg", "add_seed_arg",
            "add_attention_backend_arg", "ATTENTION_BACKENDS"]
 
@@ -71,6 +71,11 @@ def non_negative_int(text: str) -> int:
 
 def seed(text: str) -> int:
     return _number(int, text, lambda v: 0 <= v < 2**32, "between 0 and 2**32 - 1")
+
+
+def resolution(text: str) -> int:
+    """An input side in px (at least 16, `core.models.input_size`'s floor)."""
+    return _number(int, text, lambda v: v >= 16, "at least 16 (px)")
 
 
 def positive_float(text: str) -> float:

@@ -36,15 +36,17 @@ def build_parser() -> ArgumentParser:
 
 
 def run(args) -> int:
-    from .core.files import write_json
+    from .core.files import check_writable, write_json
     from .core.paths import micro_root
     from .core.runtime import set_threads
     from .core.tables import read_csv
     from .lab.cache import checkpoint_path, train_suite
     from .lab.experiments import TABLES
-    from .lab.recipes import RECIPES
+    from .lab.recipes import RECIPES, recipe
 
     root = micro_root(args.root)
+    for key in args.train or ():
+        recipe(key)  # unknown keys fail before anything is trained
     if args.list:
         for key, r in RECIPES.items():
             state = "cached" if checkpoint_path(key, root).is_file() else "missing"
@@ -52,7 +54,11 @@ def run(args) -> int:
         return 0
     if not (args.all or args.train or args.table):
         raise UserError("nothing to do: pass --all, --train KEY..., --table NAME... or --list")
-    root.mkdir(parents=True, exist_ok=True)
+    try:
+        root.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise UserError(f"cannot create results folder {root} ({e.strerror})") from None
+    check_writable(root / "models.csv")
     set_threads(args.threads)
     t0 = time.perf_counter()
     if args.all or args.train:

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import sys
 
-from ._cli import (ArgumentParser, add_device_arg, add_seed_arg, add_threads_arg, command, output_path,
-                   positive_int)
+from ._cli import (ArgumentParser, add_device_arg, add_seed_arg, add_threads_arg, command, output_path, positive_int,
+                   resolution)
 
 PAPER_MODELS = ("deit_tiny_patch16_224", "swin_tiny_patch4_window7_224", "efficientvit_m4", "shvit_s4")
 EPILOG = """examples:
@@ -21,7 +21,7 @@ def build_parser() -> ArgumentParser:
     p.add_argument("--model", action="append", help=f"repeatable (default: {', '.join(PAPER_MODELS)})")
     add_device_arg(p)
     p.add_argument("--batch-size", type=positive_int, default=16)
-    p.add_argument("--resolution", type=positive_int, default=None, help="default: each model's pretrained config")
+    p.add_argument("--resolution", type=resolution, default=None, help="default: each model's pretrained config")
     p.add_argument("--repeats", type=positive_int, default=3, help="profiled forward passes")
     add_threads_arg(p, help="CPU threads (default: torch's)")
     add_seed_arg(p)
@@ -35,7 +35,7 @@ def build_parser() -> ArgumentParser:
 def run(args) -> int:
     import pandas as pd
 
-    from .core.files import check_writable
+    from .core.files import check_distinct, check_writable
     from .core.models import check_model_name
     from .core.plotting import provenance, save_figure
     from .core.runtime import resolve_device, set_threads
@@ -48,6 +48,8 @@ def run(args) -> int:
         check_model_name(n)
     if args.figure:
         check_writable(args.figure + ".png")
+        check_distinct(**{"--csv": args.csv, "--figure (.png)": args.figure + ".png",
+                          "--figure (.pdf)": args.figure + ".pdf"})
     device = resolve_device(args.device)
     set_threads(args.threads)
     df = breakdown_table(names, device=device, batch_size=args.batch_size, resolution=args.resolution,

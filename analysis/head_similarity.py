@@ -64,7 +64,7 @@ def run(args) -> int:
     import timm
     import torch
 
-    from .core.files import check_writable, write_json
+    from .core.files import check_distinct, check_sidecar, check_writable, write_json
     from .core.images import ImageFolderSource, SampleImages
     from .core.models import check_model_name, create_model, describe_weights
     from .core.runtime import resolve_device
@@ -82,6 +82,10 @@ def run(args) -> int:
     plot = check_writable(Path(args.plot).with_suffix(".png")) if args.plot else None
     if plot is not None:
         check_writable(plot.with_suffix(".pdf"))
+    sidecar = out.with_suffix(".json")
+    check_distinct(**{"--out": out, "the metadata file (--out with .json)": sidecar,
+                      "--plot": plot, "--plot (.pdf)": plot and plot.with_suffix(".pdf")})
+    check_sidecar(sidecar, "analysis.head_similarity")
     for name in args.model:
         check_model_name(name)
     device = resolve_device(args.device)
@@ -94,25 +98,26 @@ def run(args) -> int:
         attention_layers(model)  # unsupported architecture: fail before any compute
         models.append((name, w, model))
 
-    frames, skipped = [], {}
+    frames, skipped, used = [], {}, {}
     while models:  # release each model once measured
         name, w, model = models.pop(0)
         print(f"{name} ({describe_weights(w)}): {args.num_images} images from {source.describe()}", file=sys.stderr)
         frames.append(model_head_similarity(name, w, model, source, batch_size=args.batch_size, device=device,
                                             amp=AMP_DTYPES[args.amp], metrics=metrics, seed=args.seed))
-        skipped[name] = source.num_skipped
+        skipped[name], used[name] = source.num_skipped, source.num_used
     result = pd.concat(frames, ignore_index=True)
     write_csv(result, out)
     write_json({"command": "analysis.head_similarity", "models": args.model, "weights": weights,
-                "data": source.describe(), "num_images": args.num_images, "unreadable_skipped": skipped,
+                "data": source.describe(), "num_images_requested": args.num_images, "num_images_used": used,
+                "unreadable_skipped": skipped,
                 "metrics": metrics, "batch_size": args.batch_size, "device": str(device), "amp": args.amp,
                 "seed": args.seed, "torch": torch.__version__, "timm": timm.__version__},
-               out.with_suffix(".json"))
+               sidecar)
     if any(skipped.values()):
         print(f"skipped unreadable files: {max(skipped.values())}", file=sys.stderr)
     if plot is not None:
         plot_head_similarity(result, plot)
-    print(f"wrote {out}" + (f", {plot} (+ .pdf)" if plot else ""), file=sys.stderr)
+    print(f"wrote {out}, {sidecar}" + (f", {plot} (+ .pdf)" if plot else ""), file=sys.stderr)
     return 0
 
 

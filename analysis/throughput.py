@@ -6,7 +6,7 @@ import json
 import sys
 
 from ._cli import (ArgumentParser, add_seed_arg, command, non_negative_float, output_path, positive_float,
-                   positive_int)
+                   positive_int, resolution)
 from .core.errors import UserError
 
 RUNTIMES = ("cpu", "cuda", "onnx")  # = cost.throughput.RUNTIMES
@@ -29,7 +29,7 @@ def build_parser() -> ArgumentParser:
                                                          "with the rank correlation to the paper")
     p.add_argument("--runtime", "--device", dest="runtime", default="cpu", choices=("auto",) + RUNTIMES,
                    help="cpu (PyTorch), cuda (PyTorch, AMP) or onnx (ONNX Runtime, CPU); auto: cuda if available")
-    p.add_argument("--resolution", type=positive_int, default=None, help="default: each model's pretrained config")
+    p.add_argument("--resolution", type=resolution, default=None, help="default: each model's pretrained config")
     p.add_argument("--batch-size", type=positive_int, default=None, help="default: 16 (cpu, onnx), 256 (cuda)")
     p.add_argument("--threads", type=positive_int, default=1,
                    help="CPU / ONNX Runtime threads (default 1, as the papers)")

@@ -69,6 +69,7 @@ def build_parser() -> ArgumentParser:
     add_seed_arg(p, "model initialisation and data order")
     p.add_argument("--output", help="folder for last.pth and summary.json")
     p.add_argument("--resume", help="checkpoint (last.pth) of the same model and data to continue from")
+    p.add_argument("--overwrite", action="store_true", help="replace a run already in --output (default: refuse)")
     p.add_argument("--stop-after", type=positive_int, help="stop after this many epochs in this run")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     add_device_arg(p)
@@ -97,7 +98,7 @@ def run(args) -> int:
     if cfg.data != DIGITS_NAME:
         cfg.data = os.path.abspath(cfg.data)
     _, summary = fit(cfg, args.output, resume=args.resume, device=args.device, progress=not args.quiet,
-                     stop_after=args.stop_after)
+                     stop_after=args.stop_after, overwrite=args.overwrite)
     if int(os.environ.get("RANK", "0")) == 0:
         print(json.dumps({k: v for k, v in summary.items() if k != "history"}, indent=2))
     return 0

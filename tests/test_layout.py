@@ -82,7 +82,9 @@ def test_library_has_no_test_tooling_and_no_file_relative_paths(path):
     assert not [n for n in ast.walk(tree) if isinstance(n, ast.Name) and n.id == "__file__"]
 
 
-CLIS = [("analysis.head_similarity", "analysis.head_similarity"), ("analysis.cost", "analysis.cost.__main__"),
+CLIS = [("analysis.head_similarity", "analysis.head_similarity"),
+        ("analysis.head_ablation", "analysis.head_ablation"),
+        ("analysis.cost", "analysis.cost.__main__"),
         ("analysis.breakdown", "analysis.breakdown"), ("analysis.throughput", "analysis.throughput"),
         ("analysis.train", "analysis.train"), ("analysis.ablations", "analysis.ablations"),
         ("analysis.make_figures", "analysis.make_figures")]
@@ -103,7 +105,7 @@ def test_cli_help_is_parsed_without_torch():
     """Every CLI builds its parser (help, choices, validators) before torch, timm, pandas or matplotlib load."""
     code = """
 import sys, importlib
-for m in ("analysis.head_similarity", "analysis.cost.__main__", "analysis.breakdown", "analysis.throughput", "analysis.train",
+for m in ("analysis.head_similarity", "analysis.head_ablation", "analysis.cost.__main__", "analysis.breakdown", "analysis.throughput", "analysis.train",
           "analysis.ablations", "analysis.make_figures"):
     importlib.import_module(m).build_parser().format_help()
 print(sorted(k for k in ("torch", "timm", "pandas", "matplotlib") if k in sys.modules))
@@ -113,10 +115,10 @@ print(sorted(k for k in ("torch", "timm", "pandas", "matplotlib") if k in sys.mo
 
 
 def test_cli_constants_match_the_library():
-    from analysis import ablations, breakdown, head_similarity, throughput, train
+    from analysis import ablations, breakdown, head_ablation, head_similarity, throughput, train
     from analysis._cli import ATTENTION_BACKENDS
     assert ATTENTION_BACKENDS == core.ATTENTION_BACKENDS
     assert throughput.RUNTIMES == cost.RUNTIMES and breakdown.PAPER_MODELS == cost.PAPER_MODELS
     assert head_similarity.METRICS == heads.METRICS and head_similarity.PAPER_METRICS == heads.PAPER_METRICS
     assert head_similarity.AMP_CHOICES == tuple(heads.AMP_DTYPES)
-    assert train.DIGITS_NAME == lab.DIGITS_NAME and ablations.TABLE_NAMES == tuple(sorted(lab.TABLES))
+    assert train.DIGITS_NAME == lab.DIGITS_NAME and head_ablation.MODES == ("remove1", "leave1") and ablations.TABLE_NAMES == tuple(sorted(lab.TABLES))

@@ -3,14 +3,14 @@ the papers' reference numbers, figure style, notebook plumbing (`core.notebook`)
 from .._lazy import lazy_exports
 
 EXPORTS = {
-    ".errors": ("UserError", "is_user_error", "exit_on_user_error"),
-    ".files": ("check_writable", "atomic_path", "write_atomic", "write_json"),
+    ".errors": ("UserError", "Terminated", "is_user_error", "exit_on_user_error", "not_a_command", "COMMANDS"),
+    ".files": ("check_writable", "check_distinct", "check_sidecar", "atomic_path", "write_atomic", "write_json"),
     ".tables": ("write_csv", "read_csv", "table_differences", "FLOAT_FORMAT", "RTOL", "ATOL"),
     ".paths": ("ENV_PROJECT_ROOT", "ENV_OUTPUT_ROOT", "project_root", "output_root", "micro_root"),
     ".models": ("create_model", "create_model_at", "fuse_model", "check_model_name", "describe_weights",
                 "input_size", "hub_reachable"),
     ".runtime": ("resolve_device", "set_threads", "cpu_threads", "attention_backend", "ATTENTION_BACKENDS"),
-    ".images": ("ImageFolderSource", "SampleImages", "Batches", "model_transform", "IMAGE_EXTENSIONS"),
+    ".images": ("ImageFolderSource", "SampleImages", "Batches", "model_transform", "to_rgb", "IMAGE_EXTENSIONS"),
     ".reference": ("load_reference", "REFERENCE_TABLES"),
     ".plotting": ("use_style", "provenance", "save_figure", "PAPER_COLOR", "OURS_COLOR"),
 }

@@ -5,14 +5,24 @@ Standard library only: the CLIs use it while parsing, before torch is imported.
 from __future__ import annotations
 
 import functools
+import os
+import signal
 import sys
+import threading
 from typing import Callable
 
-__all__ = ["UserError", "is_user_error", "exit_on_user_error"]
+__all__ = ["UserError", "Terminated", "is_user_error", "exit_on_user_error", "not_a_command", "COMMANDS"]
+
+COMMANDS = ("head_similarity", "head_ablation", "cost", "breakdown", "throughput", "train", "ablations",
+            "make_figures")
 
 
 class UserError(Exception):
     """Bad input from the user (unknown model, missing folder, unwritable output, ...)."""
+
+
+class Terminated(BaseException):
+    """SIGTERM, raised where the program is so that temporary files are cleaned up on the way out."""
 
 
 def is_user_error(error: BaseException) -> bool:
@@ -25,20 +35,50 @@ def is_user_error(error: BaseException) -> bool:
     return isinstance(error, UserError) or (weights is not None and isinstance(error, weights.CheckpointError))
 
 
+def not_a_command(module: str) -> int:
+    """What `python -m <library module>` does: say so in one line, name the commands; exit code 2."""
+    commands = ", ".join(f"python -m analysis.{c}" for c in COMMANDS)
+    print(f"{module} is a library module, not a command; the commands are: {commands}", file=sys.stderr)
+    return 2
+
+
+def _raise_terminated(signum, frame):
+    raise Terminated()
+
+
+def _print_once(message: str) -> None:
+    """On stderr, from one process only: under torchrun every rank meets the same error."""
+    if os.environ.get("RANK", "0") == "0":
+        print(message, file=sys.stderr)
+
+
 def exit_on_user_error(main: Callable[..., int | None], prog: str = "analysis") -> Callable[..., int]:
-    """Wrap a CLI `main`: a user error prints `prog: error: message` and exits 2; Ctrl-C exits 130."""
+    """Wrap a CLI `main`: a user error prints `prog: error: message` and exits 2; Ctrl-C exits
+    130 and SIGTERM 143, quietly, after the temporary files of unfinished writes are removed."""
 
     @functools.wraps(main)
     def wrapper(*args, **kwargs) -> int:
+        main_thread = threading.current_thread() is threading.main_thread()  # signals: main thread only
+        previous = signal.signal(signal.SIGTERM, _raise_terminated) if main_thread else None
         try:
             return main(*args, **kwargs) or 0
         except KeyboardInterrupt:
-            print("interrupted", file=sys.stderr)
+            _print_once("interrupted")
             raise SystemExit(130) from None
+        except Terminated:
+            _print_once("terminated")
+            raise SystemExit(143) from None
         except Exception as e:
             if not is_user_error(e):
                 raise
-            print(f"{prog}: error: {e}", file=sys.stderr)
+            _print_once(f"{prog}: error: {e}")
             raise SystemExit(2) from None
+        finally:
+            if main_thread:
+                signal.signal(signal.SIGTERM, previous)
 
     return wrapper
+
+
+if __name__ == "__main__":  # a library module, not a command
+    raise SystemExit(not_a_command(__spec__.name))

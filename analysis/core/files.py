@@ -1,5 +1,7 @@
 """Output files: checked before any compute, written atomically (a temporary file beside the
-target, then a rename), so an interrupted run never leaves a half-written result.
+target, then a rename), so an interrupted run never leaves a half-written result. A written
+file gets the mode the user's umask gives a new file (or keeps the mode of the file it
+replaces), and a symlinked output is written through its link.
 
 Standard library only: the CLIs use it while parsing, before torch is imported.
 """
@@ -10,11 +12,11 @@ import json
 import os
 import tempfile
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any, Callable, Iterator, Optional
 
-from .errors import UserError
+from .errors import UserError, not_a_command
 
-__all__ = ["check_writable", "atomic_path", "write_atomic", "write_json"]
+__all__ = ["check_writable", "check_distinct", "check_sidecar", "atomic_path", "write_atomic", "write_json"]
 
 
 def check_writable(path: str | os.PathLike) -> Path:
@@ -36,15 +38,53 @@ def check_writable(path: str | os.PathLike) -> Path:
     return path
 
 
+def check_distinct(**outputs: Optional[str | os.PathLike]) -> None:
+    """Refuse outputs of one run that would overwrite each other (`--out x.png --plot x.png`)."""
+    seen: dict[Path, str] = {}
+    for option, path in outputs.items():
+        if path is None:
+            continue
+        real = Path(os.path.realpath(path))
+        if real in seen:
+            raise UserError(f"{option} and {seen[real]} would both write {path}; give them different names")
+        seen[real] = option
+
+
+def check_sidecar(path: str | os.PathLike, command: str) -> Path:
+    """`path` as the metadata sidecar of `command`: writable, and not some other file of the same
+    name (an existing file is replaced only if it is an earlier sidecar of the same command)."""
+    path = check_writable(path)
+    if path.exists():
+        try:
+            ours = json.loads(path.read_text()).get("command") == command
+        except (ValueError, AttributeError, UnicodeDecodeError, OSError):
+            ours = False
+        if not ours:
+            raise UserError(f"{path} exists and is not a metadata file of {command}; it would be replaced by the "
+                            f"run's metadata: move it or choose another output name")
+    return path
+
+
+def _new_file_mode(path: str) -> int:
+    """The mode of the file `path` replaces, else what the umask gives a new file."""
+    try:
+        return os.stat(path).st_mode & 0o7777
+    except FileNotFoundError:
+        umask = os.umask(0)
+        os.umask(umask)
+        return 0o666 & ~umask
+
+
 @contextlib.contextmanager
 def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
-    """Yield a temporary path beside `path`; on success rename it onto `path`, else delete it."""
-    path = Path(path)
-    fd, tmp = tempfile.mkstemp(dir=path.parent if str(path.parent) else ".",
-                               prefix=f".{path.name}.", suffix=path.suffix)
+    """Yield a temporary path beside `path` (beside its target when `path` is a symlink); on
+    success rename it onto that target, else delete it."""
+    path = Path(os.path.realpath(path))
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=path.suffix)
     os.close(fd)
     try:
         yield Path(tmp)
+        os.chmod(tmp, _new_file_mode(str(path)))
         os.replace(tmp, path)
     except BaseException:
         with contextlib.suppress(FileNotFoundError):
@@ -63,3 +103,7 @@ def write_atomic(path: str | os.PathLike, write: Callable[[Path], Any]) -> Path:
 def write_json(obj: Any, path: str | os.PathLike) -> Path:
     return write_atomic(path, lambda tmp: tmp.write_text(json.dumps(obj, indent=2, sort_keys=False, default=str)
                                                          + "\n"))
+
+
+if __name__ == "__main__":  # a library module, not a command
+    raise SystemExit(not_a_command(__spec__.name))

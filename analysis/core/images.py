@@ -25,9 +25,9 @@ import torch.nn as nn
 from PIL import Image
 from sklearn.datasets import load_sample_images
 
-from .errors import UserError
+from .errors import UserError, not_a_command
 
-__all__ = ["ImageFolderSource", "SampleImages", "Batches", "model_transform", "IMAGE_EXTENSIONS"]
+__all__ = ["ImageFolderSource", "SampleImages", "Batches", "model_transform", "to_rgb", "IMAGE_EXTENSIONS"]
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".ppm", ".pgm")
 
@@ -114,11 +114,29 @@ class ImageFolderSource:
         return str(self.root)
 
 
+def to_rgb(im: Image.Image) -> Image.Image:
+    """8-bit RGB without losing what `convert("RGB")` loses: 16-bit and 32-bit integer greyscale
+    (PNG `I;16`, `I`) is rescaled from its full range instead of clipped at 255, and transparent
+    pixels (alpha, or a palette's transparent colour) are composited onto black, the value a
+    model sees for "nothing there", instead of showing whatever colour they hide."""
+    if im.mode in ("I;16", "I;16B", "I;16L", "I", "F"):
+        a = np.asarray(im, dtype=np.float64)
+        top = 65535.0 if im.mode.startswith("I;16") or (im.mode == "I" and a.max(initial=0) <= 65535) else a.max()
+        a = np.clip(np.round(a / max(top, 1e-12) * 255.0), 0, 255).astype(np.uint8)
+        return Image.fromarray(a, mode="L").convert("RGB")
+    if im.mode == "P" and "transparency" in im.info:
+        im = im.convert("RGBA")
+    if im.mode in ("RGBA", "LA", "PA", "La", "RGBa"):
+        im = im.convert("RGBA")
+        return Image.alpha_composite(Image.new("RGBA", im.size, (0, 0, 0, 255)), im).convert("RGB")
+    return im.convert("RGB")
+
+
 def _load(path: Path) -> Optional[Image.Image]:
-    """The decoded RGB image, or None when the file cannot be decoded."""
+    """The decoded RGB image (`to_rgb`), or None when the file cannot be decoded."""
     try:
         with Image.open(path) as im:
-            return im.convert("RGB")
+            return to_rgb(im)
     except (OSError, ValueError, Image.DecompressionBombError):
         return None
 
@@ -168,3 +186,7 @@ class SampleImages:
 
     def describe(self) -> str:
         return f"sklearn sample-image crops (seed {self.seed})"
+
+
+if __name__ == "__main__":  # a library module, not a command
+    raise SystemExit(not_a_command(__spec__.name))

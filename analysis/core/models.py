@@ -28,7 +28,7 @@ from timm.utils.model import reparameterize_model
 import shvit  # noqa: F401  (registers shvitlab_* with timm)
 from shvit.weights import convert_official_state_dict, load_state_dict_strict, read_state_dict
 
-from .errors import UserError
+from .errors import UserError, not_a_command
 
 __all__ = ["create_model", "create_model_at", "fuse_model", "check_model_name", "describe_weights", "input_size",
            "hub_reachable"]
@@ -153,3 +153,7 @@ def fuse_model(model: nn.Module, *, inplace: bool = False) -> nn.Module:
     """A BN-fused copy of `model` in eval mode (the papers' deploy model); `model` is untouched
     unless `inplace` (then it is fused and returned)."""
     return reparameterize_model((model if inplace else copy.deepcopy(model)).eval(), inplace=True)
+
+
+if __name__ == "__main__":  # a library module, not a command
+    raise SystemExit(not_a_command(__spec__.name))

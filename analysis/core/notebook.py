@@ -25,7 +25,8 @@ from tqdm import tqdm
 
 from shvit.weights import CheckpointError
 
-from .errors import UserError
+from .errors import UserError, not_a_command
+from .files import write_atomic
 from .paths import ENV_OUTPUT_ROOT, output_root, project_root
 from .plotting import use_style
 from .tables import write_csv
@@ -89,7 +90,8 @@ def run_notebook(path: Path, timeout: int = 1800, *, output_root: Optional[Path]
     """Execute `path` with the current environment's kernel; returns seconds taken.
 
     `output_root`: where its figures and results go (default: the project, or $SHVIT_LAB_OUTPUT).
-    `save`: write the executed notebook back to `path`.
+    `save`: write the executed notebook back to `path`, atomically and only when every cell ran
+    (a failing cell or an interrupt leaves the notebook as it was).
     """
     nb = nbformat.read(path, as_version=4)
     code_cells = sum(c.cell_type == "code" for c in nb.cells)
@@ -103,6 +105,10 @@ def run_notebook(path: Path, timeout: int = 1800, *, output_root: Optional[Path]
         client.execute(env=env)
     finally:
         bar.close()
-        if save:
-            nbformat.write(nb, path)
+    if save:
+        write_atomic(path, lambda tmp: nbformat.write(nb, tmp))
     return time.perf_counter() - start
+
+
+if __name__ == "__main__":  # a library module, not a command
+    raise SystemExit(not_a_command(__spec__.name))

@@ -13,6 +13,8 @@ import os
 from pathlib import Path
 from typing import Optional
 
+from .errors import not_a_command
+
 __all__ = ["ENV_PROJECT_ROOT", "ENV_OUTPUT_ROOT", "project_root", "output_root", "micro_root"]
 
 ENV_PROJECT_ROOT = "SHVIT_LAB_ROOT"
@@ -43,3 +45,7 @@ def output_root(root: Optional[PathLike] = None) -> Path:
 def micro_root(root: Optional[PathLike] = None) -> Path:
     """The micro suite's cache and tables: `root`, else `<project>/results/micro`."""
     return Path(root) if root else project_root() / "results" / "micro"
+
+
+if __name__ == "__main__":  # a library module, not a command
+    raise SystemExit(not_a_command(__spec__.name))

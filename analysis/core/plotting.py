@@ -7,6 +7,7 @@ from pathlib import Path
 import matplotlib.pyplot as plt
 import seaborn as sns
 
+from .errors import not_a_command
 from .files import atomic_path
 
 __all__ = ["use_style", "provenance", "save_figure", "PAPER_COLOR", "OURS_COLOR"]
@@ -39,3 +40,7 @@ def save_figure(fig: plt.Figure, stem: str | os.PathLike) -> list[Path]:
             fig.savefig(tmp, format=ext[1:], metadata=meta)
         out.append(target)
     return out
+
+
+if __name__ == "__main__":  # a library module, not a command
+    raise SystemExit(not_a_command(__spec__.name))

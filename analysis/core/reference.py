@@ -5,6 +5,8 @@ from importlib import resources
 
 import pandas as pd
 
+from .errors import not_a_command
+
 __all__ = ["load_reference", "REFERENCE_TABLES"]
 
 REFERENCE_TABLES = ("shvit_variants", "shvit_table2", "shvit_table6_ablation",
@@ -17,3 +19,7 @@ def load_reference(name: str) -> pd.DataFrame:
         raise KeyError(f"unknown reference table {name!r}; known: {', '.join(REFERENCE_TABLES)}")
     with resources.files("analysis.core").joinpath("reference", f"{name}.csv").open() as f:
         return pd.read_csv(f)
+
+
+if __name__ == "__main__":  # a library module, not a command
+    raise SystemExit(not_a_command(__spec__.name))

@@ -10,7 +10,7 @@ from typing import Iterator, Optional
 import torch
 from torch.nn.attention import SDPBackend, sdpa_kernel
 
-from .errors import UserError
+from .errors import UserError, not_a_command
 
 __all__ = ["resolve_device", "set_threads", "cpu_threads", "attention_backend", "ATTENTION_BACKENDS"]
 
@@ -56,3 +56,7 @@ def attention_backend(name: str, device: Optional[torch.device] = None) -> conte
     if device is not None and device.type == "cpu" and name in ("efficient", "cudnn"):
         raise UserError(f"--attention-backend {name} needs CUDA; on CPU choose auto, math or flash")
     return contextlib.nullcontext() if name == "auto" else sdpa_kernel(_SDPA[name])
+
+
+if __name__ == "__main__":  # a library module, not a command
+    raise SystemExit(not_a_command(__spec__.name))

@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from .errors import not_a_command
 from .files import write_atomic
 
 __all__ = ["write_csv", "read_csv", "table_differences", "FLOAT_FORMAT", "RTOL", "ATOL"]
@@ -55,3 +56,7 @@ def table_differences(ours: pd.DataFrame, reference: pd.DataFrame, *, rtol: floa
         if bad.sum() > 3:
             problems.append(f"{col}: {bad.sum() - 3} more rows differ")
     return problems
+
+
+if __name__ == "__main__":  # a library module, not a command
+    raise SystemExit(not_a_command(__spec__.name))

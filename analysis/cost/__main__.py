@@ -5,8 +5,8 @@ import json
 import sys
 import time
 
-from .._cli import (ArgumentParser, add_attention_backend_arg, add_device_arg, add_seed_arg, add_threads_arg,
-                    command, non_negative_int, output_path, positive_int)
+from .._cli import (ArgumentParser, add_attention_backend_arg, add_device_arg, add_seed_arg, add_threads_arg, command,
+                    non_negative_int, output_path, positive_int, resolution)
 
 EPILOG = """examples:
   python -m analysis.cost --model shvit_s4                      # table per stage, 256 px (pretrained cfg)
@@ -22,7 +22,7 @@ def build_parser() -> ArgumentParser:
                        description="macs, memory traffic (bytes), parameters and latency per stage of a model "
                                    "(BN-fused, as the papers count).")
     p.add_argument("--model", required=True, help="timm model name or shvitlab_* variant")
-    p.add_argument("--resolution", type=positive_int, default=None,
+    p.add_argument("--resolution", type=resolution, default=None,
                    help="input side in px (default: the model's pretrained config)")
     p.add_argument("--batch-size", type=positive_int, default=1)
     add_device_arg(p)

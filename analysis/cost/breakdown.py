@@ -32,6 +32,7 @@ import torch.nn as nn
 from torch.profiler import ProfilerActivity, profile
 from tqdm import tqdm
 
+from ..core.errors import not_a_command
 from ..core.models import create_model_at, fuse_model
 from .counter import CostAnalysis
 
@@ -142,3 +143,7 @@ def breakdown_table(names: Iterable[str] = PAPER_MODELS, *, device="cpu", batch_
         df.insert(0, "model", name)
         frames.append(df)
     return pd.concat(frames, ignore_index=True)
+
+
+if __name__ == "__main__":  # a library module, not a command
+    raise SystemExit(not_a_command(__spec__.name))

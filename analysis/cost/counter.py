@@ -57,6 +57,7 @@ from torch.utils._python_dispatch import TorchDispatchMode
 from torch.utils._pytree import tree_flatten
 from torch.utils.module_tracker import ModuleTracker
 
+from ..core.errors import not_a_command
 from ..core.models import fuse_model
 from .op_rules import UNSUPPORTED, _tensors, classify, is_free, op_macs, op_mem_bytes, sdpa_macs, sdpa_mem_bytes
 from .stages import StageMap, stage_map
@@ -275,3 +276,7 @@ def _first_shape(out) -> Optional[tuple]:
         if isinstance(t, torch.Tensor):
             return tuple(t.shape)
     return None
+
+
+if __name__ == "__main__":  # a library module, not a command
+    raise SystemExit(not_a_command(__spec__.name))

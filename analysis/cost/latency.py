@@ -25,6 +25,7 @@ import pandas as pd
 import torch
 import torch.nn as nn
 
+from ..core.errors import not_a_command
 from .stages import StageMap, stage_map
 
 __all__ = ["stage_latency", "model_latency"]
@@ -128,3 +129,7 @@ def stage_latency(model: nn.Module, x: torch.Tensor, *, repeats: int = 20, warmu
     df = pd.DataFrame(rows)
     df.attrs["model_latency_ms"] = float(np.median(whole)) if whole else float("nan")
     return df
+
+
+if __name__ == "__main__":  # a library module, not a command
+    raise SystemExit(not_a_command(__spec__.name))

@@ -22,6 +22,7 @@ from tqdm import tqdm
 
 import shvit
 
+from ..core.errors import not_a_command
 from ..core.models import create_model_at, fuse_model
 from .counter import CostAnalysis
 from .latency import stage_latency
@@ -69,3 +70,7 @@ def macro_design_table(names: Iterable[str] = FIG2_MODELS, *, device="cpu", batc
                 "batch_size": batch_size, "device": torch.device(device).type}
         frames.append(df.assign(**meta)[list(meta) + list(df.columns)])
     return pd.concat(frames, ignore_index=True)
+
+
+if __name__ == "__main__":  # a library module, not a command
+    raise SystemExit(not_a_command(__spec__.name))

@@ -7,7 +7,7 @@ from typing import Optional
 import pandas as pd
 import torch
 
-from ..core.errors import UserError
+from ..core.errors import UserError, not_a_command
 from ..core.models import create_model_at, fuse_model
 from .counter import CostAnalysis
 from .latency import stage_latency
@@ -39,3 +39,7 @@ def report(ca: CostAnalysis, latency: Optional[pd.DataFrame], name: str, resolut
                         "tokens": None if pd.isna(r.tokens) else int(r.tokens),
                         "latency_ms": round(float(lat[r.stage]), 4) if r.stage in lat else None}
                        for r in st.itertuples()]}
+
+
+if __name__ == "__main__":  # a library module, not a command
+    raise SystemExit(not_a_command(__spec__.name))

@@ -27,6 +27,8 @@ import torch.nn as nn
 from torch.utils._pytree import tree_flatten
 from torch.utils.flop_counter import flop_registry
 
+from ..core.errors import not_a_command
+
 __all__ = ["register_macs", "classify", "op_macs", "op_mem_bytes", "is_free", "sdpa_macs", "sdpa_mem_bytes",
            "NO_ARITHMETIC_OPS", "ZERO_MAC_OPS", "SDPA_KERNELS", "COUNTED", "NO_ARITHMETIC", "ZERO_BY_CONVENTION",
            "UNSUPPORTED"]
@@ -228,3 +230,7 @@ def op_mem_bytes(func, args: tuple, kwargs: dict, out: Any) -> tuple:
     if packet in _WRITE_ONLY_SELF and inputs:
         inputs = inputs[1:]
     return sum(_bytes(t) for t in inputs), sum(_bytes(t) for t in _tensors(out))
+
+
+if __name__ == "__main__":  # a library module, not a command
+    raise SystemExit(not_a_command(__spec__.name))

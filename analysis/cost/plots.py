@@ -4,6 +4,7 @@ from __future__ import annotations
 import matplotlib.pyplot as plt
 import pandas as pd
 
+from ..core.errors import not_a_command
 from ..core.plotting import use_style
 from .breakdown import CATEGORIES, MEMORY_BOUND
 
@@ -36,3 +37,7 @@ def plot_breakdown(df: pd.DataFrame, ax=None, *, title: str = "Runtime breakdown
     ax.set_title(title)
     ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.25), ncol=3, frameon=False, fontsize=8)
     return fig
+
+
+if __name__ == "__main__":  # a library module, not a command
+    raise SystemExit(not_a_command(__spec__.name))

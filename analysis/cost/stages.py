@@ -24,6 +24,8 @@ from typing import Optional, Sequence, Tuple
 
 import torch.nn as nn
 
+from ..core.errors import not_a_command
+
 __all__ = ["StageMap", "stage_map"]
 
 
@@ -117,3 +119,7 @@ def stage_map(model: nn.Module) -> StageMap:
     if cls in ("EfficientVitMsra", "SHViT", "SHViTNet"):
         return _hierarchical(model, ("patch_embed",), "stages", ("global_pool", "flatten", "head"))
     return _from_feature_info(model)
+
+
+if __name__ == "__main__":  # a library module, not a command
+    raise SystemExit(not_a_command(__spec__.name))

@@ -31,7 +31,7 @@ import torch.nn as nn
 from scipy.stats import spearmanr
 from tqdm import tqdm
 
-from ..core.errors import UserError
+from ..core.errors import UserError, not_a_command
 from ..core.models import create_model_at, fuse_model, input_size
 from ..core.reference import load_reference
 from ..core.runtime import cpu_threads
@@ -162,3 +162,7 @@ def table2_comparison(*, window_s: float = 3.0, warmup_s: float = 1.0, names: Op
         if len(df) > 2 else float("nan")
     df.attrs["runtime"] = runtime
     return df
+
+
+if __name__ == "__main__":  # a library module, not a command
+    raise SystemExit(not_a_command(__spec__.name))

@@ -16,6 +16,7 @@ with warnings.catch_warnings():  # fvcore decorates a loss with torch.jit.script
 
 import shvit
 
+from ..core.errors import not_a_command
 from ..core.models import create_model, fuse_model
 from ..core.reference import load_reference
 
@@ -42,3 +43,7 @@ def shvit_variant_table() -> pd.DataFrame:
                              resolution=side, metric=metric, ours=round(ours, 3), paper=ref,
                              rel_diff=round(ours / ref - 1, 5)))
     return pd.DataFrame(rows)
+
+
+if __name__ == "__main__":  # a library module, not a command
+    raise SystemExit(not_a_command(__spec__.name))

@@ -32,7 +32,7 @@ import torch.nn as nn
 from tqdm import tqdm
 
 from .attention import AttentionCapture, AttentionLayer, attention_layers
-from ..core.errors import UserError
+from ..core.errors import UserError, not_a_command
 
 __all__ = ["HeadMask", "evaluate_top1", "head_ablation", "best_heads", "extreme_heads",
            "query_attention", "QueryMaps"]
@@ -195,3 +195,7 @@ def query_attention(model: nn.Module, images: torch.Tensor, layer: str, query_yx
     maps = torch.zeros(rec.batch_size, len(heads), len(ys), len(xs))
     maps[:, :, iy, ix] = rows
     return QueryMaps(layer=layer, heads=heads, query_yx=tuple(q[w, n].tolist()), maps=maps, ys=ys, xs=xs)
+
+
+if __name__ == "__main__":  # a library module, not a command
+    raise SystemExit(not_a_command(__spec__.name))

@@ -44,7 +44,7 @@ from torch.overrides import TorchFunctionMode
 
 from shvit.layers import MHSA, BottleneckSHSA
 
-from ..core.errors import UserError
+from ..core.errors import UserError, not_a_command
 
 __all__ = ["AttentionCapture", "AttentionMaps", "AttentionLayer", "attention_layers", "AttentionFamily",
            "register_attention_family", "supported_families", "UnsupportedModelError"]
@@ -474,3 +474,7 @@ def _assemble(maps: list, rows: slice) -> torch.Tensor:
     if len(parts) == 1:
         return parts[0] if parts[0].dim() == 4 else parts[0][:, None]
     return torch.stack(parts, 1) if parts[0].dim() == 3 else torch.cat(parts, 1)
+
+
+if __name__ == "__main__":  # a library module, not a command
+    raise SystemExit(not_a_command(__spec__.name))

@@ -30,6 +30,7 @@ from typing import Iterable, Optional
 import pandas as pd
 import torch
 
+from ..core.errors import not_a_command
 from .attention import AttentionMaps
 
 __all__ = ["HeadStatistics", "METRICS", "PAIRWISE_METRICS", "pairwise_cosine", "linear_cka"]
@@ -215,3 +216,7 @@ class HeadStatistics:
                                          "metric", "value", "applicable", "num_images"])
         df["head"] = df["head"].astype("Int64")
         return df
+
+
+if __name__ == "__main__":  # a library module, not a command
+    raise SystemExit(not_a_command(__spec__.name))

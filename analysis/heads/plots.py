@@ -6,6 +6,7 @@ from pathlib import Path
 import matplotlib.pyplot as plt
 import pandas as pd
 
+from ..core.errors import not_a_command
 from ..core.plotting import PAPER_COLOR, provenance, save_figure, use_style
 from ..core.reference import load_reference
 
@@ -42,3 +43,7 @@ def plot_head_similarity(df: pd.DataFrame, path: str | Path, *, metric: str = "m
     paths = save_figure(fig, Path(path).with_suffix(""))
     plt.close(fig)
     return paths
+
+
+if __name__ == "__main__":  # a library module, not a command
+    raise SystemExit(not_a_command(__spec__.name))

@@ -19,6 +19,7 @@ import torch
 import torch.nn as nn
 from tqdm import tqdm
 
+from ..core.errors import not_a_command
 from ..core.models import create_model, describe_weights
 from .attention import AttentionCapture
 from .metrics import METRICS, HeadStatistics
@@ -79,3 +80,7 @@ def head_similarity_table(specs: Iterable[tuple[str, str]], source, *, seed: int
         model = create_model(name, weights, seed=seed)
         frames.append(model_head_similarity(name, weights, model, source, seed=seed, **kwargs))
     return pd.concat(frames, ignore_index=True)
+
+
+if __name__ == "__main__":  # a library module, not a command
+    raise SystemExit(not_a_command(__spec__.name))

@@ -22,6 +22,7 @@ from tqdm import tqdm
 
 from shvit.weights import load_state_dict_strict
 
+from ..core.errors import not_a_command
 from ..core.files import atomic_path
 from ..core.paths import PathLike, micro_root
 from ..core.tables import read_csv, write_csv
@@ -113,3 +114,7 @@ def cached_table(name: str, keys: Iterable[str], compute, root: Optional[PathLik
     df["recipes"] = digests
     write_csv(df, path)
     return df
+
+
+if __name__ == "__main__":  # a library module, not a command
+    raise SystemExit(not_a_command(__spec__.name))

@@ -28,7 +28,7 @@ from PIL import Image
 from sklearn.datasets import load_digits, load_sample_images
 from timm.data import IMAGENET_DEFAULT_MEAN, IMAGENET_DEFAULT_STD, create_dataset, create_transform
 
-from ..core.errors import UserError
+from ..core.errors import UserError, not_a_command
 from ..core.tables import write_csv
 
 __all__ = ["DigitsConfig", "ClutteredDigits", "render_example", "export_image_folder", "image_folder_datasets",
@@ -243,3 +243,7 @@ def image_folder_datasets(root: str | os.PathLike, input_size: Tuple[int, int, i
             raise UserError(f"data folder {root / split} holds no images")
         out.append(ds)
     return tuple(out)
+
+
+if __name__ == "__main__":  # a library module, not a command
+    raise SystemExit(not_a_command(__spec__.name))

@@ -19,6 +19,7 @@ from torch.utils.data import DataLoader
 
 from shvit import get_config
 
+from ..core.errors import not_a_command
 from ..core.paths import PathLike
 from ..cost.counter import CostAnalysis
 from ..cost.throughput import measure_throughput
@@ -191,3 +192,7 @@ def gradcam_examples(n: int = 8, *, root: Optional[PathLike] = None) -> dict:
 
 
 TABLES = {"macro": macro_table, "heads": heads_table, "single_head": single_head_table, "gradcam": gradcam_table}
+
+
+if __name__ == "__main__":  # a library module, not a command
+    raise SystemExit(not_a_command(__spec__.name))

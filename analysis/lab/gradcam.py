@@ -21,7 +21,7 @@ import torch.nn as nn
 from captum.attr import LayerAttribution, LayerGradCam
 from tqdm import tqdm
 
-from ..core.errors import UserError
+from ..core.errors import UserError, not_a_command
 
 __all__ = ["GradCAM", "last_stage", "pointing_game", "localisation"]
 
@@ -116,3 +116,7 @@ def localisation(model: nn.Module, dataset, *, batch_size: int = 100, target: st
         area += ((boxes[:, 2] - boxes[:, 0]) * (boxes[:, 3] - boxes[:, 1])).sum().item() / side ** 2
     return pd.DataFrame([{"pointing_game": 100 * hits / n, "top1": 100 * correct / n,
                           "box_area": 100 * area / n, "target": target, "images": n}])
+
+
+if __name__ == "__main__":  # a library module, not a command
+    raise SystemExit(not_a_command(__spec__.name))

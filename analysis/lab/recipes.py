@@ -18,7 +18,7 @@ import json
 from dataclasses import dataclass, field
 from typing import Dict, Optional
 
-from ..core.errors import UserError
+from ..core.errors import UserError, not_a_command
 from .train import TrainConfig
 
 __all__ = ["MicroRecipe", "RECIPES", "recipe", "DATA", "TRAIN", "MACRO_ROWS", "STEM_ROWS", "TABLE6_ROWS",
@@ -110,3 +110,7 @@ def recipe(key: str) -> MicroRecipe:
     if key not in RECIPES:
         raise UserError(f"unknown micro recipe {key!r}; known: {', '.join(RECIPES)}")
     return RECIPES[key]
+
+
+if __name__ == "__main__":  # a library module, not a command
+    raise SystemExit(not_a_command(__spec__.name))

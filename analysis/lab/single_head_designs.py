@@ -14,6 +14,7 @@ from typing import Iterable, Sequence
 
 import pandas as pd
 
+from ..core.errors import not_a_command
 from ..core.reference import load_reference
 from ..cost.throughput import model_throughput
 
@@ -72,3 +73,7 @@ def accuracy_table(designs: pd.DataFrame, micro: pd.DataFrame) -> pd.DataFrame:
     accuracy["paper_delta"] = accuracy.paper_top1 - accuracy.experiment.map(base.paper_top1)
     accuracy["micro_delta"] = accuracy.micro_top1 - accuracy.experiment.map(base.micro_top1)
     return accuracy
+
+
+if __name__ == "__main__":  # a library module, not a command
+    raise SystemExit(not_a_command(__spec__.name))

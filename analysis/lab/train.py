@@ -33,13 +33,13 @@ import torch.nn.functional as F
 from torch.utils.data import DataLoader, Subset
 from torch.utils.data.distributed import DistributedSampler
 import timm.data
-from timm.optim import create_optimizer_v2
+from timm.optim import create_optimizer_v2, list_optimizers
 from timm.scheduler import create_scheduler_v2
 from tqdm import tqdm
 
 from shvit.weights import CheckpointError, load_state_dict_strict
 
-from ..core.errors import UserError
+from ..core.errors import UserError, not_a_command
 from ..core.files import atomic_path, check_writable, write_json
 from ..core.models import check_model_name, create_model
 from ..core.runtime import resolve_device
@@ -207,6 +207,19 @@ def evaluate(model: nn.Module, loader, device: torch.device, input_size: Optiona
     return {"top1": 100.0 * correct / max(total, 1), "loss": loss / max(total, 1), "images": int(total)}
 
 
+def _check_recipe(cfg: TrainConfig) -> None:
+    """Optimizer and scheduler names that timm knows, checked before anything is built."""
+    if cfg.opt.lower() not in list_optimizers():
+        raise UserError(f"unknown --opt {cfg.opt!r}; choose a timm optimizer (timm.optim.list_optimizers()), "
+                        "e.g. adamw, sgd, lamb")
+    probe = torch.optim.SGD([nn.Parameter(torch.zeros(1))], lr=1.0)
+    try:
+        create_scheduler_v2(probe, sched=cfg.sched, num_epochs=1, updates_per_epoch=1, step_on_epochs=False)
+    except ValueError:
+        raise UserError(f"unknown --sched {cfg.sched!r}; choose a timm scheduler, e.g. cosine, step, "
+                        "multistep, poly, tanh, constant") from None
+
+
 def _save(path: Path, state: dict) -> None:
     with atomic_path(path) as tmp:
         torch.save(state, tmp)
@@ -216,7 +229,7 @@ def _save(path: Path, state: dict) -> None:
 
 def fit(cfg: TrainConfig, output: Optional[str | os.PathLike] = None, *, resume: Optional[str] = None,
         device: str | torch.device = "cpu", progress: bool = True, stop_after: Optional[int] = None,
-        datasets=None):
+        datasets=None, overwrite: bool = False):
     """Train `cfg`; returns (model, summary dict). Runs as DDP when launched by torchrun.
 
     Args:
@@ -224,11 +237,13 @@ def fit(cfg: TrainConfig, output: Optional[str | os.PathLike] = None, *, resume:
         resume: a checkpoint of the same model / data; training continues at its step.
         stop_after: stop after this many epochs in this call (time-sliced jobs; resume later).
         datasets: prebuilt (train, val, num_classes), to share data between runs in one process.
+        overwrite: replace a run already in `output` (else that is an error unless resuming).
     All user errors (unknown model, missing data, unwritable output, bad checkpoint) are raised
     before anything is trained or written.
     """
     device = resolve_device(device) if isinstance(device, str) else device
     check_model_name(cfg.model)
+    _check_recipe(cfg)
     num_classes = datasets[2] if datasets is not None else _num_classes(cfg)
     ckpt_path = None
     if output is not None:
@@ -239,6 +254,9 @@ def fit(cfg: TrainConfig, output: Optional[str | os.PathLike] = None, *, resume:
             raise UserError(f"cannot create output folder {output} ({e.strerror})") from None
         ckpt_path = check_writable(output / "last.pth")
         check_writable(output / "summary.json")
+        if ckpt_path.exists() and resume is None and not overwrite:
+            raise UserError(f"{output} already holds a training run ({ckpt_path.name}); continue it with --resume "
+                            f"{ckpt_path}, or replace it with --overwrite")
     ckpt = None
     if resume is not None:
         ckpt = load_checkpoint(resume)
@@ -254,6 +272,10 @@ def fit(cfg: TrainConfig, output: Optional[str | os.PathLike] = None, *, resume:
         raise UserError(f"--batch-size {cfg.batch_size} is not divisible by the {world.world} processes")
 
     model = build_model(cfg, num_classes)
+    if world.world > 1 and world.main and not (cfg.sync_bn and device.type == "cuda") and any(
+            isinstance(m, nn.modules.batchnorm._BatchNorm) for m in model.modules()):
+        print(f"note: BatchNorm statistics are per process ({world.world} processes; --sync-bn on CUDA shares "
+              "them), so this run differs slightly from one process", file=sys.stderr)
     if ckpt is not None:
         load_state_dict_strict(model, ckpt["model"], source=os.fspath(resume))
     train_ds, val_ds, _ = datasets if datasets is not None else build_datasets(cfg, model)
@@ -312,7 +334,7 @@ def fit(cfg: TrainConfig, output: Optional[str | os.PathLike] = None, *, resume:
             step += 1
             scheduler.step_update(num_updates=step)
             if not math.isfinite(loss.item()):
-                raise RuntimeError(f"loss is {loss.item()} at step {step}; lower --lr")
+                raise UserError(f"training diverged: loss is {loss.item()} at step {step}; lower --lr")
             seen += len(y)
             loss_sum += loss.item() * len(y)
             correct += (logits.argmax(1) == y).sum().item()
@@ -320,6 +342,8 @@ def fit(cfg: TrainConfig, output: Optional[str | os.PathLike] = None, *, resume:
             bar.set_postfix(epoch=epoch + 1, loss=f"{loss_sum / seen:.3f}", acc=f"{100 * correct / seen:.1f}")
         seen, correct, loss_sum = world.sum(seen, correct, loss_sum)
         val = evaluate(model, val_loader, device, cfg.input_size, world)
+        if not math.isfinite(val["loss"]):
+            raise UserError(f"training diverged: validation loss is {val['loss']} after epoch {epoch + 1}; lower --lr")
         history.append({"epoch": epoch + 1, "step": step, "train_loss": loss_sum / seen,
                         "train_top1": 100 * correct / seen, "val_loss": val["loss"], "val_top1": val["top1"],
                         "lr": float(optimizer.param_groups[0]["lr"])})
@@ -354,3 +378,7 @@ def _checkpoint(cfg, model, optimizer, scaler, epoch, step, history) -> dict:
 
 
 # ----------------------------------------------------------------------------- CLI
+
+
+if __name__ == "__main__":  # a library module, not a command
+    raise SystemExit(not_a_command(__spec__.name))

@@ -47,3 +47,18 @@ def test_sample_images_are_seeded(model):
     b = torch.cat([x for x, _ in SampleImages(3, seed=0).batches(model, 2, input_size=(3, 32, 32))])
     c = torch.cat([x for x, _ in SampleImages(3, seed=1).batches(model, 2, input_size=(3, 32, 32))])
     assert a.shape == (3, 3, 32, 32) and torch.equal(a, b) and not torch.equal(a, c)
+
+
+def test_16_bit_and_transparent_images_convert_without_loss():
+    from analysis.core.images import to_rgb
+    ramp = (np.arange(16, dtype=np.uint16).reshape(4, 4) * 4369)  # 0 .. 65535
+    rgb = np.asarray(to_rgb(Image.fromarray(ramp)))
+    assert rgb.shape == (4, 4, 3) and rgb[..., 0].ravel().tolist() == [17 * i for i in range(16)]
+    assert (np.asarray(Image.fromarray(ramp).convert("RGB"))[..., 0] == 255).mean() > 0.9  # what it fixes
+    pal = Image.new("P", (2, 1))
+    pal.putpalette([255, 0, 0, 0, 255, 0] + [0] * 762)
+    pal.putpixel((1, 0), 1)
+    pal.info["transparency"] = 0
+    assert np.asarray(to_rgb(pal)).tolist() == [[[0, 0, 0], [0, 255, 0]]]
+    rgba = Image.fromarray(np.array([[[200, 100, 50, 255], [200, 100, 50, 0]]], np.uint8), mode="RGBA")
+    assert np.asarray(to_rgb(rgba)).tolist() == [[[200, 100, 50], [0, 0, 0]]]

@@ -1,9 +1,14 @@
-"""analysis.io: outputs checked before compute, written atomically, byte-identical when repeated."""
+"""analysis.core.files / .tables: outputs checked before compute, never colliding, written atomically
+with the user's file mode (even when interrupted by SIGTERM), byte-identical when repeated."""
+import os
+import subprocess
+import sys
+
 import pandas as pd
 import pytest
 
-from analysis.core.errors import UserError
-from analysis.core.files import atomic_path, check_writable
+from analysis.core.errors import UserError, exit_on_user_error
+from analysis.core.files import atomic_path, check_distinct, check_sidecar, check_writable
 from analysis.core.tables import table_differences, write_csv
 
 
@@ -52,3 +57,77 @@ def test_table_differences_survives_a_csv_round_trip(tmp_path):
     ref = pd.DataFrame({"key": ["x", "y"], "value": [1 / 3, 2e-7]})
     write_csv(ref, tmp_path / "t.csv")
     assert table_differences(pd.read_csv(tmp_path / "t.csv"), ref) == []
+
+
+def test_written_files_get_the_umask_mode_or_keep_the_replaced_files_mode(tmp_path):
+    old = os.umask(0o022)
+    try:
+        write_csv(pd.DataFrame({"a": [1]}), tmp_path / "new.csv")
+        assert (tmp_path / "new.csv").stat().st_mode & 0o777 == 0o644
+        existing = tmp_path / "kept.csv"
+        existing.write_text("x\n")
+        os.chmod(existing, 0o640)
+        write_csv(pd.DataFrame({"a": [1]}), existing)
+        assert existing.stat().st_mode & 0o777 == 0o640 and existing.read_text() == "a\n1\n"
+    finally:
+        os.umask(old)
+
+
+def test_a_symlinked_output_is_written_through_its_link(tmp_path):
+    target = tmp_path / "real" / "t.csv"
+    target.parent.mkdir()
+    target.write_text("old\n")
+    link = tmp_path / "link.csv"
+    link.symlink_to(target)
+    write_csv(pd.DataFrame({"a": [2]}), link)
+    assert link.is_symlink() and target.read_text() == "a\n2\n"
+
+
+def test_outputs_of_one_run_must_not_collide(tmp_path):
+    check_distinct(**{"--out": tmp_path / "a.csv", "--plot": tmp_path / "a.png", "--unused": None})
+    with pytest.raises(UserError, match="--plot and --out would both write"):
+        check_distinct(**{"--out": tmp_path / "a.png", "--plot": tmp_path / "sub" / ".." / "a.png"})
+
+
+def test_a_sidecar_replaces_only_an_earlier_sidecar_of_the_same_command(tmp_path):
+    side = tmp_path / "r.json"
+    assert check_sidecar(side, "analysis.x") == side  # absent: fine
+    side.write_text('{"command": "analysis.x"}')
+    check_sidecar(side, "analysis.x")
+    for text in ('{"command": "analysis.y"}', "not json", "[1, 2]"):
+        side.write_text(text)
+        with pytest.raises(UserError, match="is not a metadata file of analysis.x"):
+            check_sidecar(side, "analysis.x")
+
+
+SIGTERM_SCRIPT = """
+import os, signal, sys
+from analysis.core.errors import exit_on_user_error
+from analysis.core.files import atomic_path
+
+def run():
+    with atomic_path(sys.argv[1]) as tmp:
+        tmp.write_text("half")
+        os.kill(os.getpid(), signal.SIGTERM)
+        tmp.write_text("never")
+
+exit_on_user_error(run, prog="t")()
+"""
+
+
+def test_sigterm_exits_143_quietly_and_removes_the_temporary_file(tmp_path):
+    target = tmp_path / "out.csv"
+    r = subprocess.run([sys.executable, "-c", SIGTERM_SCRIPT, str(target)], capture_output=True, text=True,
+                       timeout=60)
+    assert r.returncode == 143 and r.stderr == "terminated\n"
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_user_errors_are_printed_by_rank_0_only(capsys, monkeypatch):
+    def fails():
+        raise UserError("bad")
+    for rank, expected in (("0", "t: error: bad\n"), ("1", "")):
+        monkeypatch.setenv("RANK", rank)
+        with pytest.raises(SystemExit) as exc:
+            exit_on_user_error(fails, prog="t")()
+        assert exc.value.code == 2 and capsys.readouterr().err == expected

@@ -290,7 +290,7 @@ def test_by_operator_and_intensity():
 
 @pytest.mark.parametrize("argv,needle", [
     (["--model", "shvit_s9"], "unknown model 'shvit_s9'; did you mean"),
-    (["--model", "shvit_s1", "--resolution", "8"], "resolution 8 is too small"),
+    (["--model", "shvit_s1", "--resolution", "8"], "argument --resolution: must be at least 16 (px), got 8"),
     (["--model", "shvit_s1", "--resolution", "abc"], "invalid int value"),
     (["--model", "shvit_s1", "--batch-size", "0"], "argument --batch-size: must be at least 1, got 0"),
     (["--model", "shvit_s1", "--device", "cpu", "--attention-backend", "efficient"], "needs CUDA"),

@@ -77,7 +77,7 @@ def test_onnx_missing_is_one_line(monkeypatch, capsys):
 @pytest.mark.parametrize("argv,needle", [
     (["--model", "shvit_s9"], "unknown model"),
     ([], "at least one --model"),
-    (["--model", "shvit_s1", "--resolution", "4"], "too small"),
+    (["--model", "shvit_s1", "--resolution", "4"], "must be at least 16 (px)"),
     (["--model", "shvit_s1", "--threads", "0"], "argument --threads: must be at least 1"),
 ])
 def test_cli_user_errors(argv, needle, capsys):

@@ -1,0 +1,17 @@
+"""`python -m analysis.make_figures`: every bad input exits 2 with one line and writes nothing."""
+import pytest
+
+from analysis.make_figures import main
+from tests.helpers import assert_rejected
+
+TABLE = [
+    (["--only", "99"], "no notebooks to run in"),
+    (["--notebooks", "{missing}"], "no notebooks to run in"),
+    (["--notebooks", "{empty}"], "no notebooks to run in"),
+    (["--bogus"], "unrecognized arguments: --bogus"),
+]
+
+
+@pytest.mark.parametrize("argv,needle", TABLE, ids=[" ".join(a) for a, _ in TABLE])
+def test_bad_input(argv, needle, bad, tmp_path, capsys):
+    assert_rejected(main, [a.format(tmp=tmp_path, **bad) for a in argv], needle, capsys, tmp_path)

@@ -1,0 +1,63 @@
+"""`python -m analysis.train`: every bad input exits 2 with one line and writes nothing (no run
+folder, no checkpoint), and an existing run is never replaced without --resume or --overwrite."""
+import pytest
+
+from analysis.train import main
+from tests.helpers import assert_rejected
+
+TINY = ["--model", "shvitlab_fig2_b", "--set", "embed_dims=[16,32,48]", "--set", "depths=[1,1,1]",
+        "--set", "partial_dims=[4,8,12]", "--image-size", "32", "--num-train", "64", "--num-val", "16",
+        "--epochs", "1", "--batch-size", "32", "--quiet"]
+OUT = ["--output", "{tmp}/run"]
+TABLE = [
+    (["--epochs", "1"], "the following arguments are required: --model"),
+    (TINY + ["--batch-size", "0"], "argument --batch-size: must be at least 1"),
+    (TINY + ["--epochs", "0"], "argument --epochs: must be at least 1"),
+    (TINY + ["--num-train", "-5"], "argument --num-train: must be at least 1"),
+    (TINY + ["--num-val", "0"], "argument --num-val: must be at least 1"),
+    (TINY + ["--image-size", "0"], "argument --image-size: must be at least 1"),
+    (TINY + ["--input-size", "0"], "argument --input-size: must be at least 1"),
+    (TINY + ["--data-seed", "-1"], "argument --data-seed: must be between 0 and 2**32 - 1"),
+    (TINY + ["--seed", "-1"], "argument --seed: must be between 0 and 2**32 - 1"),
+    (TINY + ["--workers", "-1"], "argument --workers: must be at least 0"),
+    (TINY + ["--warmup-epochs", "-1"], "argument --warmup-epochs: must be at least 0"),
+    (TINY + ["--stop-after", "0"], "argument --stop-after: must be at least 1"),
+    (TINY + ["--lr", "nan"], "argument --lr: must be a finite number above 0"),
+    (TINY + ["--lr", "0"], "argument --lr: must be a finite number above 0"),
+    (TINY + ["--lr=-1e-3"], "argument --lr: must be a finite number above 0"),
+    (TINY + ["--lr", "fast"], "invalid float value: 'fast'"),
+    (TINY + ["--weight-decay", "inf"], "argument --weight-decay: must be a finite number of at least 0"),
+    (TINY + ["--label-smoothing", "-0.1"], "argument --label-smoothing: must be a finite number of at least 0"),
+    (TINY + ["--opt", "nope"], "unknown --opt 'nope'"),
+    (TINY + ["--sched", "nope"], "unknown --sched 'nope'"),
+    (TINY + ["--model", "shvitlab_nope"], "unknown model 'shvitlab_nope'"),
+    (TINY + ["--model-kwargs", "{{nope"], "--model-kwargs is not valid JSON"),
+    (TINY + ["--model-kwargs", "[1, 2]"], "--model-kwargs must be a JSON object"),
+    (TINY + ["--set", "depths"], "--set expects key=value, got 'depths'"),
+    (TINY + ["--set", "=3"], "--set expects key=value"),
+    (TINY + ["--set", "no_such_knob=3"], "bad model override for shvitlab_fig2_b"),
+    (TINY + ["--data", "{missing}"], "apply to --data cluttered-digits only"),
+    (["--model", "shvitlab_fig2_b", "--data", "{missing}", "--quiet"], "does not exist"),
+    (["--model", "shvitlab_fig2_b", "--data", "{flat}", "--quiet"], "has no train/ subfolder"),
+    (TINY + ["--resume", "{missing}"], "checkpoint not found"),
+    (TINY + ["--resume", "{text_pth}"], "is not a readable checkpoint"),
+    (TINY + ["--output", "{a_file}/run"], "cannot create output folder"),
+    (TINY + ["--device", "tpu"], "argument --device: invalid choice"),
+    (TINY + ["--lr", "1e9"], "training diverged"),
+]
+
+
+@pytest.mark.parametrize("argv,needle", TABLE, ids=[" ".join(a[-2:]) for a, _ in TABLE])
+def test_bad_input(argv, needle, bad, tmp_path, capsys):
+    assert_rejected(main, [a.format(tmp=tmp_path, **bad) for a in argv], needle, capsys, tmp_path)
+
+
+def test_an_existing_run_is_kept_unless_resumed_or_overwritten(tmp_path, capsys):
+    argv = TINY + ["--output", str(tmp_path / "run")]
+    assert main(argv) == 0
+    capsys.readouterr()
+    err = assert_rejected(main, argv, "already holds a training run (last.pth)", capsys, tmp_path)
+    assert "--resume" in err and "--overwrite" in err
+    before = (tmp_path / "run" / "last.pth").stat().st_mtime_ns
+    assert main(argv + ["--overwrite"]) == 0
+    assert (tmp_path / "run" / "last.pth").stat().st_mtime_ns != before

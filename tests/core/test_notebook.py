@@ -1,0 +1,26 @@
+"""core.notebook.run_notebook: a notebook is rewritten atomically, and only when every cell ran."""
+import nbformat
+import pytest
+from nbclient.exceptions import CellExecutionError
+
+from analysis.core.notebook import run_notebook
+
+
+def _notebook(path, *sources):
+    nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(s) for s in sources])
+    nbformat.write(nb, path)
+    return path.read_bytes()
+
+
+@pytest.mark.slow
+def test_a_failing_notebook_is_left_as_it_was_and_a_good_one_is_saved(tmp_path):
+    bad = tmp_path / "bad.ipynb"
+    original = _notebook(bad, "print('first cell ran')", "raise ValueError('second cell fails')")
+    with pytest.raises(CellExecutionError):
+        run_notebook(bad, timeout=120, output_root=tmp_path)
+    assert bad.read_bytes() == original and sorted(p.name for p in tmp_path.iterdir()) == ["bad.ipynb"]
+    good = tmp_path / "good.ipynb"
+    _notebook(good, "print(6 * 7)")
+    run_notebook(good, timeout=120, output_root=tmp_path)
+    outputs = nbformat.read(good, as_version=4).cells[0].outputs
+    assert outputs[0]["text"] == "42\n"
