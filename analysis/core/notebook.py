@@ -1,7 +1,7 @@
 """Notebooks: the setup every figure notebook starts with, and running them headless.
 
 Every notebook starts with `paths = notebook.setup(OUTPUT_ROOT)`: figure style, output folders
-(`core.paths`), one-line user errors, and quiet dependencies.
+(`core.paths`), one-line user errors.
 
 Timings are measurements of a machine, not functions of the code: a notebook stores each
 measured table in `results/` and reuses it on the next run unless told to re-measure
@@ -13,7 +13,6 @@ from __future__ import annotations
 import os
 import sys
 import time
-import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Optional
@@ -59,19 +58,9 @@ def _one_line_user_errors(shell, etype, value, tb, tb_offset=None):
     return None
 
 
-def _quiet_dependencies() -> None:
-    """Noise from dependencies that every notebook would show: huggingface_hub (imported by timm)
-    imports tqdm.auto, which warns in Jupyter without ipywidgets (our progress bars are plain
-    stderr tqdm); a dependency decorates functions with torch.jit.script, which torch marks
-    deprecated."""
-    warnings.filterwarnings("ignore", message="IProgress not found")
-    warnings.filterwarnings("ignore", message="`torch.jit.script` is deprecated", category=FutureWarning)
-
-
 def setup(root: Optional[str | os.PathLike] = None) -> OutputPaths:
     """Apply the shared figure style, make `figures/` and `results/` under `core.paths.output_root(root)`,
-    show user errors as one line and silence known dependency noise (in this kernel only)."""
-    _quiet_dependencies()
+    and show user errors as one line."""
     use_style()
     out = output_root(root)
     paths = OutputPaths(out / "figures", out / "results")
@@ -84,6 +73,14 @@ def setup(root: Optional[str | os.PathLike] = None) -> OutputPaths:
     if shell is not None:
         shell.set_custom_exc((UserError, CheckpointError), _one_line_user_errors)
     return paths
+
+
+def _caused_by_interrupt(error: BaseException) -> bool:
+    while error is not None:
+        if isinstance(error, KeyboardInterrupt):
+            return True
+        error = error.__context__
+    return False
 
 
 def run_notebook(path: Path, timeout: int = 1800, *, output_root: Optional[Path] = None, save: bool = True) -> float:
@@ -99,10 +96,14 @@ def run_notebook(path: Path, timeout: int = 1800, *, output_root: Optional[Path]
     client = NotebookClient(nb, timeout=timeout, kernel_name="python3",
                             resources={"metadata": {"path": str(path.parent)}},
                             on_cell_executed=lambda **_: bar.update(1))
-    env = {**os.environ, ENV_OUTPUT_ROOT: str(output_root)} if output_root else None
+    env = {**os.environ, **({ENV_OUTPUT_ROOT: str(output_root)} if output_root else {})}
     start = time.perf_counter()
     try:
         client.execute(env=env)
+    except Exception as e:
+        if _caused_by_interrupt(e):  # Ctrl-C during kernel start / stop surfaces as jupyter_client's cleanup error
+            raise KeyboardInterrupt from None
+        raise
     finally:
         bar.close()
     if save:
