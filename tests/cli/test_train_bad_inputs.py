@@ -1,5 +1,10 @@
 """`python -m analysis.train`: every bad input exits 2 with one line and writes nothing (no run
 folder, no checkpoint), and an existing run is never replaced without --resume or --overwrite."""
+import os
+import subprocess
+import sys
+from pathlib import Path
+
 import pytest
 
 from analysis.train import main
@@ -61,3 +66,15 @@ def test_an_existing_run_is_kept_unless_resumed_or_overwritten(tmp_path, capsys)
     before = (tmp_path / "run" / "last.pth").stat().st_mtime_ns
     assert main(argv + ["--overwrite"]) == 0
     assert (tmp_path / "run" / "last.pth").stat().st_mtime_ns != before
+
+
+@pytest.mark.slow
+def test_a_user_error_under_torchrun_is_one_line_from_rank_0(tmp_path):
+    """The launcher fails (and prints its own report); our processes print the reason once, no traceback."""
+    torchrun = Path(sys.executable).with_name("torchrun")
+    r = subprocess.run([str(torchrun), "--nproc_per_node=2", "-m", "analysis.train", "--model", "shvitlab_fig2_b",
+                        "--opt", "nope", "--quiet"], capture_output=True, text=True, cwd=tmp_path, timeout=300,
+                       env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[2])})
+    assert r.returncode != 0
+    assert r.stderr.count("analysis.train: error: unknown --opt 'nope'") == 1
+    assert "/analysis/" not in "".join(line for line in r.stderr.splitlines() if line.lstrip().startswith("File "))
