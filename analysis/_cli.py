@@ -25,12 +25,28 @@ __all__ = ["ArgumentParser", "command", "positive_int", "non_negative_int", "see
 ATTENTION_BACKENDS = ("auto", "math", "flash", "efficient", "cudnn")  # = core.runtime.ATTENTION_BACKENDS
 
 
+class HelpFormatter(argparse.RawDescriptionHelpFormatter):
+    """Examples kept verbatim; every option shows its default (unless its help already names it)."""
+
+    def _get_help_string(self, action: argparse.Action) -> str:
+        text = action.help or ""
+        if ("default" in text or not action.option_strings or action.default is None
+                or action.default is argparse.SUPPRESS or isinstance(action.default, bool)):
+            return text
+        return f"{text} (default: %(default)s)".lstrip()
+
+
 class ArgumentParser(argparse.ArgumentParser):
-    """argparse with examples kept verbatim and one-line errors (exit 2)."""
+    """argparse with examples kept verbatim, defaults shown, and one-line errors (exit 2)."""
 
     def __init__(self, *args, **kwargs):
-        kwargs.setdefault("formatter_class", argparse.RawDescriptionHelpFormatter)
+        kwargs.setdefault("formatter_class", HelpFormatter)
         super().__init__(*args, **kwargs)
+
+    def add_argument(self, *args, **kwargs):
+        if kwargs.get("default") is not None:  # an option that needs no words still shows its default
+            kwargs.setdefault("help", "(default: %(default)s)")
+        return super().add_argument(*args, **kwargs)
 
     def error(self, message: str):
         print(f"{self.prog}: error: {message} (see --help)", file=sys.stderr)
@@ -107,7 +123,7 @@ def add_threads_arg(parser: argparse.ArgumentParser, default: Optional[int] = No
 
 
 def add_seed_arg(parser: argparse.ArgumentParser, help: str = "seed for the random weights and inputs") -> None:
-    parser.add_argument("--seed", type=seed, default=0, help=f"{help} (default 0)")
+    parser.add_argument("--seed", type=seed, default=0, help=help)
 
 
 def add_attention_backend_arg(parser: argparse.ArgumentParser) -> None:

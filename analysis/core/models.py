@@ -30,8 +30,8 @@ from shvit.weights import convert_official_state_dict, load_state_dict_strict, r
 
 from .errors import UserError, not_a_command
 
-__all__ = ["create_model", "create_model_at", "fuse_model", "check_model_name", "describe_weights", "input_size",
-           "hub_reachable"]
+__all__ = ["create_model", "create_model_at", "fuse_model", "check_model_name", "suggest_model_names",
+           "describe_weights", "input_size", "hub_reachable"]
 
 
 def hub_reachable(timeout: float = 3.0) -> bool:
@@ -58,11 +58,21 @@ def _hub_cache_only() -> Iterator[None]:
         hub_constants.HF_HUB_OFFLINE = saved
 
 
+def suggest_model_names(name: str, n: int = 4) -> list[str]:
+    """Names timm knows that `name` probably meant: those containing it (shortest first, so
+    `deit_tiny` gives `deit_tiny_patch16_224`), then the closest by edit distance."""
+    known = timm.list_models()
+    query = name.lower()
+    containing = sorted((m for m in known if query in m), key=lambda m: (len(m), m))
+    close = difflib.get_close_matches(query, known, n=n, cutoff=0.6)
+    return list(dict.fromkeys(containing + close))[:n]
+
+
 def check_model_name(name: str) -> str:
     """Return `name` if timm (or shvit) knows it; else a UserError suggesting close names."""
     if name in timm.list_models():
         return name
-    close = difflib.get_close_matches(name, timm.list_models(), n=4, cutoff=0.6)
+    close = suggest_model_names(name)
     hint = f"; did you mean {', '.join(close)}?" if close else " (see timm.list_models())"
     raise UserError(f"unknown model {name!r}{hint}")
 

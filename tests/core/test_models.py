@@ -63,3 +63,13 @@ def test_input_size_from_pretrained_config():
     assert input_size(create_model("shvitlab_s1"), resolution=160) == (3, 160, 160)
     with pytest.raises(UserError, match="too small"):
         input_size(create_model("shvitlab_s1"), resolution=8)
+
+
+def test_unknown_names_suggest_the_intended_model_first():
+    from analysis.core.models import check_model_name, suggest_model_names
+    assert suggest_model_names("deit_tiny")[0] == "deit_tiny_patch16_224"
+    assert suggest_model_names("shvit_s9")[:1] in (["shvit_s1"], ["shvit_s2"], ["shvit_s3"], ["shvit_s4"])
+    assert suggest_model_names("EfficientViT_M4")[0] == "efficientvit_m4"
+    with pytest.raises(UserError, match=r"unknown model 'deit_tiny'; did you mean deit_tiny_patch16_224, "):
+        check_model_name("deit_tiny")
+    assert suggest_model_names("zzzzzzzz") == []
