@@ -9,11 +9,12 @@ from .._cli import (ArgumentParser, add_attention_backend_arg, add_device_arg, a
                     non_negative_int, output_path, positive_int, resolution)
 
 EPILOG = """examples:
-  python -m analysis.cost --model shvit_s4                      # table per stage, 256 px (pretrained cfg)
+  python -m analysis.cost --model shvit_s4                      # counts per stage, 256 px (pretrained cfg)
+  python -m analysis.cost --model shvit_s4 --latency            # + per-stage latency, 1 thread, 20 passes
   python -m analysis.cost --model deit_tiny_patch16_224 --json  # total + stages as JSON on stdout
   python -m analysis.cost --model shvitlab_fig2_a --resolution 224 --csv stages.csv
-  python -m analysis.cost --model efficientvit_m4 --by module --csv modules.csv --repeats 0
-  python -m analysis.cost --model deit_tiny_patch16_224 --repeats 0 --attention-backend math
+  python -m analysis.cost --model efficientvit_m4 --by module --csv modules.csv
+  python -m analysis.cost --model deit_tiny_patch16_224 --attention-backend math
 """
 
 
@@ -27,14 +28,15 @@ def build_parser() -> ArgumentParser:
     p.add_argument("--batch-size", type=positive_int, default=1)
     add_device_arg(p)
     add_seed_arg(p, "seed for the random weights and input")
-    add_threads_arg(p, help="CPU threads for the latency (default: torch's; use 1 on a shared machine)")
+    add_threads_arg(p, help="CPU threads for --latency (default: 1, as the papers' CPU protocol)")
     p.add_argument("--no-fuse", action="store_true", help="count the model as built (BN not folded)")
     add_attention_backend_arg(p)
     p.add_argument("--by", choices=("stage", "module", "operator"), default="stage",
                    help="table for the text / --csv output (default: stage)")
-    p.add_argument("--repeats", type=non_negative_int, default=20,
-                   help="timed forward passes for the per-stage latency (0: skip latency; output is "
-                        "then byte-for-byte reproducible)")
+    p.add_argument("--latency", action="store_true",
+                   help="also time each stage (median over --repeats passes); without it the output is counts only, "
+                        "byte-for-byte reproducible")
+    p.add_argument("--repeats", type=positive_int, default=20, help="timed forward passes with --latency")
     p.add_argument("--warmup", type=non_negative_int, default=5, help="untimed forward passes before timing")
     p.add_argument("--json", action="store_true", help="print the total and per-stage table as JSON")
     p.add_argument("--csv", metavar="PATH", type=output_path, help="write the tidy table (see --by) to PATH")
@@ -50,12 +52,12 @@ def run(args) -> int:
 
     device = resolve_device(args.device)
     backend = attention_backend(args.attention_backend, device)
-    set_threads(args.threads)
+    threads = set_threads(args.threads or 1) if args.latency else None
     t0 = time.perf_counter()
     with backend:  # counts are the same under each; latency is not
         ca, lat, res = analyse(args.model, resolution=args.resolution, batch_size=args.batch_size,
-                               device=device, seed=args.seed, fuse=not args.no_fuse, repeats=args.repeats,
-                               warmup=args.warmup)
+                               device=device, seed=args.seed, fuse=not args.no_fuse,
+                               repeats=args.repeats if args.latency else 0, warmup=args.warmup, progress=True)
         table = {"stage": ca.by_stage, "module": ca.by_module, "operator": ca.by_operator}[args.by]()
     unsupported = ca.unsupported_ops()
     if unsupported:
@@ -74,6 +76,11 @@ def run(args) -> int:
             print(table.drop(columns=["model"]).to_string(index=False))
         print(f"total: {ca.total('macs') / 1e6:.1f} M macs, {ca.total('mem_bytes') / 2**20:.1f} MiB, "
               f"{ca.total('params') / 1e6:.2f} M params ({time.perf_counter() - t0:.1f} s)", file=sys.stderr)
+    if lat is not None:
+        print(f"latency: median of {args.repeats} passes after {args.warmup} warm-up, {threads} CPU thread(s) "
+              f"on {device}, batch {args.batch_size}" if device.type == "cpu" else
+              f"latency: median of {args.repeats} passes after {args.warmup} warm-up on {device}, "
+              f"batch {args.batch_size}", file=sys.stderr)
     return 0
 
 

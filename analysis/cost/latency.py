@@ -17,6 +17,7 @@ the spread and the probes' own cost.
 """
 from __future__ import annotations
 
+import sys
 import time
 from typing import List, Optional
 
@@ -24,6 +25,7 @@ import numpy as np
 import pandas as pd
 import torch
 import torch.nn as nn
+from tqdm import tqdm
 
 from ..core.errors import not_a_command
 from .stages import StageMap, stage_map
@@ -74,10 +76,11 @@ def _model_times(model, x, *, repeats, warmup) -> List[float]:
 
 @torch.no_grad()
 def stage_latency(model: nn.Module, x: torch.Tensor, *, repeats: int = 20, warmup: int = 5,
-                  stages: Optional[StageMap] = None) -> pd.DataFrame:
+                  stages: Optional[StageMap] = None, progress: bool = False) -> pd.DataFrame:
     """Median latency per stage in ms: columns stage, latency_ms, spread_ms (interquartile range).
 
-    `attrs["model_latency_ms"]` holds the median of the interleaved whole-model passes.
+    `attrs["model_latency_ms"]` holds the median of the interleaved whole-model passes;
+    `progress` shows a bar of the passes on stderr.
     """
     smap = stages or stage_map(model)
     clock = _Clock(x.device)
@@ -96,7 +99,8 @@ def stage_latency(model: nn.Module, x: torch.Tensor, *, repeats: int = 20, warmu
     model.eval()
     per_stage, whole = {s: [] for s in smap.names}, []
     try:
-        for i in range(warmup + repeats):
+        for i in tqdm(range(warmup + repeats), desc="latency", unit="pass", file=sys.stderr, disable=not progress,
+                      leave=False):
             probing[0] = False
             clock.sync()
             a = clock.mark()

@@ -16,8 +16,9 @@ __all__ = ["analyse", "report"]
 
 
 def analyse(name: str, *, resolution: Optional[int] = None, batch_size: int = 1, device="cpu", seed: int = 0,
-            fuse: bool = True, repeats: int = 20, warmup: int = 5):
-    """Build `name` (random weights) and return (CostAnalysis, stage-latency DataFrame or None, resolution)."""
+            fuse: bool = True, repeats: int = 20, warmup: int = 5, progress: bool = False):
+    """Build `name` (random weights) and return (CostAnalysis, stage-latency DataFrame or None, resolution);
+    `repeats=0` counts without timing."""
     if batch_size < 1:
         raise UserError(f"--batch-size must be at least 1, got {batch_size}")
     model, (c, h, w) = create_model_at(name, resolution, seed=seed)
@@ -25,7 +26,8 @@ def analyse(name: str, *, resolution: Optional[int] = None, batch_size: int = 1,
     torch.manual_seed(seed)
     x = torch.randn(batch_size, c, h, w, device=device)
     ca = CostAnalysis(model, x, fuse=False)
-    lat = stage_latency(model, x, repeats=repeats, warmup=warmup, stages=ca.stage_map) if repeats > 0 else None
+    lat = (stage_latency(model, x, repeats=repeats, warmup=warmup, stages=ca.stage_map, progress=progress)
+           if repeats > 0 else None)
     return ca, lat, h
 
 

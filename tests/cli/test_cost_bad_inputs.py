@@ -5,16 +5,16 @@ import torch
 from analysis.cost.__main__ import main
 from tests.helpers import assert_rejected
 
-M = ["--model", "shvit_s1", "--repeats", "0"]
+M = ["--model", "shvit_s1"]
 TABLE = [
     (["--model", "shvit_s9"], "unknown model 'shvit_s9'; did you mean"),
-    (["--repeats", "0"], "the following arguments are required: --model"),
+    (["--json"], "the following arguments are required: --model"),
     (M + ["--resolution", "0"], "argument --resolution: must be at least 16 (px), got 0"),
     (M + ["--resolution", "8"], "argument --resolution: must be at least 16 (px), got 8"),
     (M + ["--resolution", "abc"], "invalid int value: 'abc'"),
     (M + ["--batch-size", "0"], "argument --batch-size: must be at least 1, got 0"),
     (M + ["--batch-size", "-4"], "argument --batch-size: must be at least 1"),
-    (["--model", "shvit_s1", "--repeats", "-1"], "argument --repeats: must be at least 0"),
+    (M + ["--latency", "--repeats", "0"], "argument --repeats: must be at least 1"),
     (M + ["--warmup", "-3"], "argument --warmup: must be at least 0"),
     (M + ["--threads", "0"], "argument --threads: must be at least 1"),
     (M + ["--threads", "-2"], "argument --threads: must be at least 1"),

@@ -304,7 +304,8 @@ def test_cli_user_errors_exit_2_with_one_line(argv, needle, capsys):
 
 
 def test_cli_json_schema(capsys):
-    assert main(["--model", "shvitlab_s1", "--resolution", "64", "--json", "--repeats", "2", "--warmup", "1"]) == 0
+    assert main(["--model", "shvitlab_s1", "--resolution", "64", "--json", "--latency", "--repeats", "2",
+                 "--warmup", "1"]) == 0
     out = json.loads(capsys.readouterr().out)
     assert list(out) == ["model", "resolution", "macs", "mem_bytes", "params", "unsupported_ops", "stages"]
     assert out["unsupported_ops"] == {}
@@ -318,7 +319,7 @@ def test_cli_json_schema(capsys):
 def test_cli_csv_is_reproducible(tmp_path):
     a, b = tmp_path / "a.csv", tmp_path / "b.csv"
     for path in (a, b):
-        assert main(["--model", "efficientvit_m0", "--resolution", "64", "--by", "module", "--repeats", "0",
+        assert main(["--model", "efficientvit_m0", "--resolution", "64", "--by", "module",
                      "--csv", str(path)]) == 0
     assert a.read_bytes() == b.read_bytes() and a.read_text().startswith("model,resolution,module,")
 
@@ -328,7 +329,7 @@ def test_cli_warns_and_reports_unsupported_ops(monkeypatch, capsys):
     real = op_rules.classify
     monkeypatch.setattr(counter, "classify", lambda f: "unsupported" if f.overloadpacket is torch.ops.aten.gelu
                         else real(f))
-    assert main(["--model", "deit_tiny_patch16_224", "--resolution", "32", "--repeats", "0", "--json"]) == 0
+    assert main(["--model", "deit_tiny_patch16_224", "--resolution", "32", "--json"]) == 0
     captured = capsys.readouterr()
     assert json.loads(captured.out)["unsupported_ops"] == {"aten.gelu": 12}
     warning = [line for line in captured.err.splitlines() if line.startswith("warning:")]
@@ -354,9 +355,21 @@ def test_no_unsupported_op_in_any_paper_model(name):
 @pytest.mark.parametrize("backend", ["auto", "math", "flash"])
 def test_cli_deit_tiny_counts_the_same_under_each_backend(backend, capsys):
     """The acceptance check: 1258.4 M macs whichever CPU kernel runs the attention."""
-    assert main(["--model", "deit_tiny_patch16_224", "--repeats", "0", "--json", "--device", "cpu",
+    assert main(["--model", "deit_tiny_patch16_224", "--json", "--device", "cpu",
                  "--attention-backend", backend]) == 0
     out = json.loads(capsys.readouterr().out)
     assert out["macs"] == pytest.approx(1258.4e6, rel=1e-3) and out["unsupported_ops"] == {}
     assert out["mem_bytes"] == CostAnalysis(timm.create_model("deit_tiny_patch16_224"),
                                             torch.randn(1, 3, 224, 224)).total("mem_bytes")
+
+
+def test_cli_counts_by_default_and_times_only_when_asked(capsys):
+    assert main(["--model", "shvitlab_s1", "--resolution", "64", "--json"]) == 0
+    captured = capsys.readouterr()
+    assert all(s["latency_ms"] is None for s in json.loads(captured.out)["stages"])
+    assert "latency:" not in captured.err
+    n = torch.get_num_threads()
+    assert main(["--model", "shvitlab_s1", "--resolution", "64", "--latency", "--repeats", "3", "--warmup", "0"]) == 0
+    err = capsys.readouterr().err
+    assert "latency: median of 3 passes after 0 warm-up, 1 CPU thread(s)" in err
+    torch.set_num_threads(n)
