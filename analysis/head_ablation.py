@@ -3,7 +3,9 @@ alone in its layer ("leave1"), per layer (SHViT Fig. 3), on a labelled image fol
 CSV (library: `analysis.heads.ablation`).
 
 The folder has one subfolder per class in the model's class order (ImageNet-val laid out by
-WordNet id, sorted, matches timm's ImageNet-1k models)."""
+WordNet id, sorted, matches timm's ImageNet-1k models). Under `torchrun` each process takes its
+share of the images and the counts are summed (the table equals one process's). A killed run
+leaves `<out>.partial.json`; the same command continues after the last finished ablation."""
 from __future__ import annotations
 
 import sys
@@ -19,6 +21,9 @@ EPILOG = """examples:
   # your checkpoint, remove-one only, two layers
   python -m analysis.head_ablation --model deit_small_patch16_224 --weights ckpt.pth --data val/ \\
       --modes remove1 --layer blocks.0.attn --layer blocks.11.attn --out ablation.csv
+  # all of ImageNet-val on 8 GPUs
+  torchrun --nproc_per_node=8 -m analysis.head_ablation --model deit_tiny_patch16_224 --weights pretrained \\
+      --data ~/imagenet/val --device cuda --batch-size 250 --out deit_ablation.csv
 """
 
 
@@ -40,6 +45,13 @@ def build_parser() -> ArgumentParser:
 
 
 def run(args) -> int:
+    from pathlib import Path
+
+    import timm
+    import torch
+
+    from .core.distributed import World
+    from .core.files import check_distinct, check_sidecar, write_json
     from .core.images import ImageFolderSource
     from .core.models import create_model
     from .core.runtime import resolve_device
@@ -50,7 +62,14 @@ def run(args) -> int:
     modes = [m.strip() for m in args.modes.split(",") if m.strip()]
     if not modes or set(modes) - set(MODES):
         raise UserError(f"--modes must be a comma-separated subset of {','.join(MODES)}, got {args.modes!r}")
+    out, sidecar, partial = args.out, args.out.with_suffix(".json"), Path(f"{args.out}.partial.json")
+    check_distinct(**{"--out": out, "the metadata file (--out with .json)": sidecar, "the partial run": partial})
+    check_sidecar(sidecar, "analysis.head_ablation")
     device = resolve_device(args.device)
+    world = World.from_env(device)
+    if device.type == "cuda":
+        device = torch.device("cuda", world.local_rank)
+        torch.cuda.set_device(device)
     source = ImageFolderSource(args.data, args.num_images, seed=args.seed)
     if not source.labelled:
         raise UserError(f"{args.data} has no class subfolders: head ablation needs labelled images")
@@ -60,13 +79,24 @@ def run(args) -> int:
     if unknown:
         raise UserError(f"no attention layer {', '.join(unknown)} in {args.model}; its layers: "
                         f"{', '.join(sorted(names)[:6])}{' ...' if len(names) > 6 else ''}")
-    batches = list(source.batches(model, args.batch_size))  # decoded once, reused by every ablation
-    df = head_ablation(model, batches, device=device, modes=modes, layers=args.layer, progress=True)
+    batches = list(source.batches(model, args.batch_size, world=world))  # decoded once, reused by every ablation
+    identity = {"model": args.model, "weights": args.weights, "data": source.describe(),
+                "num_images": args.num_images, "seed": args.seed}
+    df = head_ablation(model, batches, device=device, modes=modes, layers=args.layer, progress=True, world=world,
+                       partial=partial, identity=identity)
     df.insert(0, "model", args.model)
-    write_csv(df, args.out)
-    best = best_heads(df)
-    print(best[["layer", "mode", "best_head", "best_delta", "baseline_top1", "num_images"]].to_string(index=False))
-    print(f"wrote {args.out}", file=sys.stderr)
+    per_process = world.gather(sum(len(labels) for _, labels in batches))
+    if world.main:
+        write_csv(df, out)
+        write_json({"command": "analysis.head_ablation", **identity, "modes": modes, "layers": args.layer,
+                    "num_images_used": source.num_used, "unreadable_skipped": source.num_skipped,
+                    "world_size": world.size, "images_per_process": per_process, "device": str(device),
+                    "torch": torch.__version__, "timm": timm.__version__}, sidecar)
+        best = best_heads(df)
+        print(best[["layer", "mode", "best_head", "best_delta", "baseline_top1", "num_images"]]
+              .to_string(index=False))
+        print(f"wrote {out}, {sidecar}", file=sys.stderr)
+    world.close()
     return 0
 
 

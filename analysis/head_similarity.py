@@ -64,6 +64,7 @@ def run(args) -> int:
     import timm
     import torch
 
+    from .core.distributed import World
     from .core.files import check_distinct, check_sidecar, check_writable, write_json
     from .core.images import ImageFolderSource, SampleImages
     from .core.models import check_model_name, create_model, describe_weights
@@ -89,6 +90,12 @@ def run(args) -> int:
     for name in args.model:
         check_model_name(name)
     device = resolve_device(args.device)
+    world = World.from_env(device)
+    if device.type == "cuda":
+        device = torch.device("cuda", world.local_rank)
+        torch.cuda.set_device(device)
+    if args.num_images < world.size:
+        raise UserError(f"--num-images {args.num_images} is fewer than the {world.size} processes")
     source = (ImageFolderSource(args.data, args.num_images, seed=args.seed) if args.data
               else SampleImages(args.num_images, seed=args.seed))
 
@@ -98,26 +105,32 @@ def run(args) -> int:
         attention_layers(model)  # unsupported architecture: fail before any compute
         models.append((name, w, model))
 
-    frames, skipped, used = [], {}, {}
+    frames, skipped, used, per_rank = [], {}, {}, {}
+    say = print if world.main else (lambda *a, **k: None)  # under torchrun, rank 0 reports and writes
     while models:  # release each model once measured
         name, w, model = models.pop(0)
-        print(f"{name} ({describe_weights(w)}): {args.num_images} images from {source.describe()}", file=sys.stderr)
-        frames.append(model_head_similarity(name, w, model, source, batch_size=args.batch_size, device=device,
-                                            amp=AMP_DTYPES[args.amp], metrics=metrics, seed=args.seed))
+        say(f"{name} ({describe_weights(w)}): {args.num_images} images from {source.describe()}"
+            + (f" over {world.size} processes" if world.size > 1 else ""), file=sys.stderr)
+        df = model_head_similarity(name, w, model, source, batch_size=args.batch_size, device=device,
+                                   amp=AMP_DTYPES[args.amp], metrics=metrics, seed=args.seed, world=world)
+        frames.append(df)
         skipped[name], used[name] = source.num_skipped, source.num_used
+        per_rank[name] = world.gather(df.attrs["images_this_process"])
     result = pd.concat(frames, ignore_index=True)
-    write_csv(result, out)
-    write_json({"command": "analysis.head_similarity", "models": args.model, "weights": weights,
-                "data": source.describe(), "num_images_requested": args.num_images, "num_images_used": used,
-                "unreadable_skipped": skipped,
-                "metrics": metrics, "batch_size": args.batch_size, "device": str(device), "amp": args.amp,
-                "seed": args.seed, "torch": torch.__version__, "timm": timm.__version__},
-               sidecar)
+    if world.main:
+        write_csv(result, out)
+        write_json({"command": "analysis.head_similarity", "models": args.model, "weights": weights,
+                    "data": source.describe(), "num_images_requested": args.num_images, "num_images_used": used,
+                    "unreadable_skipped": skipped, "world_size": world.size, "images_per_process": per_rank,
+                    "metrics": metrics, "batch_size": args.batch_size, "device": str(device), "amp": args.amp,
+                    "seed": args.seed, "torch": torch.__version__, "timm": timm.__version__},
+                   sidecar)
+        if plot is not None:
+            plot_head_similarity(result, plot)
     if any(skipped.values()):
-        print(f"skipped unreadable files: {max(skipped.values())}", file=sys.stderr)
-    if plot is not None:
-        plot_head_similarity(result, plot)
-    print(f"wrote {out}, {sidecar}" + (f", {plot} (+ .pdf)" if plot else ""), file=sys.stderr)
+        say(f"skipped unreadable files: {max(skipped.values())}", file=sys.stderr)
+    say(f"wrote {out}, {sidecar}" + (f", {plot} (+ .pdf)" if plot else ""), file=sys.stderr)
+    world.close()
     return 0
 
 

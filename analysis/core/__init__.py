@@ -9,6 +9,7 @@ EXPORTS = {
     ".paths": ("ENV_PROJECT_ROOT", "ENV_OUTPUT_ROOT", "project_root", "output_root", "micro_root"),
     ".models": ("create_model", "create_model_at", "fuse_model", "check_model_name", "suggest_model_names",
                 "describe_weights", "input_size", "hub_reachable"),
+    ".distributed": ("World",),
     ".runtime": ("resolve_device", "set_threads", "cpu_threads", "attention_backend", "ATTENTION_BACKENDS"),
     ".images": ("ImageFolderSource", "SampleImages", "Batches", "model_transform", "to_rgb", "IMAGE_EXTENSIONS"),
     ".reference": ("load_reference", "REFERENCE_TABLES"),

@@ -25,10 +25,12 @@ import torch.nn as nn
 from PIL import Image
 from sklearn.datasets import load_sample_images
 
+from .distributed import World
 from .errors import UserError, not_a_command
 
 __all__ = ["ImageFolderSource", "SampleImages", "Batches", "model_transform", "to_rgb", "IMAGE_EXTENSIONS"]
 
+_ROUND = 32  # files each process decodes before the world compares which were readable
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".ppm", ".pgm")
 
 
@@ -91,24 +93,41 @@ class ImageFolderSource:
     def labelled(self) -> bool:
         return bool(self.classes)
 
-    def _items(self, transform) -> Iterator[tuple[torch.Tensor, int]]:
+    def _items(self, transform, world: World) -> Iterator[tuple[torch.Tensor, int]]:
+        """This process's share of the first `num_images` readable files (in the seeded order).
+
+        Files are dealt round-robin by position; each process decodes only its own, and the
+        readability of each round is shared, so every process agrees on which files count: the
+        union over processes is exactly what one process would use. `num_used` / `num_skipped`
+        count the whole world's images.
+        """
         self.num_skipped = self.num_used = 0
-        for path, label in self.files:
-            if self.num_images is not None and self.num_used >= self.num_images:
-                return
-            img = _load(path)
-            if img is None:
-                self.num_skipped += 1
-                continue
-            self.num_used += 1
-            yield transform(img), label
+        limit = len(self.files) if self.num_images is None else self.num_images
+        chunk = _ROUND * world.size
+        for start in range(0, len(self.files), chunk):
+            files = self.files[start:start + chunk]
+            mine = {i: _load(path) for i, (path, _) in enumerate(files) if i % world.size == world.rank}
+            readable = [False] * len(files)
+            for flags in world.gather({i: img is not None for i, img in mine.items()}):
+                for i, ok in flags.items():
+                    readable[i] = ok
+            for i, (_, label) in enumerate(files):
+                if self.num_used >= limit:
+                    return
+                if not readable[i]:
+                    self.num_skipped += 1
+                    continue
+                self.num_used += 1
+                if i in mine:
+                    yield transform(mine[i]), label
         if self.num_used == 0:
             raise UserError(f"no readable image in {self.root} ({self.num_skipped} unreadable files skipped)")
 
-    def batches(self, model: nn.Module, batch_size: int, input_size: Optional[tuple] = None) -> Batches:
-        """(images, labels) batches in `model`'s eval transform."""
+    def batches(self, model: nn.Module, batch_size: int, input_size: Optional[tuple] = None,
+                world: Optional[World] = None) -> Batches:
+        """(images, labels) batches in `model`'s eval transform (this process's share under `world`)."""
         transform = model_transform(model, input_size)
-        return Batches(lambda: self._items(transform), batch_size)
+        return Batches(lambda: self._items(transform, world or World()), batch_size)
 
     def describe(self) -> str:
         return str(self.root)
@@ -173,15 +192,19 @@ class SampleImages:
             y, x = int(rng.integers(0, H - h + 1)), int(rng.integers(0, W - w + 1))
             yield Image.fromarray(photo[y:y + h, x:x + w])
 
-    def batches(self, model: nn.Module, batch_size: int, input_size: Optional[tuple] = None) -> Batches:
-        """(images, labels = -1) batches in `model`'s eval transform."""
+    def batches(self, model: nn.Module, batch_size: int, input_size: Optional[tuple] = None,
+                world: Optional[World] = None) -> Batches:
+        """(images, labels = -1) batches in `model`'s eval transform; under `world`, this process's
+        share (crop i goes to process i mod size; `num_used` counts the whole world's)."""
         transform = model_transform(model, input_size)
+        world = world or World()
 
         def items():
             self.num_used = 0
-            for img in self.crops():
+            for i, img in enumerate(self.crops()):
                 self.num_used += 1
-                yield transform(img), -1
+                if i % world.size == world.rank:
+                    yield transform(img), -1
         return Batches(items, batch_size)
 
     def describe(self) -> str:

@@ -50,7 +50,8 @@ def table_differences(ours: pd.DataFrame, reference: pd.DataFrame, *, rtol: floa
             x, y = a.to_numpy(dtype=float), b.to_numpy(dtype=float)
             bad = ~(np.isclose(x, y, rtol=rtol, atol=atol) | (np.isnan(x) & np.isnan(y)))
         else:
-            bad = (a.astype(str) != b.astype(str)).to_numpy()
+            both_missing = (a.isna() & b.isna()).to_numpy(dtype=bool)
+            bad = ~both_missing & (a.astype(str) != b.astype(str)).to_numpy(dtype=bool)
         for i in np.flatnonzero(bad)[:3]:
             problems.append(f"{col} row {i}: {a.tolist()[i]!r} vs {b.tolist()[i]!r}")
         if bad.sum() > 3:

@@ -22,8 +22,11 @@ removes the layer's attention, and "leave 1" is the unablated model.
 """
 from __future__ import annotations
 
+import json
+import os
 import sys
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Iterable, Mapping, Optional, Sequence
 
 import pandas as pd
@@ -31,8 +34,10 @@ import torch
 import torch.nn as nn
 from tqdm import tqdm
 
-from .attention import AttentionCapture, AttentionLayer, attention_layers
+from ..core.distributed import World
 from ..core.errors import UserError, not_a_command
+from ..core.files import write_json
+from .attention import AttentionCapture, AttentionLayer, attention_layers
 
 __all__ = ["HeadMask", "evaluate_top1", "head_ablation", "best_heads", "extreme_heads",
            "query_attention", "QueryMaps"]
@@ -85,32 +90,59 @@ def _reiterable(batches: Iterable) -> Iterable:
 
 
 @torch.inference_mode()
-def evaluate_top1(model: nn.Module, batches: Iterable, device: torch.device | str = "cpu") -> tuple[float, int]:
-    """(top-1 accuracy in [0, 1], number of images) over (images, labels) batches."""
+def evaluate_top1(model: nn.Module, batches: Iterable, device: torch.device | str = "cpu",
+                  world: Optional[World] = None) -> tuple[float, int]:
+    """(top-1 accuracy in [0, 1], number of images) over (images, labels) batches; under `world`,
+    counted over every process's batches (exact: the counts are summed, not the accuracies)."""
     correct = total = 0
     for images, labels in batches:
         pred = model(images.to(device)).argmax(-1).cpu()
         correct += int((pred == labels).sum())
         total += len(labels)
+    correct, total = (world or World()).sum(correct, total)
     if total == 0:
         raise UserError("no labelled images to evaluate")
-    return correct / total, total
+    return correct / total, int(total)
+
+
+def _finished(partial: Optional[Path], identity: dict) -> list[dict]:
+    """Rows of an interrupted run of the same ablation (`partial` written after each one), else []."""
+    if partial is None or not partial.is_file():
+        return []
+    try:
+        saved = json.loads(partial.read_text())
+        same = saved["identity"] == identity
+    except (ValueError, KeyError, TypeError):
+        raise UserError(f"{partial} is not a partial head-ablation run; delete it to start afresh") from None
+    if not same:
+        raise UserError(f"{partial} holds a partial run of another ablation (model, data or options differ); "
+                        "delete it to start afresh, or choose another output")
+    return saved["rows"]
 
 
 def head_ablation(model: nn.Module, batches: Iterable, *, device: torch.device | str = "cpu",
                   modes: Sequence[str] = ("remove1", "leave1"), layers: Optional[Sequence[str]] = None,
-                  progress: bool = False) -> pd.DataFrame:
+                  progress: bool = False, world: Optional[World] = None,
+                  partial: Optional[str | os.PathLike] = None, identity: Optional[dict] = None) -> pd.DataFrame:
     """Top-1 with each head removed ("remove1") / each head alone ("leave1"), per layer.
 
     Args:
         batches: (images, labels) batches, e.g. a DataLoader over a labelled image folder
-            (`analysis.images.ImageFolderSource(...).batches(model, bs)` or any iterable).
+            (`analysis.core.images.ImageFolderSource(...).batches(model, bs)` or any iterable).
         layers: restrict to these attention layers (default: every multi-head layer).
+        world: under torchrun, each process passes its share of the images; counts are summed.
+        partial: a file where the finished ablations are kept (rank 0 writes it atomically after
+            each); a run that finds it, written with the same `identity` (what defines the
+            experiment: model, weights, data, options), continues after the last finished
+            (layer, mode, head) and ends with the same table. Deleted when the table is complete.
 
     Returns one row per layer x mode x head: `layer, layer_index, stage, num_heads, mode,
     head, top1, baseline_top1, delta, num_images` (accuracies as fractions, `delta` =
     top1 - baseline_top1).
     """
+    world = world or World()
+    partial = Path(partial) if partial is not None else None
+    identity = {**(identity or {}), "modes": list(modes), "layers": list(layers or [])}
     bad = set(modes) - {"remove1", "leave1"}
     if bad:
         raise ValueError(f"unknown modes {sorted(bad)}; use 'remove1' and/or 'leave1'")
@@ -120,16 +152,23 @@ def head_ablation(model: nn.Module, batches: Iterable, *, device: torch.device |
             and (layers is None or layer.name in layers)]
     if not todo:
         raise UserError("no multi-head attention layer to ablate (single-head layers are not applicable)")
-    baseline, n = evaluate_top1(model, batches, device)
+    baseline, n = evaluate_top1(model, batches, device, world)
     runs = [(layer, mode, h) for layer in todo for mode in modes for h in range(layer.num_heads)]
-    rows = []
-    for layer, mode, h in tqdm(runs, disable=not progress, file=sys.stderr, unit="ablation", leave=False):
+    rows = _finished(partial, identity)
+    if rows and world.main:
+        print(f"resuming {partial}: {len(rows)} of {len(runs)} ablations done", file=sys.stderr)
+    for layer, mode, h in tqdm(runs[len(rows):], disable=not (progress and world.main), file=sys.stderr,
+                               unit="ablation", leave=False, initial=len(rows), total=len(runs)):
         nulled = [h] if mode == "remove1" else [j for j in range(layer.num_heads) if j != h]
         with HeadMask(model, {layer.name: nulled}):
-            top1, _ = evaluate_top1(model, batches, device)
+            top1, _ = evaluate_top1(model, batches, device, world)
         rows.append(dict(layer=layer.name, layer_index=layer.index + 1, stage=layer.stage,
                          num_heads=layer.num_heads, mode=mode, head=h, top1=top1, baseline_top1=baseline,
                          delta=top1 - baseline, num_images=n))
+        if partial is not None and world.main:
+            write_json({"identity": identity, "rows": rows}, partial)
+    if partial is not None and world.main:
+        partial.unlink(missing_ok=True)
     return pd.DataFrame(rows)
 
 

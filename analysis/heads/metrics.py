@@ -30,7 +30,8 @@ from typing import Iterable, Optional
 import pandas as pd
 import torch
 
-from ..core.errors import not_a_command
+from ..core.distributed import World
+from ..core.errors import UserError, not_a_command
 from .attention import AttentionMaps
 
 __all__ = ["HeadStatistics", "METRICS", "PAIRWISE_METRICS", "pairwise_cosine", "linear_cka"]
@@ -122,6 +123,21 @@ class HeadStatistics:
 
     def reset(self) -> None:
         self._layers.clear()
+
+    def all_reduce(self, world: World) -> None:
+        """Sum the running statistics over the processes of `world` (each saw its share of the
+        images): afterwards every process holds the statistics of all the images."""
+        if world.size == 1:
+            return
+        layouts = world.gather([(name, s.out_gram is not None) for name, s in self._layers.items()])
+        if any(layout != layouts[0] for layout in layouts):
+            raise UserError("the processes saw different attention layers (one had no image?): use at least as "
+                            "many images as processes")
+        states = list(self._layers.values())
+        counts = torch.tensor([[s.num_images, s.instances, s.tokens] for s in states], dtype=torch.float64)
+        world.sum_([counts] + [t for s in states for t in s.tensors()])
+        for s, (images, instances, tokens) in zip(states, counts.tolist()):
+            s.num_images, s.instances, s.tokens = int(images), int(instances), int(tokens)
 
     def state_nbytes(self) -> int:
         """Bytes held by the running sums (independent of the number of images seen)."""

@@ -20,6 +20,7 @@ import torch.nn as nn
 from tqdm import tqdm
 
 from ..core.errors import not_a_command
+from ..core.distributed import World
 from ..core.models import create_model, describe_weights
 from .attention import AttentionCapture
 from .metrics import METRICS, HeadStatistics
@@ -36,37 +37,50 @@ AMP_DTYPES = {"none": None, "fp16": torch.float16, "bf16": torch.bfloat16}
 @torch.inference_mode()
 def head_similarity(model: nn.Module, batches: Iterable, *, device: torch.device | str = "cpu",
                     amp: Optional[torch.dtype] = None, metrics: Iterable[str] = METRICS,
-                    progress: bool = False, total: Optional[int] = None) -> pd.DataFrame:
+                    progress: bool = False, total: Optional[int] = None,
+                    world: Optional[World] = None) -> pd.DataFrame:
     """Stream `batches` (images, or (images, labels)) through `model`; per-layer head statistics.
 
     `amp` runs the model under autocast in that dtype (fp16 / bf16); statistics are
-    reduced in fp32 and summed in fp64 either way.
+    reduced in fp32 and summed in fp64 either way. Under `world` (torchrun) each process
+    streams its share of the images and the sums are all-reduced: every process returns the
+    statistics of all the images.
     """
     device = torch.device(device)
     model = model.to(device).eval()
     stats = HeadStatistics(metrics)
     autocast = (lambda: torch.autocast(device.type, dtype=amp)) if amp is not None else contextlib.nullcontext
+    seen = 0
     with AttentionCapture(model, stats.update, head_outputs=stats.needs_head_outputs,
                           chunk_bytes=stats.chunk_bytes):
         for batch in tqdm(batches, total=total, unit="batch", disable=not progress, file=sys.stderr, leave=False):
             images = batch[0] if isinstance(batch, (tuple, list)) else batch
+            seen += len(images)
             with autocast():
                 model(images.to(device))
-    return stats.to_frame()
+    stats.all_reduce(world or World())
+    df = stats.to_frame()
+    df.attrs["images_this_process"] = seen
+    return df
 
 
 def model_head_similarity(name: str, weights: str, model: nn.Module, source, *, batch_size: int = 32,
                           device: torch.device | str = "cpu", amp: Optional[torch.dtype] = None,
-                          metrics: Iterable[str] = METRICS, seed: int = 0, progress: bool = True) -> pd.DataFrame:
+                          metrics: Iterable[str] = METRICS, seed: int = 0, progress: bool = True,
+                          world: Optional[World] = None) -> pd.DataFrame:
     """`head_similarity` of one named model over an image source, as rows with `COLUMNS`."""
-    total = math.ceil(source.num_images / batch_size) if getattr(source, "num_images", None) else None
-    df = head_similarity(model, source.batches(model, batch_size), device=device, amp=amp, metrics=metrics,
-                         progress=progress, total=total)
+    world = world or World()
+    total = (math.ceil(source.num_images / world.size / batch_size) if getattr(source, "num_images", None)
+             else None)
+    df = head_similarity(model, source.batches(model, batch_size, world=world), device=device, amp=amp,
+                         metrics=metrics, progress=progress and world.main, total=total, world=world)
     df.insert(0, "model", name)
     df.insert(1, "weights", describe_weights(weights))
     df["data"] = source.describe()
     df["seed"] = seed
-    return df[COLUMNS]
+    out = df[COLUMNS]
+    out.attrs.update(df.attrs)
+    return out
 
 
 def head_similarity_table(specs: Iterable[tuple[str, str]], source, *, seed: int = 0, **kwargs) -> pd.DataFrame:

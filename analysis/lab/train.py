@@ -27,7 +27,6 @@ from pathlib import Path
 from typing import Any, Optional
 
 import torch
-import torch.distributed as dist
 import torch.nn as nn
 import torch.nn.functional as F
 from torch.utils.data import DataLoader, Subset
@@ -42,6 +41,7 @@ from shvit.weights import CheckpointError, load_state_dict_strict
 from ..core.errors import UserError, not_a_command
 from ..core.files import atomic_path, check_writable, write_json
 from ..core.models import check_model_name, create_model
+from ..core.distributed import World
 from ..core.runtime import resolve_device
 from .datasets import DIGITS_NAME, ClutteredDigits, DigitsConfig, image_folder_datasets
 
@@ -149,39 +149,6 @@ def _check_resume(ckpt: dict, cfg: TrainConfig, path: str) -> None:
         raise CheckpointError(f"{path} was trained with a different setup ({'; '.join(diff)})")
 
 
-class _Dist:
-    """World size / rank from torchrun's environment; initialises the process group once."""
-
-    def __init__(self, device: torch.device):
-        self.world = int(os.environ.get("WORLD_SIZE", "1"))
-        self.rank = int(os.environ.get("RANK", "0"))
-        self.local_rank = int(os.environ.get("LOCAL_RANK", "0"))
-        self.owns_group = False
-        if self.world > 1 and not dist.is_initialized():
-            dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
-            self.owns_group = True
-
-    @property
-    def main(self) -> bool:
-        return self.rank == 0
-
-    def sum(self, *values: float) -> list:
-        t = torch.tensor(values, dtype=torch.float64)
-        if self.world > 1:
-            backend_cuda = dist.get_backend() == "nccl"
-            t = t.cuda() if backend_cuda else t
-            dist.all_reduce(t)
-        return t.cpu().tolist()
-
-    def barrier(self):
-        if self.world > 1:
-            dist.barrier()
-
-    def close(self):
-        if self.owns_group:
-            dist.destroy_process_group()
-
-
 def _resize(x: torch.Tensor, side: Optional[int]) -> torch.Tensor:
     if side is None or x.shape[-1] == side:
         return x
@@ -190,7 +157,7 @@ def _resize(x: torch.Tensor, side: Optional[int]) -> torch.Tensor:
 
 @torch.no_grad()
 def evaluate(model: nn.Module, loader, device: torch.device, input_size: Optional[int] = None,
-             world: Optional[_Dist] = None) -> dict:
+             world: Optional[World] = None) -> dict:
     """Top-1 (%) and mean cross-entropy over `loader` (summed over DDP processes)."""
     was_training = model.training
     model.eval()
@@ -262,37 +229,37 @@ def fit(cfg: TrainConfig, output: Optional[str | os.PathLike] = None, *, resume:
         ckpt = load_checkpoint(resume)
         _check_resume(ckpt, cfg, os.fspath(resume))
 
-    world = _Dist(device)
+    world = World.from_env(device)
     if device.type == "cuda":
         device = torch.device("cuda", world.local_rank)
         torch.cuda.set_device(device)
-    elif world.world > 1:
-        torch.set_num_threads(max(1, torch.get_num_threads() // world.world))
-    if cfg.batch_size % world.world:
-        raise UserError(f"--batch-size {cfg.batch_size} is not divisible by the {world.world} processes")
+    elif world.size > 1:
+        torch.set_num_threads(max(1, torch.get_num_threads() // world.size))
+    if cfg.batch_size % world.size:
+        raise UserError(f"--batch-size {cfg.batch_size} is not divisible by the {world.size} processes")
 
     model = build_model(cfg, num_classes)
-    if world.world > 1 and world.main and not (cfg.sync_bn and device.type == "cuda") and any(
+    if world.size > 1 and world.main and not (cfg.sync_bn and device.type == "cuda") and any(
             isinstance(m, nn.modules.batchnorm._BatchNorm) for m in model.modules()):
-        print(f"note: BatchNorm statistics are per process ({world.world} processes; --sync-bn on CUDA shares "
+        print(f"note: BatchNorm statistics are per process ({world.size} processes; --sync-bn on CUDA shares "
               "them), so this run differs slightly from one process", file=sys.stderr)
     if ckpt is not None:
         load_state_dict_strict(model, ckpt["model"], source=os.fspath(resume))
     train_ds, val_ds, _ = datasets if datasets is not None else build_datasets(cfg, model)
     model.to(device)
     net = model
-    if world.world > 1:
+    if world.size > 1:
         if device.type == "cuda" and cfg.sync_bn:
             net = nn.SyncBatchNorm.convert_sync_batchnorm(net)
         net = nn.parallel.DistributedDataParallel(net, device_ids=[device.index] if device.type == "cuda" else None)
 
-    per_rank = cfg.batch_size // world.world
-    sampler = DistributedSampler(train_ds, num_replicas=world.world, rank=world.rank, shuffle=True, seed=cfg.seed)
+    per_rank = cfg.batch_size // world.size
+    sampler = DistributedSampler(train_ds, num_replicas=world.size, rank=world.rank, shuffle=True, seed=cfg.seed)
     loader = DataLoader(train_ds, batch_size=per_rank, sampler=sampler, drop_last=True,
                         num_workers=cfg.workers, pin_memory=device.type == "cuda")
     if len(loader) == 0:
         raise UserError(f"the training set ({len(train_ds)} images) is smaller than one batch of {cfg.batch_size}")
-    val_loader = DataLoader(Subset(val_ds, range(world.rank, len(val_ds), world.world)),
+    val_loader = DataLoader(Subset(val_ds, range(world.rank, len(val_ds), world.size)),
                             batch_size=max(per_rank, 64), num_workers=cfg.workers)
 
     optimizer = create_optimizer_v2(model, opt=cfg.opt, lr=cfg.lr, weight_decay=cfg.weight_decay)
@@ -358,7 +325,7 @@ def fit(cfg: TrainConfig, output: Optional[str | os.PathLike] = None, *, resume:
         "epochs_done": history[-1]["epoch"] if history else start_epoch, "step": step,
         "val_top1": final.get("val_top1"), "val_loss": final.get("val_loss"),
         "train_loss": final.get("train_loss"), "train_seconds": round(time.perf_counter() - t0, 3),
-        "world_size": world.world, "device": device.type,
+        "world_size": world.size, "device": device.type,
         "params": sum(p.numel() for p in model.parameters()),
         "checkpoint": os.fspath(ckpt_path) if ckpt_path else None, "history": history,
     }
