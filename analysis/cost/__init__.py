@@ -17,6 +17,7 @@ EXPORTS = {
                     "time_passes", "table2_comparison", "rank_agreement"),
     ".macro_design": ("FIG2_MODELS", "stage_costs", "macro_design_table"),
     ".variant_table": ("shvit_variant_table",),
-    ".plots": ("plot_breakdown",),
+    ".plots": ("plot_breakdown", "plot_runtime_and_traffic", "plot_variants", "plot_speed_accuracy",
+               "plot_macro_design"),
 }
 __getattr__, __dir__ = lazy_exports(__name__, EXPORTS)
