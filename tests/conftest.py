@@ -32,3 +32,20 @@ def one_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(n)
+
+
+@pytest.fixture
+def figure_only(tmp_path, monkeypatch):
+    """For plot functions that return their figure: they run in an empty folder where saving a figure
+    fails, and must leave it empty. Figures are closed afterwards."""
+    import matplotlib.pyplot as plt
+    from matplotlib.figure import Figure
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("a plot function saved its figure")
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(Figure, "savefig", refuse)
+    yield
+    plt.close("all")
+    assert not any(tmp_path.iterdir()), "a plot function wrote to disk"

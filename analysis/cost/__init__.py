@@ -12,11 +12,12 @@ EXPORTS = {
     ".stages": ("StageMap", "stage_map"),
     ".latency": ("stage_latency", "model_latency"),
     ".breakdown": ("CATEGORIES", "MEMORY_BOUND", "PAPER_MODELS", "categorize", "runtime_breakdown",
-                   "breakdown_table"),
+                   "breakdown_table", "memory_bound_shares"),
     ".throughput": ("RUNTIMES", "DEFAULT_BATCH", "ONNX_MISSING", "measure_throughput", "model_throughput",
-                    "time_passes", "table2_comparison"),
+                    "time_passes", "table2_comparison", "rank_agreement"),
     ".macro_design": ("FIG2_MODELS", "stage_costs", "macro_design_table"),
     ".variant_table": ("shvit_variant_table",),
-    ".plots": ("plot_breakdown",),
+    ".plots": ("plot_breakdown", "plot_runtime_and_traffic", "plot_variants", "plot_speed_accuracy",
+               "plot_macro_design"),
 }
 __getattr__, __dir__ = lazy_exports(__name__, EXPORTS)

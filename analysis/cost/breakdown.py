@@ -36,7 +36,8 @@ from ..core.errors import not_a_command
 from ..core.models import create_model_at, fuse_model
 from .counter import CostAnalysis
 
-__all__ = ["CATEGORIES", "MEMORY_BOUND", "PAPER_MODELS", "categorize", "runtime_breakdown", "breakdown_table"]
+__all__ = ["CATEGORIES", "MEMORY_BOUND", "PAPER_MODELS", "categorize", "runtime_breakdown", "breakdown_table",
+           "memory_bound_shares"]
 
 CATEGORIES = ("conv/matmul", "reshape/copy", "element-wise", "normalisation", "softmax", "activation", "other")
 MEMORY_BOUND = {"conv/matmul": False, "reshape/copy": True, "element-wise": True, "normalisation": True,
@@ -143,6 +144,19 @@ def breakdown_table(names: Iterable[str] = PAPER_MODELS, *, device="cpu", batch_
         df.insert(0, "model", name)
         frames.append(df)
     return pd.concat(frames, ignore_index=True)
+
+
+def memory_bound_shares(df: pd.DataFrame) -> pd.DataFrame:
+    """What the memory-bound categories take of each model's runtime and of its counted mem_bytes.
+
+    `df`: a breakdown table of one device (`breakdown_table`). Returns one row per model (the index,
+    in table order) with `runtime_share` and `mem_bytes_share` as fractions (0..1).
+    """
+    models = df["model"].unique()
+    bound = df[df["memory_bound"].astype(bool)].groupby("model")[["share", "mem_bytes"]].sum()
+    bound = bound.reindex(models, fill_value=0)
+    total_bytes = df.groupby("model")["mem_bytes"].sum().reindex(models)
+    return pd.DataFrame({"runtime_share": bound["share"], "mem_bytes_share": bound["mem_bytes"] / total_bytes})
 
 
 if __name__ == "__main__":  # a library module, not a command

@@ -1,14 +1,32 @@
-"""Figures of the cost and speed analyses, drawn from their tidy tables."""
+"""Figures of the cost and speed analyses, drawn from their tidy tables.
+
+Each function returns the figure and writes nothing: the caller stamps `core.plotting.provenance`
+and saves it with `core.plotting.save_figure`.
+"""
 from __future__ import annotations
+
+from collections.abc import Mapping
 
 import matplotlib.pyplot as plt
 import pandas as pd
+import seaborn as sns
 
 from ..core.errors import not_a_command
-from ..core.plotting import use_style
-from .breakdown import CATEGORIES, MEMORY_BOUND
+from ..core.plotting import OURS_COLOR, PAPER_COLOR, use_style
+from .breakdown import CATEGORIES, MEMORY_BOUND, memory_bound_shares
+from .throughput import rank_agreement
 
-__all__ = ["plot_breakdown"]
+__all__ = ["plot_breakdown", "plot_runtime_and_traffic", "plot_variants", "plot_speed_accuracy",
+           "plot_macro_design"]
+
+_VARIANT_METRICS = (("params_m", "parameters (M)"), ("macs_m", "MACs (M), BN folded"))
+# Throughput columns of the speed-accuracy table per device: (the paper's, ours).
+_SPEED_COLUMNS = {"CPU": ("paper_cpu_img_s", "ours_img_s"), "GPU": ("paper_gpu_img_s", "ours_gpu_img_s")}
+# Tick labels of `macro_design.FIG2_MODELS` (any other model keeps its name) and a colour per stage.
+_FIG2_LABELS = {"shvitlab_fig2_a": "(a)", "shvitlab_fig2_b": "(b)", "shvitlab_fig2_b256": "(b')",
+                "shvitlab_fig2_b_attn1": "(b'')", "shvitlab_stem4": "4", "shvitlab_stem8": "8",
+                "shvitlab_stem16": "16", "shvitlab_stem32": "32"}
+_STAGE_COLORS = dict(zip(("stem", "stage1", "stage2", "stage3", "stage4", "head"), plt.get_cmap("tab10").colors))
 
 
 def plot_breakdown(df: pd.DataFrame, ax=None, *, title: str = "Runtime breakdown"):
@@ -37,6 +55,149 @@ def plot_breakdown(df: pd.DataFrame, ax=None, *, title: str = "Runtime breakdown
     ax.set_title(title)
     ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.25), ncol=3, frameon=False, fontsize=8)
     return fig
+
+
+def plot_runtime_and_traffic(df: pd.DataFrame, *, where: str):
+    """EfficientViT Fig. 2 / SHViT Fig. 7 with its evidence: the share of runtime per category (top)
+    above the share of counted mem_bytes (bottom), each bar followed by the memory-bound total.
+
+    `df`: a breakdown table of one device (`breakdown.breakdown_table`); `where`: the hardware, for
+    the title. Returns the figure.
+    """
+    use_style()
+    fig, axes = plt.subplots(2, 1, figsize=(8, 7.2), layout="constrained")
+    plot_breakdown(df, ax=axes[0], title=f"Share of runtime ({where}, batch {_batch_sizes(df)})")
+    traffic = df.assign(share=df["mem_bytes"] / df.groupby("model")["mem_bytes"].transform("sum"))
+    plot_breakdown(traffic, ax=axes[1], title="Share of memory traffic (mem_bytes, counted)")
+    axes[1].set_xlabel("share of mem_bytes (%)")
+    axes[0].get_legend().remove()
+    shares = memory_bound_shares(df)
+    for ax, values in zip(axes, (shares["runtime_share"], shares["mem_bytes_share"])):
+        ax.text(101, -0.6, "memory-\nbound", fontsize=8, va="bottom", ha="left")
+        for i, v in enumerate(values):
+            ax.text(101, i, f"{100 * v:.0f}%", va="center", ha="left", fontsize=9)
+    return fig
+
+
+def plot_variants(table: pd.DataFrame):
+    """SHViT S1..S4 beside the paper's Table 1: parameters and MACs, one panel each, ours and the
+    paper's bar per variant. `table`: `variant_table.shvit_variant_table()`. Returns the figure."""
+    use_style()
+    long = table.melt(id_vars=["model", "metric"], value_vars=["ours", "paper"], var_name="source")
+    fig, axes = plt.subplots(1, 2, figsize=(8, 3.2), layout="constrained")
+    for ax, (metric, label) in zip(axes, _VARIANT_METRICS):
+        sns.barplot(data=long[long.metric == metric], x="model", y="value", hue="source", ax=ax,
+                    palette={"ours": OURS_COLOR, "paper": PAPER_COLOR})
+        ax.set(xlabel="", ylabel=label)
+        ax.legend(title="")
+    fig.suptitle("SHViT variants: measured here vs paper Table 1")
+    return fig
+
+
+def plot_speed_accuracy(table: pd.DataFrame, hardware: Mapping[str, tuple[str, str]]):
+    """SHViT Fig. 1 against our measurement: a row of panels per device of `hardware`
+    ({"CPU" or "GPU": (the paper's hardware, ours)}): paper top-1 against the paper's throughput,
+    against ours, and our throughput against the paper's with their rank agreement.
+
+    `table`: one row per Table 2 model with model, paper_top1 and the device's throughput columns
+    (CPU: paper_cpu_img_s, ours_img_s; GPU: paper_gpu_img_s, ours_gpu_img_s). Returns the figure.
+    """
+    use_style()
+    fig, axes = plt.subplots(len(hardware), 3, figsize=(15, 4.6 * len(hardware)), squeeze=False,
+                             layout="constrained")
+    for row, (device, (paper_where, ours_where)) in zip(axes, hardware.items()):
+        paper_col, ours_col = _SPEED_COLUMNS[device]
+        _speed_frontier(row[0], table, paper_col, device, f"paper: {paper_where}", PAPER_COLOR)
+        _speed_frontier(row[1], table, ours_col, device, f"ours: {ours_where}", OURS_COLOR)
+        _speed_agreement(row[2], table, device, paper_col, ours_col)
+    fig.suptitle("Speed vs accuracy of the SHViT Table 2 models: paper vs measured here")
+    return fig
+
+
+def _families(table: pd.DataFrame):
+    """The rows drawn as families (EfficientViT-M, SHViT) and the short model names the panels print."""
+    effvit = table.model.str.startswith("EfficientViT")
+    shvit = table.model.str.startswith("SHViT")
+    short = table.model.str.replace("EfficientFormer", "EffFormer").str.replace("MobileNetV3", "MNv3")
+    return effvit, shvit, short
+
+
+def _speed_frontier(ax, table, col, device, title, color):
+    """Paper top-1 against the throughput column `col` (log), the two families joined as curves."""
+    effvit, shvit, short = _families(table)
+    ax.scatter(table.loc[~shvit, col], table.loc[~shvit, "paper_top1"], s=22, color=color, alpha=0.8, zorder=2)
+    for mask, c, style, ms, label in ((effvit, "tab:orange", "-o", 6, "EfficientViT-M"),
+                                      (shvit, "tab:red", "-*", 12, "SHViT (S1-S4)")):
+        part = table[mask].sort_values("paper_top1")
+        ax.plot(part[col], part.paper_top1, style, color=c, ms=ms, lw=1.5, label=label, zorder=3)
+    for x, y, name in zip(table[col], table.paper_top1, short):
+        ax.annotate(name, (x, y), xytext=(3, 3), textcoords="offset points", fontsize=6, color="0.25")
+    ax.set(xscale="log", xlabel=f"{device} throughput (images/s, log)", ylabel="ImageNet top-1 (%, paper)",
+           title=title)
+    ax.legend(loc="lower left", fontsize=8)
+
+
+def _speed_agreement(ax, table, device, paper_col, ours_col):
+    """Our throughput against the paper's (log-log), the families highlighted, with the paper's speed
+    scaled by the median ratio as a guide and the Spearman rank correlation in the title."""
+    effvit, shvit, short = _families(table)
+    ax.scatter(table[paper_col], table[ours_col], s=22, color=OURS_COLOR, zorder=2, label="other models")
+    for mask, c, marker, label in ((effvit, "tab:orange", "o", "EfficientViT-M"), (shvit, "tab:red", "*", "SHViT")):
+        ax.scatter(table.loc[mask, paper_col], table.loc[mask, ours_col], s=110 if marker == "*" else 40,
+                   marker=marker, color=c, zorder=3, label=label)
+        left = marker == "*"  # SHViT labels left of the points, EfficientViT right: they sit close together
+        for x, y, name in zip(table.loc[mask, paper_col], table.loc[mask, ours_col], short[mask]):
+            ax.annotate(name, (x, y), xytext=(-5, 2) if left else (5, -7), textcoords="offset points", fontsize=7,
+                        ha="right" if left else "left", color=c)
+    ratio = (table[ours_col] / table[paper_col]).median()
+    lims = [table[paper_col].min() * 0.7, table[paper_col].max() * 1.4]
+    ax.plot(lims, [v * ratio for v in lims], ls="--", color="0.5", lw=1, label=f"paper x {ratio:.2f} (median ratio)")
+    ax.set(xscale="log", yscale="log", xlabel=f"paper {device} throughput (images/s)",
+           ylabel=f"our {device} throughput (images/s)",
+           title=f"rank agreement: Spearman ρ = {rank_agreement(table, ours_col, paper_col):.3f}")
+    ax.legend(loc="upper left", fontsize=8)
+
+
+def plot_macro_design(table: pd.DataFrame, micro: pd.DataFrame):
+    """SHViT Fig. 2 rebuilt: a row for the Fig. 2 designs and one for the stem strides, each with the
+    per-stage MACs, mem_bytes and latency of the full-size models stacked, and the micro top-1 beside.
+
+    `table`: model x stage (`macro_design.macro_design_table`'s columns, latency_ms and batch_size
+    measured); `micro`: `lab.experiments.macro_table()` (experiment "fig2" / "stem", row, val_top1).
+    Returns the figure.
+    """
+    use_style()
+    models = list(table.model.unique())
+    groups = [("Fig. 2 designs", "", [m for m in models if "fig2" in m], micro[micro.experiment == "fig2"]),
+              ("stem stride (S1 widths)", "stem stride", [m for m in models if "stem" in m],
+               micro[micro.experiment == "stem"])]
+    metrics = [("macs", 1e6, "MACs (M) per image", "MACs"), ("mem_bytes", 1e6, "mem_bytes (MB) per image", "mem_bytes"),
+               ("latency_ms", 1, f"ms per batch of {_batch_sizes(table)}", "CPU latency")]
+    fig, axes = plt.subplots(2, 4, figsize=(15, 7), layout="constrained")
+    for row, (title, xlabel, names, mic) in zip(axes, groups):
+        part = table[table.model.isin(names)]
+        for ax, (col, scale, label, name) in zip(row, metrics):
+            wide = part.pivot_table(index="model", columns="stage", values=col, sort=False) / scale
+            wide = wide.reindex(names).rename(index=_FIG2_LABELS)
+            wide.plot.bar(stacked=True, ax=ax, color=[_STAGE_COLORS[s] for s in wide.columns], width=0.7, rot=0,
+                          legend=False, edgecolor="white", linewidth=0.5)
+            ax.set(xlabel=xlabel, ylabel=label, title=f"{title}: {name}")
+        ax = row[3]
+        ax.plot(mic.row.str.replace("stem ", "").str.replace(r"x\d+", "", regex=True), mic.val_top1, "o-",
+                color=OURS_COLOR, ms=8)
+        for i, v in enumerate(mic.val_top1):
+            ax.annotate(f"{v:.1f}", (i, v), xytext=(0, 7), textcoords="offset points", ha="center", fontsize=9)
+        ax.margins(x=0.15, y=0.25)
+        ax.set(ylabel="micro top-1 (%, cluttered digits)", title=f"{title}: accuracy (micro)", xlabel=xlabel)
+    handles = [plt.Rectangle((0, 0), 1, 1, color=c) for c in _STAGE_COLORS.values()]
+    axes[0, 0].legend(handles, list(_STAGE_COLORS), loc="upper right", ncol=2, fontsize=8, title="stage")
+    fig.suptitle("SHViT Fig. 2 rebuilt: per-stage cost and latency at full scale, accuracy at micro scale")
+    return fig
+
+
+def _batch_sizes(table: pd.DataFrame) -> str:
+    """The batch size(s) a measured table was timed at, for a label."""
+    return ", ".join(str(int(b)) for b in table["batch_size"].dropna().unique())
 
 
 if __name__ == "__main__":  # a library module, not a command

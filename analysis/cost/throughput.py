@@ -37,7 +37,7 @@ from ..core.reference import load_reference
 from ..core.runtime import cpu_threads
 
 __all__ = ["RUNTIMES", "DEFAULT_BATCH", "ONNX_MISSING", "measure_throughput", "model_throughput", "time_passes",
-           "table2_comparison"]
+           "table2_comparison", "rank_agreement"]
 
 RUNTIMES = ("cpu", "cuda", "onnx")
 DEFAULT_BATCH = {"cpu": 16, "cuda": 256, "onnx": 16}
@@ -142,7 +142,7 @@ def table2_comparison(*, window_s: float = 3.0, warmup_s: float = 1.0, names: Op
     """Our CPU throughput next to paper Table 2 for every row with a timm name.
 
     Columns: model, timm_name, resolution, paper_macs_m, paper_cpu_img_s, ours_img_s, ours_spread, ratio.
-    `.attrs["spearman"]` is the rank correlation of our column with the paper's CPU column
+    `.attrs["spearman"]` is `rank_agreement` of our column with the paper's CPU column
     (`runtime="onnx"` compares with the paper's ONNX column instead).
     """
     ref = load_reference("shvit_table2").dropna(subset=["timm_name"])
@@ -158,10 +158,19 @@ def table2_comparison(*, window_s: float = 3.0, warmup_s: float = 1.0, names: Op
                      "ours_img_s": m["images_per_s"], "ours_spread": m["spread"],
                      "ratio": m["images_per_s"] / getattr(r, paper_col)})
     df = pd.DataFrame(rows)
-    df.attrs["spearman"] = float(spearmanr(df["ours_img_s"], df[f"paper_{paper_col}"]).statistic) \
-        if len(df) > 2 else float("nan")
+    df.attrs["spearman"] = rank_agreement(df, "ours_img_s", f"paper_{paper_col}")
     df.attrs["runtime"] = runtime
     return df
+
+
+def rank_agreement(table: pd.DataFrame, ours_col: str, paper_col: str) -> float:
+    """Spearman rank correlation between our throughput column and the paper's: do the models rank alike?
+
+    NaN with fewer than three rows, where any two columns rank alike or opposite by construction.
+    """
+    if len(table) < 3:
+        return float("nan")
+    return float(spearmanr(table[ours_col], table[paper_col]).statistic)
 
 
 if __name__ == "__main__":  # a library module, not a command

@@ -10,6 +10,6 @@ EXPORTS = {
                     "PAPER_METRICS", "AMP_DTYPES"),
     ".ablation": ("HeadMask", "evaluate_top1", "head_ablation", "best_heads", "extreme_heads", "query_attention",
                   "QueryMaps"),
-    ".plots": ("plot_head_similarity",),
+    ".plots": ("plot_head_similarity", "plot_head_redundancy", "plot_head_query_maps", "plot_family_similarity"),
 }
 __getattr__, __dir__ = lazy_exports(__name__, EXPORTS)

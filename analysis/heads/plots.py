@@ -1,16 +1,29 @@
-"""Figures of the head analyses, drawn from their tidy tables (library: `heads.similarity`, ...)."""
+"""Figures of the head analyses, drawn from their tidy tables (library: `heads.similarity`, ...).
+
+`plot_head_similarity` (the CLI's figure) saves its figure with provenance; the others return the
+figure and write nothing: the caller stamps `core.plotting.provenance` and saves it.
+"""
 from __future__ import annotations
 
 from pathlib import Path
 
 import matplotlib.pyplot as plt
 import pandas as pd
+import seaborn as sns
 
 from ..core.errors import not_a_command
-from ..core.plotting import PAPER_COLOR, provenance, save_figure, use_style
+from ..core.plotting import OURS_COLOR, PAPER_COLOR, provenance, save_figure, use_style
 from ..core.reference import load_reference
 
-__all__ = ["plot_head_similarity"]
+__all__ = ["plot_head_similarity", "plot_head_redundancy", "plot_head_query_maps", "plot_family_similarity"]
+
+# SHViT Fig. 3's three measurements per layer, in the columns of `lab.experiments.heads_table()`.
+_REDUNDANCY_COLUMNS = (("similarity_pct", "head similarity (%)"),
+                       ("remove1_delta_pct", "remove 1 head: best Δtop-1 (pp)"),
+                       ("leave1_delta_pct", "leave 1 head: best Δtop-1 (pp)"))
+_HEADS_COLORS = {3: OURS_COLOR, 6: "#d62728"}
+_FAMILY_METRICS = (("mean_pairwise_cosine", "mean pairwise cosine (SHViT Fig. 4)"),
+                   ("mean_max_cosine", "mean max cosine (EfficientViT Fig. 4)"))
 
 
 def plot_head_similarity(df: pd.DataFrame, path: str | Path, *, metric: str = "mean_pairwise_cosine"):
@@ -43,6 +56,79 @@ def plot_head_similarity(df: pd.DataFrame, path: str | Path, *, metric: str = "m
     paths = save_figure(fig, Path(path).with_suffix(""))
     plt.close(fig)
     return paths
+
+
+def plot_head_redundancy(paper: pd.DataFrame, micro: pd.DataFrame, full: pd.DataFrame):
+    """SHViT Fig. 3 beside ours: per layer, head similarity and the best remove-1 / leave-1 top-1 change,
+    a curve per head count; the paper's DeiT-T on top, the micro DeiT trained here below, and our
+    full-scale DeiT-T similarity dashed in the top-left panel.
+
+    `paper`: `load_reference("shvit_fig3_deit_head_similarity")`; `micro`: `lab.experiments.heads_table()`
+    (both: heads, layer and the three columns); `full`: the per-layer mean_pairwise_cosine rows of
+    `similarity.head_similarity_table` for one model. Returns the figure.
+    """
+    use_style()
+    fig, axes = plt.subplots(2, 3, figsize=(11, 6), layout="constrained")
+    for row, (table, label) in enumerate([(paper, "paper: DeiT-T on ImageNet (pretrained)"),
+                                          (micro, "ours: micro DeiT on cluttered digits (trained here)")]):
+        for ax, (col, title) in zip(axes[row], _REDUNDANCY_COLUMNS):
+            for heads, g in table.groupby("heads"):
+                ax.plot(g.layer, g[col], marker="o", ms=3, color=_HEADS_COLORS[heads], label=f"{heads} heads")
+            ax.set(title=title, xlabel="layer")
+            if col != "similarity_pct":
+                ax.axhline(0, color="0.6", lw=0.8)
+        axes[row, 0].set_ylabel(label, fontsize=8)
+    axes[0, 0].plot(full.layer_index, 100 * full.value, ls="--", marker="x", ms=4, color="0.3",
+                    label=f"ours: DeiT-T full scale ({', '.join(full.weights.unique())})")
+    axes[0, 0].legend(fontsize=7)
+    axes[1, 0].legend(fontsize=7)
+    return fig
+
+
+def plot_head_query_maps(maps: dict, *, model: str):
+    """Where the centre query token attends in the most important and the most redundant head of one
+    layer: a column per image, the image with its query on top, the two heads' maps below.
+
+    `maps`: `lab.experiments.head_query_maps()`; `model`: its model, for the title. Returns the figure.
+    """
+    use_style()
+    n = len(maps["images"])
+    fig, axes = plt.subplots(3, n, figsize=(1.9 * n, 5.9), layout="constrained", squeeze=False)
+    for i in range(n):
+        axes[0, i].imshow(maps["images"][i].permute(1, 2, 0))
+        axes[0, i].plot(maps["query_yx"][1], maps["query_yx"][0], "r+", ms=10, mew=2)
+        for r, kind in ((1, "important"), (2, "redundant")):
+            axes[r, i].imshow(maps["maps"][kind][i], cmap="magma")
+    for ax in axes.flat:
+        ax.set(xticks=[], yticks=[])
+    (hi, dhi), (lo, dlo) = maps["important"], maps["redundant"]
+    axes[0, 0].set_ylabel("image, query +")
+    axes[1, 0].set_ylabel(f"most important\nhead {hi} (Δ {100 * dhi:+.1f} pp)")
+    axes[2, 0].set_ylabel(f"most redundant\nhead {lo} (Δ {100 * dlo:+.1f} pp)")
+    fig.suptitle(f"{model}, layer {maps['layer_index']}: where the centre token attends")
+    return fig
+
+
+def plot_family_similarity(table: pd.DataFrame):
+    """SHViT Fig. 4 / EfficientViT Fig. 4: per-layer head similarity (%) of each model, one panel per
+    paper's metric; single-head models (not applicable) are named in the legend's title.
+
+    `table`: `similarity.head_similarity_table` with mean_pairwise_cosine and mean_max_cosine. Returns the figure.
+    """
+    use_style()
+    layers = table[table["head"].isna()]
+    models = list(layers.model.unique())
+    palette = dict(zip(models, sns.color_palette("tab10", len(models))))
+    fig, axes = plt.subplots(1, 2, figsize=(10, 3.6), layout="constrained", sharey=True)
+    for ax, (metric, title) in zip(axes, _FAMILY_METRICS):
+        for model, g in layers[layers.metric == metric].groupby("model", sort=False):
+            if g.applicable.all():
+                ax.plot(g.layer_index, 100 * g.value, marker="o", ms=3, label=model, color=palette[model])
+        ax.set(title=title, xlabel="attention layer", ylabel="head similarity (%)")
+    single = sorted(set(layers[~layers.applicable.astype(bool)].model))
+    axes[0].legend(fontsize=7, title=("single head, n/a: " + ", ".join(single)) if single else None,
+                   title_fontsize=7)
+    return fig
 
 
 if __name__ == "__main__":  # a library module, not a command

@@ -1,5 +1,6 @@
 """The training lab: offline cluttered digits, training (one process or DDP), the micro suite's
-recipes, cache and experiment tables, Grad-CAM localisation, and the paper's single-head design comparison.
+recipes, cache and experiment tables, Grad-CAM localisation, the paper's single-head design comparison,
+and their figures.
 CLIs: `python -m analysis.train`, `python -m analysis.ablations`."""
 from .._lazy import lazy_exports
 
@@ -16,5 +17,6 @@ EXPORTS = {
                      "gradcam_examples", "cam_layer", "TABLES", "CAM_MIN_SIDE"),
     ".single_head_designs": ("TABLE6_MODELS", "FIG6_MODELS", "paper_designs", "throughput_rounds", "speed_table",
                              "accuracy_table"),
+    ".plots": ("plot_single_head_designs", "plot_gradcam_stem"),
 }
 __getattr__, __dir__ = lazy_exports(__name__, EXPORTS)

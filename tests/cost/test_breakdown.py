@@ -1,4 +1,5 @@
 """analysis.breakdown: categories, shares, cost columns, figure, CLI errors."""
+import pandas as pd
 import pytest
 import timm
 import torch
@@ -6,7 +7,8 @@ import torch.nn as nn
 
 import shvit  # noqa: F401
 from analysis.breakdown import main
-from analysis.cost.breakdown import CATEGORIES, MEMORY_BOUND, breakdown_table, categorize, runtime_breakdown
+from analysis.cost.breakdown import (CATEGORIES, MEMORY_BOUND, breakdown_table, categorize, memory_bound_shares,
+                                     runtime_breakdown)
 from analysis.cost.counter import CostAnalysis
 from analysis.cost.plots import plot_breakdown
 
@@ -30,6 +32,17 @@ def test_categorize(op, cat):
 def test_memory_bound_marks():
     assert not MEMORY_BOUND["conv/matmul"]
     assert all(MEMORY_BOUND[c] for c in ("reshape/copy", "element-wise", "normalisation", "softmax", "activation"))
+
+
+def test_memory_bound_shares_of_runtime_and_bytes_per_model():
+    df = pd.DataFrame({"model": ["y", "x", "x", "x"],
+                       "category": ["conv/matmul", "conv/matmul", "softmax", "reshape/copy"],
+                       "memory_bound": [False, False, True, True], "share": [1.0, 0.6, 0.3, 0.1],
+                       "mem_bytes": [5, 10, 30, 60]})
+    shares = memory_bound_shares(df)
+    assert list(shares.index) == ["y", "x"]  # table order, as the bars are drawn
+    assert shares.loc["x"].tolist() == pytest.approx([0.4, 0.9])
+    assert shares.loc["y"].tolist() == [0, 0]  # no memory-bound row at all
 
 
 class Toy(nn.Module):

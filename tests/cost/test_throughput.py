@@ -3,12 +3,17 @@ import json
 import sys
 import time
 
+import numpy as np
+import pandas as pd
 import pytest
 import torch
 
 import shvit  # noqa: F401
 from analysis.core.models import create_model, fuse_model
-from analysis.cost.throughput import measure_throughput, model_throughput, table2_comparison, time_passes
+from analysis.core.reference import load_reference
+from analysis.cost import throughput
+from analysis.cost.throughput import (measure_throughput, model_throughput, rank_agreement, table2_comparison,
+                                      time_passes)
 from analysis.throughput import main
 
 KEYS = {"model", "device", "batch_size", "resolution", "threads", "images_per_s", "spread"}
@@ -103,3 +108,21 @@ def test_table2_comparison_has_rank_correlation():
     assert list(df["timm_name"]) == ["mobilenetv3_small_100", "efficientvit_m2", "shvit_s1"]  # paper order
     assert {"paper_cpu_img_s", "ours_img_s", "ratio"} <= set(df.columns)
     assert (df["ours_img_s"] > 0).all() and -1 <= df.attrs["spearman"] <= 1
+
+
+def test_rank_agreement_is_spearmans_rho():
+    table = pd.DataFrame({"ours": [10.0, 30.0, 20.0, 40.0], "paper": [1.0, 2.0, 3.0, 4.0]})
+    assert rank_agreement(table, "ours", "paper") == pytest.approx(0.8)  # one swapped pair: 1 - 6 * 2 / (4 * 15)
+    assert rank_agreement(table.assign(ours=[4.0, 3.0, 2.0, 1.0]), "ours", "paper") == pytest.approx(-1.0)
+    assert np.isnan(rank_agreement(table.head(2), "ours", "paper"))
+
+
+def test_table2_comparison_reports_the_rank_agreement(monkeypatch):
+    paper = load_reference("shvit_table2").set_index("timm_name")["cpu_img_s"]
+    names = ["mobilenetv3_small_100", "mobilevit_xxs", "efficientvit_m2", "mobileone_s0"]
+    reversed_speed = {n: 1000 / paper[n] for n in names}  # our ranking is the paper's reversed
+    monkeypatch.setattr(throughput, "model_throughput",
+                        lambda name, **_: {"images_per_s": reversed_speed[name], "spread": 0.0})
+    df = table2_comparison(names=names, progress=False)
+    assert df.attrs["spearman"] == pytest.approx(-1.0)
+    assert df.attrs["spearman"] == rank_agreement(df, "ours_img_s", "paper_cpu_img_s")

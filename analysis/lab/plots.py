@@ -1,0 +1,94 @@
+"""Figures of the lab's experiments: the single-head designs and the Grad-CAM stem comparison.
+
+Each function returns the figure and writes nothing: the caller stamps `core.plotting.provenance`
+and saves it with `core.plotting.save_figure`.
+"""
+from __future__ import annotations
+
+import matplotlib.pyplot as plt
+import pandas as pd
+import seaborn as sns
+from matplotlib.patches import Rectangle
+
+from ..core.errors import not_a_command
+from ..core.plotting import OURS_COLOR, PAPER_COLOR, use_style
+
+__all__ = ["plot_single_head_designs", "plot_gradcam_stem"]
+
+_RUNTIME_NAMES = {"cpu": "CPU", "onnx": "ONNX", "cuda": "GPU"}
+# One colour per source and runtime, in legend order: the paper in greys, ours in blues.
+_SPEED_PALETTE = {"paper CPU": "0.45", "paper ONNX": "0.7", "paper GPU": "0.85",
+                  "ours CPU": OURS_COLOR, "ours ONNX": "#7fb3e0", "ours GPU": "#c6dbef"}
+_ACCURACY_SOURCES = {"paper_delta": "paper (ImageNet)", "micro_delta": "ours (micro)"}
+
+
+def plot_single_head_designs(speed: pd.DataFrame, accuracy: pd.DataFrame):
+    """SHViT Table 6 / Fig. 6 beside ours: a row per experiment, throughput relative to the SHViT
+    design per runtime (paper and ours) on the left, the top-1 change from it (paper, micro) on the right.
+
+    `speed`: `single_head_designs.speed_table`; `accuracy`: `single_head_designs.accuracy_table`.
+    Returns the figure.
+    """
+    use_style()
+    long = pd.concat([speed.assign(source="ours", rel=speed.ours_rel),
+                      speed.assign(source="paper", rel=speed.paper_rel)])
+    long = long.dropna(subset=["rel"]).assign(series=lambda d: d.source + " " + d.runtime.map(_RUNTIME_NAMES))
+    experiments = speed.experiment.unique()
+    fig, axes = plt.subplots(len(experiments), 2, figsize=(12, 3.75 * len(experiments)), layout="constrained",
+                             width_ratios=[1.4, 1], squeeze=False)
+    for row, experiment in zip(axes, experiments):
+        part = long[long.experiment == experiment]
+        order = [s for s in _SPEED_PALETTE if s in set(part.series)]
+        sns.barplot(data=part, y="design", x="rel", hue="series", hue_order=order, palette=_SPEED_PALETTE, ax=row[0],
+                    orient="h")
+        row[0].axvline(1, color="k", lw=0.8)
+        row[0].set(xlabel="throughput relative to the SHViT design (x)", ylabel="", title=f"{experiment}: speed",
+                   xlim=(0, part.rel.max() * 1.45))
+        row[0].legend(title="", fontsize=8, loc="lower right")
+        acc = accuracy[accuracy.experiment == experiment].melt(
+            id_vars=["design"], value_vars=list(_ACCURACY_SOURCES), var_name="source", value_name="delta")
+        acc["source"] = acc.source.map(_ACCURACY_SOURCES)
+        sns.barplot(data=acc, y="design", x="delta", hue="source", orient="h", ax=row[1],
+                    palette={"paper (ImageNet)": PAPER_COLOR, "ours (micro)": OURS_COLOR})
+        row[1].axvline(0, color="k", lw=0.8)
+        row[1].set(xlabel="top-1 change vs the SHViT design (points)", ylabel="", yticklabels=[],
+                   title=f"{experiment}: accuracy")
+        row[1].legend(title="", fontsize=8)
+    fig.suptitle("Single-head designs: SHViT Table 6 and Fig. 6, paper vs measured here")
+    return fig
+
+
+def plot_gradcam_stem(examples: dict, scores: pd.DataFrame):
+    """Grad-CAM of the 4x4- and 16x16-stem micro models: example images with their digit's box, a row
+    of maps per model below, and the pointing game of each beside the random-point rate.
+
+    `examples`: `lab.experiments.gradcam_examples()`; `scores`: `lab.experiments.gradcam_table()`
+    (key, stem_stride, pointing_game, box_area; one row per model, in the order of the rows drawn).
+    Returns the figure.
+    """
+    use_style()
+    n = len(examples["images"])
+    rows = [("image", None)] + [(f"{s}x{s} stem", key) for key, s in zip(scores.key, scores.stem_stride)]
+    fig = plt.figure(figsize=(1.8 * n + 3.2, 5.6), layout="constrained")
+    grid = fig.add_gridspec(len(rows), n + 2)
+    for r, (label, key) in enumerate(rows):
+        for i in range(n):
+            ax = fig.add_subplot(grid[r, i])
+            ax.imshow(examples["images"][i].permute(1, 2, 0))
+            if key is not None:
+                ax.imshow(examples["maps"][key][i], cmap="jet", alpha=0.45)
+            x0, y0, x1, y1 = examples["boxes"][i].tolist()
+            ax.add_patch(Rectangle((x0 - 0.5, y0 - 0.5), x1 - x0, y1 - y0, fill=False, ec="w", lw=1.2))
+            ax.set(xticks=[], yticks=[])
+            if i == 0:
+                ax.set_ylabel(label)
+    ax = fig.add_subplot(grid[:, n:])
+    ax.bar([f"{s}x{s}" for s in scores.stem_stride], scores.pointing_game, color=OURS_COLOR)
+    ax.axhline(scores.box_area.iloc[0], ls="--", color=PAPER_COLOR, label="random point")
+    ax.set(ylabel="pointing game (%)", xlabel="stem", ylim=(0, 100), title="localisation, val set")
+    ax.legend(fontsize=8)
+    return fig
+
+
+if __name__ == "__main__":  # a library module, not a command
+    raise SystemExit(not_a_command(__spec__.name))

@@ -1,0 +1,96 @@
+"""analysis.heads.plots on tiny tidy tables: the panels, and the curves and maps carrying the table's numbers."""
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from analysis.core.plotting import PAPER_COLOR, save_figure
+from analysis.heads import plots
+from analysis.heads.plots import (plot_family_similarity, plot_head_query_maps, plot_head_redundancy,
+                                  plot_head_similarity)
+
+
+def per_layer(heads_rows: dict) -> pd.DataFrame:
+    """SHViT Fig. 3's columns for {heads: [(similarity_pct, remove1_delta_pct, leave1_delta_pct) per layer]}."""
+    return pd.DataFrame([{"heads": h, "layer": i + 1, "similarity_pct": s, "remove1_delta_pct": r,
+                          "leave1_delta_pct": l} for h, rows in heads_rows.items() for i, (s, r, l) in enumerate(rows)])
+
+
+def similarity_rows(model, values, *, metric="mean_pairwise_cosine", applicable=True, weights="random"):
+    """Per-layer rows (head NaN) of `head_similarity_table` for one model and metric, plus one per-head row."""
+    rows = [{"model": model, "weights": weights, "layer_index": i + 1, "head": np.nan, "metric": metric, "value": v,
+             "applicable": applicable, "num_images": 4} for i, v in enumerate(values)]
+    return pd.DataFrame(rows + [{**rows[0], "head": 0.0, "value": 0.0}])
+
+
+@pytest.mark.usefixtures("figure_only")
+def test_head_redundancy_rows_are_paper_and_micro_with_a_curve_per_head_count():
+    paper = per_layer({3: [(49.5, -0.8, -1.7), (35.5, -1.0, -2.6)], 6: [(40.0, -0.5, -1.0), (30.0, -0.2, -0.9)]})
+    micro = per_layer({3: [(30.8, -0.6, -1.5), (38.8, -0.5, -3.2)], 6: [(31.0, 0.1, -0.4), (33.0, 0.2, -0.8)]})
+    full = similarity_rows("deit_tiny_patch16_224", [0.994, 0.998])
+    full = full[full["head"].isna()]
+    fig = plot_head_redundancy(paper, micro, full)
+    axes = np.array(fig.axes).reshape(2, 3)
+    assert [ax.get_title() for ax in axes[0]] == ["head similarity (%)", "remove 1 head: best Δtop-1 (pp)",
+                                                  "leave 1 head: best Δtop-1 (pp)"]
+    for row, table in zip(axes, (paper, micro)):
+        for ax, col in zip(row, ("similarity_pct", "remove1_delta_pct", "leave1_delta_pct")):
+            three, six = ax.lines[:2]
+            assert list(three.get_ydata()) == table[table.heads == 3][col].tolist()
+            assert list(six.get_ydata()) == table[table.heads == 6][col].tolist()
+            assert (three.get_label(), six.get_label()) == ("3 heads", "6 heads")
+    assert len(axes[1, 0].lines) == 2 and len(axes[0, 1].lines) == 3  # deltas get a zero line
+    full_curve = axes[0, 0].lines[2]
+    assert list(full_curve.get_ydata()) == pytest.approx([99.4, 99.8])
+    assert full_curve.get_label() == "ours: DeiT-T full scale (random)"
+    assert axes[0, 0].get_ylabel().startswith("paper") and axes[1, 0].get_ylabel().startswith("ours")
+
+
+@pytest.mark.usefixtures("figure_only")
+def test_head_query_maps_show_each_image_above_its_two_heads_maps():
+    n = 2
+    maps = {"images": torch.rand(n, 3, 8, 8), "layer_index": 6, "query_yx": (4.0, 3.0),
+            "important": (1, -0.035), "redundant": (2, 0.007),
+            "maps": {"important": torch.rand(n, 4, 4), "redundant": torch.rand(n, 4, 4)}}
+    fig = plot_head_query_maps(maps, model="micro DeiT, 3 heads")
+    axes = np.array(fig.axes).reshape(3, n)
+    for i in range(n):
+        assert np.array_equal(axes[0, i].images[0].get_array(), maps["images"][i].permute(1, 2, 0).numpy())
+        assert np.array_equal(axes[1, i].images[0].get_array(), maps["maps"]["important"][i].numpy())
+        assert np.array_equal(axes[2, i].images[0].get_array(), maps["maps"]["redundant"][i].numpy())
+        assert (axes[0, i].lines[0].get_xdata()[0], axes[0, i].lines[0].get_ydata()[0]) == (3.0, 4.0)  # x, y
+    assert axes[1, 0].get_ylabel() == "most important\nhead 1 (Δ -3.5 pp)"
+    assert axes[2, 0].get_ylabel() == "most redundant\nhead 2 (Δ +0.7 pp)"
+    assert fig.get_suptitle() == "micro DeiT, 3 heads, layer 6: where the centre token attends"
+    assert not any(ax.get_xticks().size or ax.get_yticks().size for ax in fig.axes)
+
+
+@pytest.mark.usefixtures("figure_only")
+def test_family_similarity_draws_each_multi_head_model_per_metric_and_names_single_head_ones():
+    table = pd.concat([similarity_rows(m, v, metric=metric, applicable=ok)
+                       for m, v, ok in (("deit", [0.5, 0.6], True), ("shvit", [np.nan, np.nan], False),
+                                        ("swin", [0.7, 0.8], True))
+                       for metric in ("mean_pairwise_cosine", "mean_max_cosine")])
+    fig = plot_family_similarity(table)
+    pairwise, max_cosine = fig.axes
+    assert pairwise.get_title() == "mean pairwise cosine (SHViT Fig. 4)"
+    assert max_cosine.get_title() == "mean max cosine (EfficientViT Fig. 4)"
+    for ax in fig.axes:
+        assert [line.get_label() for line in ax.lines] == ["deit", "swin"]
+        assert list(ax.lines[1].get_ydata()) == pytest.approx([70, 80])  # per-layer rows only, in %
+        assert ax.lines[0].get_color() != ax.lines[1].get_color()
+    assert pairwise.get_legend().get_title().get_text() == "single head, n/a: shvit"
+
+
+def test_head_similarity_figure_has_each_model_and_the_papers_deit_curve_and_is_saved(monkeypatch, tmp_path):
+    saved = []  # the figure, caught on its way to save_figure
+    monkeypatch.setattr(plots, "save_figure", lambda fig, stem: saved.append(fig) or save_figure(fig, stem))
+    df = pd.concat([similarity_rows("deit_tiny_patch16_224", [0.5, 0.6]),
+                    similarity_rows("shvit_s4", [np.nan, np.nan], applicable=False)])
+    paths = plot_head_similarity(df, tmp_path / "fig.png")
+    assert [p.name for p in paths] == ["fig.png", "fig.pdf"] and all(p.is_file() for p in paths)
+    (ax,) = saved[0].axes
+    ours, paper = ax.lines
+    assert list(ours.get_ydata()) == pytest.approx([50, 60]) and ours.get_label() == "deit_tiny_patch16_224 (random)"
+    assert paper.get_color() == PAPER_COLOR and paper.get_label() == "DeiT-T, SHViT paper Fig. 3"
+    assert ax.get_title() == "single-head (not applicable): shvit_s4"

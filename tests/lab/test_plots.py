@@ -1,0 +1,71 @@
+"""analysis.lab.plots on tiny tables: the panels, and the bars and maps carrying the table's numbers."""
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+from matplotlib.colors import to_rgba
+from matplotlib.patches import Rectangle
+
+from analysis.core.plotting import OURS_COLOR, PAPER_COLOR
+from analysis.lab.plots import plot_gradcam_stem, plot_single_head_designs
+
+pytestmark = pytest.mark.usefixtures("figure_only")
+
+EXPERIMENTS = ("Table 6 (S3)", "Fig. 6 (S2)")
+
+
+def single_head_tables():
+    """Two experiments of two designs (the second the SHViT baseline), timed on CPU and ONNX."""
+    speed = pd.DataFrame([{"experiment": e, "design": d, "runtime": rt, "ours_rel": ours, "paper_rel": paper}
+                          for e in EXPERIMENTS
+                          for d, rel in (("MHSA", {"cpu": (0.9, 0.8), "onnx": (0.85, 0.75)}),
+                                         ("SHViT", {"cpu": (1.0, 1.0), "onnx": (1.0, 1.0)}))
+                          for rt, (ours, paper) in rel.items()])
+    speed.loc[(speed.experiment == "Fig. 6 (S2)") & (speed.runtime == "cpu"), "paper_rel"] = np.nan  # ONNX only
+    accuracy = pd.DataFrame([{"experiment": e, "design": d, "paper_delta": p, "micro_delta": m}
+                             for e in EXPERIMENTS for d, p, m in (("MHSA", 0.3, -1.3), ("SHViT", 0.0, 0.0))])
+    return speed, accuracy
+
+
+def test_single_head_designs_rows_are_experiments_with_speed_and_accuracy_bars():
+    speed, accuracy = single_head_tables()
+    fig = plot_single_head_designs(speed, accuracy)
+    (t6_speed, t6_acc), (f6_speed, f6_acc) = np.array(fig.axes).reshape(2, 2)
+    assert [ax.get_title() for ax in fig.axes] == ["Table 6 (S3): speed", "Table 6 (S3): accuracy",
+                                                   "Fig. 6 (S2): speed", "Fig. 6 (S2): accuracy"]
+    assert [t.get_text() for t in t6_speed.get_legend().get_texts()] == ["paper CPU", "paper ONNX", "ours CPU",
+                                                                         "ours ONNX"]
+    paper_cpu, paper_onnx, ours_cpu, ours_onnx = t6_speed.containers
+    assert [b.get_width() for b in ours_cpu] == pytest.approx([0.9, 1.0])  # a bar per design, by runtime
+    assert [b.get_width() for b in paper_onnx] == pytest.approx([0.75, 1.0])
+    assert [t.get_text() for t in t6_speed.get_yticklabels()] == ["MHSA", "SHViT"]
+    assert t6_speed.get_xlim() == pytest.approx((0, 1.45))
+    assert [t.get_text() for t in f6_speed.get_legend().get_texts()] == ["paper ONNX", "ours CPU", "ours ONNX"]
+    for ax in (t6_acc, f6_acc):
+        paper, micro = ax.containers
+        assert [b.get_width() for b in paper] == pytest.approx([0.3, 0.0])
+        assert [b.get_width() for b in micro] == pytest.approx([-1.3, 0.0])
+        assert [t.get_text() for t in ax.get_legend().get_texts()] == ["paper (ImageNet)", "ours (micro)"]
+        assert ax.get_xlabel() == "top-1 change vs the SHViT design (points)"
+
+
+def test_gradcam_stem_shows_a_row_of_maps_per_model_and_the_pointing_game():
+    n = 3
+    examples = {"images": torch.rand(n, 3, 8, 8), "boxes": torch.tensor([[1, 2, 5, 6]] * n),
+                "maps": {"stem4": torch.rand(n, 8, 8), "fig2_b": torch.rand(n, 8, 8)}}
+    scores = pd.DataFrame({"key": ["stem4", "fig2_b"], "stem_stride": [4, 16], "pointing_game": [35.0, 20.2],
+                           "box_area": [30.1, 30.1], "images": [1000, 1000]})
+    fig = plot_gradcam_stem(examples, scores)
+    assert len(fig.axes) == 3 * n + 1
+    grid, bars = np.array(fig.axes[:-1]).reshape(3, n), fig.axes[-1]
+    assert [row[0].get_ylabel() for row in grid] == ["image", "4x4 stem", "16x16 stem"]
+    assert all(len(ax.images) == 1 for ax in grid[0]) and all(len(ax.images) == 2 for ax in grid[1:].flat)
+    assert np.array_equal(grid[2, 1].images[1].get_array(), examples["maps"]["fig2_b"][1].numpy())
+    box = [p for p in grid[1, 2].patches if isinstance(p, Rectangle)][0]
+    assert (box.get_x(), box.get_y(), box.get_width(), box.get_height()) == (0.5, 1.5, 4, 4)
+    assert [b.get_height() for b in bars.patches] == [35.0, 20.2]
+    assert [t.get_text() for t in bars.get_xticklabels()] == ["4x4", "16x16"]
+    assert bars.patches[0].get_facecolor() == to_rgba(OURS_COLOR)
+    (random_point,) = bars.lines
+    assert list(random_point.get_ydata()) == [30.1, 30.1] and random_point.get_color() == PAPER_COLOR
+    assert bars.get_ylim() == (0, 100) and bars.get_ylabel() == "pointing game (%)"
