@@ -15,12 +15,12 @@ from typing import Iterable, Optional
 import pandas as pd
 import torch
 import torch.nn as nn
-from safetensors import safe_open
+from safetensors import SafetensorError, safe_open
 from safetensors.torch import save_file
 from torch.utils.data import DataLoader
 from tqdm import tqdm
 
-from shvit.weights import load_state_dict_strict
+from shvit.weights import CheckpointError, load_state_dict_strict, unreadable_reason
 
 from ..core.errors import not_a_command
 from ..core.files import atomic_path
@@ -56,20 +56,32 @@ def _round_fp16(model: nn.Module) -> dict:
     return sd
 
 
+def _read_cached(path: Path, cfg: TrainConfig) -> tuple[nn.Module, dict]:
+    """The cached model and its summary; `CheckpointError` if the entry is corrupt in any way."""
+    try:
+        with safe_open(str(path), "pt") as f:
+            summary = json.loads((f.metadata() or {})["summary"])
+            sd = {k: f.get_tensor(k) for k in f.keys()}
+        model = build_model(cfg, int(summary["num_classes"]))
+    except (SafetensorError, OSError, KeyError, TypeError, ValueError) as e:
+        raise CheckpointError(unreadable_reason(e)) from None
+    load_state_dict_strict(model, {k: v.float() if v.is_floating_point() else v for k, v in sd.items()},
+                           source="its tensors")
+    return model.eval(), summary
+
+
 def load_or_train(key: str, *, root: Optional[PathLike] = None, retrain: bool = False,
                   progress: bool = True) -> tuple[nn.Module, dict]:
-    """(model in eval mode, summary) of a micro recipe: from the cache, else trained and cached."""
+    """(model in eval mode, summary) of a micro recipe: from the cache, else trained and cached.
+    A corrupt cache entry is reported (one line on stderr) and rebuilt."""
     r = recipe(key)
     path = checkpoint_path(key, root)
     cfg = r.config()
     if path.is_file() and not retrain:
-        with safe_open(str(path), "pt") as f:
-            summary = json.loads(f.metadata()["summary"])
-            sd = {k: f.get_tensor(k) for k in f.keys()}
-        model = build_model(cfg, summary["num_classes"])
-        load_state_dict_strict(model, {k: v.float() if v.is_floating_point() else v for k, v in sd.items()},
-                               source=str(path))
-        return model.eval(), summary
+        try:
+            return _read_cached(path, cfg)
+        except CheckpointError as e:
+            print(f"cache entry {path} is corrupt ({e}); retraining {key}", file=sys.stderr)
     path.parent.mkdir(parents=True, exist_ok=True)
     train_ds, val_ds, num_classes = micro_datasets(cfg.data_kwargs)
     model, summary = fit(cfg, datasets=(train_ds, val_ds, num_classes), progress=progress)

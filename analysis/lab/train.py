@@ -36,7 +36,7 @@ from timm.optim import create_optimizer_v2, list_optimizers
 from timm.scheduler import create_scheduler_v2
 from tqdm import tqdm
 
-from shvit.weights import CheckpointError, load_state_dict_strict
+from shvit.weights import CheckpointError, load_state_dict_strict, unreadable_reason
 
 from ..core.errors import UserError, not_a_command
 from ..core.files import atomic_path, check_writable, write_json
@@ -133,8 +133,7 @@ def load_checkpoint(path: str | os.PathLike) -> dict:
     try:
         ckpt = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as e:  # noqa: BLE001  corrupt files raise many types
-        reason = (str(e).strip().splitlines() or [type(e).__name__])[0]
-        raise CheckpointError(f"{path} is not a readable checkpoint ({reason[:160]})") from None
+        raise CheckpointError(f"{path} is not a readable checkpoint ({unreadable_reason(e)})") from None
     if not isinstance(ckpt, dict) or ckpt.get("format") != CHECKPOINT_FORMAT:
         raise CheckpointError(f"{path} is not an analysis.train checkpoint (no format {CHECKPOINT_FORMAT!r})")
     return ckpt

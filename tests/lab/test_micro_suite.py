@@ -105,3 +105,43 @@ def test_result_tables_are_complete_and_served_from_the_cache(monkeypatch):
     assert heads[["remove1_delta_pct", "leave1_delta_pct"]].notna().all().all()
     cam = experiments.gradcam_table()
     assert list(cam["stem_stride"]) == [4, 16] and cam["pointing_game"].between(0, 100).all()
+
+
+def _tiny_datasets(data_kwargs=None):
+    cfg = DigitsConfig(**{**DATA, "num_train": 8, "num_val": 8})
+    return ClutteredDigits("train", cfg), ClutteredDigits("val", cfg), 10
+
+
+@pytest.mark.parametrize("corruption", ["random bytes", "truncated", "no summary", "bad summary", "wrong tensors"])
+def test_a_corrupt_cache_entry_is_reported_and_rebuilt(corruption, tmp_path, monkeypatch, capsys):
+    from safetensors.torch import save_file
+    trained = []
+
+    def fake_fit(cfg, datasets=None, progress=True):
+        trained.append(cfg.model)
+        return build_model(cfg, 10).eval(), {"val_top1": 10.0, "num_classes": 10, "model": cfg.model}
+    monkeypatch.setattr(cache, "fit", fake_fit)
+    monkeypatch.setattr(cache, "micro_datasets", _tiny_datasets)
+    path = cache.checkpoint_path("fig2_b", tmp_path)
+    path.parent.mkdir(parents=True)
+    cache.load_or_train("fig2_b", root=tmp_path, progress=False)  # a good entry first
+    good = path.read_bytes()
+    if corruption == "random bytes":
+        path.write_bytes(bytes(range(256)) * 8)
+    elif corruption == "truncated":
+        path.write_bytes(good[: len(good) // 2])
+    elif corruption == "no summary":
+        save_file({"w": torch.ones(2)}, str(path))
+    elif corruption == "bad summary":
+        save_file({"w": torch.ones(2)}, str(path), metadata={"summary": "{not json"})
+    else:
+        save_file({"w": torch.ones(2)}, str(path), metadata={"summary": '{"num_classes": 10}'})
+    capsys.readouterr()
+    trained.clear()
+    model, summary = cache.load_or_train("fig2_b", root=tmp_path, progress=False)
+    err = capsys.readouterr().err
+    assert trained == ["shvitlab_fig2_b"] and f"cache entry {path} is corrupt (" in err and err.count("\n") == 1
+    assert summary["digest"] == RECIPES["fig2_b"].digest() and path.read_bytes() != b""
+    trained.clear()
+    cache.load_or_train("fig2_b", root=tmp_path, progress=False)  # rebuilt: served from the cache again
+    assert trained == []
