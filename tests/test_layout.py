@@ -50,6 +50,7 @@ def test_top_level_exports_every_room_name_except_the_cli_names():
     assert analysis.CostAnalysis is cost.CostAnalysis and analysis.fit is lab.fit
 
 
+@pytest.mark.slow  # a fresh interpreter importing every room: ~12 s
 def test_import_has_no_side_effects():
     code = """
 import sys, warnings

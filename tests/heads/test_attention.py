@@ -137,8 +137,15 @@ def _hook_count(model):
     return sum(len(m._forward_hooks) + len(m._forward_pre_hooks) for m in model.modules())
 
 
-@each_cpu_backend
-@pytest.mark.parametrize("name,kwargs,side", FAMILIES, ids=[f[0] for f in FAMILIES])
+SDPA_FAMILIES = {"deit_tiny_patch16_224"}  # the families whose attention runs through F.scaled_dot_product_attention
+# Every family under every CPU backend; the backend can only matter where SDPA runs, so the other
+# families' forced-backend runs are `slow` (in `make test`, out of the quick loop).
+CAPTURE_CASES = [pytest.param(*family, backend, id=f"{family[0]}-{key}",
+                              marks=() if key == "auto" or family[0] in SDPA_FAMILIES else pytest.mark.slow)
+                 for family in FAMILIES for key, backend in CPU_BACKENDS.items()]
+
+
+@pytest.mark.parametrize("name,kwargs,side,backend", CAPTURE_CASES)
 def test_capture_matches_recomputation_and_keeps_logits(name, kwargs, side, backend):
     model = _build(name, kwargs)
     x = torch.randn(1, 3, side, side)
