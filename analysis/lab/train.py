@@ -50,6 +50,8 @@ __all__ = ["TrainConfig", "fit", "evaluate", "build_model", "build_datasets", "l
 
 CHECKPOINT_FORMAT = "analysis.train/1"
 # Fields that define the network and its data: a checkpoint resumes only when they match.
+# What `fit` resumes from: a readable file whose fields are damaged is a CheckpointError, not a crash later.
+_CHECKPOINT_FIELDS = {"config": dict, "model": dict, "optimizer": dict, "epoch": int, "step": int}
 _IDENTITY_FIELDS = ("model", "model_kwargs", "data", "data_kwargs", "input_size")
 
 
@@ -136,6 +138,11 @@ def load_checkpoint(path: str | os.PathLike) -> dict:
         raise CheckpointError(f"{path} is not a readable checkpoint ({unreadable_reason(e)})") from None
     if not isinstance(ckpt, dict) or ckpt.get("format") != CHECKPOINT_FORMAT:
         raise CheckpointError(f"{path} is not an analysis.train checkpoint (no format {CHECKPOINT_FORMAT!r})")
+    bad = [name for name, kind in _CHECKPOINT_FIELDS.items() if not isinstance(ckpt.get(name), kind)]
+    if "model" not in bad and not all(isinstance(v, torch.Tensor) for v in ckpt["model"].values()):
+        bad.append("model tensors")
+    if bad:
+        raise CheckpointError(f"{path} is a damaged analysis.train checkpoint (missing or malformed: {', '.join(bad)})")
     return ckpt
 
 

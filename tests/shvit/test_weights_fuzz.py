@@ -112,3 +112,17 @@ def test_text_and_fake_safetensors_files(tmp_path):
     save_file({}, str(empty))
     with pytest.raises(CheckpointError, match="holds no state dict"):
         read_state_dict(empty)
+
+
+def test_a_damaged_training_checkpoint_is_refused_before_fit_reads_it(tmp_path):
+    from analysis.lab.train import CHECKPOINT_FORMAT
+    good = {"format": CHECKPOINT_FORMAT, "config": {}, "model": {"w": torch.ones(1)}, "optimizer": {},
+            "epoch": 1, "step": 2}
+    path = tmp_path / "last.pth"
+    torch.save(good, path)
+    assert load_checkpoint(path)["step"] == 2
+    for damage in ({"optimizer": None}, {"nptimizer": {}, "optimizer": None}, {"epoch": "1"},
+                   {"model": {"w": "not a tensor"}}, {"config": [1]}):
+        torch.save({k: v for k, v in {**good, **damage}.items() if v is not None}, path)
+        with pytest.raises(CheckpointError, match="damaged analysis.train checkpoint"):
+            load_checkpoint(path)
