@@ -86,7 +86,8 @@ def test_library_has_no_test_tooling_and_no_file_relative_paths(path):
 CLIS = [("analysis.head_similarity", "analysis.head_similarity"),
         ("analysis.head_ablation", "analysis.head_ablation"),
         ("analysis.cost", "analysis.cost.__main__"),
-        ("analysis.breakdown", "analysis.breakdown"), ("analysis.throughput", "analysis.throughput"),
+        ("analysis.breakdown", "analysis.breakdown"), ("analysis.roofline", "analysis.roofline"),
+        ("analysis.throughput", "analysis.throughput"),
         ("analysis.train", "analysis.train"), ("analysis.ablations", "analysis.ablations"),
         ("analysis.make_figures", "analysis.make_figures")]
 
@@ -106,7 +107,8 @@ def test_cli_help_is_parsed_without_torch():
     """Every CLI builds its parser (help, choices, validators) before torch, timm, pandas or matplotlib load."""
     code = """
 import sys, importlib
-for m in ("analysis.head_similarity", "analysis.head_ablation", "analysis.cost.__main__", "analysis.breakdown", "analysis.throughput", "analysis.train",
+for m in ("analysis.head_similarity", "analysis.head_ablation", "analysis.cost.__main__", "analysis.breakdown",
+          "analysis.roofline", "analysis.throughput", "analysis.train",
           "analysis.ablations", "analysis.make_figures"):
     importlib.import_module(m).build_parser().format_help()
 print(sorted(k for k in ("torch", "timm", "pandas", "matplotlib") if k in sys.modules))

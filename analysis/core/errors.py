@@ -13,7 +13,7 @@ from typing import Callable
 
 __all__ = ["UserError", "Terminated", "is_user_error", "exit_on_user_error", "not_a_command", "COMMANDS"]
 
-COMMANDS = ("head_similarity", "head_ablation", "cost", "breakdown", "throughput", "train", "ablations",
+COMMANDS = ("head_similarity", "head_ablation", "cost", "breakdown", "roofline", "throughput", "train", "ablations",
             "make_figures")
 
 

@@ -1,5 +1,5 @@
 """Cost and speed: macs and memory traffic per op / module / stage, op rules, stage latency,
-runtime breakdown, throughput, the macro-design and variant tables, and their figures.
+runtime breakdown, the roofline, throughput, the macro-design and variant tables, and their figures.
 CLI: `python -m analysis.cost`."""
 from .._lazy import lazy_exports
 
@@ -15,9 +15,11 @@ EXPORTS = {
                    "breakdown_table", "memory_bound_shares"),
     ".throughput": ("RUNTIMES", "DEFAULT_BATCH", "ONNX_MISSING", "measure_throughput", "model_throughput",
                     "time_passes", "table2_comparison", "rank_agreement"),
+    ".roofline": ("Machine", "measure_machine", "fit_overhead", "Roofline", "model_roofline", "measure_stage_latency",
+                  "roofline_stages", "validate_roofline", "roofline_summary", "ROOFLINE_MODELS"),
     ".macro_design": ("FIG2_MODELS", "stage_costs", "macro_design_table"),
     ".variant_table": ("shvit_variant_table",),
     ".plots": ("plot_breakdown", "plot_runtime_and_traffic", "plot_variants", "plot_speed_accuracy",
-               "plot_macro_design"),
+               "plot_macro_design", "plot_roofline"),
 }
 __getattr__, __dir__ = lazy_exports(__name__, EXPORTS)

@@ -6,18 +6,21 @@ and saves it with `core.plotting.save_figure`.
 from __future__ import annotations
 
 from collections.abc import Mapping
+from typing import Optional
 
 import matplotlib.pyplot as plt
+import numpy as np
 import pandas as pd
 import seaborn as sns
 
 from ..core.errors import not_a_command
 from ..core.plotting import OURS_COLOR, PAPER_COLOR, use_style
 from .breakdown import CATEGORIES, MEMORY_BOUND, memory_bound_shares
+from .roofline import Machine
 from .throughput import rank_agreement
 
 __all__ = ["plot_breakdown", "plot_runtime_and_traffic", "plot_variants", "plot_speed_accuracy",
-           "plot_macro_design"]
+           "plot_macro_design", "plot_roofline"]
 
 _VARIANT_METRICS = (("params_m", "parameters (M)"), ("macs_m", "MACs (M), BN folded"))
 # Throughput columns of the speed-accuracy table per device: (the paper's, ours).
@@ -192,6 +195,77 @@ def plot_macro_design(table: pd.DataFrame, micro: pd.DataFrame):
     handles = [plt.Rectangle((0, 0), 1, 1, color=c) for c in _STAGE_COLORS.values()]
     axes[0, 0].legend(handles, list(_STAGE_COLORS), loc="upper right", ncol=2, fontsize=8, title="stage")
     fig.suptitle("SHViT Fig. 2 rebuilt: per-stage cost and latency at full scale, accuracy at micro scale")
+    return fig
+
+
+_ZERO_INTENSITY = 0.02  # where ops with 0 macs (fvcore's convention for element-wise ops) are drawn on a log axis
+
+
+def plot_roofline(ops: pd.DataFrame, machine, stages: Optional[pd.DataFrame] = None):
+    """Each model's ops on the machine's roofline, and predicted against measured stage latency.
+
+    One panel per model (`ops`: `Roofline.ops()` tables with a `model` column): every op that moves
+    bytes at its arithmetic intensity (FLOP per byte, 2 per MAC) on the roof min(peak, bandwidth x
+    intensity), coloured by the runtime-breakdown category, hollow when the category is memory-bound,
+    its area proportional to its predicted time; ops with 0 macs sit on the roof at the left edge. With `stages`
+    (`roofline_stages` with measured_ms), each stage is drawn at the FLOP/s it achieved (a black
+    square, labelled), and a last panel puts predicted against measured stage time (log-log, y = x).
+    `machine`: a `Machine` (or its dict). Returns the figure.
+    """
+    use_style()
+    m = machine if isinstance(machine, Machine) else Machine.from_dict(machine)
+    peak, bandwidth = m.peak_flops, m.bandwidth
+    models = list(ops["model"].unique())
+    panels = len(models) + (stages is not None)
+    cols = min(panels, 3)
+    rows = -(-panels // cols)
+    fig, axes = plt.subplots(rows, cols, figsize=(4.6 * cols, 3.9 * rows), squeeze=False, layout="constrained")
+    axes = axes.ravel()
+    colors = dict(zip(CATEGORIES, plt.get_cmap("tab10").colors))
+    moving = ops[ops["mem_bytes"] > 0]
+    x_max = max(10 * peak / bandwidth, float(moving["flops_per_byte"].max()) * 2)
+    roof_x = np.logspace(np.log10(_ZERO_INTENSITY), np.log10(x_max), 200)
+    scale = 250 / max(float(moving["predicted_s"].max()), 1e-12)
+    for ax, model in zip(axes, models):
+        ax.plot(roof_x, np.minimum(peak, bandwidth * roof_x) / 1e9, color="0.2", lw=1.5, zorder=1)
+        ax.axvline(peak / bandwidth, color="0.6", ls=":", lw=1)
+        part = moving[moving["model"] == model]
+        for cat in CATEGORIES:
+            c = part[part["category"] == cat]
+            if c.empty:
+                continue
+            x = c["flops_per_byte"].clip(lower=_ZERO_INTENSITY)
+            hollow = MEMORY_BOUND[cat]
+            ax.scatter(x, np.minimum(peak, bandwidth * x) / 1e9, s=6 + scale * c["predicted_s"], alpha=0.6, zorder=2,
+                       facecolors="none" if hollow else colors[cat], edgecolors=colors[cat], linewidths=1,
+                       label=cat + (" (memory-bound)" if hollow else ""))
+        if stages is not None:
+            st = stages[(stages["model"] == model) & (stages["mem_bytes"] > 0) & (stages["macs"] > 0)]
+            ax.scatter(st["flops_per_byte"], st["achieved_flops"] / 1e9, marker="s", color="black", s=30, zorder=3,
+                       label="stage, measured")
+            for r in st.itertuples():
+                ax.annotate(r.stage, (r.flops_per_byte, r.achieved_flops / 1e9), xytext=(4, -9),
+                            textcoords="offset points", fontsize=7)
+        ax.set(xscale="log", yscale="log", xlabel="arithmetic intensity (FLOP/byte, 2 per MAC)",
+               ylabel="attainable GFLOP/s", title=model)
+        ax.set_xlim(_ZERO_INTENSITY / 2, x_max)
+    handles, labels = axes[0].get_legend_handles_labels()
+    if stages is not None:
+        ax = axes[len(models)]
+        for model in models:
+            st = stages[stages["model"] == model]
+            ax.scatter(st["measured_ms"], st["predicted_ms"], s=28, label=model, zorder=2)
+        lo = float(min(stages["measured_ms"].min(), stages["predicted_ms"].min())) * 0.7
+        hi = float(max(stages["measured_ms"].max(), stages["predicted_ms"].max())) * 1.4
+        ax.plot([lo, hi], [lo, hi], color="0.4", ls="--", lw=1, label="predicted = measured")
+        ax.set(xscale="log", yscale="log", xlabel="measured stage latency (ms)", ylabel="predicted (ms)",
+               title="per stage: predicted vs measured")
+        ax.legend(fontsize=7, loc="upper left")
+    for ax in axes[panels:]:
+        ax.set_visible(False)
+    fig.legend(handles, labels, loc="outside right center", fontsize=8, frameon=False, title="op category")
+    fig.suptitle(f"Roofline: {m.name} (peak {peak / 1e9:.0f} GFLOP/s, {bandwidth / 1e9:.1f} GB/s; "
+                 f"dotted: ridge {peak / bandwidth:.1f} FLOP/byte; left edge: ops with 0 macs)")
     return fig
 
 

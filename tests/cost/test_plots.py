@@ -8,8 +8,8 @@ from matplotlib.colors import to_rgba
 
 from analysis.core.plotting import OURS_COLOR, PAPER_COLOR
 from analysis.cost.breakdown import CATEGORIES, MEMORY_BOUND
-from analysis.cost.plots import (plot_breakdown, plot_macro_design, plot_runtime_and_traffic, plot_speed_accuracy,
-                                 plot_variants)
+from analysis.cost.plots import (plot_breakdown, plot_macro_design, plot_roofline, plot_runtime_and_traffic,
+                                 plot_speed_accuracy, plot_variants)
 from analysis.cost.throughput import rank_agreement
 
 pytestmark = pytest.mark.usefixtures("figure_only")
@@ -152,3 +152,46 @@ def test_macro_design_stacks_stages_per_model_and_plots_micro_accuracy():
     assert list(stem_top1.lines[0].get_xdata()) == ["4", "16"]
     assert [t.get_text() for t in top1.texts] == ["60.2", "48.2"]
     assert len(macs.get_legend().get_texts()) == 6  # every stage a model can have
+
+
+def roofline_tables():
+    from analysis.cost.breakdown import categorize
+    rows = []
+    for model in ("a", "b"):
+        for op, macs, mem in (("aten.mm", 10 ** 9, 10 ** 7), ("aten.add", 0, 10 ** 6), ("aten.view", 0, 0),
+                              ("aten.native_layer_norm", 10 ** 5, 10 ** 6)):
+            rows.append({"model": model, "op": op, "category": categorize(op), "macs": macs, "mem_bytes": mem,
+                         "flops_per_byte": 2 * macs / mem if mem else np.nan, "predicted_s": 1e-3})
+    ops = pd.DataFrame(rows)
+    stages = pd.DataFrame({"model": ["a", "a", "b"], "stage": ["stem", "head", "stem"], "macs": [10 ** 9, 10 ** 6, 10 ** 9],
+                           "mem_bytes": [10 ** 7, 10 ** 6, 10 ** 7], "flops_per_byte": [200.0, 2.0, 200.0],
+                           "predicted_ms": [20.0, 1.0, 30.0], "measured_ms": [40.0, 3.0, 35.0],
+                           "achieved_flops": [5e10, 6.7e8, 5.7e10]})
+    return ops, stages
+
+
+def test_roofline_panels_put_each_op_on_the_roof_and_stages_at_their_measured_speed():
+    from analysis.cost.roofline import Machine
+    machine = Machine("fake", "cpu", 1, peak_flops=1e11, bandwidth=1e10, overhead_s=0.0)
+    ops, stages = roofline_tables()
+    fig = plot_roofline(ops, machine, stages)
+    panels = [ax for ax in fig.axes if ax.get_visible()]
+    assert [ax.get_title() for ax in panels] == ["a", "b", "per stage: predicted vs measured"]
+    roof = panels[0].lines[0]
+    x, y = roof.get_data()
+    assert np.allclose(y, np.minimum(1e11, 1e10 * x) / 1e9)
+    points = np.vstack([c.get_offsets() for c in panels[0].collections])
+    # ops: mm at 200 FLOP/byte on the peak, layer norm at 0.2 on the slope, add (0 macs) at the left edge, view
+    # (no bytes) not drawn; stages at their achieved GFLOP/s: stem 50, head 0.67
+    expected = {(200.0, 100.0), (0.2, 2.0), (0.02, 0.2), (200.0, 50.0), (2.0, 0.67)}
+    assert {(round(px, 4), round(py, 4)) for px, py in points} == {(round(a, 4), round(b, 4)) for a, b in expected}
+    scatter = panels[2].collections[0].get_offsets()
+    assert scatter.tolist() == [[40.0, 20.0], [3.0, 1.0]]
+    assert "ridge 10.0 FLOP/byte" in fig._suptitle.get_text()
+
+
+def test_roofline_without_measurements_has_no_comparison_panel():
+    ops, _ = roofline_tables()
+    fig = plot_roofline(ops, {"name": "m", "device": "cpu", "threads": 1, "peak_flops": 1e11, "bandwidth": 1e10,
+                              "overhead_s": 0.0})
+    assert [ax.get_title() for ax in fig.axes if ax.get_visible()] == ["a", "b"]

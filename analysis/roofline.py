@@ -1,0 +1,124 @@
+"""`python -m analysis.roofline`: measure this machine's roofline (GEMM peak, memory bandwidth, per-op
+overhead), place every op of BN-fused models on it, predict each stage's latency and check the
+prediction against the clock (library: `analysis.cost.roofline`)."""
+from __future__ import annotations
+
+import sys
+
+from ._cli import (ArgumentParser, add_device_arg, add_seed_arg, add_threads_arg, command, non_negative_int,
+                   output_path, positive_int, resolution)
+
+ROOFLINE_MODELS = ("deit_tiny_patch16_224", "swin_tiny_patch4_window7_224", "efficientvit_m4", "shvit_s4",
+                   "shvitlab_fig2_a", "shvitlab_fig2_b")  # = analysis.cost.roofline.ROOFLINE_MODELS
+EPILOG = """examples:
+  python -m analysis.roofline --model shvit_s4                     # 1 thread, batch 16: predicted vs measured
+  python -m analysis.roofline                                      # DeiT-T, Swin-T, EfficientViT-M4, SHViT-S4, Fig 2 (a)/(b)
+  python -m analysis.roofline --save-machine cpu.json --predict-only --model shvit_s4
+  python -m analysis.roofline --machine cpu.json --by op --csv ops.csv --model deit_tiny_patch16_224
+  python -m analysis.roofline --device cuda --figure roofline      # PNG + PDF
+"""
+
+
+def build_parser() -> ArgumentParser:
+    p = ArgumentParser(prog="python -m analysis.roofline", epilog=EPILOG,
+                       description="per-op roofline and predicted vs measured latency per stage of BN-fused models "
+                                   "(random weights: speed does not depend on them).")
+    p.add_argument("--model", action="append", help=f"repeatable (default: {', '.join(ROOFLINE_MODELS)})")
+    p.add_argument("--resolution", type=resolution, default=None, help="default: each model's pretrained config")
+    p.add_argument("--batch-size", type=positive_int, default=16, help="the papers' CPU batch")
+    add_device_arg(p)
+    add_threads_arg(p, help="CPU threads for the machine measurement and the latency (default: 1, as the "
+                            "papers' CPU protocol and `analysis.cost --latency`)")
+    add_seed_arg(p)
+    p.add_argument("--repeats", type=positive_int, default=10, help="timed forward passes per model")
+    p.add_argument("--warmup", type=non_negative_int, default=2, help="untimed forward passes before timing")
+    p.add_argument("--machine", metavar="JSON", help="use this machine description instead of measuring one")
+    p.add_argument("--save-machine", metavar="JSON", type=output_path, help="write the machine description used")
+    p.add_argument("--predict-only", action="store_true", help="predict, do not time the models")
+    p.add_argument("--by", choices=("stage", "module", "op"), default="stage", help="table for --csv")
+    p.add_argument("--depth", type=non_negative_int, default=None, help="with --by module: deepest level listed")
+    p.add_argument("--csv", metavar="PATH", type=output_path, help="write the tidy table (see --by) to PATH")
+    p.add_argument("--figure", metavar="STEM", help="write STEM.png and STEM.pdf (ops on the roofline, "
+                                                   "predicted vs measured)")
+    return p
+
+
+def run(args) -> int:
+    import pandas as pd
+
+    from .core.errors import UserError
+    from .core.files import check_distinct, check_writable
+    from .core.models import check_model_name
+    from .core.plotting import provenance, save_figure
+    from .core.runtime import resolve_device, set_threads
+    from .core.tables import write_csv
+    from .cost.plots import plot_roofline
+    from .cost.roofline import (Machine, measure_machine, measure_stage_latency, model_roofline, roofline_stages,
+                                roofline_summary)
+
+    names = args.model or list(ROOFLINE_MODELS)
+    for n in names:
+        check_model_name(n)
+    machine = Machine.load(args.machine) if args.machine else None
+    if args.figure:
+        check_writable(args.figure + ".png")
+    check_distinct(**{"--csv": args.csv, "--save-machine": args.save_machine, "--machine": args.machine,
+                      **({"--figure (.png)": args.figure + ".png", "--figure (.pdf)": args.figure + ".pdf"}
+                         if args.figure else {})})
+    device = resolve_device(args.device)
+    threads = set_threads(args.threads or 1) if device.type == "cpu" else None
+    if machine is not None and machine.device != device.type and not args.predict_only:
+        raise UserError(f"--machine {args.machine} describes a {machine.device} machine, the models would be timed "
+                        f"on {device.type} (use --predict-only to predict for that machine)")
+    if machine is None:
+        print(f"measuring the machine ({device}{f', {threads} thread(s)' if threads else ''}) ...", file=sys.stderr)
+        machine = measure_machine(device, threads=threads)
+    print(f"machine: {machine.name}: peak {machine.peak_flops / 1e9:.1f} GFLOP/s, bandwidth "
+          f"{machine.bandwidth / 1e9:.1f} GB/s, ridge {machine.ridge:.2f} FLOP/byte, overhead "
+          f"{machine.overhead_s * 1e6:.2f} us per op", file=sys.stderr)
+    if args.save_machine:
+        machine.save(args.save_machine)
+        print(f"wrote {args.save_machine}", file=sys.stderr)
+    rooflines = {n: model_roofline(n, machine, batch_size=args.batch_size, resolution=args.resolution,
+                                   device=device, seed=args.seed) for n in names}
+    latency = None if args.predict_only else measure_stage_latency(rooflines, repeats=args.repeats,
+                                                                     warmup=args.warmup)
+    stages = roofline_stages(rooflines, latency)
+    if args.csv:
+        if args.by == "stage":
+            table = stages
+        else:
+            tables = [(rl.ops() if args.by == "op" else rl.by_module(args.depth)).assign(model=n)
+                      for n, rl in rooflines.items()]
+            table = pd.concat(tables, ignore_index=True)
+            table = table[["model"] + [c for c in table.columns if c != "model"]]
+        write_csv(table, args.csv)
+        print(f"wrote {args.csv}", file=sys.stderr)
+    if args.figure:
+        ops = pd.concat([rl.ops().assign(model=n) for n, rl in rooflines.items()], ignore_index=True)
+        fig = plot_roofline(ops, machine, stages if latency is not None else None)
+        provenance(fig, scale="full", weights="random (speed only)",
+                   extra=f"{machine.name}, batch {args.batch_size}")
+        for path in save_figure(fig, args.figure):
+            print(f"wrote {path}", file=sys.stderr)
+    columns = ["model", "stage", "n_ops", "macs", "mem_bytes", "flops_per_byte", "compute_ms", "memory_ms",
+               "overhead_ms", "predicted_ms"] + ([] if latency is None else ["measured_ms"])
+    shown = stages[columns].assign(macs=stages["macs"] / 1e6, mem_bytes=stages["mem_bytes"] / 2 ** 20)
+    shown = shown.rename(columns={"macs": "macs (M)", "mem_bytes": "mem_bytes (MiB)",
+                                  "flops_per_byte": "FLOP/byte"})
+    with pd.option_context("display.width", 200, "display.max_columns", 20, "display.max_rows", 500,
+                           "display.float_format", "{:.2f}".format):
+        print(shown.to_string(index=False))
+        if latency is not None:
+            print()
+            print(roofline_summary(stages).to_string(index=False))
+    if latency is not None:
+        print(f"measured: median of {args.repeats} passes after {args.warmup} warm-up, batch {args.batch_size}, "
+              f"{f'{threads} CPU thread(s)' if threads else device}", file=sys.stderr)
+    return 0
+
+
+main = command(build_parser, run)
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,39 @@
+"""`python -m analysis.roofline`: every bad input exits 2 with one line and writes nothing."""
+import json
+
+import pytest
+
+from analysis.roofline import main
+from tests.helpers import assert_rejected
+
+FAKE = {"name": "fake", "device": "cpu", "threads": 1, "peak_flops": 1e11, "bandwidth": 1e10, "overhead_s": 1e-6}
+M = ["--model", "shvit_s1", "--resolution", "64", "--batch-size", "1", "--predict-only", "--machine", "{tmp}/in/m.json"]
+TABLE = [
+    (["--model", "shvit_s9"], "unknown model 'shvit_s9'"),
+    (M + ["--threads", "0"], "argument --threads: must be at least 1"),
+    (M + ["--batch-size", "0"], "argument --batch-size: must be at least 1"),
+    (M + ["--repeats", "0"], "argument --repeats: must be at least 1"),
+    (M + ["--warmup", "-1"], "argument --warmup: must be at least 0"),
+    (M + ["--depth", "-1"], "argument --depth: must be at least 0"),
+    (M + ["--resolution", "8"], "argument --resolution: must be at least 16 (px), got 8"),
+    (M + ["--by", "layer"], "argument --by: invalid choice"),
+    (M + ["--machine", "{missing}"], "does not exist"),
+    (M + ["--machine", "{text_pth}"], "not readable JSON"),
+    (M + ["--machine", "{unrelated_json}"], "needs the fields"),
+    (M + ["--machine", "{tmp}/in/negative.json"], "bandwidth must be a finite number above 0"),
+    (M[:-3] + ["--machine", "{tmp}/in/gpu.json", "--device", "cpu"], "describes a cuda machine"),
+    (M + ["--csv", "{missing}"], "does not exist"),
+    (M + ["--csv", "{empty}"], "is a directory"),
+    (M + ["--save-machine", "{empty}"], "is a directory"),
+    (M + ["--figure", "{missing}"], "does not exist"),
+    (M + ["--csv", "{tmp}/r.png", "--figure", "{tmp}/r"], "would both write"),
+    (M + ["--csv", "{tmp}/in/m.json"], "would both write"),
+]
+
+
+@pytest.mark.parametrize("argv,needle", TABLE, ids=[" ".join(a[-2:]) for a, _ in TABLE])
+def test_bad_input(argv, needle, bad, tmp_path, capsys):
+    (tmp_path / "in" / "m.json").write_text(json.dumps(FAKE))
+    (tmp_path / "in" / "negative.json").write_text(json.dumps({**FAKE, "bandwidth": -1}))
+    (tmp_path / "in" / "gpu.json").write_text(json.dumps({**FAKE, "device": "cuda", "threads": None}))
+    assert_rejected(main, [a.format(tmp=tmp_path, **bad) for a in argv], needle, capsys, tmp_path)
