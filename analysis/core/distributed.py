@@ -15,7 +15,7 @@ from typing import Any, Sequence
 import torch
 import torch.distributed as dist
 
-from .errors import not_a_command
+from .errors import not_a_command, ranks_may_diverge
 
 __all__ = ["World"]
 
@@ -27,6 +27,8 @@ class World:
         self.size, self.rank, self.local_rank = size, rank, local_rank
         self.device = torch.device(device)
         self.owns_group = False
+        if size > 1:
+            ranks_may_diverge()  # a user error from here on may be one rank's alone: each reports its own
         if size > 1 and not dist.is_initialized():
             dist.init_process_group("nccl" if self.device.type == "cuda" else "gloo", rank=rank, world_size=size)
             self.owns_group = True

@@ -11,7 +11,8 @@ import sys
 import threading
 from typing import Callable
 
-__all__ = ["UserError", "Terminated", "is_user_error", "exit_on_user_error", "not_a_command", "COMMANDS"]
+__all__ = ["UserError", "Terminated", "is_user_error", "exit_on_user_error", "not_a_command", "ranks_may_diverge",
+           "COMMANDS"]
 
 COMMANDS = ("head_similarity", "head_ablation", "cost", "breakdown", "roofline", "throughput", "train", "ablations",
             "make_figures")
@@ -42,13 +43,38 @@ def not_a_command(module: str) -> int:
     return 2
 
 
+def _peer_failed(error: BaseException) -> bool:
+    """A collective that failed because another process of a diverged torchrun job died (its own message
+    says why); looked up, not imported, as `is_user_error` does."""
+    dist = sys.modules.get("torch.distributed")
+    if not _ranks_diverge or dist is None:
+        return False
+    text = str(error)
+    return isinstance(error, getattr(dist, "DistError", ())) or (
+        isinstance(error, RuntimeError) and ("Connection closed by peer" in text or "remote worker crash" in text))
+
+
 def _raise_terminated(signum, frame):
     raise Terminated()
 
 
-def _print_once(message: str) -> None:
-    """On stderr, from one process only: under torchrun every rank meets the same error."""
-    if os.environ.get("RANK", "0") == "0":
+_ranks_diverge = False
+
+
+def ranks_may_diverge() -> None:
+    """Say that the processes of a torchrun job now work on different data (`core.distributed.World`
+    calls it): from here on a user error may be met by one rank alone, so every rank reports its own."""
+    global _ranks_diverge
+    _ranks_diverge = True
+
+
+def _print_once(message: str, *, rank_local: bool = False) -> None:
+    """On stderr, from one process only: under torchrun every rank meets the same error (same arguments,
+    same files) until the ranks diverge; after that, each rank that meets one names itself."""
+    rank = os.environ.get("RANK", "0")
+    if rank_local and _ranks_diverge:
+        print(message.replace(": error: ", f": error (rank {rank}): ", 1), file=sys.stderr)
+    elif rank == "0":
         print(message, file=sys.stderr)
 
 
@@ -69,9 +95,13 @@ def exit_on_user_error(main: Callable[..., int | None], prog: str = "analysis") 
             _print_once("terminated")
             raise SystemExit(143) from None
         except Exception as e:
+            if _peer_failed(e):
+                _print_once(f"{prog}: stopped (rank {os.environ.get('RANK', '0')}): another process of the job "
+                            "failed (its message is above)", rank_local=True)
+                raise SystemExit(1) from None
             if not is_user_error(e):
                 raise
-            _print_once(f"{prog}: error: {e}")
+            _print_once(f"{prog}: error: {e}", rank_local=True)
             raise SystemExit(2) from None
         finally:
             if main_thread:

@@ -159,3 +159,39 @@ def test_image_folder_shards_are_the_single_process_images(tmp_path):
     assert sorted(parts[0]["items"] + parts[1]["items"]) == sorted(one)
     assert all(p["used"] == 7 and p["skipped"] == source.num_skipped for p in parts)
     assert {len(p["items"]) for p in parts} <= {3, 4}
+
+
+RANK_ONE_FAILS = """
+import sys
+from analysis.core.distributed import World
+from analysis.core.errors import UserError, exit_on_user_error
+
+def main():
+    world = World.from_env()
+    if world.rank == 1:
+        raise UserError("shard 1 has no readable image")
+    world.barrier()
+
+sys.exit(exit_on_user_error(main, prog="demo")())
+"""
+
+
+@pytest.mark.slow
+def test_an_error_on_one_rank_ends_the_job_with_that_ranks_message(tmp_path):
+    """Before the ranks diverge every rank meets the same error and rank 0 alone says it; after, the rank
+    that failed says it, and the others stop in one line (no traceback of a broken collective)."""
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}
+    torchrun = str(Path(sys.executable).with_name("torchrun"))
+    (tmp_path / "demo.py").write_text(RANK_ONE_FAILS)
+    r = subprocess.run([torchrun, "--nproc_per_node=2", "demo.py"], env=env, cwd=tmp_path, capture_output=True,
+                       text=True, timeout=300)
+    assert r.returncode != 0
+    assert r.stderr.count("demo: error (rank 1): shard 1 has no readable image") == 1, r.stderr[-3000:]
+    assert "[rank0]: Traceback" not in r.stderr and "[rank1]: Traceback" not in r.stderr, r.stderr[-3000:]
+    common = subprocess.run([torchrun, "--nproc_per_node=2", "-m", "analysis.head_similarity", "--model", "deit_tiny",
+                             "--num-images", "4", "--out", "x.csv"], env=env, cwd=tmp_path, capture_output=True, text=True, timeout=300)
+    assert common.returncode != 0
+    assert common.stderr.count("unknown model 'deit_tiny'") == 1, common.stderr[-3000:]
+    parse = subprocess.run([torchrun, "--nproc_per_node=2", "-m", "analysis.head_similarity", "--model", "deit_tiny"],
+                           env=env, cwd=tmp_path, capture_output=True, text=True, timeout=300)
+    assert parse.stderr.count("the following arguments are required: --out") == 1, parse.stderr[-3000:]
