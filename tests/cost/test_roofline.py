@@ -160,3 +160,16 @@ def test_validate_measures_every_stage_of_a_small_model():
     assert stages["stage"].tolist() == ["stem", "stage1", "stage2", "stage3", "head"]
     assert (stages["measured_ms"] > 0).all() and (stages["model_measured_ms"] > 0).all()
     assert np.isfinite(roofline_summary(stages)["rho_roofline"]).all()
+
+
+@pytest.mark.gpu
+def test_cuda_machine_and_stage_latency():
+    """On a GPU: the machine is measured with CUDA timing, a big GEMM is compute-bound on it, and every stage
+    of a small model is predicted and measured."""
+    m = measure_machine("cuda", threads=None, gemm_size=4096, stream_elements=2 ** 26, seconds=0.05, repeats=5)
+    assert m.device == "cuda" and m.threads is None and m.peak_flops > 1e11 and m.bandwidth > 1e10
+    gemm = Roofline(nn.Linear(4096, 4096, bias=False).cuda(), torch.randn(4096, 4096, device="cuda"), m,
+                    fuse=False).ops()
+    assert only(gemm, "aten.mm")["bound"] == "compute"  # intensity 683 FLOP/byte, above any GPU's fp32 ridge
+    stages = validate_roofline(["shvit_s1"], m, batch_size=8, device="cuda", repeats=3, warmup=1, progress=False)
+    assert (stages["measured_ms"] > 0).all() and (stages["predicted_ms"] > 0).all()
