@@ -72,7 +72,7 @@ def run(args) -> int:
     from .core.tables import write_csv
     from .heads.attention import attention_layers
     from .heads.plots import plot_head_similarity
-    from .heads.similarity import AMP_DTYPES, model_head_similarity
+    from .heads.similarity import AMP_DTYPES, model_head_similarity, similarity_summary
 
     metrics = _metrics(args.metrics)
     weights = args.weights or ["random"]
@@ -127,6 +127,13 @@ def run(args) -> int:
                    sidecar)
         if plot is not None:
             plot_head_similarity(result, plot)
+    if world.main:
+        with pd.option_context("display.width", 200, "display.max_columns", 20, "display.max_rows", 200):
+            say("head similarity per attention layer (%; n/a: one head):")
+            say(similarity_summary(result).to_string(na_rep="n/a"))
+    if "random" in weights:
+        say("note: random weights: untrained attention is near uniform, so every model scores high; this is a null "
+            "baseline, not a test of the papers' finding (use --weights pretrained or a checkpoint)", file=sys.stderr)
     if any(skipped.values()):
         say(f"skipped unreadable files: {max(skipped.values())}", file=sys.stderr)
     say(f"wrote {out}, {sidecar}" + (f", {plot} (+ .pdf)" if plot else ""), file=sys.stderr)

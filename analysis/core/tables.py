@@ -17,7 +17,8 @@ import pandas as pd
 from .errors import not_a_command
 from .files import write_atomic
 
-__all__ = ["write_csv", "read_csv", "table_differences", "FLOAT_FORMAT", "RTOL", "ATOL"]
+__all__ = ["write_csv", "read_csv", "table_differences", "human_count", "human_bytes", "FLOAT_FORMAT", "RTOL",
+           "ATOL"]
 
 FLOAT_FORMAT = "%.6g"
 RTOL, ATOL = 1e-4, 1e-6
@@ -30,6 +31,26 @@ def write_csv(df: pd.DataFrame, path: str | os.PathLike) -> Path:
 
 def read_csv(path: str | os.PathLike) -> pd.DataFrame:
     return pd.read_csv(path)
+
+
+def human_count(n) -> str:
+    """A count for people: 985 -> '985', 97440 -> '97.4K', 241400128 -> '241.4M', 4.5e9 -> '4.5G'."""
+    if n is None or (isinstance(n, float) and np.isnan(n)):
+        return ""
+    for scale, suffix in ((1e12, "T"), (1e9, "G"), (1e6, "M"), (1e3, "K")):
+        if abs(n) >= scale:
+            return f"{n / scale:.1f}{suffix}"
+    return f"{n:g}" if isinstance(n, float) else str(int(n))
+
+
+def human_bytes(n) -> str:
+    """Bytes for people, in binary units: 512 -> '512 B', 6711936 -> '6.4 MiB'."""
+    if n is None or (isinstance(n, float) and np.isnan(n)):
+        return ""
+    for scale, suffix in ((2 ** 40, "TiB"), (2 ** 30, "GiB"), (2 ** 20, "MiB"), (2 ** 10, "KiB")):
+        if abs(n) >= scale:
+            return f"{n / scale:.1f} {suffix}"
+    return f"{int(n)} B"
 
 
 def table_differences(ours: pd.DataFrame, reference: pd.DataFrame, *, rtol: float = RTOL,

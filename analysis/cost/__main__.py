@@ -33,6 +33,8 @@ def build_parser() -> ArgumentParser:
     add_attention_backend_arg(p)
     p.add_argument("--by", choices=("stage", "module", "operator"), default="stage",
                    help="table for the text / --csv output (default: stage)")
+    p.add_argument("--depth", type=non_negative_int, default=3,
+                   help="with --by module: deepest module level printed (the CSV has every module)")
     p.add_argument("--latency", action="store_true",
                    help="also time each stage (median over --repeats passes); without it the output is counts only, "
                         "byte-for-byte reproducible")
@@ -44,11 +46,10 @@ def build_parser() -> ArgumentParser:
 
 
 def run(args) -> int:
-    import pandas as pd
 
     from ..core.runtime import attention_backend, resolve_device, set_threads
     from ..core.tables import write_csv
-    from .model_cost import analyse, report
+    from .model_cost import analyse, cost_text, report
 
     device = resolve_device(args.device)
     backend = attention_backend(args.attention_backend, device)
@@ -69,11 +70,12 @@ def run(args) -> int:
     table.insert(0, "model", args.model)
     if args.csv:
         write_csv(table, args.csv)
+        print(f"wrote {args.csv}", file=sys.stderr)
     if args.json:
         print(json.dumps(report(ca, lat, args.model, res), indent=2))
-    elif not args.csv:
-        with pd.option_context("display.width", 200, "display.max_columns", 20, "display.max_rows", 500):
-            print(table.drop(columns=["model"]).to_string(index=False))
+    else:
+        print(f"{args.model} at {res} px, batch {args.batch_size}" + ("" if args.no_fuse else ", BatchNorm folded"))
+        print(cost_text(ca, args.by, depth=args.depth, latency=lat))
         print(f"total: {ca.total('macs') / 1e6:.1f} M macs, {ca.total('mem_bytes') / 2**20:.1f} MiB, "
               f"{ca.total('params') / 1e6:.2f} M params ({time.perf_counter() - t0:.1f} s)", file=sys.stderr)
     if lat is not None:

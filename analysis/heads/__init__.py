@@ -6,7 +6,7 @@ EXPORTS = {
     ".attention": ("AttentionCapture", "AttentionMaps", "AttentionLayer", "attention_layers", "AttentionFamily",
                    "register_attention_family", "supported_families", "UnsupportedModelError"),
     ".metrics": ("HeadStatistics", "METRICS", "PAIRWISE_METRICS", "pairwise_cosine", "linear_cka"),
-    ".similarity": ("head_similarity", "model_head_similarity", "head_similarity_table", "COLUMNS",
+    ".similarity": ("head_similarity", "model_head_similarity", "head_similarity_table", "similarity_summary", "COLUMNS",
                     "PAPER_METRICS", "AMP_DTYPES"),
     ".ablation": ("HeadMask", "evaluate_top1", "head_ablation", "best_heads", "extreme_heads", "query_attention",
                   "QueryMaps"),

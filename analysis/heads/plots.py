@@ -27,7 +27,8 @@ _FAMILY_METRICS = (("mean_pairwise_cosine", "mean pairwise cosine (SHViT Fig. 4)
 
 
 def plot_head_similarity(df: pd.DataFrame, path: str | Path, *, metric: str = "mean_pairwise_cosine"):
-    """Per-layer head similarity (%) per model; the paper's DeiT-T curve when DeiT-T is plotted."""
+    """Per-layer head similarity (%) per model on a 0-100 axis; random weights dotted and labelled as the null
+    baseline they are; the paper's DeiT-T curve, marked as reference, when DeiT-T is plotted."""
     use_style()
     fig, ax = plt.subplots(figsize=(6.4, 3.6))
     rows = df[(df.metric == metric) & df["head"].isna()]
@@ -37,12 +38,15 @@ def plot_head_similarity(df: pd.DataFrame, path: str | Path, *, metric: str = "m
         if g.empty:
             not_applicable.append(model)
             continue
-        ax.plot(g.layer_index, 100 * g.value, marker="o", ms=4, label=f"{model} ({weights})")
+        null = weights == "random"  # untrained attention is near uniform: a null baseline, drawn as one
+        ax.plot(g.layer_index, 100 * g.value, marker="o", ms=4, ls=":" if null else "-", mfc="white" if null else None,
+                label=f"{model} (random: null baseline)" if null else f"{model} ({weights})")
     if rows.model.str.startswith("deit_tiny").any():
         ref = load_reference("shvit_fig3_deit_head_similarity")
         ref = ref[ref.heads == 3]
         ax.plot(ref.layer, ref.similarity_pct, ls="--", marker="s", ms=4, color=PAPER_COLOR,
-                label="DeiT-T, SHViT paper Fig. 3")
+                label="reference: DeiT-T, SHViT paper Fig. 3 (pretrained, ImageNet)")
+    ax.set_ylim(0, 100)
     ax.set_xlabel("attention layer")
     ax.set_ylabel("mean pairwise head similarity (%)" if metric == "mean_pairwise_cosine"
                   else f"{metric} (%)")

@@ -14,6 +14,7 @@ import math
 import sys
 from typing import Iterable, Optional
 
+import numpy as np
 import pandas as pd
 import torch
 import torch.nn as nn
@@ -25,8 +26,8 @@ from ..core.models import create_model, describe_weights
 from .attention import AttentionCapture
 from .metrics import METRICS, HeadStatistics
 
-__all__ = ["head_similarity", "model_head_similarity", "head_similarity_table", "COLUMNS", "PAPER_METRICS",
-           "AMP_DTYPES"]
+__all__ = ["head_similarity", "model_head_similarity", "head_similarity_table", "similarity_summary", "COLUMNS",
+           "PAPER_METRICS", "AMP_DTYPES"]
 
 COLUMNS = ["model", "weights", "layer", "layer_index", "stage", "family", "num_heads", "head",
            "metric", "value", "applicable", "num_images", "data", "seed"]
@@ -94,6 +95,18 @@ def head_similarity_table(specs: Iterable[tuple[str, str]], source, *, seed: int
         model = create_model(name, weights, seed=seed)
         frames.append(model_head_similarity(name, weights, model, source, seed=seed, **kwargs))
     return pd.concat(frames, ignore_index=True)
+
+
+def similarity_summary(df: pd.DataFrame, metrics=PAPER_METRICS) -> pd.DataFrame:
+    """Per attention layer (rows: its 1-based index in the model) and model (columns: model (weights),
+    metric), the layer-level similarity in %, what `python -m analysis.head_similarity` prints; NaN where a
+    layer has one head (not applicable) or a model has fewer layers."""
+    rows = df[df["metric"].isin(metrics) & df["head"].isna()].copy()
+    rows["value"] = np.where(rows["applicable"].astype(bool), 100 * rows["value"].astype(float), np.nan)
+    rows["model"] = rows["model"] + " (" + rows["weights"] + ")"
+    wide = rows.set_index(["layer_index", "model", "metric"])["value"].unstack(["model", "metric"])
+    return wide.reindex(columns=pd.MultiIndex.from_tuples(dict.fromkeys(zip(rows["model"], rows["metric"])),
+                                                          names=["model", "metric"])).round(1)
 
 
 if __name__ == "__main__":  # a library module, not a command

@@ -16,13 +16,16 @@ from analysis.head_similarity import main
 DEIT = ["--model", "deit_tiny_patch16_224"]
 
 
-def run(argv, capsys):
-    """main(argv) in-process -> (exit code, stderr)."""
+def run(argv, capsys, stdout=None):
+    """main(argv) in-process -> (exit code, stderr); `stdout` (a list) receives what it printed."""
     try:
         code = main(argv)
     except SystemExit as e:
         code = e.code
-    return code, capsys.readouterr().err
+    captured = capsys.readouterr()
+    if stdout is not None:
+        stdout.append(captured.out)
+    return code, captured.err
 
 
 def user_error(argv, capsys, match):
@@ -60,6 +63,7 @@ def test_csv_is_tidy_deterministic_and_plotted(tmp_path, capsys):
                    "--seed", "1"]
     code, err = run(argv + ["--out", str(tmp_path / "a.csv"), "--plot", str(tmp_path / "fig.png")], capsys)
     assert code == 0, err
+    assert "note: random weights" in err and "null baseline" in err
     code, _ = run(argv + ["--out", str(tmp_path / "b.csv")], capsys)
     assert code == 0
     assert (tmp_path / "a.csv").read_bytes() == (tmp_path / "b.csv").read_bytes()
@@ -75,6 +79,23 @@ def test_csv_is_tidy_deterministic_and_plotted(tmp_path, capsys):
     assert len(shv) > 0 and shv.value.isna().all() and not shv.applicable.any()
     assert not df.duplicated(["model", "layer", "metric", "head"]).any()
     assert set(df.metric) == {"mean_pairwise_cosine", "mean_max_cosine", "max_cosine"}  # default: the papers'
+
+
+def test_stdout_summarises_each_layer_in_percent(tmp_path, capsys):
+    printed = []
+    code, err = run(DEIT + ["--model", "shvit_s1", "--num-images", "2", "--batch-size", "2", "--out",
+                            str(tmp_path / "a.csv")], capsys, printed)
+    assert code == 0, err
+    lines = printed[0].splitlines()
+    assert lines[0].startswith("head similarity per attention layer (%")
+    assert "deit_tiny_patch16_224 (random)" in lines[1] and "shvit_s1 (random)" in lines[1]
+    df = pd.read_csv(tmp_path / "a.csv")
+    deit = df[(df.model == "deit_tiny_patch16_224") & (df.metric == "mean_pairwise_cosine") & df["head"].isna()]
+    rows = {int(line.split()[0]): line.split()[1:] for line in lines[4:]}
+    assert sorted(rows) == list(range(1, 13))
+    for r in deit.itertuples():  # deit: pairwise, max; shvit (single head): n/a n/a
+        assert float(rows[r.layer_index][0]) == pytest.approx(round(100 * r.value, 1))
+        assert rows[r.layer_index][2:] == ["n/a", "n/a"]
 
 
 def test_metrics_all_and_subsets(tmp_path, capsys):

@@ -9,7 +9,7 @@ import pytest
 
 from analysis.core.errors import UserError, exit_on_user_error
 from analysis.core.files import atomic_path, check_distinct, check_sidecar, check_writable
-from analysis.core.tables import table_differences, write_csv
+from analysis.core.tables import human_bytes, human_count, table_differences, write_csv
 
 
 def test_check_writable(tmp_path):
@@ -131,3 +131,13 @@ def test_user_errors_are_printed_by_rank_0_only(capsys, monkeypatch):
         with pytest.raises(SystemExit) as exc:
             exit_on_user_error(fails, prog="t")()
         assert exc.value.code == 2 and capsys.readouterr().err == expected
+
+
+@pytest.mark.parametrize("n,text", [(0, "0"), (985, "985"), (97440, "97.4K"), (241400128, "241.4M"), (4.5e9, "4.5G")])
+def test_human_count(n, text):
+    assert human_count(n) == text
+
+
+@pytest.mark.parametrize("n,text", [(512, "512 B"), (2048, "2.0 KiB"), (6711936, "6.4 MiB"), (3 * 2**30, "3.0 GiB")])
+def test_human_bytes(n, text):
+    assert human_bytes(n) == text

@@ -373,3 +373,31 @@ def test_cli_counts_by_default_and_times_only_when_asked(capsys):
     err = capsys.readouterr().err
     assert "latency: median of 3 passes after 0 warm-up, 1 CPU thread(s)" in err
     torch.set_num_threads(n)
+
+
+def test_cli_text_is_in_human_units_with_a_module_tree_to_depth(capsys):
+    """The printed table: K/M/G counts and binary bytes read back to the exact totals' scale; --depth cuts the
+    module tree (the CSV keeps every module)."""
+    ca = CostAnalysis(*_s1_at_64())
+    assert main(["--model", "shvitlab_s1", "--resolution", "64"]) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert out[0] == "shvitlab_s1 at 64 px, batch 1, BatchNorm folded"
+    header, stem = out[1].split(), out[2].split()
+    assert header == ["stage", "params", "MACs", "mem_bytes", "FLOP/byte", "tokens", "channels"]
+    st = ca.by_stage().iloc[0]
+    assert stem[0] == "stem" and stem[2] == f"{st.macs / 1e6:.1f}M"
+    assert " ".join(stem[3:5]) == (f"{st.mem_bytes / 2**20:.1f} MiB" if st.mem_bytes >= 2**20
+                                   else f"{st.mem_bytes / 2**10:.1f} KiB")
+    for depth in (0, 1, 2):
+        assert main(["--model", "shvitlab_s1", "--resolution", "64", "--by", "module", "--depth", str(depth)]) == 0
+        rows = capsys.readouterr().out.splitlines()[2:]
+        assert len(rows) == int((ca.by_module()["depth"] <= depth).sum())
+        assert rows[0].split()[0] == "model" and max(len(r) - len(r.lstrip()) for r in rows) == 2 * depth
+
+
+def _s1_at_64():
+    from analysis.core.models import create_model_at, fuse_model
+    model, (c, h, w) = create_model_at("shvitlab_s1", 64, seed=0)
+    torch.manual_seed(0)
+    return fuse_model(model, inplace=True), torch.randn(1, c, h, w)
+

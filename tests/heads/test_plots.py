@@ -91,6 +91,9 @@ def test_head_similarity_figure_has_each_model_and_the_papers_deit_curve_and_is_
     assert [p.name for p in paths] == ["fig.png", "fig.pdf"] and all(p.is_file() for p in paths)
     (ax,) = saved[0].axes
     ours, paper = ax.lines
-    assert list(ours.get_ydata()) == pytest.approx([50, 60]) and ours.get_label() == "deit_tiny_patch16_224 (random)"
-    assert paper.get_color() == PAPER_COLOR and paper.get_label() == "DeiT-T, SHViT paper Fig. 3"
+    assert list(ours.get_ydata()) == pytest.approx([50, 60])
+    assert ours.get_label() == "deit_tiny_patch16_224 (random: null baseline)" and ours.get_linestyle() == ":"
+    assert paper.get_color() == PAPER_COLOR
+    assert paper.get_label() == "reference: DeiT-T, SHViT paper Fig. 3 (pretrained, ImageNet)"
+    assert ax.get_ylim() == (0, 100)
     assert ax.get_title() == "single-head (not applicable): shvit_s4"
