@@ -8,7 +8,7 @@ EXPORTS = {
     ".op_rules": ("register_macs", "classify", "op_macs", "op_mem_bytes", "is_free", "sdpa_macs", "sdpa_mem_bytes",
                   "NO_ARITHMETIC_OPS", "ZERO_MAC_OPS", "SDPA_KERNELS", "COUNTED", "NO_ARITHMETIC",
                   "ZERO_BY_CONVENTION", "UNSUPPORTED"),
-    ".model_cost": ("analyse", "report"),
+    ".model_cost": ("analyse", "report", "cost_text"),
     ".stages": ("StageMap", "stage_map"),
     ".latency": ("stage_latency", "model_latency"),
     ".breakdown": ("CATEGORIES", "MEMORY_BOUND", "PAPER_MODELS", "categorize", "runtime_breakdown",
