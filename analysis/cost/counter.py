@@ -54,7 +54,6 @@ import torch.nn as nn
 import torch.nn.functional as F
 from torch.overrides import TorchFunctionMode
 from torch.utils._python_dispatch import TorchDispatchMode
-from torch.utils._pytree import tree_flatten
 from torch.utils.module_tracker import ModuleTracker
 
 from ..core.errors import not_a_command
@@ -272,10 +271,8 @@ class CostAnalysis:
 
 
 def _first_shape(out) -> Optional[tuple]:
-    for t in tree_flatten(out)[0]:
-        if isinstance(t, torch.Tensor):
-            return tuple(t.shape)
-    return None
+    tensors = [out] if isinstance(out, torch.Tensor) else _tensors(out)
+    return tuple(tensors[0].shape) if tensors else None
 
 
 if __name__ == "__main__":  # a library module, not a command
