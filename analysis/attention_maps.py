@@ -6,7 +6,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from ._cli import ArgumentParser, add_device_arg, add_seed_arg, command, output_stem
+from ._cli import ArgumentParser, add_device_arg, add_seed_arg, add_threads_arg, command, output_stem
 
 EPILOG = """examples:
   # every head of DeiT-T's last attention layer, from the centre of the image
@@ -49,6 +49,7 @@ def build_parser() -> ArgumentParser:
                       help="attention rollout of the class token (mean over tokens without one) through every layer; "
                            "isotropic ViT/DeiT models only")
     add_device_arg(p)
+    add_threads_arg(p)
     add_seed_arg(p, "seed for the random weights")
     p.add_argument("--out", required=True, metavar="STEM", type=output_stem,
                    help="writes STEM.png, STEM.pdf (the figure) and STEM.csv (the maps)")
@@ -64,7 +65,7 @@ def run(args) -> int:
     from .core.images import load_image, view_image
     from .core.models import check_model_name, create_model, describe_weights
     from .core.plotting import provenance, save_figure
-    from .core.runtime import resolve_device
+    from .core.runtime import resolve_device, set_threads
     from .core.tables import write_csv
     from .heads.maps import attention_rollout, query_attention, select_layer
     from .heads.plots import plot_attention_overlay
@@ -74,6 +75,7 @@ def run(args) -> int:
     check_model_name(args.model)
     image = load_image(args.image)
     device = resolve_device(args.device)
+    set_threads(args.threads)
     model = create_model(args.model, args.weights, seed=args.seed).to(device)
     layer = None if args.rollout else select_layer(model, args.layer)
     view = view_image(model, image)

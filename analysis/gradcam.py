@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import sys
 
-from ._cli import ArgumentParser, add_device_arg, add_seed_arg, command, non_negative_int, output_stem
+from ._cli import (ArgumentParser, add_device_arg, add_seed_arg, add_threads_arg, command, non_negative_int,
+                   output_stem)
 
 METHODS = ("gradcam", "gradcam++", "rollout")  # = lab.gradcam.CAM_METHODS
 
@@ -38,6 +39,7 @@ def build_parser() -> ArgumentParser:
                    help="gradcam: Grad-CAM (captum LayerGradCam) on the last stage; gradcam++: Chattopadhay et al. "
                         "2018; rollout: attention rollout (isotropic ViT/DeiT) (default: gradcam)")
     add_device_arg(p)
+    add_threads_arg(p)
     add_seed_arg(p, "seed for the random weights")
     p.add_argument("--out", required=True, metavar="STEM", type=output_stem,
                    help="writes STEM.png, STEM.pdf (the figure) and STEM.csv (the map)")
@@ -55,7 +57,7 @@ def run(args) -> int:
     from .core.images import load_image, view_image
     from .core.models import check_model_name, create_model, describe_weights
     from .core.plotting import provenance, save_figure
-    from .core.runtime import resolve_device
+    from .core.runtime import resolve_device, set_threads
     from .core.tables import write_csv
     from .lab.gradcam import CAM_METHODS
     from .lab.plots import plot_cam_overlay
@@ -65,6 +67,7 @@ def run(args) -> int:
     check_model_name(args.model)
     image = load_image(args.image)
     device = resolve_device(args.device)
+    set_threads(args.threads)
     model = create_model(args.model, args.weights, seed=args.seed).to(device)
     view = view_image(model, image)
     x = view.input.to(device)
@@ -94,7 +97,8 @@ def run(args) -> int:
     r, c = divmod(int(values.argmax()), w)
     print(f"predicted class {pred} (p = {float(probs[pred]):.4f})"
           + (f", target class {int(target)} (p = {float(probs[int(target)]):.4f})" if target is not None else ""))
-    print(f"{args.method} on {cam.layer_name}: {h}x{w} map, argmax at row {r}, col {c} (value {float(values.max()):.4g})")
+    print(f"{args.method} on {cam.layer_name}: {h}x{w} map, argmax at row {r}, col {c} "
+          f"(value {float(values.max()):.4g})")
     return 0
 
 

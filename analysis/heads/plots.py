@@ -10,6 +10,7 @@ from pathlib import Path
 import math
 
 import matplotlib.pyplot as plt
+import numpy as np
 import pandas as pd
 import seaborn as sns
 
@@ -143,6 +144,7 @@ def plot_attention_overlay(pixels, maps, *, labels: list[str], title: str, query
     `query_yx`: (y, x) in input pixels, or None. Returns the figure.
     """
     use_style()
+    pixels, maps = np.asarray(pixels), np.asarray(maps)
     n = len(maps)
     cols = min(n, 6)
     rows = math.ceil(n / cols)

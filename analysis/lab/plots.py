@@ -7,6 +7,7 @@ and saves it with `core.plotting.save_figure`.
 from __future__ import annotations
 
 import matplotlib.pyplot as plt
+import numpy as np
 import pandas as pd
 import seaborn as sns
 from matplotlib.patches import Rectangle
@@ -98,6 +99,7 @@ def plot_cam_overlay(pixels, cam, *, title: str, cbar_label: str = "map value"):
     resolution. Returns the figure.
     """
     use_style()
+    pixels, cam = np.asarray(pixels), np.asarray(cam)
     fig, ax = plt.subplots(figsize=(4.6, 4.0), layout="constrained")
     ax.imshow(pixels)
     im = ax.imshow(cam, cmap="jet", alpha=0.45, vmin=0, vmax=float(cam.max()) or 1.0)
