@@ -114,8 +114,10 @@ def output_path(text: str) -> Path:
 
 def output_stem(text: str) -> Path:
     """STEM of a tool's STEM.png / STEM.pdf / STEM.csv (a trailing .png, .pdf or .csv is dropped):
-    its folder exists and is writable, and no STEM.* output is a folder."""
+    its folder exists and is writable, it names a file (not a folder), and no STEM.* output is a folder."""
     stem = Path(text)
+    if text.endswith(("/", os.sep)) or stem.is_dir():
+        raise argparse.ArgumentTypeError(f"{text} is a directory; give a file name stem, e.g. {stem / 'maps'}")
     if stem.suffix.lower() in (".png", ".pdf", ".csv"):
         stem = stem.with_suffix("")
     try:
