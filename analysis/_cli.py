@@ -20,7 +20,7 @@ from .core.errors import UserError, exit_on_user_error
 from .core.files import check_writable
 
 __all__ = ["ArgumentParser", "command", "positive_int", "non_negative_int", "seed", "resolution", "positive_float",
-           "non_negative_float", "output_path", "add_device_arg", "add_threads_arg", "add_seed_arg",
+           "non_negative_float", "output_path", "output_stem", "add_device_arg", "add_threads_arg", "add_seed_arg",
            "add_attention_backend_arg", "ATTENTION_BACKENDS"]
 
 ATTENTION_BACKENDS = ("auto", "math", "flash", "efficient", "cudnn")  # = core.runtime.ATTENTION_BACKENDS
@@ -110,6 +110,22 @@ def output_path(text: str) -> Path:
         return check_writable(text)
     except UserError as e:
         raise argparse.ArgumentTypeError(str(e)) from None
+
+
+def output_stem(text: str) -> Path:
+    """STEM of a tool's STEM.png / STEM.pdf / STEM.csv (a trailing .png, .pdf or .csv is dropped):
+    its folder exists and is writable, it names a file (not a folder), and no STEM.* output is a folder."""
+    stem = Path(text)
+    if text.endswith(("/", os.sep)) or stem.is_dir():
+        raise argparse.ArgumentTypeError(f"{text} is a directory; give a file name stem, e.g. {stem / 'maps'}")
+    if stem.suffix.lower() in (".png", ".pdf", ".csv"):
+        stem = stem.with_suffix("")
+    try:
+        for ext in (".png", ".pdf", ".csv"):
+            check_writable(f"{stem}{ext}")
+    except UserError as e:
+        raise argparse.ArgumentTypeError(str(e)) from None
+    return stem
 
 
 # ----------------------------------------------------------------------------- shared arguments

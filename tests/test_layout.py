@@ -85,6 +85,7 @@ def test_library_has_no_test_tooling_and_no_file_relative_paths(path):
 
 CLIS = [("analysis.head_similarity", "analysis.head_similarity"),
         ("analysis.head_ablation", "analysis.head_ablation"),
+        ("analysis.attention_maps", "analysis.attention_maps"), ("analysis.gradcam", "analysis.gradcam"),
         ("analysis.cost", "analysis.cost.__main__"),
         ("analysis.breakdown", "analysis.breakdown"), ("analysis.roofline", "analysis.roofline"),
         ("analysis.throughput", "analysis.throughput"),
@@ -107,7 +108,8 @@ def test_cli_help_is_parsed_without_torch():
     """Every CLI builds its parser (help, choices, validators) before torch, timm, pandas or matplotlib load."""
     code = """
 import sys, importlib
-for m in ("analysis.head_similarity", "analysis.head_ablation", "analysis.cost.__main__", "analysis.breakdown",
+for m in ("analysis.head_similarity", "analysis.head_ablation", "analysis.attention_maps", "analysis.gradcam",
+          "analysis.cost.__main__", "analysis.breakdown",
           "analysis.roofline", "analysis.throughput", "analysis.train",
           "analysis.ablations", "analysis.make_figures"):
     importlib.import_module(m).build_parser().format_help()
@@ -118,10 +120,10 @@ print(sorted(k for k in ("torch", "timm", "pandas", "matplotlib") if k in sys.mo
 
 
 def test_cli_constants_match_the_library():
-    from analysis import ablations, breakdown, head_ablation, head_similarity, throughput, train
+    from analysis import ablations, breakdown, gradcam, head_ablation, head_similarity, throughput, train
     from analysis._cli import ATTENTION_BACKENDS
     assert ATTENTION_BACKENDS == core.ATTENTION_BACKENDS
     assert throughput.RUNTIMES == cost.RUNTIMES and breakdown.PAPER_MODELS == cost.PAPER_MODELS
     assert head_similarity.METRICS == heads.METRICS and head_similarity.PAPER_METRICS == heads.PAPER_METRICS
-    assert head_similarity.AMP_CHOICES == tuple(heads.AMP_DTYPES)
+    assert head_similarity.AMP_CHOICES == tuple(heads.AMP_DTYPES) and gradcam.METHODS == tuple(lab.CAM_METHODS)
     assert train.DIGITS_NAME == lab.DIGITS_NAME and head_ablation.MODES == ("remove1", "leave1") and ablations.TABLE_NAMES == tuple(sorted(lab.TABLES))

@@ -13,7 +13,8 @@ EXPORTS = {
                 "describe_weights", "input_size", "hub_reachable"),
     ".distributed": ("World",),
     ".runtime": ("resolve_device", "set_threads", "cpu_threads", "attention_backend", "ATTENTION_BACKENDS"),
-    ".images": ("ImageFolderSource", "SampleImages", "Batches", "model_transform", "to_rgb", "IMAGE_EXTENSIONS"),
+    ".images": ("ImageFolderSource", "SampleImages", "Batches", "model_transform", "to_rgb", "IMAGE_EXTENSIONS",
+                "load_image", "view_image", "ImageView"),
     ".reference": ("load_reference", "REFERENCE_TABLES"),
     ".plotting": ("use_style", "provenance", "save_figure", "PAPER_COLOR", "OURS_COLOR"),
 }

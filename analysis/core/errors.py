@@ -14,8 +14,8 @@ from typing import Callable
 __all__ = ["UserError", "Terminated", "is_user_error", "exit_on_user_error", "not_a_command", "ranks_may_diverge",
            "COMMANDS"]
 
-COMMANDS = ("head_similarity", "head_ablation", "cost", "breakdown", "roofline", "throughput", "train", "ablations",
-            "make_figures")
+COMMANDS = ("head_similarity", "head_ablation", "attention_maps", "gradcam", "cost", "breakdown", "roofline",
+            "throughput", "train", "ablations", "make_figures")
 
 
 class UserError(Exception):

@@ -11,10 +11,13 @@ where unknown.
 - `SampleImages()`: no data needed. Random crops of the two real photos shipped with
   scikit-learn (`load_sample_images`), deterministic from the seed: enough for smoke runs,
   notebooks and CI, not a substitute for ImageNet.
+- `load_image(path)` + `view_image(model, image)`: one image of your own as the model sees it
+  (`ImageView`), with the map from its pixels to the model's input pixels (for query points).
 """
 from __future__ import annotations
 
 import os
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Iterator, Optional
 
@@ -28,7 +31,8 @@ from sklearn.datasets import load_sample_images
 from .distributed import World
 from .errors import UserError, not_a_command
 
-__all__ = ["ImageFolderSource", "SampleImages", "Batches", "model_transform", "to_rgb", "IMAGE_EXTENSIONS"]
+__all__ = ["ImageFolderSource", "SampleImages", "Batches", "model_transform", "to_rgb", "IMAGE_EXTENSIONS",
+           "load_image", "view_image", "ImageView"]
 
 _ROUND = 32  # files each process decodes before the world compares which were readable
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".ppm", ".pgm")
@@ -158,6 +162,67 @@ def _load(path: Path) -> Optional[Image.Image]:
             return to_rgb(im)
     except (OSError, ValueError, Image.DecompressionBombError):
         return None
+
+
+def load_image(path: str | os.PathLike) -> Image.Image:
+    """The image at `path` in 8-bit RGB (`to_rgb`); a missing, unreadable or non-image file is a UserError."""
+    path = Path(path)
+    if not path.is_file():
+        raise UserError(f"image {path} does not exist" if not path.exists() else f"image {path} is not a file")
+    image = _load(path)
+    if image is None:
+        raise UserError(f"cannot read {path} as an image ({', '.join(IMAGE_EXTENSIONS[:4])}, ...)")
+    return image
+
+
+@dataclass
+class ImageView:
+    """One image as a model sees it.
+
+    `input` is [1, 3, h, w], normalised with the model's mean / std; `pixels` is [h, w, 3] in [0, 1],
+    the same pixels for drawing. `box` (left, top, right, bottom) is the region of the original
+    image (`size`: W, H) that was scaled onto the h x w input.
+    """
+
+    input: torch.Tensor
+    pixels: torch.Tensor
+    box: tuple[float, float, float, float]
+    size: tuple[int, int]
+
+    def to_input(self, x: float, y: float) -> tuple[float, float]:
+        """(y, x) in input pixels of the pixel (x, y) of the original image (its centre, x + 0.5);
+        a point outside the image or outside the region the model sees is a UserError."""
+        W, H = self.size
+        if not (0 <= x < W and 0 <= y < H):
+            raise UserError(f"query ({x:g}, {y:g}) is outside the image ({W} x {H} px)")
+        left, top, right, bottom = self.box
+        h, w = self.pixels.shape[:2]
+        u, v = (x + 0.5 - left) * w / (right - left), (y + 0.5 - top) * h / (bottom - top)
+        if not (0 <= u < w and 0 <= v < h):
+            raise UserError(f"query ({x:g}, {y:g}) is outside the centre crop the model sees: x in "
+                            f"[{left:.0f}, {right:.0f}), y in [{top:.0f}, {bottom:.0f})")
+        return v, u
+
+
+_RESAMPLE = {"nearest": Image.NEAREST, "bilinear": Image.BILINEAR, "bicubic": Image.BICUBIC,
+             "lanczos": Image.LANCZOS}
+
+
+def view_image(model: nn.Module, image: Image.Image, input_size: Optional[tuple] = None) -> ImageView:
+    """`image` in `model`'s eval geometry, as timm's default eval transform has it: scaled so that
+    the input is the centre `crop_pct` of its shorter side, centre-cropped, normalised. Done as one
+    resampling of the crop box, so that every input pixel maps back to the original exactly."""
+    cfg = timm.data.resolve_data_config({"input_size": input_size} if input_size else {}, model=model)
+    _, h, w = cfg["input_size"]
+    W, H = image.size
+    scale = max(w / W, h / H) / cfg["crop_pct"]
+    bw, bh = w / scale, h / scale
+    box = ((W - bw) / 2, (H - bh) / 2, (W + bw) / 2, (H + bh) / 2)
+    crop = image.resize((w, h), resample=_RESAMPLE.get(cfg["interpolation"], Image.BICUBIC), box=box)
+    pixels = torch.from_numpy(np.asarray(crop, dtype=np.float32) / 255.0)
+    mean, std = torch.tensor(cfg["mean"]), torch.tensor(cfg["std"])
+    x = ((pixels - mean) / std).permute(2, 0, 1)[None].contiguous()
+    return ImageView(input=x, pixels=pixels, box=box, size=(W, H))
 
 
 def _readable(path: Path) -> bool:

@@ -8,7 +8,6 @@ contributes nothing but the projection's bias. Every other layer is untouched.
     df = head_ablation(model, loader)          # loader: (images, labels) batches
     best_heads(df)                             # per layer and mode: best top-1 delta and its head
     extreme_heads(df)                          # per layer: most important / most redundant head
-    query_attention(model, images, "blocks.5.attn", query_yx=(112, 112))
 
 EfficientViT's cascade (CascadedGroupAttention): head j's input is its channel chunk
 *plus head j-1's output*. Nulling head j here zeroes only head j's slice of the
@@ -25,7 +24,6 @@ from __future__ import annotations
 import json
 import os
 import sys
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable, Mapping, Optional, Sequence
 
@@ -37,10 +35,9 @@ from tqdm import tqdm
 from ..core.distributed import World
 from ..core.errors import UserError, not_a_command
 from ..core.files import write_json
-from .attention import AttentionCapture, AttentionLayer, attention_layers
+from .attention import AttentionLayer, attention_layers
 
-__all__ = ["HeadMask", "evaluate_top1", "head_ablation", "best_heads", "extreme_heads",
-           "query_attention", "QueryMaps"]
+__all__ = ["HeadMask", "evaluate_top1", "head_ablation", "best_heads", "extreme_heads"]
 
 
 class HeadMask:
@@ -194,46 +191,6 @@ def extreme_heads(df: pd.DataFrame) -> pd.DataFrame:
         "redundant_delta": g.delta.max(),
     })
     return out.reset_index()
-
-
-@dataclass
-class QueryMaps:
-    """Attention of one query token over the layer's key grid.
-
-    `maps` is [B, len(heads), len(ys), len(xs)]: the weight each key token (at pixel centre
-    (ys[i], xs[j])) gets from the query token nearest to `query_yx`; keys without a position
-    (class token) are left out, keys outside the query's window are 0.
-    """
-
-    layer: str
-    heads: list[int]
-    query_yx: tuple[float, float]
-    maps: torch.Tensor
-    ys: torch.Tensor
-    xs: torch.Tensor
-
-
-@torch.inference_mode()
-def query_attention(model: nn.Module, images: torch.Tensor, layer: str, query_yx: tuple[float, float],
-                    heads: Optional[Sequence[int]] = None) -> QueryMaps:
-    """Per-head attention of the token at pixel `query_yx` (y, x) of `images`, on the key grid."""
-    with AttentionCapture(model, layers=[layer]) as cap:
-        model(images)
-    rec = cap.maps[0]
-    heads = list(range(rec.num_heads)) if heads is None else list(heads)
-    q, k = rec.query_pos.cpu(), rec.key_pos.cpu()
-    target = torch.tensor(query_yx, dtype=torch.float32)
-    dist = (q - target).norm(dim=-1).nan_to_num(float("inf"))   # [W, N]
-    w, n = divmod(int(dist.argmin()), dist.shape[1])
-    valid = ~k.isnan().any(-1)
-    ys, xs = k[..., 0][valid].unique(), k[..., 1][valid].unique()
-    kw, ok = k[w], valid[w]
-    iy, ix = torch.searchsorted(ys, kw[ok, 0]), torch.searchsorted(xs, kw[ok, 1])
-    attn = rec.attn.float().cpu().view(rec.batch_size, rec.windows, rec.num_heads, *rec.attn.shape[-2:])
-    rows = attn[:, w][:, heads, n][..., ok]                      # [B, heads, valid keys]
-    maps = torch.zeros(rec.batch_size, len(heads), len(ys), len(xs))
-    maps[:, :, iy, ix] = rows
-    return QueryMaps(layer=layer, heads=heads, query_yx=tuple(q[w, n].tolist()), maps=maps, ys=ys, xs=xs)
 
 
 if __name__ == "__main__":  # a library module, not a command

@@ -7,7 +7,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import math
+
 import matplotlib.pyplot as plt
+import numpy as np
 import pandas as pd
 import seaborn as sns
 
@@ -15,7 +18,8 @@ from ..core.errors import not_a_command
 from ..core.plotting import OURS_COLOR, PAPER_COLOR, provenance, save_figure, use_style
 from ..core.reference import load_reference
 
-__all__ = ["plot_head_similarity", "plot_head_redundancy", "plot_head_query_maps", "plot_family_similarity"]
+__all__ = ["plot_head_similarity", "plot_head_redundancy", "plot_head_query_maps", "plot_family_similarity",
+           "plot_attention_overlay"]
 
 # SHViT Fig. 3's three measurements per layer, in the columns of `lab.experiments.heads_table()`.
 _REDUNDANCY_COLUMNS = (("similarity_pct", "head similarity (%)"),
@@ -132,6 +136,39 @@ def plot_family_similarity(table: pd.DataFrame):
     single = sorted(set(layers[~layers.applicable.astype(bool)].model))
     axes[0].legend(fontsize=7, title=("single head, n/a: " + ", ".join(single)) if single else None,
                    title_fontsize=7)
+    return fig
+
+
+def plot_attention_overlay(pixels, maps, *, labels: list[str], title: str, query_yx=None, cbar_label: str = "weight"):
+    """Attention maps over the image they were computed on: one panel per map (e.g. per head of
+    `heads.maps.query_attention`, or one `attention_rollout`), each token's weight drawn over the
+    pixels it covers, one colour scale for all panels (from 0) with its colourbar, the query +.
+
+    `pixels`: [H, W, 3] in [0, 1] (`core.images.ImageView.pixels`); `maps`: [n, gh, gw];
+    `query_yx`: (y, x) in input pixels, or None. Returns the figure.
+    """
+    use_style()
+    pixels, maps = np.asarray(pixels), np.asarray(maps)
+    n = len(maps)
+    cols = min(n, 6)
+    rows = math.ceil(n / cols)
+    fig, axes = plt.subplots(rows, cols, figsize=(2.3 * cols + 0.8, 2.3 * rows + 0.5), layout="constrained",
+                             squeeze=False)
+    h, w = pixels.shape[:2]
+    vmax = float(maps.max()) or 1.0
+    for ax, m, label in zip(axes.flat, maps, labels):
+        ax.imshow(pixels, extent=(0, w, h, 0))
+        im = ax.imshow(m, cmap="magma", alpha=0.6, vmin=0, vmax=vmax, extent=(0, w, h, 0), interpolation="nearest")
+        if query_yx is not None:
+            ax.plot(query_yx[1], query_yx[0], "+", color="cyan", ms=10, mew=2)
+        ax.set_title(label, fontsize=9)
+    for ax in axes.flat:
+        ax.set(xticks=[], yticks=[])
+        ax.grid(False)
+    for ax in axes.flat[n:]:
+        ax.set_axis_off()
+    fig.colorbar(im, ax=axes, shrink=0.8, label=cbar_label)
+    fig.suptitle(title, fontsize=10)
     return fig
 
 

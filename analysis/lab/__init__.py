@@ -1,7 +1,7 @@
 """The training lab: offline cluttered digits, training (one process or DDP), the micro suite's
-recipes, cache and experiment tables, Grad-CAM localisation, the paper's single-head design comparison,
-and their figures.
-CLIs: `python -m analysis.train`, `python -m analysis.ablations`."""
+recipes, cache and experiment tables, class-activation maps (Grad-CAM, Grad-CAM++, rollout) and
+localisation, the paper's single-head design comparison, and their figures.
+CLIs: `python -m analysis.train`, `python -m analysis.ablations`, `python -m analysis.gradcam`."""
 from .._lazy import lazy_exports
 
 EXPORTS = {
@@ -12,11 +12,12 @@ EXPORTS = {
     ".recipes": ("MicroRecipe", "RECIPES", "recipe", "DATA", "TRAIN", "MACRO_ROWS", "STEM_ROWS", "TABLE6_ROWS",
                  "FIG6_ROWS", "GRADCAM_KEYS", "CACHE_FORMAT"),
     ".cache": ("checkpoint_path", "micro_datasets", "load_or_train", "train_suite", "cached_table"),
-    ".gradcam": ("GradCAM", "last_stage", "pointing_game", "localisation"),
+    ".gradcam": ("GradCAM", "GradCAMPlusPlus", "RolloutCAM", "CAM_METHODS", "last_stage", "cam_target",
+                 "pointing_game", "localisation"),
     ".experiments": ("macro_table", "single_head_table", "heads_table", "gradcam_table", "head_query_maps",
                      "gradcam_examples", "cam_layer", "TABLES", "CAM_MIN_SIDE"),
     ".single_head_designs": ("TABLE6_MODELS", "FIG6_MODELS", "paper_designs", "throughput_rounds", "speed_table",
                              "accuracy_table"),
-    ".plots": ("plot_single_head_designs", "plot_gradcam_stem"),
+    ".plots": ("plot_single_head_designs", "plot_gradcam_stem", "plot_cam_overlay"),
 }
 __getattr__, __dir__ = lazy_exports(__name__, EXPORTS)

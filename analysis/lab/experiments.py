@@ -23,8 +23,9 @@ from ..core.errors import not_a_command
 from ..core.paths import PathLike
 from ..cost.counter import CostAnalysis
 from ..cost.throughput import measure_throughput
-from ..heads.ablation import best_heads, extreme_heads, head_ablation, query_attention
+from ..heads.ablation import best_heads, extreme_heads, head_ablation
 from ..heads.attention import AttentionCapture, attention_layers
+from ..heads.maps import query_attention
 from ..heads.metrics import HeadStatistics
 from .cache import cached_table, load_or_train, micro_datasets
 from .datasets import ClutteredDigits

@@ -1,9 +1,22 @@
-"""Grad-CAM on a model's last stage (captum `LayerGradCam`) and the pointing game.
+"""Class-activation maps of one layer (Grad-CAM, Grad-CAM++), attention rollout with the same
+interface, and the pointing game.
 
-    >>> cam = GradCAM(model)                          # layer: the last feature stage
+    >>> cam = GradCAM(model)                          # layer: `cam_target(model)`
     >>> maps = cam.attribute(images, target=labels)   # (B, H, W), upsampled to the input
+    >>> GradCAMPlusPlus(model).attribute(images)      # target: the model's predictions
     >>> pointing_game(maps, boxes)                    # (B,) bool: map maximum inside the box
     >>> localisation(model, ClutteredDigits("val"))   # tidy one-row DataFrame over a dataset
+
+Every method reads the layer on its spatial grid, whatever the layout of its output: channels
+first (B, C, H, W: SHViT, EfficientViT), channels last (B, H, W, C: timm models with
+`output_fmt == "NHWC"`, Swin), or tokens (B, N, C: ViT / DeiT, LeViT), where timm's
+`num_prefix_tokens` (class / distillation tokens) are dropped and the rest laid on the
+image's grid. The layer's output is viewed, never changed: the logits stay bit-identical.
+
+Grad-CAM (Selvaraju et al., ICCV 2017) is captum's `LayerGradCam`. Grad-CAM++ (Chattopadhay et
+al., WACV 2018) weights each channel by its positive gradients, each scaled by
+alpha = g^2 / (2 g^2 + sum_ij(A) g^3) (the closed form for an exponential of the class score;
+the exponential's positive factor is left out, so maps compare within one image, as Grad-CAM's).
 
 Pointing game (Zhang et al., "Top-down neural attention by excitation backprop", 2016),
 strict form: a hit when the location of the map's maximum lies inside the ground-truth box
@@ -12,8 +25,9 @@ qualitatively; the pointing game scores the same comparison.
 """
 from __future__ import annotations
 
+import contextlib
 import sys
-from typing import Optional
+from typing import Iterator, Optional
 
 import pandas as pd
 import torch
@@ -22,8 +36,10 @@ from captum.attr import LayerAttribution, LayerGradCam
 from tqdm import tqdm
 
 from ..core.errors import UserError, not_a_command
+from ..heads.maps import attention_rollout
 
-__all__ = ["GradCAM", "last_stage", "pointing_game", "localisation"]
+__all__ = ["GradCAM", "GradCAMPlusPlus", "RolloutCAM", "CAM_METHODS", "last_stage", "cam_target", "pointing_game",
+           "localisation"]
 
 
 def last_stage(model: nn.Module) -> tuple[str, nn.Module]:
@@ -36,8 +52,28 @@ def last_stage(model: nn.Module) -> tuple[str, nn.Module]:
     raise UserError(f"{type(model).__name__} has no feature_info; pass the Grad-CAM layer explicitly")
 
 
+def cam_target(model: nn.Module) -> tuple[str, nn.Module]:
+    """(name, module) of the layer a CAM reads by default: the last stage (`last_stage`), except in
+    a model that classifies from its class token (timm ViT / DeiT, `global_pool == "token"`): there
+    the last block's patch tokens never reach the classifier (their gradient is 0), so the map is
+    read where the class token's last attention reads them, the last block's first norm."""
+    name, module = last_stage(model)
+    blocks = getattr(model, "blocks", None)
+    if getattr(model, "global_pool", None) == "token" and blocks is not None and hasattr(blocks[-1], "norm1"):
+        return f"blocks.{len(blocks) - 1}.norm1", blocks[-1].norm1
+    return name, module
+
+
+class _Grid(nn.Module):
+    """A copy of a layer's output viewed as (B, C, H, W): the module the CAMs hook (a copy, so that
+    an in-place op after the layer cannot change what the CAM reads)."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x.clone()
+
+
 class GradCAM:
-    """captum `LayerGradCam` on `layer` (default: the last stage), maps at input resolution.
+    """captum `LayerGradCam` on `layer` (default: `cam_target`), maps at input resolution.
 
     The model is used in eval mode and left unchanged; `attribute` returns ReLU'd class-
     activation maps, bilinearly upsampled to the input's H x W, one per image.
@@ -45,21 +81,105 @@ class GradCAM:
 
     def __init__(self, model: nn.Module, layer: Optional[nn.Module] = None):
         self.model = model.eval()
-        self.layer = layer if layer is not None else last_stage(model)[1]
-        self._cam = LayerGradCam(self.model, self.layer)
+        self.layer = layer if layer is not None else cam_target(model)[1]
+        self.layer_name = next((n for n, m in model.named_modules() if m is self.layer), type(self.layer).__name__)
+        self._grid = _Grid()
+        self._cam = LayerGradCam(self.model, self._grid)
 
-    def attribute(self, images: torch.Tensor, target: Optional[torch.Tensor] = None,
-                  upsample: bool = True) -> torch.Tensor:
-        """Grad-CAM maps (B, H, W) for `target` classes (default: the model's predictions)."""
+    @contextlib.contextmanager
+    def _grid_view(self, images: torch.Tensor) -> Iterator[dict]:
+        """While open, `layer`'s output passes through `_grid` as (B, C, H, W) and back; yields a
+        dict that holds the last grid seen (`"grid"`)."""
+        seen: dict = {}
+        nhwc = getattr(self.model, "output_fmt", "NCHW") == "NHWC"
+        prefix = getattr(self.model, "num_prefix_tokens", 0) or 0
+        H, W = images.shape[-2:]
+
+        def hook(module, args, out):
+            if isinstance(out, torch.Tensor) and out.dim() == 4 and not nhwc:
+                seen["grid"] = grid = self._grid(out)
+                return grid
+            if isinstance(out, torch.Tensor) and out.dim() == 4:
+                seen["grid"] = grid = self._grid(out.permute(0, 3, 1, 2))
+                return grid.permute(0, 2, 3, 1)
+            if isinstance(out, torch.Tensor) and out.dim() == 3:
+                B, N, C = out.shape
+                n = N - prefix
+                gh = max(1, round((n * H / W) ** 0.5))
+                if gh * (n // gh) != n:
+                    raise UserError(f"{self.layer_name}: {n} tokens (after {prefix} prefix tokens) do not form a "
+                                    f"grid of the image's {H}x{W} shape")
+                tokens = out[:, prefix:].reshape(B, gh, n // gh, C).permute(0, 3, 1, 2)
+                seen["grid"] = grid = self._grid(tokens)
+                return torch.cat([out[:, :prefix], grid.permute(0, 2, 3, 1).reshape(B, n, C)], 1)
+            shape = tuple(out.shape) if isinstance(out, torch.Tensor) else type(out).__name__
+            raise UserError(f"a CAM needs a spatial layer output, (B, C, H, W), (B, H, W, C) or tokens (B, N, C); "
+                            f"{self.layer_name} gives {shape}")
+
+        handle = self.layer.register_forward_hook(hook)
+        try:
+            yield seen
+        finally:
+            handle.remove()
+
+    def _target(self, images: torch.Tensor, target: Optional[torch.Tensor]) -> torch.Tensor:
         if target is None:
             with torch.no_grad():
                 target = self.model(images).argmax(-1)
-        attr = self._cam.attribute(images, target=target, relu_attributions=True)
-        if attr.dim() != 4:
-            raise UserError(f"Grad-CAM needs a spatial (B, C, H, W) layer output, got shape {tuple(attr.shape)}")
+        return target
+
+    def _coarse(self, images: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        """(B, 1, h, w) maps on the layer's grid."""
+        with self._grid_view(images):
+            return self._cam.attribute(images, target=target, relu_attributions=True)
+
+    def attribute(self, images: torch.Tensor, target: Optional[torch.Tensor] = None,
+                  upsample: bool = True) -> torch.Tensor:
+        """Maps (B, H, W) for `target` classes (default: the model's predictions); on the layer's
+        grid (B, h, w) with `upsample=False`."""
+        attr = self._coarse(images, self._target(images, target))
         if upsample:
             attr = LayerAttribution.interpolate(attr, tuple(images.shape[-2:]), interpolate_mode="bilinear")
         return attr[:, 0].detach()
+
+
+class GradCAMPlusPlus(GradCAM):
+    """Grad-CAM++ (Chattopadhay et al., WACV 2018; see the module docstring), same interface as `GradCAM`."""
+
+    def _coarse(self, images: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        with torch.enable_grad(), self._grid_view(images) as seen:
+            score = self.model(images).gather(1, target.reshape(-1, 1).to(images.device)).sum()
+            a = seen["grid"]
+            g, = torch.autograd.grad(score, a)
+        a, g = a.detach(), g.detach()
+        g2 = g * g
+        denom = 2 * g2 + a.sum((2, 3), keepdim=True) * g2 * g
+        alpha = torch.where(denom != 0, g2 / torch.where(denom != 0, denom, 1), torch.zeros_like(g))
+        weights = (alpha * g.clamp(min=0)).sum((2, 3), keepdim=True)
+        return (weights * a).sum(1, keepdim=True).clamp(min=0)
+
+
+class RolloutCAM:
+    """Attention rollout (`heads.maps.attention_rollout`) as a CAM: the class token's rolled-out
+    attention on the patch grid. Not class-specific, so it takes no target; isotropic ViT-like
+    models only (anything else is a UserError that says why)."""
+
+    def __init__(self, model: nn.Module):
+        self.model = model.eval()
+        self.layer_name = "every attention layer (rollout)"
+
+    def attribute(self, images: torch.Tensor, target: Optional[torch.Tensor] = None,
+                  upsample: bool = True) -> torch.Tensor:
+        """Rollout maps (B, H, W) at the input resolution; (B, gh, gw) with `upsample=False`."""
+        if target is not None:
+            raise UserError("attention rollout is not class-specific: it takes no target class")
+        maps = attention_rollout(self.model, images).maps[:, None]
+        if upsample:
+            maps = LayerAttribution.interpolate(maps, tuple(images.shape[-2:]), interpolate_mode="bilinear")
+        return maps[:, 0]
+
+
+CAM_METHODS = {"gradcam": GradCAM, "gradcam++": GradCAMPlusPlus, "rollout": RolloutCAM}
 
 
 def pointing_game(maps: torch.Tensor, boxes: torch.Tensor) -> torch.Tensor:

@@ -1,4 +1,5 @@
-"""Figures of the lab's experiments: the single-head designs and the Grad-CAM stem comparison.
+"""Figures of the lab's experiments: the single-head designs and the Grad-CAM stem comparison; a
+class-activation map over its image.
 
 Each function returns the figure and writes nothing: the caller stamps `core.plotting.provenance`
 and saves it with `core.plotting.save_figure`.
@@ -6,6 +7,7 @@ and saves it with `core.plotting.save_figure`.
 from __future__ import annotations
 
 import matplotlib.pyplot as plt
+import numpy as np
 import pandas as pd
 import seaborn as sns
 from matplotlib.patches import Rectangle
@@ -13,7 +15,7 @@ from matplotlib.patches import Rectangle
 from ..core.errors import not_a_command
 from ..core.plotting import OURS_COLOR, PAPER_COLOR, use_style
 
-__all__ = ["plot_single_head_designs", "plot_gradcam_stem"]
+__all__ = ["plot_single_head_designs", "plot_gradcam_stem", "plot_cam_overlay"]
 
 _RUNTIME_NAMES = {"cpu": "CPU", "onnx": "ONNX", "cuda": "GPU"}
 # One colour per source and runtime, in legend order: the paper in greys, ours in blues.
@@ -87,6 +89,24 @@ def plot_gradcam_stem(examples: dict, scores: pd.DataFrame):
     ax.axhline(scores.box_area.iloc[0], ls="--", color=PAPER_COLOR, label="random point")
     ax.set(ylabel="pointing game (%)", xlabel="stem", ylim=(0, 100), title="localisation, val set")
     ax.legend(fontsize=8)
+    return fig
+
+
+def plot_cam_overlay(pixels, cam, *, title: str, cbar_label: str = "map value"):
+    """A class-activation map (`gradcam.CAM_METHODS`) over the image it explains, with a colourbar.
+
+    `pixels`: [H, W, 3] in [0, 1] (`core.images.ImageView.pixels`); `cam`: [H, W] at the same
+    resolution. Returns the figure.
+    """
+    use_style()
+    pixels, cam = np.asarray(pixels), np.asarray(cam)
+    fig, ax = plt.subplots(figsize=(4.6, 4.0), layout="constrained")
+    ax.imshow(pixels)
+    im = ax.imshow(cam, cmap="jet", alpha=0.45, vmin=0, vmax=float(cam.max()) or 1.0)
+    ax.set(xticks=[], yticks=[])
+    ax.grid(False)
+    ax.set_title(title, fontsize=9)
+    fig.colorbar(im, ax=ax, shrink=0.85, label=cbar_label)
     return fig
 
 

@@ -1,4 +1,7 @@
-"""Image sources: labels from class subfolders, flat folders, skipped files, seeded sample crops."""
+"""Image sources: labels from class subfolders, flat folders, skipped files, seeded sample crops; one image
+of your own as a model sees it."""
+import re
+
 import numpy as np
 import pytest
 import timm
@@ -6,7 +9,7 @@ import torch
 from PIL import Image
 
 from analysis.core.errors import UserError
-from analysis.core.images import ImageFolderSource, SampleImages
+from analysis.core.images import ImageFolderSource, SampleImages, load_image, model_transform, view_image
 
 
 @pytest.fixture(scope="module")
@@ -62,3 +65,33 @@ def test_16_bit_and_transparent_images_convert_without_loss():
     assert np.asarray(to_rgb(pal)).tolist() == [[[0, 0, 0], [0, 255, 0]]]
     rgba = Image.fromarray(np.array([[[200, 100, 50, 255], [200, 100, 50, 0]]], np.uint8), mode="RGBA")
     assert np.asarray(to_rgb(rgba)).tolist() == [[[200, 100, 50], [0, 0, 0]]]
+
+
+def test_view_image_is_timms_eval_view_with_an_exact_pixel_map(tmp_path):
+    model = timm.create_model("deit_tiny_patch16_224", depth=1)  # crop_pct 0.9, 224 px
+    a = np.zeros((200, 400, 3), np.uint8)
+    a[:, 200:] = 255  # left half black, right half white
+    view = view_image(model, Image.fromarray(a))
+    assert view.input.shape == (1, 3, 224, 224) and view.pixels.shape == (224, 224, 3) and view.size == (400, 200)
+    assert view.box == pytest.approx((110, 10, 290, 190))  # the centre 90% of the shorter side, centred
+    assert (view.pixels[:, :110] == 0).all() and (view.pixels[:, 114:] == 1).all()  # the edge stays at the centre
+    assert view.to_input(199.5, 99.5) == pytest.approx((112, 112))  # the image's centre is the input's
+    assert view.to_input(110, 10) == pytest.approx((0.5 * 224 / 180, 0.5 * 224 / 180))
+    for x, y, needle in ((400, 5, "outside the image"), (5, -1, "outside the image"),
+                         (100, 100, "outside the centre crop the model sees: x in [110, 290)")):
+        with pytest.raises(UserError, match=re.escape(needle)):
+            view.to_input(x, y)
+    photo = Image.fromarray(np.random.default_rng(0).integers(0, 255, (8, 10, 3), np.uint8)).resize((320, 240))
+    ours, timms = view_image(model, photo).input, model_transform(model)(photo)[None]
+    assert (ours - timms).abs().mean() < 0.02  # timm rounds its intermediate size; same view otherwise
+
+
+def test_load_image_converts_and_refuses_what_is_not_an_image(tmp_path):
+    Image.fromarray(np.full((4, 6), 7, np.uint8)).save(tmp_path / "grey.png")
+    im = load_image(tmp_path / "grey.png")
+    assert im.mode == "RGB" and im.size == (6, 4)
+    (tmp_path / "text.jpg").write_text("not an image")
+    for path, needle in ((tmp_path / "nope.png", "does not exist"), (tmp_path, "is not a file"),
+                         (tmp_path / "text.jpg", "cannot read")):
+        with pytest.raises(UserError, match=needle):
+            load_image(path)

@@ -1,5 +1,5 @@
 """Head ablation: nulling a head equals zeroing its value weights (independent path), remove-1 /
-leave-1 tables and their summaries, query-pixel maps, hooks removed."""
+leave-1 tables and their summaries, hooks removed."""
 import copy
 
 import pytest
@@ -7,7 +7,7 @@ import timm
 import torch
 
 from analysis.core.errors import UserError
-from analysis.heads.ablation import best_heads, extreme_heads, head_ablation, HeadMask, query_attention
+from analysis.heads.ablation import best_heads, extreme_heads, head_ablation, HeadMask
 
 
 def micro_deit():
@@ -64,22 +64,6 @@ def test_remove1_leave1_tables():
         assert row.best_delta == rows.delta.max() and row.best_head in set(rows[rows.delta == rows.delta.max()]["head"])
     ext = extreme_heads(df)
     assert len(ext) == 6 and (ext.important_delta <= ext.redundant_delta).all()
-
-
-def test_query_attention_maps():
-    model = micro_deit()
-    x = torch.randn(2, 3, 64, 64)
-    qm = query_attention(model, x, "blocks.4.attn", query_yx=(30, 30), heads=[0, 2])
-    assert qm.maps.shape == (2, 2, 8, 8) and qm.query_yx == (28.0, 28.0)  # nearest token centre
-    assert qm.ys.tolist() == [4.0 + 8 * i for i in range(8)]
-    assert (qm.maps.sum((-2, -1)) <= 1 + 1e-6).all() and (qm.maps.sum((-2, -1)) > 0).all()
-
-    torch.manual_seed(0)
-    swin = timm.create_model("swin_tiny_patch4_window7_224", depths=(2, 2), num_heads=(3, 6)).eval()
-    qm = query_attention(swin, torch.randn(1, 3, 224, 224), "layers.0.blocks.0.attn", query_yx=(2, 2))
-    assert qm.maps.shape == (1, 3, 56, 56)
-    assert torch.allclose(qm.maps.sum((-2, -1)), torch.ones(1, 3), atol=1e-5)
-    assert qm.maps[..., 7:, :].abs().sum() == 0 and qm.maps[..., :, 7:].abs().sum() == 0  # inside its window
 
 
 def test_efficientvit_cascade_heads_can_be_nulled():

@@ -6,8 +6,8 @@ import torch
 
 from analysis.core.plotting import PAPER_COLOR, save_figure
 from analysis.heads import plots
-from analysis.heads.plots import (plot_family_similarity, plot_head_query_maps, plot_head_redundancy,
-                                  plot_head_similarity)
+from analysis.heads.plots import (plot_attention_overlay, plot_family_similarity, plot_head_query_maps,
+                                  plot_head_redundancy, plot_head_similarity)
 
 
 def per_layer(heads_rows: dict) -> pd.DataFrame:
@@ -97,3 +97,17 @@ def test_head_similarity_figure_has_each_model_and_the_papers_deit_curve_and_is_
     assert paper.get_label() == "reference: DeiT-T, SHViT paper Fig. 3 (pretrained, ImageNet)"
     assert ax.get_ylim() == (0, 100)
     assert ax.get_title() == "single-head (not applicable): shvit_s4"
+
+
+@pytest.mark.usefixtures("figure_only")
+def test_attention_overlay_draws_a_panel_per_head_on_the_image_with_one_scale():
+    pixels, maps = torch.rand(32, 48, 3), torch.rand(7, 2, 3)
+    fig = plot_attention_overlay(pixels, maps, labels=[f"head {h}" for h in range(7)], title="t", query_yx=(5.0, 9.0))
+    panels = [ax for ax in fig.axes if ax.images]
+    assert len(panels) == 7 and len(fig.axes) == 2 * 6 + 1  # 2 rows of 6, one colourbar; the spare 5 hidden
+    for h, ax in enumerate(panels):
+        image, overlay = ax.images
+        assert np.array_equal(image.get_array(), pixels.numpy()) and image.get_extent() == [0, 48, 32, 0]
+        assert np.array_equal(overlay.get_array(), maps[h].numpy()) and overlay.get_extent() == [0, 48, 32, 0]
+        assert overlay.get_clim() == (0, pytest.approx(float(maps.max()))) and ax.get_title() == f"head {h}"
+        assert (ax.lines[0].get_xdata()[0], ax.lines[0].get_ydata()[0]) == (9.0, 5.0)  # x, y

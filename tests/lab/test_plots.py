@@ -7,7 +7,7 @@ from matplotlib.colors import to_rgba
 from matplotlib.patches import Rectangle
 
 from analysis.core.plotting import OURS_COLOR, PAPER_COLOR
-from analysis.lab.plots import plot_gradcam_stem, plot_single_head_designs
+from analysis.lab.plots import plot_cam_overlay, plot_gradcam_stem, plot_single_head_designs
 
 pytestmark = pytest.mark.usefixtures("figure_only")
 
@@ -69,3 +69,13 @@ def test_gradcam_stem_shows_a_row_of_maps_per_model_and_the_pointing_game():
     (random_point,) = bars.lines
     assert list(random_point.get_ydata()) == [30.1, 30.1] and random_point.get_color() == PAPER_COLOR
     assert bars.get_ylim() == (0, 100) and bars.get_ylabel() == "pointing game (%)"
+
+
+def test_cam_overlay_draws_the_map_over_its_image_with_a_colourbar():
+    pixels, cam = torch.rand(16, 20, 3), torch.rand(16, 20)
+    fig = plot_cam_overlay(pixels, cam, title="deit: gradcam, class 3", cbar_label="gradcam (a.u.)")
+    ax, cbar = fig.axes
+    image, overlay = ax.images
+    assert np.array_equal(image.get_array(), pixels.numpy()) and np.array_equal(overlay.get_array(), cam.numpy())
+    assert overlay.get_clim() == (0, pytest.approx(float(cam.max()))) and cbar.get_ylabel() == "gradcam (a.u.)"
+    assert ax.get_title() == "deit: gradcam, class 3"
