@@ -12,6 +12,7 @@ from .core.errors import UserError
 METRICS = ("mean_pairwise_cosine", "mean_max_cosine", "linear_cka", "attention_entropy",
            "mean_attention_distance")  # = heads.metrics.METRICS
 PAPER_METRICS = ("mean_pairwise_cosine", "mean_max_cosine")  # = heads.similarity.PAPER_METRICS
+IMPORTANCE = "importance"  # both heads.importance.IMPORTANCE_METRICS, from one backward pass per batch
 AMP_CHOICES = ("none", "fp16", "bf16")  # = heads.similarity.AMP_DTYPES
 
 EPILOG = """examples:
@@ -40,7 +41,9 @@ def build_parser() -> ArgumentParser:
     add_device_arg(p)
     p.add_argument("--metrics", default="paper", metavar="LIST",
                    help=f"'paper' (default: {', '.join(PAPER_METRICS)}, the metrics of SHViT Fig. 3/4 and "
-                        f"EfficientViT Fig. 4), 'all', or a comma-separated subset of {', '.join(METRICS)}")
+                        f"EfficientViT Fig. 4), 'all', or a comma-separated subset of {', '.join(METRICS)}; add "
+                        f"'{IMPORTANCE}' for head importance (Michel et al. 2019: |dL/d gate| per head, one backward "
+                        "pass per batch; labels from --data's class folders, else the model's predictions)")
     p.add_argument("--amp", choices=AMP_CHOICES, default="none", help="autocast dtype (default none: fp32)")
     add_seed_arg(p, "image choice/order and random weights")
     p.add_argument("--out", required=True, metavar="CSV", type=output_path, help="tidy results (written atomically)")
@@ -50,11 +53,15 @@ def build_parser() -> ArgumentParser:
 
 def _metrics(text: str) -> list[str]:
     named = {"all": METRICS, "paper": PAPER_METRICS}
-    metrics = list(named.get(text.strip()) or [m.strip() for m in text.split(",") if m.strip()])
-    unknown = sorted(set(metrics) - set(METRICS))
+    metrics = []
+    for item in (m.strip() for m in text.split(",")):
+        metrics += list(named.get(item, [item] if item else []))
+    known = METRICS + (IMPORTANCE,)
+    unknown = sorted(set(metrics) - set(known))
     if unknown or not metrics:
-        raise UserError(f"unknown --metrics {', '.join(unknown) or '(empty)'}; choose from {', '.join(METRICS)}")
-    return metrics
+        raise UserError(f"unknown --metrics {', '.join(unknown) or '(empty)'}; choose from 'paper', 'all', "
+                        f"{', '.join(known)}")
+    return list(dict.fromkeys(metrics))
 
 
 def run(args) -> int:
@@ -112,7 +119,8 @@ def run(args) -> int:
         say(f"{name} ({describe_weights(w)}): {args.num_images} images from {source.describe()}"
             + (f" over {world.size} processes" if world.size > 1 else ""), file=sys.stderr)
         df = model_head_similarity(name, w, model, source, batch_size=args.batch_size, device=device,
-                                   amp=AMP_DTYPES[args.amp], metrics=metrics, seed=args.seed, world=world)
+                                   amp=AMP_DTYPES[args.amp], metrics=[m for m in metrics if m != IMPORTANCE],
+                                   importance=IMPORTANCE in metrics, seed=args.seed, world=world)
         frames.append(df)
         skipped[name], used[name] = source.num_skipped, source.num_used
         per_rank[name] = world.gather(df.attrs["images_this_process"])
@@ -129,8 +137,15 @@ def run(args) -> int:
             plot_head_similarity(result, plot)
     if world.main:
         with pd.option_context("display.width", 200, "display.max_columns", 20, "display.max_rows", 200):
-            say("head similarity per attention layer (%; n/a: one head):")
-            say(similarity_summary(result).to_string(na_rep="n/a"))
+            summary = similarity_summary(result)
+            if not summary.empty:
+                say("head similarity per attention layer (%; n/a: one head):")
+                say(summary.to_string(na_rep="n/a"))
+            if IMPORTANCE in metrics:
+                scores = result[result["metric"] == "head_importance_normalized"]
+                say("head importance per layer (normalised per layer; a row per layer, a column per head):")
+                say(scores.pivot_table(index=["model", "layer_index"], columns="head", values="value",
+                                       sort=False).round(3).to_string(na_rep=""))
     if "random" in weights:
         say("note: random weights: untrained attention is near uniform, so every model scores high; this is a null "
             "baseline, not a test of the papers' finding (use --weights pretrained or a checkpoint)", file=sys.stderr)

@@ -8,6 +8,7 @@ EXPORTS = {
     ".metrics": ("HeadStatistics", "METRICS", "PAIRWISE_METRICS", "pairwise_cosine", "linear_cka"),
     ".similarity": ("head_similarity", "model_head_similarity", "head_similarity_table", "similarity_summary", "COLUMNS",
                     "PAPER_METRICS", "AMP_DTYPES"),
+    ".importance": ("HeadGates", "head_importance", "IMPORTANCE_METRICS"),
     ".ablation": ("HeadMask", "evaluate_top1", "head_ablation", "best_heads", "extreme_heads"),
     ".maps": ("select_layer", "query_attention", "QueryMaps", "attention_rollout", "Rollout"),
     ".plots": ("plot_head_similarity", "plot_head_redundancy", "plot_head_query_maps", "plot_family_similarity",

@@ -24,6 +24,7 @@ from ..core.errors import not_a_command
 from ..core.distributed import World
 from ..core.models import create_model, describe_weights
 from .attention import AttentionCapture
+from .importance import head_importance
 from .metrics import METRICS, HeadStatistics
 
 __all__ = ["head_similarity", "model_head_similarity", "head_similarity_table", "similarity_summary", "COLUMNS",
@@ -68,13 +69,22 @@ def head_similarity(model: nn.Module, batches: Iterable, *, device: torch.device
 def model_head_similarity(name: str, weights: str, model: nn.Module, source, *, batch_size: int = 32,
                           device: torch.device | str = "cpu", amp: Optional[torch.dtype] = None,
                           metrics: Iterable[str] = METRICS, seed: int = 0, progress: bool = True,
-                          world: Optional[World] = None) -> pd.DataFrame:
-    """`head_similarity` of one named model over an image source, as rows with `COLUMNS`."""
+                          importance: bool = False, world: Optional[World] = None) -> pd.DataFrame:
+    """`head_similarity` of one named model over an image source, as rows with `COLUMNS`; with
+    `importance`, also `heads.importance.head_importance`'s rows (a second pass, with gradients)."""
     world = world or World()
     total = (math.ceil(source.num_images / world.size / batch_size) if getattr(source, "num_images", None)
              else None)
-    df = head_similarity(model, source.batches(model, batch_size, world=world), device=device, amp=amp,
-                         metrics=metrics, progress=progress and world.main, total=total, world=world)
+    metrics = list(metrics)
+    frames = []
+    if metrics:
+        frames.append(head_similarity(model, source.batches(model, batch_size, world=world), device=device, amp=amp,
+                                      metrics=metrics, progress=progress and world.main, total=total, world=world))
+    if importance:
+        frames.append(head_importance(model, source.batches(model, batch_size, world=world), device=device,
+                                      progress=progress and world.main, total=total, world=world))
+    df = pd.concat(frames, ignore_index=True)
+    df.attrs.update(frames[0].attrs)
     df.insert(0, "model", name)
     df.insert(1, "weights", describe_weights(weights))
     df["data"] = source.describe()
