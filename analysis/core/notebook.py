@@ -54,8 +54,16 @@ class OutputPaths:
 
 
 def _one_line_user_errors(shell, etype, value, tb, tb_offset=None):
-    print(f"error: {value}", file=sys.stderr)
-    return None
+    """A user error shows as its one line: published as the cell's error output (IPython leaves custom
+    exceptions unpublished), so papermill's `PapermillExecutionError` and nbclient's
+    `CellExecutionError` print it too."""
+    line = f"{etype.__name__}: {value}"
+    show = getattr(shell, "_showtraceback", None)  # ipykernel: publishes the error (ename, evalue, traceback)
+    if show is not None:
+        show(etype, value, [line])
+    else:
+        print(line, file=sys.stderr)
+    return [line]
 
 
 def setup(root: Optional[str | os.PathLike] = None) -> OutputPaths:

@@ -24,3 +24,15 @@ def test_a_failing_notebook_is_left_as_it_was_and_a_good_one_is_saved(tmp_path):
     run_notebook(good, timeout=120, output_root=tmp_path)
     outputs = nbformat.read(good, as_version=4).cells[0].outputs
     assert outputs[0]["text"] == "42\n"
+
+
+@pytest.mark.slow
+def test_a_user_error_in_a_notebook_is_its_one_line_in_the_exception(tmp_path):
+    """What papermill and nbclient print for a failed notebook carries the user error's line, not a traceback."""
+    nb = tmp_path / "user_error.ipynb"
+    _notebook(nb, "from analysis.core import notebook\npaths = notebook.setup()",
+              "from analysis.core.errors import UserError\nraise UserError('no images in /data/val')")
+    with pytest.raises(CellExecutionError) as info:
+        run_notebook(nb, timeout=120, output_root=tmp_path)
+    assert (info.value.ename, info.value.evalue) == ("UserError", "no images in /data/val")
+    assert "UserError: no images in /data/val" in str(info.value) and "Traceback" not in str(info.value)
