@@ -105,8 +105,11 @@ def plot_head_query_maps(maps: dict, *, model: str):
     for i in range(n):
         axes[0, i].imshow(maps["images"][i].permute(1, 2, 0))
         axes[0, i].plot(maps["query_yx"][1], maps["query_yx"][0], "r+", ms=10, mew=2)
-        for r, kind in ((1, "important"), (2, "redundant")):
-            axes[r, i].imshow(maps["maps"][kind][i], cmap="magma")
+    for r, kind in ((1, "important"), (2, "redundant")):  # one colour scale per head, shown by its colourbar
+        vmax = max(float(m.max()) for m in maps["maps"][kind])
+        for i in range(n):
+            im = axes[r, i].imshow(maps["maps"][kind][i], cmap="magma", vmin=0, vmax=vmax)
+        fig.colorbar(im, ax=axes[r, :].tolist(), label="attention weight", shrink=0.9)
     for ax in axes.flat:
         ax.set(xticks=[], yticks=[])
     (hi, dhi), (lo, dlo) = maps["important"], maps["redundant"]

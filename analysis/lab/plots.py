@@ -73,17 +73,20 @@ def plot_gradcam_stem(examples: dict, scores: pd.DataFrame):
     rows = [("image", None)] + [(f"{s}x{s} stem", key) for key, s in zip(scores.key, scores.stem_stride)]
     fig = plt.figure(figsize=(1.8 * n + 3.2, 5.6), layout="constrained")
     grid = fig.add_gridspec(len(rows), n + 2)
+    vmax = max(float(m.max()) for key in scores.key for m in examples["maps"][key])  # one scale for every map
+    overlay = None
     for r, (label, key) in enumerate(rows):
         for i in range(n):
             ax = fig.add_subplot(grid[r, i])
             ax.imshow(examples["images"][i].permute(1, 2, 0))
             if key is not None:
-                ax.imshow(examples["maps"][key][i], cmap="jet", alpha=0.45)
+                overlay = ax.imshow(examples["maps"][key][i], cmap="jet", alpha=0.45, vmin=0, vmax=vmax)
             x0, y0, x1, y1 = examples["boxes"][i].tolist()
             ax.add_patch(Rectangle((x0 - 0.5, y0 - 0.5), x1 - x0, y1 - y0, fill=False, ec="w", lw=1.2))
             ax.set(xticks=[], yticks=[])
             if i == 0:
                 ax.set_ylabel(label)
+    fig.colorbar(overlay, ax=fig.axes[n:], label="Grad-CAM (a.u., one scale for all maps)", shrink=0.8)
     ax = fig.add_subplot(grid[:, n:])
     ax.bar([f"{s}x{s}" for s in scores.stem_stride], scores.pointing_game, color=OURS_COLOR)
     ax.axhline(scores.box_area.iloc[0], ls="--", color=PAPER_COLOR, label="random point")

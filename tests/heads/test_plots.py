@@ -53,7 +53,13 @@ def test_head_query_maps_show_each_image_above_its_two_heads_maps():
             "important": (1, -0.035), "redundant": (2, 0.007),
             "maps": {"important": torch.rand(n, 4, 4), "redundant": torch.rand(n, 4, 4)}}
     fig = plot_head_query_maps(maps, model="micro DeiT, 3 heads")
-    axes = np.array(fig.axes).reshape(3, n)
+    axes = np.array(fig.axes[:3 * n]).reshape(3, n)
+    colorbars = fig.axes[3 * n:]
+    assert [c.get_ylabel() for c in colorbars] == ["attention weight"] * 2
+    for r, kind in ((1, "important"), (2, "redundant")):  # a colour scale per head row, from 0
+        vmax = float(maps["maps"][kind].max())
+        assert colorbars[r - 1].get_ylim() == pytest.approx((0, vmax))
+        assert all(ax.images[0].get_clim() == (0, vmax) for ax in axes[r])
     for i in range(n):
         assert np.array_equal(axes[0, i].images[0].get_array(), maps["images"][i].permute(1, 2, 0).numpy())
         assert np.array_equal(axes[1, i].images[0].get_array(), maps["maps"]["important"][i].numpy())
@@ -62,7 +68,7 @@ def test_head_query_maps_show_each_image_above_its_two_heads_maps():
     assert axes[1, 0].get_ylabel() == "most important\nhead 1 (Δ -3.5 pp)"
     assert axes[2, 0].get_ylabel() == "most redundant\nhead 2 (Δ +0.7 pp)"
     assert fig.get_suptitle() == "micro DeiT, 3 heads, layer 6: where the centre token attends"
-    assert not any(ax.get_xticks().size or ax.get_yticks().size for ax in fig.axes)
+    assert not any(ax.get_xticks().size or ax.get_yticks().size for ax in axes.flat)
 
 
 @pytest.mark.usefixtures("figure_only")

@@ -56,8 +56,11 @@ def test_gradcam_stem_shows_a_row_of_maps_per_model_and_the_pointing_game():
     scores = pd.DataFrame({"key": ["stem4", "fig2_b"], "stem_stride": [4, 16], "pointing_game": [35.0, 20.2],
                            "box_area": [30.1, 30.1], "images": [1000, 1000]})
     fig = plot_gradcam_stem(examples, scores)
-    assert len(fig.axes) == 3 * n + 1
-    grid, bars = np.array(fig.axes[:-1]).reshape(3, n), fig.axes[-1]
+    assert len(fig.axes) == 3 * n + 2
+    grid, colorbar, bars = np.array(fig.axes[:3 * n]).reshape(3, n), fig.axes[3 * n], fig.axes[-1]
+    vmax = max(float(m.max()) for m in examples["maps"].values())
+    assert colorbar.get_ylabel().startswith("Grad-CAM") and colorbar.get_ylim() == pytest.approx((0, vmax))
+    assert all(ax.images[1].get_clim() == (0, vmax) for ax in grid[1:].flat)  # one scale for every map
     assert [row[0].get_ylabel() for row in grid] == ["image", "4x4 stem", "16x16 stem"]
     assert all(len(ax.images) == 1 for ax in grid[0]) and all(len(ax.images) == 2 for ax in grid[1:].flat)
     assert np.array_equal(grid[2, 1].images[1].get_array(), examples["maps"]["fig2_b"][1].numpy())
