@@ -10,6 +10,7 @@ Deterministic tables (MACs, bytes, similarities of seeded models) are recomputed
 """
 from __future__ import annotations
 
+import ast
 import os
 import sys
 import time
@@ -30,7 +31,7 @@ from .paths import ENV_OUTPUT_ROOT, output_root, project_root
 from .plotting import use_style
 from .tables import write_csv
 
-__all__ = ["setup", "OutputPaths", "run_notebook"]
+__all__ = ["setup", "OutputPaths", "run_notebook", "parameter_names", "inject_parameters"]
 
 
 @dataclass(frozen=True)
@@ -91,14 +92,41 @@ def _caused_by_interrupt(error: BaseException) -> bool:
     return False
 
 
-def run_notebook(path: Path, timeout: int = 1800, *, output_root: Optional[Path] = None, save: bool = True) -> float:
+def parameter_names(nb) -> set[str]:
+    """The names the notebook's `parameters` cell assigns (what papermill's `-p` can set)."""
+    names = set()
+    for cell in nb.cells:
+        if cell.cell_type == "code" and "parameters" in cell.metadata.get("tags", []):
+            for node in ast.parse(cell.source).body:
+                if isinstance(node, ast.Assign):
+                    names |= {t.id for t in node.targets if isinstance(t, ast.Name)}
+    return names
+
+
+def inject_parameters(nb, parameters: dict) -> None:
+    """Papermill's convention: a cell tagged `injected-parameters` right after the `parameters` cell,
+    assigning the given values (their `repr`) to the names the parameters cell defines."""
+    unknown = sorted(set(parameters) - parameter_names(nb))
+    if unknown:
+        raise UserError(f"the notebook has no parameter {', '.join(unknown)}; its parameters: "
+                        f"{', '.join(sorted(parameter_names(nb))) or '(none)'}")
+    at = next(i for i, c in enumerate(nb.cells) if "parameters" in c.metadata.get("tags", [])) + 1
+    source = "# Injected parameters\n" + "\n".join(f"{k} = {v!r}" for k, v in parameters.items())
+    nb.cells.insert(at, nbformat.v4.new_code_cell(source, metadata={"tags": ["injected-parameters"]}))
+
+
+def run_notebook(path: Path, timeout: int = 1800, *, output_root: Optional[Path] = None, save: bool = True,
+                 parameters: Optional[dict] = None, save_to: Optional[Path] = None) -> float:
     """Execute `path` with the current environment's kernel; returns seconds taken.
 
     `output_root`: where its figures and results go (default: the project, or $SHVIT_LAB_OUTPUT).
-    `save`: write the executed notebook back to `path`, atomically and only when every cell ran
-    (a failing cell or an interrupt leaves the notebook as it was).
+    `parameters`: values for names of its `parameters` cell (`inject_parameters`).
+    `save`: write the executed notebook to `save_to` (default: back to `path`), atomically and only when
+    every cell ran (a failing cell or an interrupt leaves the notebook as it was).
     """
     nb = nbformat.read(path, as_version=4)
+    if parameters:
+        inject_parameters(nb, parameters)
     code_cells = sum(c.cell_type == "code" for c in nb.cells)
     bar = tqdm(total=code_cells, desc=path.stem, unit="cell", file=sys.stderr, leave=True)
     client = NotebookClient(nb, timeout=timeout, kernel_name="python3",
@@ -115,7 +143,7 @@ def run_notebook(path: Path, timeout: int = 1800, *, output_root: Optional[Path]
     finally:
         bar.close()
     if save:
-        write_atomic(path, lambda tmp: nbformat.write(nb, tmp))
+        write_atomic(save_to or path, lambda tmp: nbformat.write(nb, tmp))
     return time.perf_counter() - start
 
 

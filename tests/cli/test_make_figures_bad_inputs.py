@@ -9,6 +9,10 @@ TABLE = [
     (["--notebooks", "{missing}"], "no notebooks to run in"),
     (["--notebooks", "{empty}"], "no notebooks to run in"),
     (["--bogus"], "unrecognized arguments: --bogus"),
+    (["--only", "03", "--set", "NOT_A_PARAMETER=1"], "no notebook run here has the parameter NOT_A_PARAMETER"),
+    (["--only", "00", "--set", "WEIGHTS=pretrained"], "no notebook run here has the parameter WEIGHTS"),
+    (["--set", "3=x"], "argument --set: expected NAME=VALUE, got '3=x'"),
+    (["--set", "WEIGHTS"], "argument --set: expected NAME=VALUE, got 'WEIGHTS'"),
 ]
 
 
