@@ -12,7 +12,7 @@ ROOFLINE_MODELS = ("deit_tiny_patch16_224", "swin_tiny_patch4_window7_224", "eff
                    "shvitlab_fig2_a", "shvitlab_fig2_b")  # = analysis.cost.roofline.ROOFLINE_MODELS
 EPILOG = """examples:
   python -m analysis.roofline --model shvit_s4                     # 1 thread, batch 16: predicted vs measured
-  python -m analysis.roofline                                      # DeiT-T, Swin-T, EfficientViT-M4, SHViT-S4, Fig 2 (a)/(b)
+  python -m analysis.roofline                      # DeiT-T, Swin-T, EfficientViT-M4, SHViT-S4, Fig 2 (a)/(b)
   python -m analysis.roofline --save-machine cpu.json --predict-only --model shvit_s4
   python -m analysis.roofline --machine cpu.json --by op --csv ops.csv --model deit_tiny_patch16_224
   python -m analysis.roofline --device cuda --figure roofline      # PNG + PDF

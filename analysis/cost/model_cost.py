@@ -64,7 +64,8 @@ def cost_text(ca: CostAnalysis, by: str = "stage", *, depth: int = 3, latency: O
                 "mem_bytes": df["mem_bytes"].map(human_bytes), "FLOP/byte": df["flops_per_byte"].map("{:.2f}".format),
                 "tokens": df["tokens"].map(_int), "channels": df["channels"].map(_int)}
         if latency is not None:
-            rows["latency_ms"] = df["stage"].map(dict(zip(latency["stage"], latency["latency_ms"]))).map("{:.2f}".format)
+            measured = dict(zip(latency["stage"], latency["latency_ms"]))
+            rows["latency_ms"] = df["stage"].map(measured).map("{:.2f}".format)
     elif by == "module":
         df = ca.by_module()
         df = df[df["depth"] <= depth]

@@ -276,7 +276,8 @@ class Roofline:
             level = name.count(".") + bool(name)
             if depth is not None and level > depth:
                 continue
-            inside = ops["module"].eq(name) | ops["module"].str.startswith(name + ".") if name else ops["module"].notna()
+            inside = (ops["module"].eq(name) | ops["module"].str.startswith(name + ".")) if name \
+                else ops["module"].notna()
             row = self._summed(ops[inside].assign(module=name), "module", [name]).iloc[0].to_dict()
             rows.append({**row, "depth": level})
         return pd.DataFrame(rows)
@@ -335,9 +336,9 @@ def roofline_stages(rooflines: Mapping[str, Roofline], latency: Optional[pd.Data
     return out
 
 
-def validate_roofline(names: Iterable[str] = ROOFLINE_MODELS, machine: Optional[Machine] = None, *, batch_size: int = 16,
-             resolution: Optional[int] = None, device="cpu", repeats: int = 10, warmup: int = 2, seed: int = 0,
-             measure: bool = True, progress: bool = True) -> pd.DataFrame:
+def validate_roofline(names: Iterable[str] = ROOFLINE_MODELS, machine: Optional[Machine] = None, *,
+                      batch_size: int = 16, resolution: Optional[int] = None, device="cpu", repeats: int = 10,
+                      warmup: int = 2, seed: int = 0, measure: bool = True, progress: bool = True) -> pd.DataFrame:
     """`roofline_stages` of BN-fused models by name on `machine` (default: measured now on `device` with
     torch's current thread setting), measured with `measure_stage_latency` unless `measure=False`."""
     machine = machine or measure_machine(device, threads=None)

@@ -3,10 +3,11 @@ query-pixel maps and attention rollout of one image, and their figures."""
 from .._lazy import lazy_exports
 
 EXPORTS = {
-    ".attention": ("AttentionCapture", "AttentionMaps", "AttentionLayer", "attention_layers", "AttentionFamily",
-                   "register_attention_family", "supported_families", "UnsupportedModelError"),
+    ".attention": ("AttentionCapture", "AttentionMaps", "AttentionLayer", "ProjectionInputHooks", "attention_layers",
+                   "AttentionFamily", "register_attention_family", "supported_families", "UnsupportedModelError"),
     ".metrics": ("HeadStatistics", "METRICS", "PAIRWISE_METRICS", "pairwise_cosine", "linear_cka"),
-    ".similarity": ("head_similarity", "model_head_similarity", "head_similarity_table", "similarity_summary", "COLUMNS",
+    ".similarity": ("head_similarity", "model_head_similarity", "head_similarity_table", "similarity_summary",
+                    "COLUMNS",
                     "PAPER_METRICS", "AMP_DTYPES"),
     ".importance": ("HeadGates", "head_importance", "IMPORTANCE_METRICS"),
     ".ablation": ("HeadMask", "evaluate_top1", "head_ablation", "best_heads", "extreme_heads"),

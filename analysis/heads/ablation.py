@@ -35,12 +35,12 @@ from tqdm import tqdm
 from ..core.distributed import World
 from ..core.errors import UserError, not_a_command
 from ..core.files import write_json
-from .attention import AttentionLayer, attention_layers
+from .attention import AttentionLayer, ProjectionInputHooks, attention_layers
 
 __all__ = ["HeadMask", "evaluate_top1", "head_ablation", "best_heads", "extreme_heads"]
 
 
-class HeadMask:
+class HeadMask(ProjectionInputHooks):
     """Context manager nulling heads: `HeadMask(model, {"blocks.3.attn": [0, 2]})`.
 
     A forward pre-hook on each layer's output projection zeroes the heads' input slices;
@@ -59,17 +59,6 @@ class HeadMask:
             if bad:
                 raise UserError(f"{name} has {layer.num_heads} heads; cannot null head(s) {bad}")
             self._plan.append((layer, sorted(set(idx))))
-        self._handles = []
-
-    def __enter__(self) -> "HeadMask":
-        for layer, idx in self._plan:
-            self._handles.append(layer.proj.register_forward_pre_hook(self._hook(layer, idx)))
-        return self
-
-    def __exit__(self, *exc) -> None:
-        for h in self._handles:
-            h.remove()
-        self._handles.clear()
 
     @staticmethod
     def _hook(layer: AttentionLayer, idx: list[int]):

@@ -46,7 +46,8 @@ from shvit.layers import MHSA, BottleneckSHSA
 
 from ..core.errors import UserError, not_a_command
 
-__all__ = ["AttentionCapture", "AttentionMaps", "AttentionLayer", "attention_layers", "AttentionFamily",
+__all__ = ["AttentionCapture", "AttentionMaps", "AttentionLayer", "ProjectionInputHooks", "attention_layers",
+           "AttentionFamily",
            "register_attention_family", "supported_families", "UnsupportedModelError"]
 
 
@@ -72,6 +73,27 @@ class AttentionLayer:
     proj: nn.Module
     channel_dim: int
     head_dim: int
+
+
+class ProjectionInputHooks:
+    """Base of the context managers that rewrite the input of some layers' output projection, where each
+    head has its slice (`HeadMask` zeroes heads, `HeadGates` scales them): a subclass fills `self._plan`
+    with (layer, argument) pairs and defines `_hook(layer, argument)`; leaving the context removes the hooks."""
+
+    _plan: list
+
+    def __enter__(self):
+        self._handles = [layer.proj.register_forward_pre_hook(self._hook(layer, arg)) for layer, arg in self._plan]
+        return self
+
+    def __exit__(self, *exc) -> None:
+        for h in self._handles:
+            h.remove()
+        self._handles.clear()
+
+    @staticmethod
+    def _hook(layer: AttentionLayer, arg):
+        raise NotImplementedError
 
 
 @dataclass

@@ -35,14 +35,14 @@ from tqdm import tqdm
 
 from ..core.distributed import World
 from ..core.errors import UserError, not_a_command
-from .attention import AttentionLayer, attention_layers
+from .attention import AttentionLayer, ProjectionInputHooks, attention_layers
 
 __all__ = ["HeadGates", "head_importance", "IMPORTANCE_METRICS"]
 
 IMPORTANCE_METRICS = ("head_importance", "head_importance_normalized")
 
 
-class HeadGates:
+class HeadGates(ProjectionInputHooks):
     """Context manager putting a gate (a leaf tensor of ones that requires grad) on each head of
     every multi-head layer: `gates[layer_name]` has one entry per head, to differentiate against."""
 
@@ -50,17 +50,7 @@ class HeadGates:
         self.layers = [layer for layer in attention_layers(model) if layer.num_heads > 1]
         self.gates = {layer.name: torch.ones(layer.num_heads, device=device, requires_grad=True)
                       for layer in self.layers}
-        self._handles = []
-
-    def __enter__(self) -> "HeadGates":
-        for layer in self.layers:
-            self._handles.append(layer.proj.register_forward_pre_hook(self._hook(layer, self.gates[layer.name])))
-        return self
-
-    def __exit__(self, *exc) -> None:
-        for h in self._handles:
-            h.remove()
-        self._handles.clear()
+        self._plan = [(layer, self.gates[layer.name]) for layer in self.layers]
 
     @staticmethod
     def _hook(layer: AttentionLayer, gate: torch.Tensor):

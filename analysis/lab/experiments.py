@@ -139,7 +139,8 @@ def importance_table(*, root: Optional[PathLike] = None, refresh: bool = False, 
             batches = list(DataLoader(val, batch_size=200))
             model, _ = load_or_train(key, root=root, progress=progress)
             imp = head_importance(model, batches, progress=progress)
-            imp = imp.pivot_table(index=["layer", "layer_index", "head"], columns="metric", values="value").reset_index()
+            imp = imp.pivot_table(index=["layer", "layer_index", "head"], columns="metric", values="value")
+            imp = imp.reset_index()
             ablation = head_ablation(model, batches, modes=("remove1",), progress=progress)
             df = imp.merge(ablation[["layer", "head", "delta"]], on=["layer", "head"], validate="one_to_one")
             frames.append(pd.DataFrame({

@@ -163,7 +163,8 @@ def roofline_tables():
             rows.append({"model": model, "op": op, "category": categorize(op), "macs": macs, "mem_bytes": mem,
                          "flops_per_byte": 2 * macs / mem if mem else np.nan, "predicted_s": 1e-3})
     ops = pd.DataFrame(rows)
-    stages = pd.DataFrame({"model": ["a", "a", "b"], "stage": ["stem", "head", "stem"], "macs": [10 ** 9, 10 ** 6, 10 ** 9],
+    stages = pd.DataFrame({"model": ["a", "a", "b"], "stage": ["stem", "head", "stem"],
+                           "macs": [10 ** 9, 10 ** 6, 10 ** 9],
                            "mem_bytes": [10 ** 7, 10 ** 6, 10 ** 7], "flops_per_byte": [200.0, 2.0, 200.0],
                            "predicted_ms": [20.0, 1.0, 30.0], "measured_ms": [40.0, 3.0, 35.0],
                            "achieved_flops": [5e10, 6.7e8, 5.7e10]})
