@@ -68,8 +68,9 @@ def plot_head_similarity(df: pd.DataFrame, path: str | Path, *, metric: str = "m
 
 def plot_head_redundancy(paper: pd.DataFrame, micro: pd.DataFrame, full: pd.DataFrame):
     """SHViT Fig. 3 beside ours: per layer, head similarity and the best remove-1 / leave-1 top-1 change,
-    a curve per head count; the paper's DeiT-T on top, the micro DeiT trained here below, and our
-    full-scale DeiT-T similarity dashed in the top-left panel.
+    a curve per head count; the paper's DeiT-T on top (reference), the micro DeiT trained here below,
+    and our full-scale DeiT-T similarity in the top-left panel on a 0-100 axis: dashed as a result with
+    trained weights, dotted and labelled as the null baseline with random ones.
 
     `paper`: `load_reference("shvit_fig3_deit_head_similarity")`; `micro`: `lab.experiments.heads_table()`
     (both: heads, layer and the three columns); `full`: the per-layer mean_pairwise_cosine rows of
@@ -77,7 +78,7 @@ def plot_head_redundancy(paper: pd.DataFrame, micro: pd.DataFrame, full: pd.Data
     """
     use_style()
     fig, axes = plt.subplots(2, 3, figsize=(11, 6), layout="constrained")
-    for row, (table, label) in enumerate([(paper, "paper: DeiT-T on ImageNet (pretrained)"),
+    for row, (table, label) in enumerate([(paper, "reference: the paper's DeiT-T\non ImageNet (pretrained)"),
                                           (micro, "ours: micro DeiT on cluttered digits (trained here)")]):
         for ax, (col, title) in zip(axes[row], _REDUNDANCY_COLUMNS):
             for heads, g in table.groupby("heads"):
@@ -86,8 +87,12 @@ def plot_head_redundancy(paper: pd.DataFrame, micro: pd.DataFrame, full: pd.Data
             if col != "similarity_pct":
                 ax.axhline(0, color="0.6", lw=0.8)
         axes[row, 0].set_ylabel(label, fontsize=8)
-    axes[0, 0].plot(full.layer_index, 100 * full.value, ls="--", marker="x", ms=4, color="0.3",
-                    label=f"ours: DeiT-T full scale ({', '.join(full.weights.unique())})")
+    weights = ", ".join(full.weights.unique())
+    null = weights == "random"  # untrained attention is near uniform: a null baseline, not a result
+    axes[0, 0].plot(full.layer_index, 100 * full.value, ls=":" if null else "--", marker="x", ms=4, color="0.3",
+                    label="null baseline: our DeiT-T, full scale, random weights" if null
+                    else f"ours: DeiT-T full scale ({weights})")
+    axes[0, 0].set_ylim(0, 100)
     axes[0, 0].legend(fontsize=7)
     axes[1, 0].legend(fontsize=7)
     return fig
@@ -121,8 +126,9 @@ def plot_head_query_maps(maps: dict, *, model: str):
 
 
 def plot_family_similarity(table: pd.DataFrame):
-    """SHViT Fig. 4 / EfficientViT Fig. 4: per-layer head similarity (%) of each model, one panel per
-    paper's metric; single-head models (not applicable) are named in the legend's title.
+    """SHViT Fig. 4 / EfficientViT Fig. 4: per-layer head similarity (%) of each model on a 0-100 axis, one
+    panel per paper's metric; random weights dotted and labelled as the null baseline; single-head models
+    (not applicable) are named in the legend's title.
 
     `table`: `similarity.head_similarity_table` with mean_pairwise_cosine and mean_max_cosine. Returns the figure.
     """
@@ -132,10 +138,13 @@ def plot_family_similarity(table: pd.DataFrame):
     palette = dict(zip(models, sns.color_palette("tab10", len(models))))
     fig, axes = plt.subplots(1, 2, figsize=(10, 3.6), layout="constrained", sharey=True)
     for ax, (metric, title) in zip(axes, _FAMILY_METRICS):
-        for model, g in layers[layers.metric == metric].groupby("model", sort=False):
+        for (model, weights), g in layers[layers.metric == metric].groupby(["model", "weights"], sort=False):
             if g.applicable.all():
-                ax.plot(g.layer_index, 100 * g.value, marker="o", ms=3, label=model, color=palette[model])
-        ax.set(title=title, xlabel="attention layer", ylabel="head similarity (%)")
+                null = weights == "random"  # near-uniform untrained attention: a null baseline
+                ax.plot(g.layer_index, 100 * g.value, marker="o", ms=3, ls=":" if null else "-",
+                        mfc="white" if null else None, color=palette[model],
+                        label=f"{model} (random: null baseline)" if null else f"{model} ({weights})")
+        ax.set(title=title, xlabel="attention layer", ylabel="head similarity (%)", ylim=(0, 100))
     single = sorted(set(layers[~layers.applicable.astype(bool)].model))
     axes[0].legend(fontsize=7, title=("single head, n/a: " + ", ".join(single)) if single else None,
                    title_fontsize=7)

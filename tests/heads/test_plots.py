@@ -42,8 +42,10 @@ def test_head_redundancy_rows_are_paper_and_micro_with_a_curve_per_head_count():
     assert len(axes[1, 0].lines) == 2 and len(axes[0, 1].lines) == 3  # deltas get a zero line
     full_curve = axes[0, 0].lines[2]
     assert list(full_curve.get_ydata()) == pytest.approx([99.4, 99.8])
-    assert full_curve.get_label() == "ours: DeiT-T full scale (random)"
-    assert axes[0, 0].get_ylabel().startswith("paper") and axes[1, 0].get_ylabel().startswith("ours")
+    assert full_curve.get_label() == "null baseline: our DeiT-T, full scale, random weights"
+    assert full_curve.get_linestyle() == ":" and axes[0, 0].get_ylim() == (0, 100)
+    assert axes[0, 0].get_ylabel().startswith("reference")
+    assert axes[1, 0].get_ylabel().startswith("ours")
 
 
 @pytest.mark.usefixtures("figure_only")
@@ -82,7 +84,9 @@ def test_family_similarity_draws_each_multi_head_model_per_metric_and_names_sing
     assert pairwise.get_title() == "mean pairwise cosine (SHViT Fig. 4)"
     assert max_cosine.get_title() == "mean max cosine (EfficientViT Fig. 4)"
     for ax in fig.axes:
-        assert [line.get_label() for line in ax.lines] == ["deit", "swin"]
+        assert [line.get_label() for line in ax.lines] == ["deit (random: null baseline)",
+                                                           "swin (random: null baseline)"]
+        assert all(line.get_linestyle() == ":" for line in ax.lines) and ax.get_ylim() == (0, 100)
         assert list(ax.lines[1].get_ydata()) == pytest.approx([70, 80])  # per-layer rows only, in %
         assert ax.lines[0].get_color() != ax.lines[1].get_color()
     assert pairwise.get_legend().get_title().get_text() == "single head, n/a: shvit"
@@ -117,3 +121,13 @@ def test_attention_overlay_draws_a_panel_per_head_on_the_image_with_one_scale():
         assert np.array_equal(overlay.get_array(), maps[h].numpy()) and overlay.get_extent() == [0, 48, 32, 0]
         assert overlay.get_clim() == (0, pytest.approx(float(maps.max()))) and ax.get_title() == f"head {h}"
         assert (ax.lines[0].get_xdata()[0], ax.lines[0].get_ydata()[0]) == (9.0, 5.0)  # x, y
+
+
+@pytest.mark.usefixtures("figure_only")
+def test_family_similarity_draws_trained_weights_as_results_and_random_ones_as_the_null_baseline():
+    table = pd.concat([similarity_rows("deit", [0.5, 0.6], weights="pretrained"),
+                       similarity_rows("swin", [0.9, 0.95], weights="random")])
+    fig = plot_family_similarity(table)
+    trained, null = fig.axes[0].lines
+    assert (trained.get_label(), trained.get_linestyle()) == ("deit (pretrained)", "-")
+    assert (null.get_label(), null.get_linestyle()) == ("swin (random: null baseline)", ":")
