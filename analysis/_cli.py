@@ -19,7 +19,7 @@ from typing import Callable, Optional
 from .core.errors import UserError, exit_on_user_error
 from .core.files import check_writable
 
-__all__ = ["ArgumentParser", "command", "positive_int", "non_negative_int", "seed", "resolution", "positive_float",
+__all__ = ["ArgumentParser", "command", "model_on_image", "write_figure_and_table", "positive_int", "non_negative_int", "seed", "resolution", "positive_float",
            "non_negative_float", "output_path", "output_stem", "add_device_arg", "add_threads_arg", "add_seed_arg",
            "add_attention_backend_arg", "ATTENTION_BACKENDS"]
 
@@ -148,3 +148,35 @@ def add_attention_backend_arg(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--attention-backend", default="auto", choices=ATTENTION_BACKENDS,
                         help="force one scaled_dot_product_attention kernel (default auto: torch's choice "
                              "for this host and device)")
+
+
+# ----------------------------------------------------------------------------- shared steps of the map tools
+
+def model_on_image(args):
+    """What `attention_maps` and `gradcam` start with: (model on its device, the image's `ImageView`, the
+    model's input batch of one) from `--model`, `--weights`, `--image`, `--device`, `--threads`, `--seed`."""
+    from .core.images import load_image, view_image
+    from .core.models import check_model_name, create_model
+    from .core.runtime import resolve_device, set_threads
+
+    check_model_name(args.model)
+    image = load_image(args.image)
+    device = resolve_device(args.device)
+    set_threads(args.threads)
+    model = create_model(args.model, args.weights, seed=args.seed).to(device)
+    view = view_image(model, image)
+    return model, view, view.input.to(device)
+
+
+def write_figure_and_table(fig, table, stem) -> None:
+    """STEM.png, STEM.pdf and STEM.csv, written atomically and each announced on stderr."""
+    import matplotlib.pyplot as plt
+
+    from .core.plotting import save_figure
+    from .core.tables import write_csv
+
+    csv = write_csv(table, f"{stem}.csv")
+    paths = save_figure(fig, stem)
+    plt.close(fig)
+    for path in (*paths, csv):
+        print(f"wrote {path}", file=sys.stderr)

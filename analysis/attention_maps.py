@@ -6,7 +6,8 @@ from __future__ import annotations
 import argparse
 import sys
 
-from ._cli import ArgumentParser, add_device_arg, add_seed_arg, add_threads_arg, command, output_stem
+from ._cli import (ArgumentParser, add_device_arg, add_seed_arg, add_threads_arg, command, model_on_image, output_stem,
+                   write_figure_and_table)
 
 EPILOG = """examples:
   # every head of DeiT-T's last attention layer, from the centre of the image
@@ -59,27 +60,16 @@ def build_parser() -> ArgumentParser:
 def run(args) -> int:
     from pathlib import Path
 
-    import matplotlib.pyplot as plt
-
     from .core.errors import UserError
-    from .core.images import load_image, view_image
-    from .core.models import check_model_name, create_model, describe_weights
-    from .core.plotting import provenance, save_figure
-    from .core.runtime import resolve_device, set_threads
-    from .core.tables import write_csv
+    from .core.models import describe_weights
+    from .core.plotting import provenance
     from .heads.maps import attention_rollout, query_attention, select_layer
     from .heads.plots import plot_attention_overlay
 
     if args.rollout and args.layer is not None:
         raise UserError("--layer does not apply to --rollout: the rollout multiplies every attention layer")
-    check_model_name(args.model)
-    image = load_image(args.image)
-    device = resolve_device(args.device)
-    set_threads(args.threads)
-    model = create_model(args.model, args.weights, seed=args.seed).to(device)
+    model, view, x = model_on_image(args)
     layer = None if args.rollout else select_layer(model, args.layer)
-    view = view_image(model, image)
-    x = view.input.to(device)
     weights = describe_weights(args.weights)
     stamp = f"{args.model} | image {Path(args.image).name}"
     if args.rollout:
@@ -112,11 +102,7 @@ def run(args) -> int:
     r, c = divmod(int(grid.argmax()), grid.shape[-1])
     summary.append(f"map argmax: row {r}, col {c}")
     provenance(fig, scale="full", weights=weights, extra=stamp)
-    csv = write_csv(table, f"{args.out}.csv")
-    paths = save_figure(fig, args.out)
-    plt.close(fig)
-    for path in (*paths, csv):
-        print(f"wrote {path}", file=sys.stderr)
+    write_figure_and_table(fig, table, args.out)
     print("\n".join(summary))
     return 0
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import sys
 
-from ._cli import (ArgumentParser, add_device_arg, add_seed_arg, add_threads_arg, command, non_negative_int,
-                   output_stem)
+from ._cli import (ArgumentParser, add_device_arg, add_seed_arg, add_threads_arg, command, model_on_image,
+                   non_negative_int, output_stem, write_figure_and_table)
 
 METHODS = ("gradcam", "gradcam++", "rollout")  # = lab.gradcam.CAM_METHODS
 
@@ -49,28 +49,18 @@ def build_parser() -> ArgumentParser:
 def run(args) -> int:
     from pathlib import Path
 
-    import matplotlib.pyplot as plt
     import pandas as pd
     import torch
 
     from .core.errors import UserError
-    from .core.images import load_image, view_image
-    from .core.models import check_model_name, create_model, describe_weights
-    from .core.plotting import provenance, save_figure
-    from .core.runtime import resolve_device, set_threads
-    from .core.tables import write_csv
+    from .core.models import describe_weights
+    from .core.plotting import provenance
     from .lab.gradcam import CAM_METHODS
     from .lab.plots import plot_cam_overlay
 
     if args.method == "rollout" and args.target is not None:
         raise UserError("--target does not apply to --method rollout: attention rollout is not class-specific")
-    check_model_name(args.model)
-    image = load_image(args.image)
-    device = resolve_device(args.device)
-    set_threads(args.threads)
-    model = create_model(args.model, args.weights, seed=args.seed).to(device)
-    view = view_image(model, image)
-    x = view.input.to(device)
+    model, view, x = model_on_image(args)
     with torch.no_grad():
         probs = model(x).float().softmax(-1)[0].cpu()
     if args.target is not None and args.target >= len(probs):
@@ -89,11 +79,7 @@ def run(args) -> int:
                            cbar_label=f"{args.method} (a.u.)")
     provenance(fig, scale="full", weights=describe_weights(args.weights),
                extra=f"{args.model} | image {Path(args.image).name} | {args.method} on {cam.layer_name} | {explained}")
-    csv = write_csv(table, f"{args.out}.csv")
-    paths = save_figure(fig, args.out)
-    plt.close(fig)
-    for path in (*paths, csv):
-        print(f"wrote {path}", file=sys.stderr)
+    write_figure_and_table(fig, table, args.out)
     r, c = divmod(int(values.argmax()), w)
     print(f"predicted class {pred} (p = {float(probs[pred]):.4f})"
           + (f", target class {int(target)} (p = {float(probs[int(target)]):.4f})" if target is not None else ""))

@@ -35,6 +35,7 @@ when the GPU is busy. `roofline_summary` measures how much that matters per mode
 from __future__ import annotations
 
 import dataclasses
+import functools
 import json
 import sys
 import time
@@ -237,6 +238,10 @@ class Roofline:
         self.cost = CostAnalysis(model, inputs, fuse=fuse, stages=stages)
 
     def ops(self) -> pd.DataFrame:
+        return self._ops.copy()
+
+    @functools.cached_property
+    def _ops(self) -> pd.DataFrame:
         m, df = self.machine, self.cost.ops()
         df["category"] = df["op"].map(categorize)
         df["memory_bound_category"] = df["category"].map(MEMORY_BOUND)
