@@ -34,6 +34,9 @@ def build_parser() -> ArgumentParser:
     p.add_argument("--threads", type=positive_int, default=1,
                    help="CPU / ONNX Runtime threads (default 1, as the papers)")
     p.add_argument("--no-amp", action="store_true", help="cuda: time in float32")
+    p.add_argument("--cuda-graph", action="store_true",
+                   help="cuda: replay each pass as one CUDA graph, so the host's kernel-launch speed drops "
+                        "out (not the papers' protocol; small models at batch 256 are launch-bound)")
     p.add_argument("--warmup", type=non_negative_float, default=1.0, help="warm-up seconds (papers: 10)")
     p.add_argument("--window", type=positive_float, default=3.0, help="timed seconds (papers: 60)")
     add_seed_arg(p, "seed for the random weights")
@@ -58,6 +61,8 @@ def run(args) -> int:
         runtime = resolve_device("auto").type
     elif runtime == "cuda":
         resolve_device("cuda")
+    if args.cuda_graph and runtime != "cuda":
+        raise UserError("--cuda-graph needs --runtime cuda")
     if runtime == "onnx":
         try:
             import onnxruntime  # noqa: F401  (optional: the [onnx] extra)
@@ -76,16 +81,23 @@ def run(args) -> int:
     for name in tqdm(args.model, desc="throughput", disable=len(args.model) < 2, file=sys.stderr):
         r = model_throughput(name, runtime=runtime, batch_size=args.batch_size, resolution=args.resolution,
                              seed=args.seed, threads=args.threads, warmup_s=args.warmup, window_s=args.window,
-                             amp=False if args.no_amp else None)
+                             amp=False if args.no_amp else None, cuda_graph=args.cuda_graph)
         records.append(r)
         if args.json:
             print(json.dumps(r), flush=True)
         else:
-            print(f"{name:32s} {r['device']:16s} batch {r['batch_size']:4d} {r['resolution']:4d} px "
-                  f"{r['images_per_s']:10.1f} img/s (IQR {r['spread']:.1f})", flush=True)
+            print(f"{name:24s} {r['images_per_s']:10.1f} img/s (IQR {r['spread']:.1f})  {_setting(r)}", flush=True)
     if args.csv:
         write_csv(pd.DataFrame(records), args.csv)
     return 0
+
+
+def _setting(r: dict) -> str:
+    """What was timed, in words: device, batch, resolution, threads or precision, and the timing window."""
+    how = (f"{'AMP fp16' if r['amp'] else 'fp32'}{', CUDA graph' if r['cuda_graph'] else ''}"
+           if r["runtime"] == "cuda" else f"{r['threads']} thread{'s' * (r['threads'] != 1)}")
+    return (f"{r['device']}, batch {r['batch_size']}, {r['resolution']} px, {how}; median of {r['passes']} "
+            f"passes in a {r['window_s']:g} s window after {r['warmup_s']:g} s warm-up")
 
 
 main = command(build_parser, run)

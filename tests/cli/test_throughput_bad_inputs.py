@@ -24,6 +24,7 @@ TABLE = [
     (M + ["--runtime", "tpu"], "argument --runtime/--device: invalid choice"),
     (M + ["--csv", "{missing}"], "does not exist"),
     (M + ["--csv", "{empty}"], "is a directory"),
+    (M + ["--cuda-graph"], "--cuda-graph needs --runtime cuda"),
 ]
 
 

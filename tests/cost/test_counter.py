@@ -138,7 +138,10 @@ def test_cuda_count_equals_cpu_count_under_each_backend(backend, dtype):
     except RuntimeError as e:  # e.g. no flash / cuDNN kernel for fp32 on this GPU
         pytest.skip(f"{backend} cannot run here: {str(e).splitlines()[0]}")
     assert ca.total("macs") == cpu.total("macs")
-    assert ca.total("mem_bytes") * 4 == cpu.total("mem_bytes") * dtype.itemsize
+    # Every tensor shrinks with the dtype except LayerNorm's saved mean and rstd (one each per token),
+    # which CUDA keeps in float32: 25 LayerNorms x 197 tokens x 2 statistics.
+    stats = sum(isinstance(m, torch.nn.LayerNorm) for m in model.modules()) * 197 * 2
+    assert ca.total("mem_bytes") == cpu.total("mem_bytes") * dtype.itemsize // 4 + stats * (4 - dtype.itemsize)
     assert not ca.unsupported_ops()
 
 

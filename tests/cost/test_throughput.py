@@ -6,14 +6,16 @@ import time
 import numpy as np
 import pandas as pd
 import pytest
+import timm
 import torch
+import torch.nn as nn
 
 import shvit  # noqa: F401
 from analysis.core.models import create_model, fuse_model
 from analysis.core.reference import load_reference
 from analysis.cost import throughput
-from analysis.cost.throughput import (measure_throughput, model_throughput, rank_agreement, table2_comparison,
-                                      time_passes)
+from analysis.cost.throughput import (cuda_graph_forward, measure_throughput, model_throughput, rank_agreement,
+                                      table2_comparison, time_passes)
 from analysis.throughput import main
 
 KEYS = {"model", "device", "batch_size", "resolution", "threads", "images_per_s", "spread"}
@@ -100,6 +102,35 @@ def test_cli_json_several_models(capsys, tmp_path):
     assert [r["model"] for r in lines] == ["shvitlab_s1", "efficientvit_m0"]
     assert all(KEYS <= set(r) for r in lines)
     assert out_csv.read_text().startswith("model,device,")
+
+
+def test_cli_text_states_threads_and_window(capsys):
+    assert main(["--model", "shvitlab_s1", "--resolution", "64", "--batch-size", "2", "--threads", "1",
+                 "--warmup", "0", "--window", "0.1"]) == 0
+    line = capsys.readouterr().out.strip()
+    assert line.startswith("shvitlab_s1") and "img/s (IQR" in line
+    assert "cpu, batch 2, 64 px, 1 thread; median of" in line and "passes in a 0.1 s window after 0 s warm-up" in line
+
+
+@pytest.mark.gpu
+@pytest.mark.parametrize("amp", [False, True])
+def test_cuda_graph_replays_the_eager_forward(amp):
+    net = fuse_model(timm.create_model("shvit_s1", num_classes=10)).cuda()
+    x = torch.randn(4, 3, 224, 224, device="cuda")
+    graph, out = cuda_graph_forward(net, x, amp=amp)
+    x.copy_(torch.randn_like(x))  # the graph reads x's storage at replay time
+    graph.replay()
+    torch.cuda.synchronize()
+    with torch.inference_mode(), torch.autocast("cuda", dtype=torch.float16, enabled=amp):
+        eager = net(x)
+    assert out.dtype == eager.dtype and torch.allclose(out.float(), eager.float(), atol=1e-2 if amp else 1e-4)
+    r = measure_throughput(net, runtime="cuda", batch_size=8, warmup_s=0, window_s=0.2, amp=amp, cuda_graph=True)
+    assert r["cuda_graph"] and r["images_per_s"] > 0
+
+
+def test_cuda_graph_needs_the_cuda_runtime():
+    with pytest.raises(ValueError, match="cuda_graph needs runtime='cuda'"):
+        measure_throughput(nn.Identity(), runtime="cpu", cuda_graph=True)
 
 
 def test_table2_comparison_has_rank_correlation():
