@@ -17,7 +17,8 @@ EPILOG = """examples:
   python -m analysis.ablations --all                 # train missing recipes, write results/micro/*.csv
   python -m analysis.ablations --list
   python -m analysis.ablations --train stem4 stem8   # just these models
-  python -m analysis.ablations --table macro --refresh"""
+  python -m analysis.ablations --table macro --refresh
+  python -m analysis.ablations --seeds               # the scorecard's seed replicates and per-image tables"""
 
 
 def build_parser() -> ArgumentParser:
@@ -26,6 +27,9 @@ def build_parser() -> ArgumentParser:
     p.add_argument("--all", action="store_true", help="train every recipe and build every table")
     p.add_argument("--train", nargs="+", metavar="KEY", help="train (or load) these recipes")
     p.add_argument("--table", nargs="+", choices=TABLE_NAMES, help="build these tables")
+    p.add_argument("--seeds", action="store_true",
+                   help="train every recipe from seeds 1 and 2 as well (~25 min on 2 cores) "
+                        "and write their per-image tables (predictions, head_similarity_images)")
     p.add_argument("--list", action="store_true", help="list the recipes and their cache state")
     p.add_argument("--retrain", action="store_true", help="ignore cached checkpoints")
     p.add_argument("--refresh", action="store_true", help="recompute cached tables")
@@ -41,8 +45,8 @@ def run(args) -> int:
     from .core.runtime import set_threads
     from .core.tables import read_csv
     from .lab.cache import checkpoint_path, train_suite
-    from .lab.experiments import TABLES
-    from .lab.recipes import RECIPES, recipe
+    from .lab.experiments import REPLICATE_TABLES, TABLES
+    from .lab.recipes import RECIPES, SEEDED_KEYS, SEEDS, recipe
 
     root = micro_root(args.root)
     for key in args.train or ():
@@ -51,9 +55,12 @@ def run(args) -> int:
         for key, r in RECIPES.items():
             state = "cached" if checkpoint_path(key, root).is_file() else "missing"
             print(f"{key:16s} {r.digest()} {state:8s} {r.description}")
+            for seed in SEEDS[1:] if key in SEEDED_KEYS else ():
+                state = "cached" if checkpoint_path(key, root, seed).is_file() else "missing"
+                print(f"{'  seed ' + str(seed):16s} {recipe(key, seed).digest()} {state:8s}")
         return 0
-    if not (args.all or args.train or args.table):
-        raise UserError("nothing to do: pass --all, --train KEY..., --table NAME... or --list")
+    if not (args.all or args.train or args.table or args.seeds):
+        raise UserError("nothing to do: pass --all, --train KEY..., --table NAME..., --seeds or --list")
     try:
         root.mkdir(parents=True, exist_ok=True)
     except OSError as e:
@@ -66,6 +73,9 @@ def run(args) -> int:
         print(models[["key", "val_top1", "train_seconds"]].to_string(index=False), file=sys.stderr)
     for name in (TABLES if args.all else args.table or ()):
         df = TABLES[name](root=root, refresh=args.refresh or args.retrain)
+        print(f"{name}: {len(df)} rows -> {root / (name + '.csv')}", file=sys.stderr)
+    for name in REPLICATE_TABLES if args.seeds else ():
+        df = REPLICATE_TABLES[name](root=root, refresh=args.refresh or args.retrain)
         print(f"{name}: {len(df)} rows -> {root / (name + '.csv')}", file=sys.stderr)
     if args.all:
         m = read_csv(root / "models.csv")

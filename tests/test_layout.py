@@ -11,10 +11,10 @@ from pathlib import Path
 import pytest
 
 import analysis
-from analysis import core, cost, heads, lab
+from analysis import core, cost, evidence, heads, lab
 
 ROOT = Path(__file__).resolve().parents[1]
-ROOMS = (core, heads, cost, lab)
+ROOMS = (core, heads, cost, lab, evidence)
 LIBRARY = sorted((ROOT / "analysis").rglob("*.py"))
 
 

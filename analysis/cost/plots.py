@@ -161,13 +161,14 @@ def _speed_agreement(ax, table, device, paper_col, ours_col):
     ax.legend(loc="upper left", fontsize=8)
 
 
-def plot_macro_design(table: pd.DataFrame, micro: pd.DataFrame):
+def plot_macro_design(table: pd.DataFrame, micro: pd.DataFrame, micro_top1: Optional[pd.DataFrame] = None):
     """SHViT Fig. 2 rebuilt: a row for the Fig. 2 designs and one for the stem strides, each with the
     per-stage MACs, mem_bytes and latency of the full-size models stacked, and the micro top-1 beside.
 
     `table`: model x stage (`macro_design.macro_design_table`'s columns, latency_ms and batch_size
-    measured); `micro`: `lab.experiments.macro_table()` (experiment "fig2" / "stem", row, val_top1).
-    Returns the figure.
+    measured); `micro`: `lab.experiments.macro_table()` (experiment "fig2" / "stem", row, val_top1);
+    `micro_top1` (`lab.replicates.top1_intervals`): where given, the micro top-1 is the mean over seeds
+    with its 95% interval. Returns the figure.
     """
     use_style()
     models = list(table.model.unique())
@@ -186,9 +187,17 @@ def plot_macro_design(table: pd.DataFrame, micro: pd.DataFrame):
                           legend=False, edgecolor="white", linewidth=0.5)
             ax.set(xlabel=xlabel, ylabel=label, title=f"{title}: {name}")
         ax = row[3]
-        ax.plot(mic.row.str.replace("stem ", "").str.replace(r"x\d+", "", regex=True), mic.val_top1, "o-",
-                color=OURS_COLOR, ms=8)
-        for i, v in enumerate(mic.val_top1):
+        labels = mic.row.str.replace("stem ", "").str.replace(r"x\d+", "", regex=True)
+        if micro_top1 is not None:
+            est = micro_top1.set_index("key").loc[mic.key]
+            top1, err = est.top1.to_numpy(), [est.top1 - est.top1_low, est.top1_high - est.top1]
+            ax.errorbar(labels, top1, yerr=err, fmt="o-", color=OURS_COLOR, ms=8, capsize=4,
+                        label=f"mean of {int(est.seeds.iloc[0])} seeds, 95% interval")
+            ax.legend(fontsize=8, loc="lower left")
+        else:
+            top1 = mic.val_top1.to_numpy()
+            ax.plot(labels, top1, "o-", color=OURS_COLOR, ms=8)
+        for i, v in enumerate(top1):
             ax.annotate(f"{v:.1f}", (i, v), xytext=(0, 7), textcoords="offset points", ha="center", fontsize=9)
         ax.margins(x=0.15, y=0.25)
         ax.set(ylabel="micro top-1 (%, cluttered digits)", title=f"{title}: accuracy (micro)", xlabel=xlabel)

@@ -6,7 +6,7 @@ EXPORTS = {
     ".attention": ("AttentionCapture", "AttentionMaps", "AttentionLayer", "ProjectionInputHooks", "attention_layers",
                    "AttentionFamily", "register_attention_family", "supported_families", "UnsupportedModelError"),
     ".metrics": ("HeadStatistics", "METRICS", "PAIRWISE_METRICS", "pairwise_cosine", "linear_cka"),
-    ".similarity": ("head_similarity", "model_head_similarity", "head_similarity_table", "similarity_summary",
+    ".similarity": ("head_similarity", "similarity_per_image", "model_head_similarity", "head_similarity_table", "similarity_summary",
                     "COLUMNS",
                     "PAPER_METRICS", "AMP_DTYPES"),
     ".importance": ("HeadGates", "head_importance", "IMPORTANCE_METRICS"),

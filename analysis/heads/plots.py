@@ -8,6 +8,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import math
+from typing import Optional
 
 import matplotlib.pyplot as plt
 import numpy as np
@@ -66,7 +67,8 @@ def plot_head_similarity(df: pd.DataFrame, path: str | Path, *, metric: str = "m
     return paths
 
 
-def plot_head_redundancy(paper: pd.DataFrame, micro: pd.DataFrame, full: pd.DataFrame):
+def plot_head_redundancy(paper: pd.DataFrame, micro: pd.DataFrame, full: pd.DataFrame,
+                         bands: Optional[pd.DataFrame] = None):
     """SHViT Fig. 3 beside ours: per layer, head similarity and the best remove-1 / leave-1 top-1 change,
     a curve per head count; the paper's DeiT-T on top (reference), the micro DeiT trained here below,
     and our full-scale DeiT-T similarity in the top-left panel on a 0-100 axis: dashed as a result with
@@ -74,15 +76,26 @@ def plot_head_redundancy(paper: pd.DataFrame, micro: pd.DataFrame, full: pd.Data
 
     `paper`: `load_reference("shvit_fig3_deit_head_similarity")`; `micro`: `lab.experiments.heads_table()`
     (both: heads, layer and the three columns); `full`: the per-layer mean_pairwise_cosine rows of
-    `similarity.head_similarity_table` for one model. Returns the figure.
+    `similarity.head_similarity_table` for one model; `bands` (`lab.replicates.head_bands`): where
+    given, the micro curve of a column is the mean over seeds with its 95% interval shaded.
+    Returns the figure.
     """
     use_style()
     fig, axes = plt.subplots(2, 3, figsize=(11, 6), layout="constrained")
     for row, (table, label) in enumerate([(paper, "reference: the paper's DeiT-T\non ImageNet (pretrained)"),
                                           (micro, "ours: micro DeiT on cluttered digits (trained here)")]):
         for ax, (col, title) in zip(axes[row], _REDUNDANCY_COLUMNS):
-            for heads, g in table.groupby("heads"):
-                ax.plot(g.layer, g[col], marker="o", ms=3, color=_HEADS_COLORS[heads], label=f"{heads} heads")
+            banded = bands[bands.column == col] if row == 1 and bands is not None else None
+            if banded is not None and len(banded):
+                for heads, g in banded.groupby("heads"):
+                    seeds = int(g.seeds.iloc[0])
+                    ax.plot(g.layer, g.value, marker="o", ms=3, color=_HEADS_COLORS[heads],
+                            label=f"{heads} heads (mean of {seeds} seeds, 95% band)")
+                    ax.fill_between(g.layer, g.low, g.high, color=_HEADS_COLORS[heads], alpha=0.2, lw=0)
+            else:
+                for heads, g in table.groupby("heads"):
+                    ax.plot(g.layer, g[col], marker="o", ms=3, color=_HEADS_COLORS[heads],
+                            label=f"{heads} heads" + (" (seed 0)" if row == 1 and bands is not None else ""))
             ax.set(title=title, xlabel="layer")
             if col != "similarity_pct":
                 ax.axhline(0, color="0.6", lw=0.8)
@@ -95,6 +108,8 @@ def plot_head_redundancy(paper: pd.DataFrame, micro: pd.DataFrame, full: pd.Data
     axes[0, 0].set_ylim(0, 100)
     axes[0, 0].legend(fontsize=7)
     axes[1, 0].legend(fontsize=7)
+    if bands is not None:
+        axes[1, 2].legend(fontsize=7)
     return fig
 
 

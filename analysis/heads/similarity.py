@@ -25,9 +25,9 @@ from ..core.distributed import World
 from ..core.models import create_model, describe_weights
 from .attention import AttentionCapture
 from .importance import head_importance
-from .metrics import METRICS, HeadStatistics
+from .metrics import METRICS, HeadStatistics, pairwise_cosine
 
-__all__ = ["head_similarity", "model_head_similarity", "head_similarity_table", "similarity_summary", "COLUMNS",
+__all__ = ["head_similarity", "similarity_per_image", "model_head_similarity", "head_similarity_table", "similarity_summary", "COLUMNS",
            "PAPER_METRICS", "AMP_DTYPES"]
 
 COLUMNS = ["model", "weights", "layer", "layer_index", "stage", "family", "num_heads", "head",
@@ -64,6 +64,24 @@ def head_similarity(model: nn.Module, batches: Iterable, *, device: torch.device
     df = stats.to_frame()
     df.attrs["images_this_process"] = seen
     return df
+
+
+@torch.inference_mode()
+def similarity_per_image(model: nn.Module, x: torch.Tensor) -> torch.Tensor:
+    """[layers, images]: per image, each multi-head layer's mean pairwise cosine similarity of the
+    head maps (windows averaged), for intervals over images (`HeadStatistics` keeps only sums:
+    its `mean_pairwise_cosine` is this averaged over images)."""
+    rows = []
+
+    def record(m):
+        h = m.num_heads
+        if h > 1:
+            cos = pairwise_cosine(m.attn)                                  # [B * windows, h, h]
+            off = (cos.sum((1, 2)) - cos.diagonal(dim1=1, dim2=2).sum(1)) / (h * (h - 1))
+            rows.append(off.reshape(m.batch_size, -1).double().mean(1))
+    with AttentionCapture(model, record):
+        model(x)
+    return torch.stack(rows)
 
 
 def model_head_similarity(name: str, weights: str, model: nn.Module, source, *, batch_size: int = 32,

@@ -32,9 +32,11 @@ from .train import TrainConfig, build_datasets, build_model, evaluate, fit
 __all__ = ["checkpoint_path", "micro_datasets", "load_or_train", "train_suite", "cached_table"]
 
 
-def checkpoint_path(key: str, root: Optional[PathLike] = None) -> Path:
-    r = recipe(key)
-    return micro_root(root) / "checkpoints" / f"{key}-{r.digest()}.safetensors"
+def checkpoint_path(key: str, root: Optional[PathLike] = None, seed: int = 0) -> Path:
+    """Seed 0 (the suite's models, committed) in `checkpoints/`; other seeds' replicates (a local cache:
+    their tables are committed, their weights are not) in `checkpoints/seed<N>/`."""
+    folder = micro_root(root) / "checkpoints"
+    return (folder if seed == 0 else folder / f"seed{seed}") / f"{recipe(key, seed).label}.safetensors"
 
 
 _DATA_CACHE: dict = {}
@@ -70,18 +72,18 @@ def _read_cached(path: Path, cfg: TrainConfig) -> tuple[nn.Module, dict]:
     return model.eval(), summary
 
 
-def load_or_train(key: str, *, root: Optional[PathLike] = None, retrain: bool = False,
+def load_or_train(key: str, *, seed: int = 0, root: Optional[PathLike] = None, retrain: bool = False,
                   progress: bool = True) -> tuple[nn.Module, dict]:
-    """(model in eval mode, summary) of a micro recipe: from the cache, else trained and cached.
-    A corrupt cache entry is reported (one line on stderr) and rebuilt."""
-    r = recipe(key)
-    path = checkpoint_path(key, root)
+    """(model in eval mode, summary) of a micro recipe trained from `seed`: from the cache, else
+    trained and cached. A corrupt cache entry is reported (one line on stderr) and rebuilt."""
+    r = recipe(key, seed)
+    path = checkpoint_path(key, root, seed)
     cfg = r.config()
     if path.is_file() and not retrain:
         try:
             return _read_cached(path, cfg)
         except CheckpointError as e:
-            print(f"cache entry {path} is corrupt ({e}); retraining {key}", file=sys.stderr)
+            print(f"cache entry {path} is corrupt ({e}); retraining {r.label}", file=sys.stderr)
     path.parent.mkdir(parents=True, exist_ok=True)
     train_ds, val_ds, num_classes = micro_datasets(cfg.data_kwargs)
     model, summary = fit(cfg, datasets=(train_ds, val_ds, num_classes), progress=progress)
@@ -113,11 +115,13 @@ def train_suite(keys: Optional[Iterable[str]] = None, *, root: Optional[PathLike
     return df
 
 
-def cached_table(name: str, keys: Iterable[str], compute, root: Optional[PathLike] = None,
+def cached_table(name: str, keys: Iterable, compute, root: Optional[PathLike] = None,
                  refresh: bool = False) -> pd.DataFrame:
-    """`results/micro/<name>.csv` if it was computed from the current recipes, else recompute and write it."""
+    """`results/micro/<name>.csv` if it was computed from the current recipes (keys, or
+    `MicroRecipe`s for other seeds), else recompute and write it."""
     path = micro_root(root) / f"{name}.csv"
-    digests = ";".join(f"{k}-{recipe(k).digest()}" for k in dict.fromkeys(keys))
+    recipes = [recipe(k) if isinstance(k, str) else k for k in keys]
+    digests = ";".join(dict.fromkeys(r.label for r in recipes))
     if path.is_file() and not refresh:
         df = read_csv(path)
         if "recipes" in df and (df["recipes"] == digests).all():

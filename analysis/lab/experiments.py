@@ -23,18 +23,20 @@ from ..core.errors import not_a_command
 from ..core.paths import PathLike
 from ..cost.counter import CostAnalysis
 from ..cost.throughput import measure_throughput
-from ..heads.ablation import best_heads, extreme_heads, head_ablation
+from ..heads.ablation import HeadMask, best_heads, extreme_heads, head_ablation
 from ..heads.attention import AttentionCapture, attention_layers
 from ..heads.importance import head_importance
 from ..heads.maps import query_attention
 from ..heads.metrics import HeadStatistics
+from ..heads.similarity import similarity_per_image
 from .cache import cached_table, load_or_train, micro_datasets
 from .datasets import ClutteredDigits
 from .gradcam import GradCAM, localisation
-from .recipes import FIG6_ROWS, GRADCAM_KEYS, MACRO_ROWS, RECIPES, STEM_ROWS, TABLE6_ROWS
+from .recipes import FIG6_ROWS, GRADCAM_KEYS, MACRO_ROWS, RECIPES, SEEDED_KEYS, SEEDS, STEM_ROWS, TABLE6_ROWS, recipe
 
 __all__ = ["macro_table", "single_head_table", "heads_table", "importance_table", "importance_agreement",
-           "gradcam_table", "head_query_maps",
+           "gradcam_table", "predictions_table", "head_similarity_images_table", "ablation_images_table",
+           "REPLICATE_TABLES", "head_query_maps",
            "gradcam_examples", "cam_layer", "TABLES", "CAM_MIN_SIDE"]
 
 
@@ -235,7 +237,79 @@ def gradcam_examples(n: int = 8, *, root: Optional[PathLike] = None) -> dict:
     return {"images": ClutteredDigits.denormalize(x), "boxes": val.boxes[:n], "labels": y, "maps": maps}
 
 
+def _replicates(keys, seeds):
+    return [recipe(k, s) for k in keys for s in seeds]
+
+
+def predictions_table(keys=SEEDED_KEYS, seeds=SEEDS, *, root: Optional[PathLike] = None, refresh: bool = False,
+                      progress: bool = True) -> pd.DataFrame:
+    """Per val image, the class each replicate (recipe `key` trained from `seed`) predicts: the
+    paired, per-image data behind the scorecard's accuracy intervals (over seeds and images)."""
+    def compute():
+        frames = []
+        for r in _replicates(keys, seeds):
+            model, _ = load_or_train(r.key, seed=r.seed, root=root, progress=progress)
+            _, val, _ = micro_datasets(r.config().data_kwargs)
+            x, y = torch.stack([v[0] for v in val]), torch.as_tensor(val.labels)
+            if r.input_size and r.input_size != x.shape[-1]:
+                x = torch.nn.functional.interpolate(x, size=(r.input_size,) * 2, mode="bilinear",
+                                                    align_corners=False, antialias=True)
+            with torch.no_grad():
+                pred = torch.cat([model(b).argmax(-1) for b in x.split(200)])
+            frames.append(pd.DataFrame({"key": r.key, "seed": r.seed, "image": range(len(y)), "label": y.numpy(),
+                                        "pred": pred.numpy()}))
+        return pd.concat(frames, ignore_index=True)
+    return cached_table("predictions", _replicates(keys, seeds), compute, root, refresh)
+
+
+def head_similarity_images_table(keys=("deit_3h", "deit_6h"), seeds=SEEDS, *, images: int = 128,
+                                 root: Optional[PathLike] = None, refresh: bool = False,
+                                 progress: bool = True) -> pd.DataFrame:
+    """Per layer and val image, the mean pairwise cosine similarity of the head maps (%) of each
+    replicate of the micro DeiTs: the per-image data behind `heads_table`'s similarity (its mean
+    over images for seed 0) and the scorecard's bootstrap intervals."""
+    def compute():
+        frames = []
+        for r in _replicates(keys, seeds):
+            model, _ = load_or_train(r.key, seed=r.seed, root=root, progress=progress)
+            _, val, _ = micro_datasets(r.config().data_kwargs)
+            x = torch.stack([val[i][0] for i in range(images)])
+            sim = similarity_per_image(model, x)  # [layers, images]
+            heads = attention_layers(model)[0].num_heads
+            frames += [pd.DataFrame({"key": r.key, "seed": r.seed, "heads": heads, "layer": i + 1,
+                                     "image": range(images), "similarity_pct": 100 * row.numpy()})
+                       for i, row in enumerate(sim)]
+        return pd.concat(frames, ignore_index=True)
+    return cached_table("head_similarity_images", _replicates(keys, seeds), compute, root, refresh)
+
+
+def ablation_images_table(keys=("deit_3h", "deit_6h"), seeds=SEEDS, *, root: Optional[PathLike] = None,
+                          refresh: bool = False, progress: bool = True) -> pd.DataFrame:
+    """Per layer of each micro-DeiT replicate, the head whose removal costs least (best remove-1
+    top-1 on the val set, as `heads_table` chooses it) and the class predicted for every val image
+    with that head removed: beside `predictions_table`'s unablated predictions, the paired
+    per-image data behind the scorecard's remove-one-head interval."""
+    def compute():
+        frames = []
+        for r in _replicates(keys, seeds):
+            model, _ = load_or_train(r.key, seed=r.seed, root=root, progress=progress)
+            _, val, _ = micro_datasets(r.config().data_kwargs)
+            batches = list(DataLoader(val, batch_size=200))
+            best = best_heads(head_ablation(model, batches, modes=("remove1",)))
+            for row in best.itertuples():
+                with torch.no_grad(), HeadMask(model, {row.layer: [int(row.best_head)]}):
+                    pred = torch.cat([model(x).argmax(-1) for x, _ in batches])
+                frames.append(pd.DataFrame({"key": r.key, "seed": r.seed, "layer": row.layer_index,
+                                            "head": int(row.best_head), "image": range(len(pred)),
+                                            "pred": pred.numpy()}))
+        return pd.concat(frames, ignore_index=True)
+    return cached_table("ablation_images", _replicates(keys, seeds), compute, root, refresh)
+
+
 TABLES = {"macro": macro_table, "heads": heads_table, "single_head": single_head_table, "gradcam": gradcam_table}
+# Seed replicates for the scorecard (`ablations --seeds`): not part of the CI-default micro suite.
+REPLICATE_TABLES = {"predictions": predictions_table, "head_similarity_images": head_similarity_images_table,
+                    "ablation_images": ablation_images_table}
 
 
 if __name__ == "__main__":  # a library module, not a command

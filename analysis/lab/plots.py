@@ -21,7 +21,6 @@ _RUNTIME_NAMES = {"cpu": "CPU", "onnx": "ONNX", "cuda": "GPU"}
 # One colour per source and runtime, in legend order: the paper in greys, ours in blues.
 _SPEED_PALETTE = {"paper CPU": "0.45", "paper ONNX": "0.7", "paper GPU": "0.85",
                   "ours CPU": OURS_COLOR, "ours ONNX": "#7fb3e0", "ours GPU": "#c6dbef"}
-_ACCURACY_SOURCES = {"paper_delta": "paper (ImageNet)", "micro_delta": "ours (micro)"}
 
 
 def plot_single_head_designs(speed: pd.DataFrame, accuracy: pd.DataFrame):
@@ -47,17 +46,29 @@ def plot_single_head_designs(speed: pd.DataFrame, accuracy: pd.DataFrame):
         row[0].set(xlabel="throughput relative to the SHViT design (x)", ylabel="", title=f"{experiment}: speed",
                    xlim=(0, part.rel.max() * 1.45))
         row[0].legend(title="", fontsize=8, loc="lower right")
-        acc = accuracy[accuracy.experiment == experiment].melt(
-            id_vars=["design"], value_vars=list(_ACCURACY_SOURCES), var_name="source", value_name="delta")
-        acc["source"] = acc.source.map(_ACCURACY_SOURCES)
-        sns.barplot(data=acc, y="design", x="delta", hue="source", orient="h", ax=row[1],
-                    palette={"paper (ImageNet)": PAPER_COLOR, "ours (micro)": OURS_COLOR})
-        row[1].axvline(0, color="k", lw=0.8)
+        _accuracy_bars(row[1], accuracy[accuracy.experiment == experiment])
         row[1].set(xlabel="top-1 change vs the SHViT design (points)", ylabel="", yticklabels=[],
                    title=f"{experiment}: accuracy")
         row[1].legend(title="", fontsize=8)
     fig.suptitle("Single-head designs: SHViT Table 6 and Fig. 6, paper vs measured here")
     return fig
+
+
+def _accuracy_bars(ax, acc: pd.DataFrame) -> None:
+    """Top-1 change per design: the paper's (reference, grey) and ours (micro), ours as the mean over seeds
+    with its 95% interval when the table has one (`micro_delta_mean`, `_low`, `_high`)."""
+    y = np.arange(len(acc))
+    ax.barh(y - 0.2, acc.paper_delta, height=0.4, color=PAPER_COLOR, label="paper (ImageNet, reference)")
+    if "micro_delta_mean" in acc:
+        ours = acc.micro_delta_mean
+        err = [ours - acc.micro_delta_low, acc.micro_delta_high - ours]
+        label = f"ours (micro, mean of {int(acc.micro_seeds.iloc[0])} seeds, 95% interval)"
+    else:
+        ours, err, label = acc.micro_delta, None, "ours (micro, one seed)"
+    ax.barh(y + 0.2, ours, height=0.4, xerr=err, color=OURS_COLOR, label=label, error_kw={"capsize": 3, "lw": 1})
+    ax.set_yticks(y, labels=list(acc.design))
+    ax.invert_yaxis()
+    ax.axvline(0, color="k", lw=0.8)
 
 
 def plot_gradcam_stem(examples: dict, scores: pd.DataFrame):
@@ -88,7 +99,10 @@ def plot_gradcam_stem(examples: dict, scores: pd.DataFrame):
                 ax.set_ylabel(label)
     fig.colorbar(overlay, ax=fig.axes[n:], label="Grad-CAM (a.u., one scale for all maps)", shrink=0.8)
     ax = fig.add_subplot(grid[:, n:])
-    ax.bar([f"{s}x{s}" for s in scores.stem_stride], scores.pointing_game, color=OURS_COLOR)
+    p, n = scores.pointing_game / 100, scores.images
+    half = 100 * 1.96 * np.sqrt(p * (1 - p) / n)  # 95% interval over the val images (normal approximation)
+    ax.bar([f"{s}x{s}" for s in scores.stem_stride], scores.pointing_game, yerr=half, capsize=4, color=OURS_COLOR,
+           label="ours, 95% interval over images")
     ax.axhline(scores.box_area.iloc[0], ls="--", color=PAPER_COLOR, label="random point")
     ax.set(ylabel="pointing game (%)", xlabel="stem", ylim=(0, 100), title="localisation, val set")
     ax.legend(fontsize=8)

@@ -15,13 +15,14 @@ from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Dict, Optional
 
 from ..core.errors import UserError, not_a_command
 from .train import TrainConfig
 
-__all__ = ["MicroRecipe", "RECIPES", "recipe", "DATA", "TRAIN", "MACRO_ROWS", "STEM_ROWS", "TABLE6_ROWS",
+__all__ = ["MicroRecipe", "RECIPES", "recipe", "SEEDED_KEYS", "SEEDS", "DATA", "TRAIN", "MACRO_ROWS", "STEM_ROWS",
+           "TABLE6_ROWS",
            "FIG6_ROWS", "GRADCAM_KEYS", "CACHE_FORMAT"]
 
 CACHE_FORMAT = 1
@@ -69,6 +70,19 @@ class MicroRecipe:
     def resolution(self) -> int:
         return self.input_size or DATA["image_size"]
 
+    @property
+    def seed(self) -> int:
+        return {**TRAIN, **self.train}["seed"]
+
+    def with_seed(self, seed: int) -> "MicroRecipe":
+        """The same recipe trained from another seed (initialisation and batch order; same data)."""
+        return self if seed == self.seed else replace(self, train={**self.train, "seed": seed})
+
+    @property
+    def label(self) -> str:
+        """`key-digest`: how tables name the recipes they were computed from."""
+        return f"{self.key}-{self.digest()}"
+
 
 def _shvit(key: str, description: str, **kw) -> MicroRecipe:
     return MicroRecipe(key, f"shvitlab_{key}", description, {**BASE, **kw})
@@ -103,13 +117,17 @@ TABLE6_ROWS = (("t6_mhsa", "single head -> MHSA"), ("t6_none", "self-attention -
                ("t6_ratio2", "partial ratio 1/2"))
 FIG6_ROWS = (("fig6_bottleneck", "bottleneck"), ("fig6_full", "full channel"), ("fig2_b", "partial channel"))
 GRADCAM_KEYS = (("stem4", 4), ("fig2_b", 16))
+# Replicates: every recipe trained from SEEDS (seed 0 is the suite's own model), for the intervals of
+# the figures and the claim scorecard. `python -m analysis.ablations --seeds`.
+SEEDED_KEYS = tuple(RECIPES)
+SEEDS = (0, 1, 2)
 
 
-def recipe(key: str) -> MicroRecipe:
-    """The recipe `key`; an unknown key is a user error naming the known ones."""
+def recipe(key: str, seed: int = 0) -> MicroRecipe:
+    """The recipe `key` (trained from `seed`); an unknown key is a user error naming the known ones."""
     if key not in RECIPES:
         raise UserError(f"unknown micro recipe {key!r}; known: {', '.join(RECIPES)}")
-    return RECIPES[key]
+    return RECIPES[key].with_seed(seed)
 
 
 if __name__ == "__main__":  # a library module, not a command

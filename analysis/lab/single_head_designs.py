@@ -10,13 +10,14 @@ absolute speeds depend on the machine; accuracy as the top-1 change from that de
 """
 from __future__ import annotations
 
-from typing import Iterable, Sequence
+from typing import Iterable, Optional, Sequence
 
 import pandas as pd
 
 from ..core.errors import not_a_command
 from ..core.reference import load_reference
 from ..cost.throughput import model_throughput
+from .replicates import top1_difference
 
 __all__ = ["TABLE6_MODELS", "FIG6_MODELS", "paper_designs", "throughput_rounds", "speed_table", "accuracy_table"]
 
@@ -63,8 +64,14 @@ def speed_table(runs: pd.DataFrame, designs: pd.DataFrame) -> pd.DataFrame:
     return table
 
 
-def accuracy_table(designs: pd.DataFrame, micro: pd.DataFrame) -> pd.DataFrame:
-    """Paper top-1 beside micro top-1 (`ablations.single_head()`), each as a change from the SHViT design."""
+def accuracy_table(designs: pd.DataFrame, micro: pd.DataFrame,
+                   predictions: Optional[pd.DataFrame] = None) -> pd.DataFrame:
+    """Paper top-1 beside micro top-1 (`ablations.single_head()`), each as a change from the SHViT design.
+
+    With the replicates' `predictions` (`experiments.predictions_table()`), also the micro change as
+    the mean over seeds with its 95% interval (`micro_delta_mean`, `_low`, `_high`; seeds and
+    paired val images bootstrapped) and the number of seeds.
+    """
     accuracy = designs[["experiment", "design", "model", "baseline", "top1"]].rename(columns={"top1": "paper_top1"})
     accuracy["micro_key"] = [k for e in _MICRO_EXPERIMENT.values() for k in micro[micro.experiment == e].key]
     accuracy = accuracy.merge(micro[["key", "val_top1", "partial_ratio"]].drop_duplicates("key").rename(
@@ -72,6 +79,14 @@ def accuracy_table(designs: pd.DataFrame, micro: pd.DataFrame) -> pd.DataFrame:
     base = accuracy[accuracy.baseline].set_index("experiment")[["paper_top1", "micro_top1"]]
     accuracy["paper_delta"] = accuracy.paper_top1 - accuracy.experiment.map(base.paper_top1)
     accuracy["micro_delta"] = accuracy.micro_top1 - accuracy.experiment.map(base.micro_top1)
+    if predictions is not None:
+        base_key = accuracy[accuracy.baseline].set_index("experiment").micro_key
+        estimates = [top1_difference(predictions, key, base_key[e]) for key, e in zip(accuracy.micro_key,
+                                                                                     accuracy.experiment)]
+        accuracy["micro_delta_mean"] = [e.value for e in estimates]
+        accuracy["micro_delta_low"] = [e.low for e in estimates]
+        accuracy["micro_delta_high"] = [e.high for e in estimates]
+        accuracy["micro_seeds"] = predictions.seed.nunique()
     return accuracy
 
 

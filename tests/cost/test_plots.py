@@ -128,6 +128,20 @@ def test_speed_accuracy_adds_a_row_per_device():
     assert gpu_ours.collections[0].get_offsets()[0].tolist() == [9e3, 67.4]
 
 
+def test_macro_design_micro_accuracy_with_seed_intervals():
+    table = pd.DataFrame([{"model": m, "stage": "stem", "macs": 1e6, "mem_bytes": 2e6, "latency_ms": 1.0, "batch_size": 4}
+                          for m in ("shvitlab_fig2_a", "shvitlab_fig2_b", "shvitlab_stem4", "shvitlab_stem16")])
+    micro = pd.DataFrame({"experiment": ["fig2", "fig2", "stem", "stem"], "key": ["a", "b", "s4", "s16"],
+                          "row": ["(a)", "(b)", "stem 4x4", "stem 16x16"], "val_top1": [60.2, 48.2, 68.5, 48.2]})
+    intervals = pd.DataFrame({"key": ["a", "b", "s4", "s16"], "top1": [61.0, 49.0, 67.0, 49.0],
+                              "top1_low": [59.0, 47.0, 65.0, 47.0], "top1_high": [63.0, 51.0, 69.0, 51.0], "seeds": 3})
+    top1 = plot_macro_design(table, micro, intervals).axes[3]
+    assert list(top1.lines[0].get_ydata()) == [61.0, 49.0]
+    assert [seg[:, 1].tolist() for seg in top1.collections[0].get_segments()] == [[59.0, 63.0], [47.0, 51.0]]
+    assert top1.get_legend().get_texts()[0].get_text() == "mean of 3 seeds, 95% interval"
+    assert [t.get_text() for t in top1.texts] == ["61.0", "49.0"]
+
+
 def test_macro_design_stacks_stages_per_model_and_plots_micro_accuracy():
     stages = ("stem", "stage1", "stage2")
     rows = [("shvitlab_fig2_a", [1e6, 2e6, 3e6]), ("shvitlab_fig2_b", [4e6, 5e6, np.nan]),

@@ -168,3 +168,22 @@ def test_cuda_autocast_matches_cpu(amp):
     cpu = head_similarity(model, [x]).value
     cuda = head_similarity(model, [x], device="cuda", amp=amp).value
     assert ((cuda - cpu).abs() / cpu.abs().clip(lower=1) < (1e-4 if amp is None else 3e-2)).all()
+
+
+def test_similarity_per_image_averages_to_the_streamed_statistic_and_is_one_for_identical_heads():
+    from analysis.heads.similarity import similarity_per_image
+
+    model = micro_deit()
+    with torch.no_grad():
+        for blk in model.blocks:  # peaky maps, so unrelated heads are clearly dissimilar
+            blk.attn.qkv.weight.mul_(4)
+        w, b = model.blocks[2].attn.qkv.weight.view(3, 3, 16, 48), model.blocks[2].attn.qkv.bias.view(3, 3, 16)
+        w[:, 1:] = w[:, :1]
+        b[:, 1:] = b[:, :1]
+    x = torch.randn(5, 3, 32, 32)
+    per_image = similarity_per_image(model, x)
+    assert per_image.shape == (3, 5)
+    df = head_similarity(model, [x], metrics=["mean_pairwise_cosine"])
+    assert per_image.mean(1).tolist() == pytest.approx(df.sort_values("layer_index").value.tolist(), abs=1e-6)
+    assert per_image[2].tolist() == pytest.approx([1.0] * 5, abs=1e-6)
+    assert per_image[:2].max() < 0.95 and per_image[:2].std() > 0  # other layers: real, image-dependent values

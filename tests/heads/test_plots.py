@@ -49,6 +49,21 @@ def test_head_redundancy_rows_are_paper_and_micro_with_a_curve_per_head_count():
 
 
 @pytest.mark.usefixtures("figure_only")
+def test_head_redundancy_bands_replace_the_micro_curves_they_cover():
+    paper = per_layer({3: [(49.5, -0.8, -1.7), (35.5, -1.0, -2.6)]})
+    micro = per_layer({3: [(30.8, -0.6, -1.5), (38.8, -0.5, -3.2)]})
+    full = similarity_rows("deit_tiny_patch16_224", [0.994, 0.998])
+    bands = pd.DataFrame({"heads": 3, "layer": [1, 2], "column": "similarity_pct", "value": [31.0, 39.0],
+                          "low": [28.0, 36.0], "high": [34.0, 42.0], "seeds": 3})
+    axes = np.array(plot_head_redundancy(paper, micro, full[full["head"].isna()], bands).axes).reshape(2, 3)
+    curve = axes[1, 0].lines[0]
+    assert list(curve.get_ydata()) == [31.0, 39.0] and curve.get_label() == "3 heads (mean of 3 seeds, 95% band)"
+    band = axes[1, 0].collections[0].get_paths()[0].vertices[:, 1]
+    assert band.min() == 28.0 and band.max() == 42.0
+    assert axes[1, 1].lines[0].get_label() == "3 heads (seed 0)" and not axes[1, 1].collections
+
+
+@pytest.mark.usefixtures("figure_only")
 def test_head_query_maps_show_each_image_above_its_two_heads_maps():
     n = 2
     maps = {"images": torch.rand(n, 3, 8, 8), "layer_index": 6, "query_yx": (4.0, 3.0),

@@ -4,6 +4,7 @@ import pandas as pd
 import pytest
 import torch
 from matplotlib.colors import to_rgba
+from matplotlib.container import BarContainer, ErrorbarContainer
 from matplotlib.patches import Rectangle
 
 from analysis.core.plotting import OURS_COLOR, PAPER_COLOR
@@ -45,8 +46,22 @@ def test_single_head_designs_rows_are_experiments_with_speed_and_accuracy_bars()
         paper, micro = ax.containers
         assert [b.get_width() for b in paper] == pytest.approx([0.3, 0.0])
         assert [b.get_width() for b in micro] == pytest.approx([-1.3, 0.0])
-        assert [t.get_text() for t in ax.get_legend().get_texts()] == ["paper (ImageNet)", "ours (micro)"]
+        assert [t.get_text() for t in ax.get_legend().get_texts()] == ["paper (ImageNet, reference)",
+                                                                        "ours (micro, one seed)"]
         assert ax.get_xlabel() == "top-1 change vs the SHViT design (points)"
+
+
+def test_single_head_accuracy_draws_the_seed_mean_with_its_interval():
+    speed, accuracy = single_head_tables()
+    accuracy = accuracy.assign(micro_delta_mean=[-1.0, 0.0] * 2, micro_delta_low=[-2.5, 0.0] * 2,
+                               micro_delta_high=[0.5, 0.0] * 2, micro_seeds=3)
+    ax = plot_single_head_designs(speed, accuracy).axes[1]
+    paper, micro = [c for c in ax.containers if isinstance(c, BarContainer)]
+    errors = next(c for c in ax.containers if isinstance(c, ErrorbarContainer))
+    assert [b.get_width() for b in micro] == pytest.approx([-1.0, 0.0])
+    segments = errors.lines[2][0].get_segments()
+    assert [x for seg in segments for x in (seg[0][0], seg[1][0])] == pytest.approx([-2.5, 0.5, 0.0, 0.0])
+    assert ax.get_legend().get_texts()[1].get_text() == "ours (micro, mean of 3 seeds, 95% interval)"
 
 
 def test_gradcam_stem_shows_a_row_of_maps_per_model_and_the_pointing_game():
@@ -67,9 +82,12 @@ def test_gradcam_stem_shows_a_row_of_maps_per_model_and_the_pointing_game():
     box = [p for p in grid[1, 2].patches if isinstance(p, Rectangle)][0]
     assert (box.get_x(), box.get_y(), box.get_width(), box.get_height()) == (0.5, 1.5, 4, 4)
     assert [b.get_height() for b in bars.patches] == [35.0, 20.2]
+    errors = next(c for c in bars.containers if isinstance(c, ErrorbarContainer))
+    (low, high), _ = [seg[:, 1] for seg in errors.lines[2][0].get_segments()]
+    assert (low, high) == pytest.approx((35.0 - 196 * (0.35 * 0.65 / 1000) ** 0.5, 35.0 + 196 * (0.35 * 0.65 / 1000) ** 0.5))
     assert [t.get_text() for t in bars.get_xticklabels()] == ["4x4", "16x16"]
     assert bars.patches[0].get_facecolor() == to_rgba(OURS_COLOR)
-    (random_point,) = bars.lines
+    (random_point,) = [line for line in bars.lines if line.get_linestyle() == "--"]
     assert list(random_point.get_ydata()) == [30.1, 30.1] and random_point.get_color() == PAPER_COLOR
     assert bars.get_ylim() == (0, 100) and bars.get_ylabel() == "pointing game (%)"
 

@@ -1,0 +1,81 @@
+"""The claim scorecard: the committed table passes the acceptance check (its verdicts recomputed
+from its intervals by each claim's rule), and the claim plumbing gives known answers on micro
+tables written here (a model right on every image vs one right on none; a 3x3 vs 7x7 grid)."""
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from analysis.core.errors import UserError
+from analysis.evidence import claims as sc
+from analysis.evidence.plots import VERDICT_COLOURS, plot_scorecard
+from analysis.evidence.verdicts import VERDICTS, verdict
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+@pytest.mark.artifacts
+def test_committed_scorecard_passes_the_acceptance_check():
+    card = pd.read_csv(REPO / "results" / "claims.csv")
+    assert len(card) >= 10 and list(card.columns) == sc.SCORECARD_COLUMNS
+    assert card[["ours", "ci_low", "ci_high"]].notna().all().all()
+    assert ((card.ci_low <= card.ours) & (card.ours <= card.ci_high)).all()
+    assert set(card.verdict) <= set(VERDICTS)
+    rules = {c.id: c.rule for c in sc.CLAIMS}
+    for row in card.itertuples():  # every verdict, recomputed from its interval
+        assert verdict(rules[row.claim], row.ci_low, row.ci_high, row.paper_value, row.decidable) == row.verdict
+    assert set(card.scale.str.split(" ").str[0]) <= {"full", "micro"} and card.weights.notna().all()
+
+
+def _write_micro(root: Path, correct: dict, resolution: int = 48, seeds: int = 3, images: int = 40):
+    """Micro tables: `correct[key]` is the share of images each replicate of `key` gets right."""
+    rows = []
+    for key, share in correct.items():
+        for seed in range(seeds):
+            labels = np.arange(images) % 10
+            pred = np.where(np.arange(images) < share * images, labels, (labels + 1) % 10)
+            rows.append(pd.DataFrame({"key": key, "seed": seed, "image": range(images), "label": labels, "pred": pred}))
+    pd.concat(rows).to_csv(root / "predictions.csv", index=False)
+    pd.DataFrame({"key": ["fig2_b"], "resolution": [resolution], "stem_stride": [16]}).to_csv(root / "macro.csv",
+                                                                                               index=False)
+
+
+def test_top1_difference_known_answers(tmp_path):
+    _write_micro(tmp_path, {"fig2_b": 1.0, "fig2_a": 0.0, "t6_mhsa": 1.0})
+    t = sc._Tables(None, tmp_path)
+    everything = sc._top1_difference(t, "fig2_b", "fig2_a")
+    assert (everything.value, everything.low, everything.high) == (100.0, 100.0, 100.0)
+    same = sc._top1_difference(t, "fig2_b", "t6_mhsa")
+    assert (same.value, same.low, same.high) == (0.0, 0.0, 0.0)
+    assert "40 images x 3 seeds" in same.method
+
+
+@pytest.mark.parametrize("resolution, decidable, expected", [(48, False, "inconclusive"), (112, True, "reproduced")])
+def test_a_spatial_claim_needs_a_seven_by_seven_grid(tmp_path, resolution, decidable, expected):
+    _write_micro(tmp_path, {"fig2_b": 0.5, "fig2_a": 0.5}, resolution=resolution)
+    claim = next(c for c in sc.CLAIMS if c.id == "shvit_fig2_accuracy")
+    card = sc.scorecard([claim], micro=tmp_path)
+    assert card.decidable.item() is decidable and card.verdict.item() == expected
+    assert card.ours.item() == 0.0 and card.note.item().startswith(f"16x16 stem leaves a {resolution // 16}x")
+
+
+def test_a_missing_table_is_one_line_naming_the_command(tmp_path):
+    claim = next(c for c in sc.CLAIMS if c.id == "shvit_fig2_accuracy")
+    with pytest.raises(UserError, match=r"analysis\.ablations --all --seeds") as e:
+        sc.scorecard([claim], micro=tmp_path)
+    assert "\n" not in str(e.value)
+
+
+def test_scorecard_figure_has_a_panel_per_claim(figure_only, tmp_path_factory):
+    micro = tmp_path_factory.mktemp("micro")
+    _write_micro(micro, {"fig2_b": 0.5, "fig2_a": 0.25, "t6_mhsa": 0.5, "t6_none": 0.5, "t6_ratio2": 0.75})
+    claims = [c for c in sc.CLAIMS if c.id in ("shvit_fig2_accuracy", "shvit_t6_mhsa_accuracy",
+                                               "shvit_t6_attention_helps", "shvit_t6_partial_ratio")]
+    card = sc.scorecard(claims, micro=micro)
+    assert list(card.verdict) == ["inconclusive", "reproduced", "inconclusive", "contradicted"]
+    fig = plot_scorecard(card, columns=2)
+    panels = [ax for ax in fig.axes if ax.has_data()]
+    assert len(panels) == 4
+    colours = [[t.get_color() for t in ax.texts if t.get_text() in VERDICT_COLOURS] for ax in panels]
+    assert colours == [[VERDICT_COLOURS[v]] for v in card.verdict]
