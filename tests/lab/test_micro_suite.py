@@ -145,3 +145,46 @@ def test_a_corrupt_cache_entry_is_reported_and_rebuilt(corruption, tmp_path, mon
     trained.clear()
     cache.load_or_train("fig2_b", root=tmp_path, progress=False)  # rebuilt: served from the cache again
     assert trained == []
+
+
+def test_a_seed_replicate_differs_only_in_its_training_seed(tmp_path):
+    from analysis.lab.recipes import recipe
+
+    base, rep = recipe("fig2_b").config().to_dict(), recipe("fig2_b", 2).config().to_dict()
+    assert {k for k in base if base[k] != rep[k]} == {"seed"} and rep["seed"] == 2
+    assert base["data_kwargs"] == rep["data_kwargs"]  # the same images: paired comparisons across seeds
+    assert recipe("fig2_b", 2).digest() != recipe("fig2_b").digest() and recipe("fig2_b", 0) is RECIPES["fig2_b"]
+    assert cache.checkpoint_path("fig2_b", tmp_path, 2).parent.name == "seed2"
+    assert cache.checkpoint_path("fig2_b", tmp_path).parent.name == "checkpoints"
+
+
+@pytest.mark.artifacts
+def test_replicate_tables_agree_with_the_suites_own_tables():
+    """Seed 0 of the per-image replicate tables recomputes the suite's tables: top-1 per recipe,
+    per-layer head similarity, and the best remove-one-head change per layer."""
+    from analysis.lab.replicates import correct_matrix, removed_correct, similarity_array
+
+    predictions = experiments.predictions_table(progress=False)
+    models = pd.read_csv(micro_root() / "models.csv").set_index("key")
+    assert set(predictions.key) == set(RECIPES) and set(predictions.seed) == {0, 1, 2}
+    for key in RECIPES:
+        assert 100 * correct_matrix(predictions, key)[0].mean() == pytest.approx(models.loc[key, "val_top1"], abs=1e-9)
+    heads = experiments.heads_table(progress=False)
+    similarity = experiments.head_similarity_images_table(progress=False)
+    ablation = experiments.ablation_images_table(progress=False)
+    for key in ("deit_3h", "deit_6h"):
+        ours = heads[heads.key == key].sort_values("layer")
+        assert similarity_array(similarity, key)[0].mean(0) == pytest.approx(ours.similarity_pct.to_numpy(), abs=1e-3)
+        delta = 100 * (removed_correct(ablation, predictions, key)[0].mean(0) - correct_matrix(predictions, key)[0].mean())
+        assert delta == pytest.approx(ours.remove1_delta_pct.to_numpy(), abs=1e-9)
+
+
+def test_list_shows_every_recipe_and_its_seed_replicates(tmp_path, capsys):
+    from analysis.ablations import main
+    from analysis.lab.recipes import SEEDS, recipe
+
+    assert main(["--list", "--root", str(tmp_path)]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert len(lines) == len(RECIPES) * len(SEEDS)
+    assert lines[0].split()[:3] == ["fig2_b", recipe("fig2_b").digest(), "missing"]
+    assert lines[1].split() == ["seed", "1", recipe("fig2_b", 1).digest(), "missing"]
