@@ -1,7 +1,7 @@
 """The micro suite's experiments: the SHViT ablations as tables, trained on cluttered digits
 (recipes: `lab.recipes`; cached weights and tables: `lab.cache`).
 
-    >>> macro_table()          # Fig. 2: (a) (b) (b') (b''), stem 4/8/16/32: top-1, macs, mem_bytes, CPU img/s
+    >>> macro_table()          # Fig. 2: (a) (b) (b') (b''), stem 4/8/16/32: top-1, macs, mem_bytes
     >>> heads_table()          # Fig. 3: DeiT-shaped micro ViT, 3 vs 6 heads: similarity, remove-1 / leave-1
     >>> single_head_table()    # Table 6 / Fig. 6: SHSA vs MHSA vs none, partial ratios, full, bottleneck
     >>> gradcam_table()        # stem 4 vs 16: pointing-game localisation (captum LayerGradCam)
@@ -22,7 +22,6 @@ from shvit import get_config
 from ..core.errors import not_a_command
 from ..core.paths import PathLike
 from ..cost.counter import CostAnalysis
-from ..cost.throughput import measure_throughput
 from ..heads.ablation import HeadMask, best_heads, extreme_heads, head_ablation
 from ..heads.attention import AttentionCapture, attention_layers
 from ..heads.importance import head_importance
@@ -40,33 +39,30 @@ __all__ = ["macro_table", "single_head_table", "heads_table", "importance_table"
            "gradcam_examples", "cam_layer", "TABLES", "CAM_MIN_SIDE"]
 
 
-def _cost(model: nn.Module, side: int, *, throughput_s: float) -> dict:
-    """macs and mem_bytes of the BN-fused model at batch 1, and CPU images/s (batch 16, one thread)."""
+def _cost(model: nn.Module, side: int) -> dict:
+    """macs and mem_bytes of the BN-fused model at batch 1 (speed is measured at full scale, not here)."""
     ca = CostAnalysis(model, torch.randn(1, 3, side, side))
-    tp = measure_throughput(model, runtime="cpu", batch_size=16, resolution=side, threads=1,
-                            warmup_s=throughput_s / 3, window_s=throughput_s)
-    return {"macs": ca.total("macs"), "mem_bytes": ca.total("mem_bytes"), "cpu_img_s": tp["images_per_s"]}
+    return {"macs": ca.total("macs"), "mem_bytes": ca.total("mem_bytes")}
 
 
-def _model_rows(rows, root: Optional[PathLike], throughput_s: float, progress: bool) -> pd.DataFrame:
+def _model_rows(rows, root: Optional[PathLike], progress: bool) -> pd.DataFrame:
     out = []
     for key, extra in rows:
         model, s = load_or_train(key, root=root, progress=progress)
         r = RECIPES[key]
         out.append({**extra, "key": key, "model": r.model, "description": r.description,
                     "resolution": r.resolution, "val_top1": s["val_top1"], "params": s["params"],
-                    **_cost(model, r.resolution, throughput_s=throughput_s)})
+                    **_cost(model, r.resolution)})
     return pd.DataFrame(out)
 
 
-def macro_table(*, root: Optional[PathLike] = None, refresh: bool = False, throughput_s: float = 2.0,
-          progress: bool = True) -> pd.DataFrame:
+def macro_table(*, root: Optional[PathLike] = None, refresh: bool = False, progress: bool = True) -> pd.DataFrame:
     """SHViT Fig. 2 at micro scale: (a), (b), (b'), (b'') and stem strides 4/8/16/32 (matched widths)."""
     rows = [(k, {"experiment": "fig2", "row": label}) for k, label in MACRO_ROWS]
     rows += [(k, {"experiment": "stem", "row": f"stem {s}x{s}", "stem_stride": s}) for k, s in STEM_ROWS]
 
     def compute():
-        df = _model_rows(rows, root, throughput_s, progress)
+        df = _model_rows(rows, root, progress)
         df["stem_stride"] = [_stem(k) for k in df["key"]]
         return df
     return cached_table("macro", [k for k, _ in rows], compute, root, refresh)
@@ -76,14 +72,14 @@ def _stem(key: str) -> int:
     return get_config(RECIPES[key].model).stem_stride
 
 
-def single_head_table(*, root: Optional[PathLike] = None, refresh: bool = False, throughput_s: float = 2.0,
-                progress: bool = True) -> pd.DataFrame:
+def single_head_table(*, root: Optional[PathLike] = None, refresh: bool = False,
+                      progress: bool = True) -> pd.DataFrame:
     """SHViT Table 6 (SHSA vs MHSA vs none, partial ratios) and Fig. 6 (bottleneck / full / partial)."""
     rows = [(k, {"experiment": "table6", "row": label}) for k, label in TABLE6_ROWS]
     rows += [(k, {"experiment": "fig6", "row": label}) for k, label in FIG6_ROWS]
 
     def compute():
-        df = _model_rows(rows, root, throughput_s, progress)
+        df = _model_rows(rows, root, progress)
         ratios = []
         for k in df["key"]:
             cfg = get_config(RECIPES[k].model).replace(**{f: tuple(v) if isinstance(v, list) else v

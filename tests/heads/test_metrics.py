@@ -29,14 +29,21 @@ def micro_deit(**kw):
                              num_heads=3, num_classes=10, **kw).eval()
 
 
-def test_identical_heads_give_one_for_that_layer_only():
+@torch.no_grad()
+def micro_deit_with_identical_heads(block: int):
+    """`micro_deit` with peaky maps (so unrelated heads are clearly dissimilar) whose heads 1 and 2 of
+    `block` are copies of head 0 (q, k and v)."""
     model = micro_deit()
-    with torch.no_grad():
-        for blk in model.blocks:  # peaky maps, so unrelated heads are clearly dissimilar
-            blk.attn.qkv.weight.mul_(4)
-        w, b = model.blocks[1].attn.qkv.weight.view(3, 3, 16, 48), model.blocks[1].attn.qkv.bias.view(3, 3, 16)
-        w[:, 1:] = w[:, :1]  # heads 1, 2 := head 0 (q, k and v)
-        b[:, 1:] = b[:, :1]
+    for blk in model.blocks:
+        blk.attn.qkv.weight.mul_(4)
+    w, b = model.blocks[block].attn.qkv.weight.view(3, 3, 16, 48), model.blocks[block].attn.qkv.bias.view(3, 3, 16)
+    w[:, 1:] = w[:, :1]
+    b[:, 1:] = b[:, :1]
+    return model
+
+
+def test_identical_heads_give_one_for_that_layer_only():
+    model = micro_deit_with_identical_heads(1)
     df = head_similarity(model, [torch.randn(4, 3, 32, 32)])
     layer = {name: g for name, g in df.groupby("layer")}
     for metric in ("mean_pairwise_cosine", "mean_max_cosine", "linear_cka"):
@@ -173,13 +180,7 @@ def test_cuda_autocast_matches_cpu(amp):
 def test_similarity_per_image_averages_to_the_streamed_statistic_and_is_one_for_identical_heads():
     from analysis.heads.similarity import similarity_per_image
 
-    model = micro_deit()
-    with torch.no_grad():
-        for blk in model.blocks:  # peaky maps, so unrelated heads are clearly dissimilar
-            blk.attn.qkv.weight.mul_(4)
-        w, b = model.blocks[2].attn.qkv.weight.view(3, 3, 16, 48), model.blocks[2].attn.qkv.bias.view(3, 3, 16)
-        w[:, 1:] = w[:, :1]
-        b[:, 1:] = b[:, :1]
+    model = micro_deit_with_identical_heads(2)
     x = torch.randn(5, 3, 32, 32)
     per_image = similarity_per_image(model, x)
     assert per_image.shape == (3, 5)
