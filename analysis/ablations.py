@@ -2,7 +2,9 @@
 cluttered digits on two CPU cores (library: `analysis.lab.recipes`, `.cache`, `.experiments`).
 
 Trains the recipes whose checkpoints are missing, then writes each table as
-`results/micro/<table>.csv` (under `--root`; default from `core.paths.micro_root`).
+`results/micro/<table>.csv` (under `--root`; default from `core.paths.micro_root`). `--meso` runs
+the meso suite instead (the claims' model pairs at 112 px, 3 seeds) into `results/meso/`, with its
+provenance in `suite.json`.
 """
 from __future__ import annotations
 
@@ -18,7 +20,8 @@ EPILOG = """examples:
   python -m analysis.ablations --list
   python -m analysis.ablations --train stem4 stem8   # just these models
   python -m analysis.ablations --table macro --refresh
-  python -m analysis.ablations --seeds               # the scorecard's seed replicates and per-image tables"""
+  python -m analysis.ablations --seeds               # the scorecard's seed replicates and per-image tables
+  python -m analysis.ablations --meso                # the meso suite (112 px, 3 seeds; ~40 min on 2 cores)"""
 
 
 def build_parser() -> ArgumentParser:
@@ -30,6 +33,9 @@ def build_parser() -> ArgumentParser:
     p.add_argument("--seeds", action="store_true",
                    help="train every recipe from seeds 1 and 2 as well (~25 min on 2 cores) "
                         "and write their per-image tables (predictions, head_similarity_images)")
+    p.add_argument("--meso", action="store_true",
+                   help="run the meso suite: the claims' models at 112 px from 3 seeds (~40 min on 2 cores; resumes "
+                        "from its cache) and its tables, into results/meso (or --root)")
     p.add_argument("--list", action="store_true", help="list the recipes and their cache state")
     p.add_argument("--retrain", action="store_true", help="ignore cached checkpoints")
     p.add_argument("--refresh", action="store_true", help="recompute cached tables")
@@ -49,8 +55,9 @@ def run(args) -> int:
     from .lab.recipes import RECIPES, SEEDED_KEYS, SEEDS, recipe
 
     root = micro_root(args.root)
-    for key in args.train or ():
-        recipe(key)  # unknown keys fail before anything is trained
+    for key in args.train or ():  # unknown keys fail before anything is trained
+        if key not in RECIPES:
+            raise UserError(f"unknown micro recipe {key!r}; known: {', '.join(RECIPES)} (meso recipes: --meso)")
     if args.list:
         for key, r in RECIPES.items():
             state = "cached" if checkpoint_path(key, root).is_file() else "missing"
@@ -59,8 +66,10 @@ def run(args) -> int:
                 state = "cached" if checkpoint_path(key, root, seed).is_file() else "missing"
                 print(f"{'  seed ' + str(seed):16s} {recipe(key, seed).digest()} {state:8s}")
         return 0
+    if args.meso:
+        return _meso(args)
     if not (args.all or args.train or args.table or args.seeds):
-        raise UserError("nothing to do: pass --all, --train KEY..., --table NAME..., --seeds or --list")
+        raise UserError("nothing to do: pass --all, --train KEY..., --table NAME..., --seeds, --meso or --list")
     try:
         root.mkdir(parents=True, exist_ok=True)
     except OSError as e:
@@ -83,6 +92,70 @@ def run(args) -> int:
                     "wall_seconds_this_run": round(time.perf_counter() - t0, 1),
                     "cache_bytes": sum(p.stat().st_size for p in (root / "checkpoints").glob("*.safetensors"))},
                    root / "suite.json")
+    return 0
+
+
+def _cpu_model() -> str:
+    """The CPU's model name (Linux), else the machine type."""
+    import platform
+    try:
+        with open("/proc/cpuinfo") as f:
+            return next(line.split(":", 1)[1].strip() for line in f if line.startswith("model name"))
+    except (OSError, StopIteration):
+        return platform.machine()
+
+
+def _meso(args) -> int:
+    """Train every meso replicate (resuming from the cache), write the meso tables and the suite's provenance."""
+    import platform
+    import subprocess
+
+    import pandas as pd
+    import torch
+    from tqdm import tqdm
+
+    from .core.files import check_writable, write_json
+    from .core.paths import meso_root
+    from .core.runtime import set_threads
+    from .core.tables import write_csv
+    from .lab import experiments
+    from .lab.cache import load_or_train
+    from .lab.recipes import MESO_GRADCAM_KEYS, MESO_RECIPES, SEEDS, recipe
+
+    root = meso_root(args.root)
+    try:
+        root.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise UserError(f"cannot create results folder {root} ({e.strerror})") from None
+    check_writable(root / "models.csv")
+    set_threads(args.threads)
+    t0 = time.perf_counter()
+    replicates = [recipe(k, s) for s in SEEDS for k in MESO_RECIPES]
+    rows = []
+    for r in tqdm(replicates, desc="meso suite", unit="model", file=sys.stderr):
+        _, s = load_or_train(r.key, seed=r.seed, root=root, retrain=args.retrain)
+        rows.append({"key": r.key, "seed": r.seed, "digest": s["digest"], "val_top1": s["val_top1"],
+                     "train_seconds": s["train_seconds"], "threads": s["threads"]})
+    write_csv(pd.DataFrame(rows), root / "models.csv")
+    keys, deits = list(MESO_RECIPES), ("meso_deit_3h", "meso_deit_6h")
+    tables = {"predictions": lambda: experiments.predictions_table(keys, SEEDS, root=root, refresh=args.refresh),
+              "head_similarity_images": lambda: experiments.head_similarity_images_table(deits, SEEDS, root=root,
+                                                                                         refresh=args.refresh),
+              "ablation_images": lambda: experiments.ablation_images_table(deits, SEEDS, root=root,
+                                                                           refresh=args.refresh),
+              "gradcam": lambda: experiments.gradcam_table(MESO_GRADCAM_KEYS, min_side=7, root=root,
+                                                           refresh=args.refresh)}
+    for name, build in tables.items():
+        print(f"{name}: {len(build())} rows -> {root / (name + '.csv')}", file=sys.stderr)
+    commit = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True).stdout.strip()
+    if commit and subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], capture_output=True,
+                                 text=True).stdout.strip():
+        commit += " with uncommitted changes"
+    write_json({"command": "python -m analysis.ablations " + " ".join(sys.argv[1:]), "commit": commit or "unknown",
+                "seeds": list(SEEDS), "models": len(MESO_RECIPES), "host": platform.node(),
+                "cpu": _cpu_model(), "threads": torch.get_num_threads(),
+                "torch": torch.__version__, "train_seconds_total": round(sum(r["train_seconds"] for r in rows), 1),
+                "wall_seconds_this_run": round(time.perf_counter() - t0, 1)}, root / "suite.json")
     return 0
 
 

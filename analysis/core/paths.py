@@ -15,7 +15,7 @@ from typing import Optional
 
 from .errors import not_a_command
 
-__all__ = ["ENV_PROJECT_ROOT", "ENV_OUTPUT_ROOT", "project_root", "output_root", "micro_root"]
+__all__ = ["ENV_PROJECT_ROOT", "ENV_OUTPUT_ROOT", "project_root", "output_root", "micro_root", "meso_root"]
 
 ENV_PROJECT_ROOT = "SHVIT_LAB_ROOT"
 ENV_OUTPUT_ROOT = "SHVIT_LAB_OUTPUT"
@@ -45,6 +45,11 @@ def output_root(root: Optional[PathLike] = None) -> Path:
 def micro_root(root: Optional[PathLike] = None) -> Path:
     """The micro suite's cache and tables: `root`, else `<project>/results/micro`."""
     return Path(root) if root else project_root() / "results" / "micro"
+
+
+def meso_root(root: Optional[PathLike] = None) -> Path:
+    """The meso suite's cache and tables: `root`, else `<project>/results/meso`."""
+    return Path(root) if root else project_root() / "results" / "meso"
 
 
 if __name__ == "__main__":  # a library module, not a command

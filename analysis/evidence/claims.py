@@ -23,10 +23,13 @@ from typing import Callable, Optional
 import numpy as np
 import pandas as pd
 
+from shvit import get_config
+
 from ..core.errors import UserError, not_a_command
-from ..core.paths import PathLike, micro_root, project_root
+from ..core.paths import PathLike, meso_root, micro_root, project_root
 from ..core.reference import load_reference
 from ..core.tables import read_csv
+from ..lab.recipes import recipe
 from ..lab.replicates import correct_matrix, removed_correct, similarity_array, top1_difference
 from .intervals import Estimate, bootstrap, exact, log_ratio_interval, proportion_difference, t_interval
 from .verdicts import Direction, Equivalence, verdict
@@ -64,14 +67,21 @@ class Claim:
     metric: str
     rule: object
     measure: Callable[["_Tables"], Measurement]
+    scales: tuple[str, ...] = ("full",)   # trained-here claims: each lab scale whose tables exist ("micro", "meso")
 
 
 class _Tables:
-    """Reads the tables a claim needs: `results/<name>` of the output folder, else the project's."""
+    """Reads the tables a claim needs: `results/<name>` of the output folder, else the project's; for a
+    lab scale, its suite's tables (micro: `results/micro`, meso: `results/meso`, keys prefixed `meso_`)."""
 
-    def __init__(self, results: Optional[PathLike], micro: Optional[PathLike]):
+    def __init__(self, results: Optional[PathLike], lab: Optional[PathLike] = None, scale: str = "micro"):
         self.results = Path(results) if results else project_root() / "results"
-        self.micro = micro_root(micro)
+        self.scale = scale
+        self.lab = (micro_root if scale == "micro" else meso_root)(lab)
+
+    def key(self, name: str) -> str:
+        """The recipe key of the micro model `name` at this scale."""
+        return name if self.scale == "micro" else f"{self.scale}_{name}"
 
     def result(self, name: str) -> pd.DataFrame:
         for path in (self.results / name, project_root() / "results" / name):
@@ -80,32 +90,31 @@ class _Tables:
         raise UserError(f"the scorecard needs results/{name}: run the notebook that writes it first")
 
     def micro_table(self, name: str) -> pd.DataFrame:
-        path = self.micro / f"{name}.csv"
+        path = self.lab / f"{name}.csv"
         if not path.is_file():
-            raise UserError(f"the scorecard needs {path}: run `python -m analysis.ablations --all --seeds` first")
+            how = "--all --seeds" if self.scale == "micro" else f"--{self.scale}"
+            raise UserError(f"the scorecard needs {path}: run `python -m analysis.ablations {how}` first")
         return read_csv(path)
 
 
 # ---- micro-scale data ----------------------------------------------------------------------------------------
 
 def _top1_difference(t: _Tables, a: str, b: str) -> Estimate:
-    return top1_difference(t.micro_table("predictions"), a, b)
+    return top1_difference(t.micro_table("predictions"), t.key(a), t.key(b))
 
 
 def _similarity(t: _Tables, key: str) -> np.ndarray:
-    return similarity_array(t.micro_table("head_similarity_images"), key)
+    return similarity_array(t.micro_table("head_similarity_images"), t.key(key))
 
 
-def _micro_grid(t: _Tables, key: str) -> int:
-    """Token grid side of the 16x16-stem micro model after its stem."""
-    macro = t.micro_table("macro")
-    row = macro[macro.key == key].iloc[0]
-    return int(row.resolution) // int(row.stem_stride)
+def _grid(t: _Tables) -> int:
+    """Token grid side after the 16x16 stem at this scale."""
+    r = recipe(t.key("fig2_b"))
+    return r.resolution // get_config(r.model).stem_stride
 
 
 def _micro_scale(t: _Tables) -> str:
-    res = int(t.micro_table("macro").resolution.min())
-    return f"micro ({res} px cluttered digits)"
+    return f"{t.scale} ({recipe(t.key('fig2_b')).resolution} px cluttered digits)"
 
 
 def _seeds(t: _Tables) -> str:
@@ -176,7 +185,7 @@ def _fig2_speed(t: _Tables) -> Measurement:
 
 
 def _fig2_accuracy(t: _Tables) -> Measurement:
-    grid = _micro_grid(t, "fig2_b")
+    grid = _grid(t)
     return Measurement(_top1_difference(t, "fig2_b", "fig2_a"), math.nan, _micro_scale(t), _seeds(t),
                        decidable=grid >= MIN_GRID, note=f"16x16 stem leaves a {grid}x{grid} token grid")
 
@@ -211,8 +220,9 @@ def _fig3_remove_one(t: _Tables) -> Measurement:
     ref = _fig3_paper_similarity()
     paper = float(ref[ref.heads == 3].remove1_delta_pct.mean())
     predictions = t.micro_table("predictions")
-    removed = removed_correct(t.micro_table("ablation_images"), predictions, "deit_3h")   # [seeds, images, layers]
-    est = bootstrap(lambda r, b: float(100 * (r.mean() - b.mean())), removed, correct_matrix(predictions, "deit_3h"),
+    key = t.key("deit_3h")
+    removed = removed_correct(t.micro_table("ablation_images"), predictions, key)   # [seeds, images, layers]
+    est = bootstrap(lambda r, b: float(100 * (r.mean() - b.mean())), removed, correct_matrix(predictions, key),
                     seeded=True)
     return Measurement(est, paper, _micro_scale(t) + ", DeiT-T-shaped, 3 heads", _seeds(t),
                        note="per layer the head whose removal costs least; mean over layers")
@@ -285,29 +295,32 @@ CLAIMS: tuple[Claim, ...] = (
           "speed-up of (b) over (a) (x)", Direction(+1, 1.0), _fig2_speed),
     Claim("shvit_fig2_accuracy", "SHViT", "Fig. 2", "16x16 stem accuracy",
           "the 16x16 stem's speed costs little accuracy (under 1 point)",
-          "top-1 (b) minus (a) (pp)", Direction(+1, -1.0), _fig2_accuracy),
+          "top-1 (b) minus (a) (pp)", Direction(+1, -1.0), _fig2_accuracy, scales=("micro", "meso")),
     Claim("shvit_fig3_late_layers", "SHViT", "Fig. 3", "late layers more similar",
           "heads in later layers are more similar than in early layers",
-          "head similarity, last third of layers minus first third (pp)", Direction(+1), _fig3_late_layers),
+          "head similarity, last third of layers minus first third (pp)", Direction(+1), _fig3_late_layers,
+          scales=("micro", "meso")),
     Claim("shvit_fig3_more_heads", "SHViT", "Fig. 3", "more heads, less similar",
           "with 6 heads, heads are less similar than with 3",
-          "mean head similarity, 3 heads minus 6 heads (pp)", Direction(+1), _fig3_more_heads),
+          "mean head similarity, 3 heads minus 6 heads (pp)", Direction(+1), _fig3_more_heads,
+          scales=("micro", "meso")),
     Claim("shvit_fig3_remove_one", "SHViT", "Fig. 3", "removing a head",
           "removing one (well-chosen) head costs little accuracy (under 1 point)",
           "top-1 with the least useful head removed minus intact, mean over layers (pp)", Direction(+1, -1.0),
-          _fig3_remove_one),
+          _fig3_remove_one, scales=("micro", "meso")),
     Claim("shvit_t6_mhsa_accuracy", "SHViT", "Table 6", "SHSA vs MHSA accuracy",
           "single-head attention is as accurate as multi-head (within 1 point)",
-          "top-1 SHSA minus MHSA (pp)", Equivalence(1.0), _table6_accuracy("t6_mhsa", 1)),
+          "top-1 SHSA minus MHSA (pp)", Equivalence(1.0), _table6_accuracy("t6_mhsa", 1), scales=("micro", "meso")),
     Claim("shvit_t6_mhsa_speed", "SHViT", "Table 6", "SHSA vs MHSA speed",
           "single-head attention is faster than multi-head",
           "CPU throughput SHSA / MHSA (x)", Direction(+1, 1.0), _table6_speed),
     Claim("shvit_t6_attention_helps", "SHViT", "Table 6", "attention helps",
           "removing the attention (depthwise conv only) costs accuracy",
-          "top-1 SHSA minus no attention (pp)", Direction(+1), _table6_accuracy("t6_none", 2)),
+          "top-1 SHSA minus no attention (pp)", Direction(+1), _table6_accuracy("t6_none", 2),
+          scales=("micro", "meso")),
     Claim("shvit_t6_partial_ratio", "SHViT", "Table 6 / Fig. 6", "partial ratio 1/4.67",
           "partial ratio 1/4.67 is as accurate as 1/2 (within 1 point) at lower cost",
-          "top-1 ratio 1/4.67 minus 1/2 (pp)", Equivalence(1.0), _table6_accuracy("t6_ratio2", 5)),
+          "top-1 ratio 1/4.67 minus 1/2 (pp)", Equivalence(1.0), _table6_accuracy("t6_ratio2", 5), scales=("micro",)),
     Claim("shvit_t2_ranking", "SHViT", "Table 2", "CPU speed ranking",
           "models rank by CPU throughput as in the paper (Spearman rho above 0.8)",
           "Spearman rho, our vs the paper's CPU throughput", Direction(+1, 0.8), _table2_ranking),
@@ -320,24 +333,30 @@ CLAIMS: tuple[Claim, ...] = (
           _memory_bound),
     Claim("shvit_gradcam_stem", "SHViT", "Sec. 3 (Grad-CAM)", "Grad-CAM localisation",
           "the 16x16 stem localises objects no worse than the 4x4 stem (within 5 points)",
-          "pointing game 16x16 minus 4x4 stem (pp)", Direction(+1, -5.0), _gradcam),
+          "pointing game 16x16 minus 4x4 stem (pp)", Direction(+1, -5.0), _gradcam, scales=("micro", "meso")),
 )
 
 
-def scorecard(claims=CLAIMS, *, results: Optional[PathLike] = None, micro: Optional[PathLike] = None) -> pd.DataFrame:
-    """One row per claim (`SCORECARD_COLUMNS`): the paper's value, ours with its 95% interval, the
-    scale and weights, and the verdict of the claim's rule."""
-    t = _Tables(results, micro)
+def scorecard(claims=CLAIMS, *, results: Optional[PathLike] = None, micro: Optional[PathLike] = None,
+              meso: Optional[PathLike] = None) -> pd.DataFrame:
+    """One row per claim and scale (`SCORECARD_COLUMNS`): the paper's value, ours with its 95% interval,
+    the scale and weights, and the verdict of the claim's rule. Trained-here claims get a row per lab
+    scale: micro always, meso where its suite's tables exist (`python -m analysis.ablations --meso`)."""
+    tables = {"full": _Tables(results), "micro": _Tables(results, micro, "micro"),
+              "meso": _Tables(results, meso, "meso")}
     rows = []
     for c in claims:
-        m = c.measure(t)
-        rows.append({"claim": c.id, "paper": c.paper, "where": c.where, "title": c.title, "statement": c.statement,
-                     "metric": c.metric,
-                     "paper_value": m.paper, "ours": m.ours.value, "ci_low": m.ours.low, "ci_high": m.ours.high,
-                     "interval": m.ours.method, "rule": c.rule.band(m.paper), "scale": m.scale, "weights": m.weights,
-                     "decidable": m.decidable,
-                     "verdict": verdict(c.rule, m.ours.low, m.ours.high, m.paper, m.decidable),
-                     "note": m.note})
+        for scale in c.scales:
+            t = tables[scale]
+            if scale == "meso" and not (t.lab / "predictions.csv").is_file():
+                continue
+            m = c.measure(t)
+            rows.append({"claim": c.id, "paper": c.paper, "where": c.where, "title": c.title,
+                         "statement": c.statement, "metric": c.metric, "paper_value": m.paper, "ours": m.ours.value,
+                         "ci_low": m.ours.low, "ci_high": m.ours.high, "interval": m.ours.method,
+                         "rule": c.rule.band(m.paper), "scale": m.scale, "weights": m.weights,
+                         "decidable": m.decidable,
+                         "verdict": verdict(c.rule, m.ours.low, m.ours.high, m.paper, m.decidable), "note": m.note})
     return pd.DataFrame(rows, columns=SCORECARD_COLUMNS)
 
 

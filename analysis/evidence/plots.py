@@ -4,6 +4,7 @@ the panel's colour, the scale and weights under it."""
 from __future__ import annotations
 
 import math
+import textwrap
 
 import matplotlib.pyplot as plt
 import numpy as np
@@ -41,7 +42,7 @@ def plot_scorecard(card: pd.DataFrame, columns: int = 4) -> plt.Figure:
         ax.set_ylim(-0.8, 1.0)
         ax.set_yticks([])
         ax.set_title(f"{r.paper} {r.where}: {r.title}", fontsize=8.5)
-        ax.set_xlabel(r.metric, fontsize=6.5)
+        ax.set_xlabel("\n".join(textwrap.wrap(r.metric, 60)), fontsize=6.5)
         ax.tick_params(labelsize=7)
         ax.text(0.02, 0.93, r.verdict, transform=ax.transAxes, va="top", fontsize=8, fontweight="bold",
                 color=VERDICT_COLOURS[r.verdict])

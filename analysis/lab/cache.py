@@ -107,7 +107,7 @@ def train_suite(keys: Optional[Iterable[str]] = None, *, root: Optional[PathLike
     for key in bar:
         bar.set_postfix(model=key)
         _, s = load_or_train(key, root=root, retrain=retrain, progress=progress)
-        rows.append({"key": key, "model": s["model"], "digest": s["digest"], "description": RECIPES[key].description,
+        rows.append({"key": key, "model": s["model"], "digest": s["digest"], "description": recipe(key).description,
                      "params": s["params"], "epochs": s["epochs_done"], "val_top1": s["val_top1"],
                      "train_seconds": s["train_seconds"], "threads": s["threads"]})
     df = pd.DataFrame(rows)

@@ -202,21 +202,23 @@ def cam_layer(model: nn.Module, side: int, min_side: int = CAM_MIN_SIDE) -> tupl
     return f"stages.{i}", sides[i]
 
 
-def gradcam_table(*, root: Optional[PathLike] = None, refresh: bool = False, progress: bool = True) -> pd.DataFrame:
-    """Pointing game of the 4x4- vs 16x16-stem micro models over the whole val set (captum
-    LayerGradCam on `cam_layer`, target = true class); `box_area` is the hit rate of a random point."""
+def gradcam_table(keys=GRADCAM_KEYS, *, min_side: int = CAM_MIN_SIDE, root: Optional[PathLike] = None,
+                  refresh: bool = False, progress: bool = True) -> pd.DataFrame:
+    """Pointing game of the 4x4- vs 16x16-stem models over the whole val set (captum LayerGradCam on
+    `cam_layer` with maps of at least `min_side`, target = true class); `box_area` is the hit rate of a
+    random point. `keys`: (recipe, stem stride) pairs trained on the same data (micro by default)."""
     def compute():
-        _, val, _ = micro_datasets()
+        _, val, _ = micro_datasets(recipe(keys[0][0]).config().data_kwargs)
         frames = []
-        for key, stride in GRADCAM_KEYS:
+        for key, stride in keys:
             model, _ = load_or_train(key, root=root, progress=progress)
-            name, side = cam_layer(model, RECIPES[key].resolution)
+            name, side = cam_layer(model, recipe(key).resolution, min_side)
             df = localisation(model, val, layer=model.get_submodule(name), progress=progress)
             for col, value in (("map_side", side), ("layer", name), ("stem_stride", stride), ("key", key)):
                 df.insert(0, col, value)
             frames.append(df)
         return pd.concat(frames, ignore_index=True)
-    return cached_table("gradcam", [k for k, _ in GRADCAM_KEYS], compute, root, refresh)
+    return cached_table("gradcam", [k for k, _ in keys], compute, root, refresh)
 
 
 def gradcam_examples(n: int = 8, *, root: Optional[PathLike] = None) -> dict:

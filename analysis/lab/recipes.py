@@ -21,7 +21,8 @@ from typing import Dict, Optional
 from ..core.errors import UserError, not_a_command
 from .train import TrainConfig
 
-__all__ = ["MicroRecipe", "RECIPES", "recipe", "SEEDED_KEYS", "SEEDS", "DATA", "TRAIN", "MACRO_ROWS", "STEM_ROWS",
+__all__ = ["MicroRecipe", "RECIPES", "MESO_RECIPES", "MESO_DATA", "MESO_GRADCAM_KEYS", "recipe", "SEEDED_KEYS",
+           "SEEDS", "DATA", "TRAIN", "MACRO_ROWS", "STEM_ROWS",
            "TABLE6_ROWS",
            "FIG6_ROWS", "GRADCAM_KEYS", "CACHE_FORMAT"]
 
@@ -68,7 +69,7 @@ class MicroRecipe:
 
     @property
     def resolution(self) -> int:
-        return self.input_size or DATA["image_size"]
+        return self.input_size or {**DATA, **self.data}["image_size"]
 
     @property
     def seed(self) -> int:
@@ -123,11 +124,37 @@ SEEDED_KEYS = tuple(RECIPES)
 SEEDS = (0, 1, 2)
 
 
+# Meso scale: the models the paper's claims compare, at 112 px, where the 16x16 stem keeps a 7x7 token grid
+# (and Grad-CAM a 7x7 map), DeiT its 16x16 patches (7x7 tokens); 1.5x the images of the micro scale, the same
+# epochs (so 1.5x the steps) and 2x the val images. `python -m analysis.ablations --meso`: ~40 min on 2 cores.
+MESO = 112
+MESO_DATA = {"image_size": MESO, "digit_size": [61, 89], "num_train": 15000, "num_val": 2000}  # digits x 112/48
+MESO_RECIPES: Dict[str, MicroRecipe] = {r.key: r for r in [
+    MicroRecipe("meso_fig2_b", "shvitlab_fig2_b", "meso SHViT: 16x16 stem, 3 stages, SHSA ratio 1/4.67 (Fig. 2 b)",
+                {**BASE, "img_size": MESO}, data=MESO_DATA),
+    MicroRecipe("meso_fig2_a", "shvitlab_fig2_a", "meso Fig. 2 (a): 4x4 stem, extra stage in front",
+                {**BASE, "img_size": MESO, "embed_dims": [16, 32, 64, 96], "depths": [1, 1, 2, 2],
+                 "partial_dims": [4, 7, 14, 21]}, data=MESO_DATA),
+    MicroRecipe("meso_t6_mhsa", "shvitlab_t6_mhsa", "meso Table 6 row 1: single head -> MHSA (4 heads)",
+                {**BASE, "img_size": MESO}, data=MESO_DATA),
+    MicroRecipe("meso_t6_none", "shvitlab_t6_none", "meso Table 6 row 2: no attention (DWConv only)",
+                {**BASE, "img_size": MESO}, data=MESO_DATA),
+    MicroRecipe("meso_deit_3h", "deit_tiny_patch16_224", "meso Fig. 3: DeiT-T-shaped ViT, 16x16 patches, 3 heads",
+                {**DEIT, "img_size": MESO, "patch_size": 16, "num_heads": 3}, train=DEIT_TRAIN,
+                data={**MESO_DATA, **DEIT_DATA}),
+    MicroRecipe("meso_deit_6h", "deit_tiny_patch16_224", "meso Fig. 3: DeiT-T-shaped ViT, 16x16 patches, 6 heads",
+                {**DEIT, "img_size": MESO, "patch_size": 16, "num_heads": 6}, train=DEIT_TRAIN,
+                data={**MESO_DATA, **DEIT_DATA}),
+]}
+MESO_GRADCAM_KEYS = (("meso_fig2_a", 4), ("meso_fig2_b", 16))
+
+
 def recipe(key: str, seed: int = 0) -> MicroRecipe:
-    """The recipe `key` (trained from `seed`); an unknown key is a user error naming the known ones."""
-    if key not in RECIPES:
-        raise UserError(f"unknown micro recipe {key!r}; known: {', '.join(RECIPES)}")
-    return RECIPES[key].with_seed(seed)
+    """The recipe `key` (micro or meso, trained from `seed`); an unknown key is a user error naming the known ones."""
+    known = {**RECIPES, **MESO_RECIPES}
+    if key not in known:
+        raise UserError(f"unknown recipe {key!r}; known: {', '.join(known)}")
+    return known[key].with_seed(seed)
 
 
 if __name__ == "__main__":  # a library module, not a command

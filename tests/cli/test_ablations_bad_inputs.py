@@ -6,7 +6,7 @@ from tests.helpers import assert_rejected
 
 R = ["--root", "{tmp}/micro"]
 TABLE = [
-    (R, "nothing to do: pass --all, --train KEY..., --table NAME..., --seeds or --list"),
+    (R, "nothing to do: pass --all, --train KEY..., --table NAME..., --seeds, --meso or --list"),
     (R + ["--train", "stem5"], "unknown micro recipe 'stem5'"),
     (R + ["--table", "nope"], "argument --table: invalid choice: 'nope'"),
     (R + ["--threads", "0", "--list"], "argument --threads: must be at least 1"),

@@ -25,24 +25,24 @@ def test_committed_scorecard_passes_the_acceptance_check():
     rules = {c.id: c.rule for c in sc.CLAIMS}
     for row in card.itertuples():  # every verdict, recomputed from its interval
         assert verdict(rules[row.claim], row.ci_low, row.ci_high, row.paper_value, row.decidable) == row.verdict
-    assert set(card.scale.str.split(" ").str[0]) <= {"full", "micro"} and card.weights.notna().all()
+    assert set(card.scale.str.split(" ").str[0]) == {"full", "micro", "meso"} and card.weights.notna().all()
 
 
-def _write_micro(root: Path, correct: dict, resolution: int = 48, seeds: int = 3, images: int = 40):
-    """Micro tables: `correct[key]` is the share of images each replicate of `key` gets right."""
+def _write_lab(root: Path, correct: dict, seeds: int = 3, images: int = 40):
+    """A lab scale's predictions table: `correct[key]` is the share of images each replicate of `key` gets right."""
     rows = []
     for key, share in correct.items():
         for seed in range(seeds):
             labels = np.arange(images) % 10
             pred = np.where(np.arange(images) < share * images, labels, (labels + 1) % 10)
             rows.append(pd.DataFrame({"key": key, "seed": seed, "image": range(images), "label": labels, "pred": pred}))
+    root.mkdir(parents=True, exist_ok=True)
     pd.concat(rows).to_csv(root / "predictions.csv", index=False)
-    pd.DataFrame({"key": ["fig2_b"], "resolution": [resolution], "stem_stride": [16]}).to_csv(root / "macro.csv",
-                                                                                               index=False)
+    return root
 
 
 def test_top1_difference_known_answers(tmp_path):
-    _write_micro(tmp_path, {"fig2_b": 1.0, "fig2_a": 0.0, "t6_mhsa": 1.0})
+    _write_lab(tmp_path, {"fig2_b": 1.0, "fig2_a": 0.0, "t6_mhsa": 1.0})
     t = sc._Tables(None, tmp_path)
     everything = sc._top1_difference(t, "fig2_b", "fig2_a")
     assert (everything.value, everything.low, everything.high) == (100.0, 100.0, 100.0)
@@ -51,28 +51,31 @@ def test_top1_difference_known_answers(tmp_path):
     assert "40 images x 3 seeds" in same.method
 
 
-@pytest.mark.parametrize("resolution, decidable, expected", [(48, False, "inconclusive"), (112, True, "reproduced")])
-def test_a_spatial_claim_needs_a_seven_by_seven_grid(tmp_path, resolution, decidable, expected):
-    _write_micro(tmp_path, {"fig2_b": 0.5, "fig2_a": 0.5}, resolution=resolution)
+def test_a_spatial_claim_needs_a_seven_by_seven_grid(tmp_path):
+    """The same (equal) accuracies: undecidable on micro's 3x3 grid, reproduced on meso's 7x7 grid."""
+    micro = _write_lab(tmp_path / "micro", {"fig2_b": 0.5, "fig2_a": 0.5})
+    meso = _write_lab(tmp_path / "meso", {"meso_fig2_b": 0.5, "meso_fig2_a": 0.5})
     claim = next(c for c in sc.CLAIMS if c.id == "shvit_fig2_accuracy")
-    card = sc.scorecard([claim], micro=tmp_path)
-    assert card.decidable.item() is decidable and card.verdict.item() == expected
-    assert card.ours.item() == 0.0 and card.note.item().startswith(f"16x16 stem leaves a {resolution // 16}x")
+    card = sc.scorecard([claim], micro=micro, meso=meso)
+    assert list(card.scale.str.split(" ").str[0]) == ["micro", "meso"] and (card.ours == 0).all()
+    assert list(card.decidable) == [False, True] and list(card.verdict) == ["inconclusive", "reproduced"]
+    assert list(card.note) == ["16x16 stem leaves a 3x3 token grid", "16x16 stem leaves a 7x7 token grid"]
+    assert len(sc.scorecard([claim], micro=micro, meso=tmp_path / "not_run")) == 1  # meso rows need its suite
 
 
 def test_a_missing_table_is_one_line_naming_the_command(tmp_path):
     claim = next(c for c in sc.CLAIMS if c.id == "shvit_fig2_accuracy")
     with pytest.raises(UserError, match=r"analysis\.ablations --all --seeds") as e:
-        sc.scorecard([claim], micro=tmp_path)
+        sc.scorecard([claim], micro=tmp_path, meso=tmp_path)
     assert "\n" not in str(e.value)
 
 
 def test_scorecard_figure_has_a_panel_per_claim(figure_only, tmp_path_factory):
     micro = tmp_path_factory.mktemp("micro")
-    _write_micro(micro, {"fig2_b": 0.5, "fig2_a": 0.25, "t6_mhsa": 0.5, "t6_none": 0.5, "t6_ratio2": 0.75})
+    _write_lab(micro, {"fig2_b": 0.5, "fig2_a": 0.25, "t6_mhsa": 0.5, "t6_none": 0.5, "t6_ratio2": 0.75})
     claims = [c for c in sc.CLAIMS if c.id in ("shvit_fig2_accuracy", "shvit_t6_mhsa_accuracy",
                                                "shvit_t6_attention_helps", "shvit_t6_partial_ratio")]
-    card = sc.scorecard(claims, micro=micro)
+    card = sc.scorecard(claims, micro=micro, meso=micro / "not_run")
     assert list(card.verdict) == ["inconclusive", "reproduced", "inconclusive", "contradicted"]
     fig = plot_scorecard(card, columns=2)
     panels = [ax for ax in fig.axes if ax.has_data()]
