@@ -10,10 +10,16 @@ import torch
 from analysis.core.paths import meso_root
 from analysis.heads.similarity import similarity_per_image
 from analysis.lab import cache
+from analysis.lab.datasets import ClutteredDigits, DigitsConfig
 from analysis.lab.recipes import MESO_RECIPES, RECIPES, recipe
 from shvit import get_config
 
 SLICE = 400  # val images re-evaluated in CI
+
+
+def _val(key: str) -> ClutteredDigits:
+    """The recipe's val split alone (its training images are not needed here)."""
+    return ClutteredDigits("val", DigitsConfig(**recipe(key).config().data_kwargs))
 
 
 def test_meso_recipes_are_the_micro_comparisons_at_112_px():
@@ -39,7 +45,7 @@ def test_a_slice_of_the_committed_meso_numbers_is_recomputed_from_its_weights():
         path = cache.checkpoint_path(key, root)
         assert path.is_file(), f"{path} is not committed"
         model, _ = cache.load_or_train(key, root=root, progress=False)  # served from the cache: the file exists
-        _, val, _ = cache.micro_datasets(recipe(key).config().data_kwargs)
+        val = _val(key)
         x = torch.stack([val[i][0] for i in range(SLICE)])
         with torch.no_grad():
             pred = model(x).argmax(-1).numpy()
@@ -47,7 +53,7 @@ def test_a_slice_of_the_committed_meso_numbers_is_recomputed_from_its_weights():
         assert (pred != committed[:SLICE]).mean() <= 0.005  # argmax near-ties may flip across hosts' kernels
     similarity = pd.read_csv(root / "head_similarity_images.csv")
     model, _ = cache.load_or_train("meso_deit_3h", root=root, progress=False)
-    _, val, _ = cache.micro_datasets(recipe("meso_deit_3h").config().data_kwargs)
+    val = _val("meso_deit_3h")
     ours = 100 * similarity_per_image(model, torch.stack([val[i][0] for i in range(8)]))  # [layers, images]
     ref = similarity[(similarity.key == "meso_deit_3h") & (similarity.seed == 0) & (similarity.image < 8)]
     ref = ref.pivot(index="layer", columns="image", values="similarity_pct").to_numpy()
