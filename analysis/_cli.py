@@ -16,7 +16,7 @@ import sys
 from pathlib import Path
 from typing import Callable, Optional
 
-from .core.errors import UserError, exit_on_user_error
+from .core.errors import UserError, exit_on_user_error, wait_for_rank_0
 from .core.files import check_writable
 
 __all__ = ["ArgumentParser", "command", "model_on_image", "write_figure_and_table", "positive_int", "non_negative_int", "seed", "resolution", "positive_float",
@@ -52,6 +52,7 @@ class ArgumentParser(argparse.ArgumentParser):
     def error(self, message: str):
         if os.environ.get("RANK", "0") == "0":  # under torchrun every rank parses the same arguments
             print(f"{self.prog}: error: {message} (see --help)", file=sys.stderr)
+        wait_for_rank_0()
         raise SystemExit(2)
 
 

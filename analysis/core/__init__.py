@@ -3,7 +3,7 @@ the papers' reference numbers, figure style, notebook plumbing (`core.notebook`)
 from .._lazy import lazy_exports
 
 EXPORTS = {
-    ".errors": ("UserError", "Terminated", "is_user_error", "exit_on_user_error", "not_a_command",
+    ".errors": ("UserError", "Terminated", "is_user_error", "exit_on_user_error", "wait_for_rank_0", "not_a_command",
                 "ranks_may_diverge", "COMMANDS"),
     ".files": ("check_writable", "check_distinct", "check_sidecar", "atomic_path", "write_atomic", "write_json"),
     ".tables": ("write_csv", "read_csv", "table_differences", "human_count", "human_bytes", "FLOAT_FORMAT", "RTOL",

@@ -9,10 +9,11 @@ import os
 import signal
 import sys
 import threading
+import time
 from typing import Callable
 
-__all__ = ["UserError", "Terminated", "is_user_error", "exit_on_user_error", "not_a_command", "ranks_may_diverge",
-           "COMMANDS"]
+__all__ = ["UserError", "Terminated", "is_user_error", "exit_on_user_error", "wait_for_rank_0", "not_a_command",
+           "ranks_may_diverge", "COMMANDS"]
 
 COMMANDS = ("head_similarity", "head_ablation", "attention_maps", "gradcam", "cost", "breakdown", "roofline",
             "throughput", "train", "ablations", "make_figures")
@@ -78,6 +79,18 @@ def _print_once(message: str, *, rank_local: bool = False) -> None:
         print(message, file=sys.stderr)
 
 
+def wait_for_rank_0(timeout_s: float = 60.0) -> None:
+    """Under torchrun, before the ranks diverge, every rank meets the same user error and rank 0 reports
+    it. A rank that exited first would have torchrun stop rank 0 before it prints, so the other ranks
+    wait here (torchrun ends them as soon as rank 0 has exited)."""
+    if os.environ.get("RANK", "0") == "0" or _ranks_diverge:
+        return
+    try:
+        time.sleep(timeout_s)
+    except Terminated:
+        raise SystemExit(143) from None
+
+
 def exit_on_user_error(main: Callable[..., int | None], prog: str = "analysis") -> Callable[..., int]:
     """Wrap a CLI `main`: a user error prints `prog: error: message` and exits 2; Ctrl-C exits
     130 and SIGTERM 143, quietly, after the temporary files of unfinished writes are removed."""
@@ -102,6 +115,7 @@ def exit_on_user_error(main: Callable[..., int | None], prog: str = "analysis") 
             if not is_user_error(e):
                 raise
             _print_once(f"{prog}: error: {e}", rank_local=True)
+            wait_for_rank_0()
             raise SystemExit(2) from None
         finally:
             if main_thread:

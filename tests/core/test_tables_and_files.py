@@ -123,14 +123,18 @@ def test_sigterm_exits_143_quietly_and_removes_the_temporary_file(tmp_path):
     assert list(tmp_path.iterdir()) == []
 
 
-def test_user_errors_are_printed_by_rank_0_only(capsys, monkeypatch):
+def test_user_errors_are_printed_by_rank_0_only_and_the_other_ranks_wait_for_it(capsys, monkeypatch):
+    """Another rank leaving first would have torchrun stop rank 0 before it prints: the others wait."""
     def fails():
         raise UserError("bad")
-    for rank, expected in (("0", "t: error: bad\n"), ("1", "")):
+    waits = []
+    monkeypatch.setattr("analysis.core.errors.time.sleep", waits.append)
+    for rank, expected, waited in (("0", "t: error: bad\n", []), ("1", "", [60.0])):
         monkeypatch.setenv("RANK", rank)
+        waits.clear()
         with pytest.raises(SystemExit) as exc:
             exit_on_user_error(fails, prog="t")()
-        assert exc.value.code == 2 and capsys.readouterr().err == expected
+        assert exc.value.code == 2 and capsys.readouterr().err == expected and waits == waited
 
 
 @pytest.mark.parametrize("n,text", [(0, "0"), (985, "985"), (97440, "97.4K"), (241400128, "241.4M"), (4.5e9, "4.5G")])
