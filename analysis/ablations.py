@@ -46,11 +46,10 @@ def build_parser() -> ArgumentParser:
 
 
 def run(args) -> int:
-    from .core.files import check_writable, write_json
+    from .core.files import write_json
     from .core.paths import micro_root
-    from .core.runtime import set_threads
     from .core.tables import read_csv
-    from .lab.cache import checkpoint_path, train_suite
+    from .lab.cache import checkpoint_path, table_path, train_suite
     from .lab.experiments import REPLICATE_TABLES, TABLES
     from .lab.recipes import RECIPES, SEEDED_KEYS, SEEDS, recipe
 
@@ -70,22 +69,17 @@ def run(args) -> int:
         return _meso(args)
     if not (args.all or args.train or args.table or args.seeds):
         raise UserError("nothing to do: pass --all, --train KEY..., --table NAME..., --seeds, --meso or --list")
-    try:
-        root.mkdir(parents=True, exist_ok=True)
-    except OSError as e:
-        raise UserError(f"cannot create results folder {root} ({e.strerror})") from None
-    check_writable(root / "models.csv")
-    set_threads(args.threads)
+    _prepare(root, args.threads)
     t0 = time.perf_counter()
     if args.all or args.train:
         models = train_suite(args.train if args.train and not args.all else None, root=root, retrain=args.retrain)
         print(models[["key", "val_top1", "train_seconds"]].to_string(index=False), file=sys.stderr)
     for name in (TABLES if args.all else args.table or ()):
         df = TABLES[name](root=root, refresh=args.refresh or args.retrain)
-        print(f"{name}: {len(df)} rows -> {root / (name + '.csv')}", file=sys.stderr)
+        print(f"{name}: {len(df)} rows -> {table_path(name, root)}", file=sys.stderr)
     for name in REPLICATE_TABLES if args.seeds else ():
         df = REPLICATE_TABLES[name](root=root, refresh=args.refresh or args.retrain)
-        print(f"{name}: {len(df)} rows -> {root / (name + '.csv')}", file=sys.stderr)
+        print(f"{name}: {len(df)} rows -> {table_path(name, root)}", file=sys.stderr)
     if args.all:
         m = read_csv(root / "models.csv")
         write_json({"models": len(m), "train_seconds_total": round(float(m["train_seconds"].sum()), 1),
@@ -93,6 +87,19 @@ def run(args) -> int:
                     "cache_bytes": sum(p.stat().st_size for p in (root / "checkpoints").glob("*.safetensors"))},
                    root / "suite.json")
     return 0
+
+
+def _prepare(root, threads: int) -> None:
+    """Create the results folder (a one-line error if it cannot be written) and set the CPU threads."""
+    from .core.files import check_writable
+    from .core.runtime import set_threads
+
+    try:
+        root.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise UserError(f"cannot create results folder {root} ({e.strerror})") from None
+    check_writable(root / "models.csv")
+    set_threads(threads)
 
 
 def _cpu_model() -> str:
@@ -114,21 +121,15 @@ def _meso(args) -> int:
     import torch
     from tqdm import tqdm
 
-    from .core.files import check_writable, write_json
+    from .core.files import write_json
     from .core.paths import meso_root
-    from .core.runtime import set_threads
     from .core.tables import write_csv
     from .lab import experiments
-    from .lab.cache import load_or_train
+    from .lab.cache import load_or_train, table_path
     from .lab.recipes import MESO_GRADCAM_KEYS, MESO_RECIPES, SEEDS, recipe
 
     root = meso_root(args.root)
-    try:
-        root.mkdir(parents=True, exist_ok=True)
-    except OSError as e:
-        raise UserError(f"cannot create results folder {root} ({e.strerror})") from None
-    check_writable(root / "models.csv")
-    set_threads(args.threads)
+    _prepare(root, args.threads)
     t0 = time.perf_counter()
     replicates = [recipe(k, s) for s in SEEDS for k in MESO_RECIPES]
     rows = []
@@ -146,7 +147,7 @@ def _meso(args) -> int:
               "gradcam": lambda: experiments.gradcam_table(MESO_GRADCAM_KEYS, min_side=7, root=root,
                                                            refresh=args.refresh)}
     for name, build in tables.items():
-        print(f"{name}: {len(build())} rows -> {root / (name + '.csv')}", file=sys.stderr)
+        print(f"{name}: {len(build())} rows -> {table_path(name, root)}", file=sys.stderr)
     commit = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True).stdout.strip()
     if commit and subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], capture_output=True,
                                  text=True).stdout.strip():

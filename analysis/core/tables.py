@@ -8,6 +8,7 @@ byte for byte.
 """
 from __future__ import annotations
 
+import gzip
 import os
 from pathlib import Path
 
@@ -25,8 +26,13 @@ RTOL, ATOL = 1e-4, 1e-6
 
 
 def write_csv(df: pd.DataFrame, path: str | os.PathLike) -> Path:
-    """Tidy CSV, no index, floats at `FLOAT_FORMAT`: identical runs give identical bytes."""
-    return write_atomic(path, lambda tmp: df.to_csv(tmp, index=False, float_format=FLOAT_FORMAT, lineterminator="\n"))
+    """Tidy CSV, no index, floats at `FLOAT_FORMAT`: identical runs give identical bytes (a `.gz` path is
+    gzip-compressed, with no timestamp in its header)."""
+    if Path(path).suffix != ".gz":
+        return write_atomic(path, lambda tmp: df.to_csv(tmp, index=False, float_format=FLOAT_FORMAT,
+                                                        lineterminator="\n"))
+    text = df.to_csv(index=False, float_format=FLOAT_FORMAT, lineterminator="\n")
+    return write_atomic(path, lambda tmp: Path(tmp).write_bytes(gzip.compress(text.encode(), mtime=0)))
 
 
 def read_csv(path: str | os.PathLike) -> pd.DataFrame:

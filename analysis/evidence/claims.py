@@ -29,6 +29,7 @@ from ..core.errors import UserError, not_a_command
 from ..core.paths import PathLike, meso_root, micro_root, project_root
 from ..core.reference import load_reference
 from ..core.tables import read_csv
+from ..lab.cache import table_path
 from ..lab.recipes import recipe
 from ..lab.replicates import correct_matrix, removed_correct, similarity_array, top1_difference
 from .intervals import Estimate, bootstrap, exact, log_ratio_interval, proportion_difference, t_interval
@@ -90,7 +91,7 @@ class _Tables:
         raise UserError(f"the scorecard needs results/{name}: run the notebook that writes it first")
 
     def micro_table(self, name: str) -> pd.DataFrame:
-        path = self.lab / f"{name}.csv"
+        path = table_path(name, self.lab)
         if not path.is_file():
             how = "--all --seeds" if self.scale == "micro" else f"--{self.scale}"
             raise UserError(f"the scorecard needs {path}: run `python -m analysis.ablations {how}` first")
@@ -348,7 +349,7 @@ def scorecard(claims=CLAIMS, *, results: Optional[PathLike] = None, micro: Optio
     for c in claims:
         for scale in c.scales:
             t = tables[scale]
-            if scale == "meso" and not (t.lab / "predictions.csv").is_file():
+            if scale == "meso" and not table_path("predictions", t.lab).is_file():
                 continue
             m = c.measure(t)
             rows.append({"claim": c.id, "paper": c.paper, "where": c.where, "title": c.title,

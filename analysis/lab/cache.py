@@ -29,7 +29,11 @@ from ..core.tables import read_csv, write_csv
 from .recipes import DATA, RECIPES, recipe
 from .train import TrainConfig, build_datasets, build_model, evaluate, fit
 
-__all__ = ["checkpoint_path", "micro_datasets", "load_or_train", "train_suite", "cached_table"]
+__all__ = ["checkpoint_path", "table_path", "micro_datasets", "load_or_train", "train_suite", "cached_table",
+           "COMPRESSED_TABLES"]
+
+# The per-image replicate tables (tens of thousands of rows) are stored gzip-compressed.
+COMPRESSED_TABLES = ("predictions", "head_similarity_images", "ablation_images")
 
 
 def checkpoint_path(key: str, root: Optional[PathLike] = None, seed: int = 0) -> Path:
@@ -115,11 +119,16 @@ def train_suite(keys: Optional[Iterable[str]] = None, *, root: Optional[PathLike
     return df
 
 
+def table_path(name: str, root: Optional[PathLike] = None) -> Path:
+    """Where the cached table `name` lives under `root` (default `core.paths.micro_root`)."""
+    return micro_root(root) / f"{name}.csv{'.gz' if name in COMPRESSED_TABLES else ''}"
+
+
 def cached_table(name: str, keys: Iterable, compute, root: Optional[PathLike] = None,
                  refresh: bool = False) -> pd.DataFrame:
     """`results/micro/<name>.csv` if it was computed from the current recipes (keys, or
     `MicroRecipe`s for other seeds), else recompute and write it."""
-    path = micro_root(root) / f"{name}.csv"
+    path = table_path(name, root)
     recipes = [recipe(k) if isinstance(k, str) else k for k in keys]
     digests = ";".join(dict.fromkeys(r.label for r in recipes))
     if path.is_file() and not refresh:

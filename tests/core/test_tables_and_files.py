@@ -145,3 +145,11 @@ def test_human_count(n, text):
 @pytest.mark.parametrize("n,text", [(512, "512 B"), (2048, "2.0 KiB"), (6711936, "6.4 MiB"), (3 * 2**30, "3.0 GiB")])
 def test_human_bytes(n, text):
     assert human_bytes(n) == text
+
+
+def test_a_gz_table_is_compressed_and_byte_identical_across_writes(tmp_path):
+    df = pd.DataFrame({"key": ["a", "b"] * 50, "value": [0.5, 1.25] * 50})
+    first = write_csv(df, tmp_path / "one.csv.gz").read_bytes()
+    second = write_csv(df, tmp_path / "two.csv.gz").read_bytes()
+    assert first == second and first[:2] == b"\x1f\x8b"  # gzip, no name or time in its header
+    assert not table_differences(pd.read_csv(tmp_path / "one.csv.gz"), df)

@@ -11,6 +11,7 @@ from analysis.core.errors import UserError
 from analysis.evidence import claims as sc
 from analysis.evidence.plots import VERDICT_COLOURS, plot_scorecard
 from analysis.evidence.verdicts import VERDICTS, verdict
+from analysis.lab.cache import table_path
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -37,7 +38,7 @@ def _write_lab(root: Path, correct: dict, seeds: int = 3, images: int = 40):
             pred = np.where(np.arange(images) < share * images, labels, (labels + 1) % 10)
             rows.append(pd.DataFrame({"key": key, "seed": seed, "image": range(images), "label": labels, "pred": pred}))
     root.mkdir(parents=True, exist_ok=True)
-    pd.concat(rows).to_csv(root / "predictions.csv", index=False)
+    pd.concat(rows).to_csv(table_path("predictions", root), index=False)
     return root
 
 

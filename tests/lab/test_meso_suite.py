@@ -40,7 +40,7 @@ def test_a_slice_of_the_committed_meso_numbers_is_recomputed_from_its_weights():
     root = meso_root()
     suite = json.loads((root / "suite.json").read_text())
     assert {"command", "commit", "seeds", "host", "wall_seconds_this_run"} <= set(suite)
-    predictions = pd.read_csv(root / "predictions.csv")
+    predictions = pd.read_csv(cache.table_path("predictions", root))
     for key in ("meso_fig2_b", "meso_deit_3h"):
         path = cache.checkpoint_path(key, root)
         assert path.is_file(), f"{path} is not committed"
@@ -51,7 +51,7 @@ def test_a_slice_of_the_committed_meso_numbers_is_recomputed_from_its_weights():
             pred = model(x).argmax(-1).numpy()
         committed = predictions[(predictions.key == key) & (predictions.seed == 0)].sort_values("image").pred.to_numpy()
         assert (pred != committed[:SLICE]).mean() <= 0.005  # argmax near-ties may flip across hosts' kernels
-    similarity = pd.read_csv(root / "head_similarity_images.csv")
+    similarity = pd.read_csv(cache.table_path("head_similarity_images", root))
     model, _ = cache.load_or_train("meso_deit_3h", root=root, progress=False)
     val = _val("meso_deit_3h")
     ours = 100 * similarity_per_image(model, torch.stack([val[i][0] for i in range(8)]))  # [layers, images]
