@@ -90,7 +90,7 @@ class _Tables:
                 return read_csv(path)
         raise UserError(f"the scorecard needs results/{name}: run the notebook that writes it first")
 
-    def micro_table(self, name: str) -> pd.DataFrame:
+    def lab_table(self, name: str) -> pd.DataFrame:
         path = table_path(name, self.lab)
         if not path.is_file():
             how = "--all --seeds" if self.scale == "micro" else f"--{self.scale}"
@@ -98,14 +98,14 @@ class _Tables:
         return read_csv(path)
 
 
-# ---- micro-scale data ----------------------------------------------------------------------------------------
+# ---- lab-scale data ------------------------------------------------------------------------------------------
 
 def _top1_difference(t: _Tables, a: str, b: str) -> Estimate:
-    return top1_difference(t.micro_table("predictions"), t.key(a), t.key(b))
+    return top1_difference(t.lab_table("predictions"), t.key(a), t.key(b))
 
 
 def _similarity(t: _Tables, key: str) -> np.ndarray:
-    return similarity_array(t.micro_table("head_similarity_images"), t.key(key))
+    return similarity_array(t.lab_table("head_similarity_images"), t.key(key))
 
 
 def _grid(t: _Tables) -> int:
@@ -114,12 +114,12 @@ def _grid(t: _Tables) -> int:
     return r.resolution // get_config(r.model).stem_stride
 
 
-def _micro_scale(t: _Tables) -> str:
+def _lab_scale(t: _Tables) -> str:
     return f"{t.scale} ({recipe(t.key('fig2_b')).resolution} px cluttered digits)"
 
 
 def _seeds(t: _Tables) -> str:
-    return f"trained here ({t.micro_table('predictions').seed.nunique()} seeds)"
+    return f"trained here ({t.lab_table('predictions').seed.nunique()} seeds)"
 
 
 def fig2_speed_rounds(rounds: int = 7, *, batch_size: int = 4, resolution: int = 224, passes: int = 3) -> pd.DataFrame:
@@ -187,7 +187,7 @@ def _fig2_speed(t: _Tables) -> Measurement:
 
 def _fig2_accuracy(t: _Tables) -> Measurement:
     grid = _grid(t)
-    return Measurement(_top1_difference(t, "fig2_b", "fig2_a"), math.nan, _micro_scale(t), _seeds(t),
+    return Measurement(_top1_difference(t, "fig2_b", "fig2_a"), math.nan, _lab_scale(t), _seeds(t),
                        decidable=grid >= MIN_GRID, note=f"16x16 stem leaves a {grid}x{grid} token grid")
 
 
@@ -205,7 +205,7 @@ def _fig3_late_layers(t: _Tables) -> Measurement:
     ref = _fig3_paper_similarity()
     paper = _late_minus_early(ref[ref.heads == 3].sort_values("layer").similarity_pct.to_numpy())
     est = bootstrap(_late_minus_early, _similarity(t, "deit_3h"), seeded=True)
-    return Measurement(est, paper, _micro_scale(t) + ", DeiT-T-shaped, 6 layers", _seeds(t))
+    return Measurement(est, paper, _lab_scale(t) + ", DeiT-T-shaped, 6 layers", _seeds(t))
 
 
 def _fig3_more_heads(t: _Tables) -> Measurement:
@@ -213,19 +213,19 @@ def _fig3_more_heads(t: _Tables) -> Measurement:
     paper = float(ref[ref.heads == 3].similarity_pct.mean() - ref[ref.heads == 6].similarity_pct.mean())
     s3, s6 = _similarity(t, "deit_3h"), _similarity(t, "deit_6h")
     est = bootstrap(lambda a, b: float(a.mean() - b.mean()), s3, s6, seeded=True)
-    return Measurement(est, paper, _micro_scale(t) + ", DeiT-T-shaped", _seeds(t),
+    return Measurement(est, paper, _lab_scale(t) + ", DeiT-T-shaped", _seeds(t),
                        note="the two models see the same val images")
 
 
 def _fig3_remove_one(t: _Tables) -> Measurement:
     ref = _fig3_paper_similarity()
     paper = float(ref[ref.heads == 3].remove1_delta_pct.mean())
-    predictions = t.micro_table("predictions")
+    predictions = t.lab_table("predictions")
     key = t.key("deit_3h")
-    removed = removed_correct(t.micro_table("ablation_images"), predictions, key)   # [seeds, images, layers]
+    removed = removed_correct(t.lab_table("ablation_images"), predictions, key)   # [seeds, images, layers]
     est = bootstrap(lambda r, b: float(100 * (r.mean() - b.mean())), removed, correct_matrix(predictions, key),
                     seeded=True)
-    return Measurement(est, paper, _micro_scale(t) + ", DeiT-T-shaped, 3 heads", _seeds(t),
+    return Measurement(est, paper, _lab_scale(t) + ", DeiT-T-shaped, 3 heads", _seeds(t),
                        note="per layer the head whose removal costs least; mean over layers")
 
 
@@ -236,7 +236,7 @@ def _table6_paper(row: int) -> float:
 def _table6_accuracy(key: str, paper_row: int) -> Callable[[_Tables], Measurement]:
     def measure(t: _Tables) -> Measurement:
         paper = _table6_paper(4) - _table6_paper(paper_row)
-        return Measurement(_top1_difference(t, "fig2_b", key), paper, _micro_scale(t), _seeds(t),
+        return Measurement(_top1_difference(t, "fig2_b", key), paper, _lab_scale(t), _seeds(t),
                            note="SHViT design (ratio 1/4.67) minus the variant")
     return measure
 
@@ -278,12 +278,12 @@ def _memory_bound(t: _Tables) -> Measurement:
 
 
 def _gradcam(t: _Tables) -> Measurement:
-    g = t.micro_table("gradcam").set_index("stem_stride")
+    g = t.lab_table("gradcam").set_index("stem_stride")
     n = int(g.images[16])
     est = proportion_difference(g.pointing_game[16] / 100, g.pointing_game[4] / 100, n, int(g.images[4]))
     est = Estimate(100 * est.value, 100 * est.low, 100 * est.high, est.method)
     side = int(g.map_side[16])
-    return Measurement(est, math.nan, _micro_scale(t), "trained here (seed 0)", decidable=side >= MIN_GRID,
+    return Measurement(est, math.nan, _lab_scale(t), "trained here (seed 0)", decidable=side >= MIN_GRID,
                        note=f"Grad-CAM maps of {side}x{side}")
 
 
