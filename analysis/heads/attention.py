@@ -12,7 +12,9 @@ How: a forward pre-hook on each attention module enters a `TorchFunctionMode` th
 every op run unchanged and only *looks* at two of them: a softmax (the explicit path of
 every module; its output is the map itself) and `scaled_dot_product_attention` (timm's
 fused path, left ON: the map is recomputed in fp32 from the very q, k, scale and mask the
-kernel receives, and the kernel's own output is what the model gets). The forward hook
+kernel receives, and the kernel's own output is what the model gets; where the dispatcher
+picks CPU flash attention, the probe calls that same kernel itself for its logsumexp too, which
+normalises the recomputed map without a softmax). The forward hook
 leaves the mode and emits the record; with `chunk_bytes`, a streaming consumer gets it in
 cache-sized pieces of whole images, and fused maps are only ever computed piece by piece.
 No module is rebuilt, `fused_attn` is untouched, and leaving the context removes every hook.
@@ -40,6 +42,7 @@ from timm.models.levit import Attention as LevitAttention
 from timm.models.levit import AttentionDownsample as LevitAttentionDownsample
 from timm.models.shvit import SHSA
 from timm.models.swin_transformer import WindowAttention as SwinWindowAttention
+from torch.nn.attention import SDPBackend
 from torch.overrides import TorchFunctionMode
 
 from shvit.layers import MHSA, BottleneckSHSA
@@ -104,7 +107,8 @@ class AttentionMaps:
     precision); rows sum to 1. `query_pos` / `key_pos` are [windows, N|M, 2] token centres
     (y, x) in input pixels, NaN for tokens without a position (class token, padding).
     `head_outputs` (multi-head layers, when requested) is [B * windows * tokens, heads,
-    head_dim]: the per-head outputs that enter the output projection.
+    head_dim]: the per-head outputs that enter the output projection. `log_attn` (when requested,
+    where the capture computes log A on the way to A: CPU flash attention) is log `attn`.
     """
 
     layer: str
@@ -118,6 +122,7 @@ class AttentionMaps:
     query_pos: Optional[torch.Tensor] = None
     key_pos: Optional[torch.Tensor] = None
     head_outputs: Optional[torch.Tensor] = field(default=None, repr=False)
+    log_attn: Optional[torch.Tensor] = field(default=None, repr=False)
 
 
 # --------------------------------------------------------------------------- families
@@ -299,21 +304,69 @@ def attention_layers(model: nn.Module) -> list[AttentionLayer]:
 # --------------------------------------------------------------------------- capture
 
 _SOFTMAX = {torch.Tensor.softmax, F.softmax, torch.softmax}
+_FLASH = int(SDPBackend.FLASH_ATTENTION)
 
 
-def _sdpa_map(q, k, v, attn_mask=None, dropout_p=0.0, is_causal=False, scale=None, enable_gqa=False):
-    """softmax(q k^T * scale + mask) in fp32: the weights `scaled_dot_product_attention` applies to v."""
-    q, k = q.float(), k.float()
+def _sdpa_arguments(query, key, value, attn_mask=None, dropout_p=0.0, is_causal=False, scale=None,
+                    enable_gqa=False) -> dict:
+    """`scaled_dot_product_attention`'s arguments by name, however the module passed them."""
+    return dict(query=query, key=key, value=value, attn_mask=attn_mask, dropout_p=dropout_p,
+                is_causal=is_causal, scale=scale, enable_gqa=enable_gqa)
+
+
+def _cpu_flash_with_logsumexp(a: dict) -> Optional[tuple[torch.Tensor, torch.Tensor]]:
+    """(output, logsumexp) of CPU flash attention, when `scaled_dot_product_attention` would run
+    exactly that kernel on these arguments (the dispatcher's own choice); else None.
+
+    The model then gets the very output it gets without the probe, and the maps need no
+    softmax: A = exp(q k^T * scale + mask - logsumexp), one pass over the map instead of three.
+    Only the plain case: fp32 on CPU, no autocast, no gradient, no dropout, no bool mask, not causal, no GQA.
+    """
+    q, k, v, mask = a["query"], a["key"], a["value"], a["attn_mask"]
+    if (q.device.type != "cpu" or torch.is_autocast_enabled("cpu") or a["dropout_p"] or a["is_causal"]
+            or a["enable_gqa"] or any(t.dtype != torch.float32 for t in (q, k, v))
+            or (torch.is_grad_enabled() and any(t.requires_grad for t in (q, k, v)))
+            or (mask is not None and mask.dtype != torch.float32)):
+        return None
+    if torch._fused_sdp_choice(q, k, v, mask, 0.0, False, scale=a["scale"]) != _FLASH:
+        return None
+    out, lse = torch.ops.aten._scaled_dot_product_flash_attention_for_cpu(q, k, v, 0.0, False, attn_mask=mask,
+                                                                         scale=a["scale"])
+    return out, lse
+
+
+def _sdpa_map(query, key, attn_mask=None, is_causal=False, scale=None, enable_gqa=False,
+              logsumexp=None, with_log=False):
+    """softmax(q k^T * scale + mask) in fp32: the weights `scaled_dot_product_attention` applies to v.
+
+    With the kernel's `logsumexp` (per query), exp(q k^T * scale + mask - logsumexp) instead: the
+    normaliser is folded into the product (one batched GEMM) and the map is one exp; `with_log`
+    then returns (A, log A).
+    """
+    q, k = query.float(), key.float()
     if enable_gqa and k.shape[-3] != q.shape[-3]:
         k = k.repeat_interleave(q.shape[-3] // k.shape[-3], dim=-3)
     scale = q.shape[-1] ** -0.5 if scale is None else scale
     *batch, n, d = q.shape
+    m = k.shape[-2]
+    if logsumexp is not None:
+        # [q * scale, -logsumexp] . [k, 1] = q k^T * scale - logsumexp: the normaliser rides in the
+        # product as one more contraction index (no pass over the map to subtract it)
+        qa = q.new_empty(*batch, n, d + 1)
+        ka = k.new_empty(*batch, m, d + 1)
+        torch.mul(q, scale, out=qa[..., :d])
+        qa[..., d] = -logsumexp
+        ka[..., :d] = k
+        ka[..., d] = 1.0
+        log_a = torch.bmm(qa.view(-1, n, d + 1), ka.view(-1, m, d + 1).transpose(1, 2)).view(*batch, n, m)
+        if attn_mask is not None:
+            log_a.add_(attn_mask.float())
+        return (log_a.exp(), log_a) if with_log else log_a.exp_()
     # one contiguous copy each (a plain q * scale keeps q's strided layout and would be copied again)
     q3 = torch.mul(q, scale, out=torch.empty(q.shape, dtype=q.dtype, device=q.device)).view(-1, n, d)
-    k3 = k.reshape(-1, k.shape[-2], d)
-    logits = torch.bmm(q3, k3.transpose(1, 2)).view(*batch, n, k.shape[-2])
+    k3 = k.reshape(-1, m, d)
+    logits = torch.bmm(q3, k3.transpose(1, 2)).view(*batch, n, m)
     if is_causal:
-        n, m = logits.shape[-2:]
         attn_mask = torch.ones(n, m, dtype=torch.bool, device=q.device).tril()
     if attn_mask is not None:
         if attn_mask.dtype == torch.bool:
@@ -327,25 +380,28 @@ class _FusedMaps:
     """The maps behind one fused `scaled_dot_product_attention` call, computed on demand for a
     range of its leading (batch) dimension: a consumer can take them piece by piece."""
 
-    def __init__(self, args, kwargs):
-        self.args, self.kwargs = args, kwargs
-        q, k = args[0], args[1]
+    def __init__(self, arguments: dict, logsumexp: Optional[torch.Tensor] = None):
+        self.arguments, self.logsumexp = arguments, logsumexp
+        q, k = arguments["query"], arguments["key"]
         self.shape = (*q.shape[:-1], k.shape[-2])
         self.dtype = torch.float32
 
+    @property
+    def has_log(self) -> bool:
+        return self.logsumexp is not None
+
     def __getitem__(self, rows: slice) -> torch.Tensor:
-        q, k, v, *rest = self.args
-        kwargs = dict(self.kwargs)
-        mask_in_args = bool(rest)
-        mask = rest[0] if mask_in_args else kwargs.get("attn_mask")
-        if isinstance(mask, torch.Tensor) and mask.dim() == q.dim() and mask.shape[0] == self.shape[0] > 1:
+        return self.maps(rows)
+
+    def maps(self, rows: slice, with_log: bool = False):
+        """The maps of `rows`; with `with_log` (only where `has_log`), (maps, log maps)."""
+        a = self.arguments
+        mask = a["attn_mask"]
+        if isinstance(mask, torch.Tensor) and mask.dim() == len(self.shape) and mask.shape[0] == self.shape[0] > 1:
             mask = mask[rows]  # a per-instance mask; a broadcast one is kept whole
-        if mask_in_args:
-            rest = [mask, *rest[1:]]
-        elif "attn_mask" in kwargs:
-            kwargs["attn_mask"] = mask
         with torch.no_grad():
-            return _sdpa_map(q[rows], k[rows], v, *rest, **kwargs)
+            return _sdpa_map(a["query"][rows], a["key"][rows], mask, a["is_causal"], a["scale"], a["enable_gqa"],
+                             None if self.logsumexp is None else self.logsumexp[rows], with_log)
 
 
 class _MapRecorder(TorchFunctionMode):
@@ -357,11 +413,17 @@ class _MapRecorder(TorchFunctionMode):
 
     def __torch_function__(self, func, types, args=(), kwargs=None):
         kwargs = kwargs or {}
+        if func is F.scaled_dot_product_attention:
+            arguments = _sdpa_arguments(*args, **kwargs)
+            flash = _cpu_flash_with_logsumexp(arguments)
+            if flash is not None:
+                self.maps.append(_FusedMaps(arguments, flash[1]))
+                return flash[0]
+            self.maps.append(_FusedMaps(arguments))
+            return func(*args, **kwargs)
         out = func(*args, **kwargs)
         if func in _SOFTMAX:
             self.maps.append(out.detach())
-        elif func is F.scaled_dot_product_attention:
-            self.maps.append(_FusedMaps(args, kwargs))
         return out
 
 
@@ -380,12 +442,15 @@ class AttentionCapture:
             about this many bytes (fused attention's maps are then computed piece by piece):
             a consumer that reads them several times does so from cache. None: one record
             per layer and forward pass.
+        log_maps: also hand over log A (`AttentionMaps.log_attn`) where it comes for free (CPU
+            flash attention), e.g. for entropies without taking a logarithm.
     """
 
     def __init__(self, model: nn.Module, callback: Optional[Callable[[AttentionMaps], None]] = None,
                  *, head_outputs: bool = False, layers: Optional[list[str]] = None,
-                 chunk_bytes: Optional[int] = None):
+                 chunk_bytes: Optional[int] = None, log_maps: bool = False):
         self.model = model
+        self.log_maps = log_maps
         self.callback = callback
         self.chunk_bytes = chunk_bytes
         self.head_outputs = head_outputs
@@ -472,7 +537,11 @@ class AttentionCapture:
             step = windows * max(1, self.chunk_bytes // per_image)
         for start in range(0, instances, step):
             rows = slice(start, min(start + step, instances))
-            attn = _assemble(maps, rows)
+            log_attn = None
+            if self.log_maps and len(maps) == 1 and isinstance(maps[0], _FusedMaps) and maps[0].has_log:
+                attn, log_attn = maps[0].maps(rows, with_log=True)
+            else:
+                attn = _assemble(maps, rows)
             if attn.shape[1] != layer.num_heads:
                 raise RuntimeError(f"{layer.name}: captured {attn.shape[1]} head maps, expected {layer.num_heads}")
             heads_out = None
@@ -482,7 +551,8 @@ class AttentionCapture:
                 heads_out = t[..., :layer.num_heads * layer.head_dim].reshape(-1, layer.num_heads, layer.head_dim)
             rec = AttentionMaps(layer=layer.name, index=layer.index, stage=layer.stage, family=layer.family,
                                 num_heads=layer.num_heads, attn=attn, batch_size=attn.shape[0] // windows,
-                                windows=windows, query_pos=qpos, key_pos=kpos, head_outputs=heads_out)
+                                windows=windows, query_pos=qpos, key_pos=kpos, head_outputs=heads_out,
+                                log_attn=log_attn)
             if self.callback is not None:
                 self.callback(rec)
             else:

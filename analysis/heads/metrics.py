@@ -58,21 +58,37 @@ def linear_cka(cov: torch.Tensor, num_heads: int) -> torch.Tensor:
     return hsic / (self_norm[:, None] * self_norm[None, :])
 
 
-def _entropy(attn: torch.Tensor) -> torch.Tensor:
-    """[G, h, N, M] -> [G, h] mean over queries of -sum_k A log A (0 log 0 = 0).
+def _entropy_sums(attn: torch.Tensor, log_attn: Optional[torch.Tensor] = None) -> torch.Tensor:
+    """[G, h, N, M] -> [G, h] sum over the map of -A log A (0 log 0 = 0): N x the mean over queries.
 
-    The mean over queries of the row sums is the sum over the whole map divided by N: one
-    dot product per map, taken as the diagonal of a small batched matmul (far faster on
-    CPU than an elementwise x log x or h separate dot products).
+    One dot product per map, taken as the diagonal of a small batched matmul (far faster on CPU
+    than an elementwise x log x or h separate dot products). `log_attn`: log A where the capture
+    has it (exact, and no logarithm to take); masked entries (log A = -inf, A = 0) count 0.
     """
-    g, h, n, _ = attn.shape
+    g, h = attn.shape[:2]
     a = attn.reshape(g, h, -1)
-    log_a = (a + 1e-30).log_()  # 0 log 0 = 0; exact for every entry above ~1e-23
-    return -(a @ log_a.transpose(1, 2)).diagonal(dim1=1, dim2=2) / n
+    if log_attn is not None:
+        sums = -(a @ log_attn.float().reshape(g, h, -1).transpose(1, 2)).diagonal(dim1=1, dim2=2)
+        if sums.isfinite().all():
+            return sums
+        # a masked entry (-inf * 0 = NaN): fall through to the logarithm of the map
+    log_a = (a + 1e-30).log_()  # exact for every entry above ~1e-23
+    return -(a @ log_a.transpose(1, 2)).diagonal(dim1=1, dim2=2)
+
+
+def _mirror_upper_blocks(gram: torch.Tensor, num_heads: int) -> torch.Tensor:
+    """The symmetric matrix whose (i, j >= i) blocks of size d x d are those of `gram`."""
+    d = gram.shape[0] // num_heads
+    blocks = gram.reshape(num_heads, d, num_heads, d).permute(0, 2, 1, 3)          # [h, h, d, d]
+    lower = torch.ones(num_heads, num_heads, dtype=torch.bool, device=gram.device).tril(-1)[:, :, None, None]
+    full = torch.where(lower, blocks.transpose(0, 1).transpose(-2, -1), blocks)
+    return full.permute(0, 2, 1, 3).reshape(gram.shape)
 
 
 class _LayerState:
-    """Fixed-size running sums of one layer."""
+    """Running sums of one layer: fixed-size fp64 totals, plus the small per-instance results of
+    the last few updates, reduced into the totals together (`flush`): one reduction per many
+    cache-sized pieces keeps the per-piece work to a product or two."""
 
     def __init__(self, m: AttentionMaps, device: torch.device):
         h = m.num_heads
@@ -85,9 +101,52 @@ class _LayerState:
         self.distance = torch.zeros(h, dtype=_F64, device=device)
         self.tokens = 0
         self.out_sum: Optional[torch.Tensor] = None   # [h*d]
-        self.out_gram: Optional[torch.Tensor] = None  # [h*d, h*d]
+        self.out_gram: Optional[torch.Tensor] = None  # [h*d, h*d], blocks (i, j >= i) filled
+        self.pending: dict[str, list] = {"gram": [], "entropy": [], "distance": []}
+        self.pending_rows = 0
+        self.pending_out: Optional[tuple[torch.Tensor, torch.Tensor]] = None  # fp32 (gram, sum)
+
+    def add_head_outputs(self, x: torch.Tensor, num_heads: int) -> None:
+        """Accumulate the second moments of [tokens, h*d] head outputs: only the blocks (i, j >= i),
+        as h products (h(h+1)/2 of the h^2 blocks; CKA needs each pair once)."""
+        if self.pending_out is None:
+            width = x.shape[1]
+            self.pending_out = (x.new_zeros(width, width), x.new_zeros(width))
+        gram, total = self.pending_out
+        d = x.shape[1] // num_heads
+        for i in range(num_heads):
+            gram[i * d:(i + 1) * d, i * d:].addmm_(x[:, i * d:(i + 1) * d].T, x[:, i * d:])
+        total += x.sum(0)
+        self.tokens += x.shape[0]
+
+    def flush(self) -> None:
+        """Reduce the pending per-instance results into the fp64 totals."""
+        if self.pending["gram"]:
+            gram = torch.cat(self.pending["gram"])                          # [G, h, h]
+            norm = gram.diagonal(dim1=1, dim2=2).clamp_min(1e-30).rsqrt()
+            cos = gram * norm[:, :, None] * norm[:, None, :]
+            self.cos += cos.sum(0, dtype=_F64)
+            cos.diagonal(dim1=1, dim2=2).fill_(-math.inf)  # max over the other heads
+            self.max_cos += cos.amax(-1).sum(0, dtype=_F64)
+        if self.pending["entropy"]:
+            self.entropy += torch.cat(self.pending["entropy"]).sum(0, dtype=_F64)
+        if self.pending["distance"]:
+            sums = torch.cat(self.pending["distance"])                      # [G, h, 2]
+            self.distance += (sums[..., 0] / sums[..., 1].clamp_min(1e-30)).sum(0, dtype=_F64)
+        if self.pending_out is not None:  # per-piece sums in fp32, running in fp64
+            gram, total = (t.to(_F64) for t in self.pending_out)
+            if self.out_gram is None:
+                self.out_gram, self.out_sum = gram, total
+            else:
+                self.out_gram += gram
+                self.out_sum += total
+            self.pending_out = None
+        for results in self.pending.values():
+            results.clear()
+        self.pending_rows = 0
 
     def tensors(self) -> list[torch.Tensor]:
+        self.flush()
         return [t for t in (self.cos, self.max_cos, self.entropy, self.distance, self.out_sum, self.out_gram)
                 if t is not None]
 
@@ -96,7 +155,8 @@ class HeadStatistics:
     """Accumulate head-redundancy statistics batch by batch; `.to_frame()` gives a tidy table.
 
         stats = HeadStatistics()
-        with AttentionCapture(model, stats.update, head_outputs=True, chunk_bytes=stats.chunk_bytes):
+        with AttentionCapture(model, stats.update, head_outputs=stats.needs_head_outputs,
+                              chunk_bytes=stats.chunk_bytes, log_maps=stats.needs_log_maps):
             for x in batches:
                 model(x)
         df = stats.to_frame()
@@ -108,18 +168,25 @@ class HeadStatistics:
             small enough that the several passes of one update read them from cache.
     """
 
+    FLUSH_ROWS = 4096  # per-instance results (a few floats each) held before they are reduced
+
     def __init__(self, metrics: Iterable[str] = METRICS, chunk_bytes: Optional[int] = 4 << 20):
         self.metrics = tuple(metrics)
         self.chunk_bytes = chunk_bytes
         unknown = set(self.metrics) - set(METRICS)
         if unknown:
             raise ValueError(f"unknown metrics {sorted(unknown)}; known: {', '.join(METRICS)}")
+        self._cosine = bool({"mean_pairwise_cosine", "mean_max_cosine"} & set(self.metrics))
         self._layers: dict[str, _LayerState] = {}
         self._distance_cache: dict = {}
 
     @property
     def needs_head_outputs(self) -> bool:
         return "linear_cka" in self.metrics
+
+    @property
+    def needs_log_maps(self) -> bool:
+        return "attention_entropy" in self.metrics
 
     def reset(self) -> None:
         self._layers.clear()
@@ -129,13 +196,14 @@ class HeadStatistics:
         images): afterwards every process holds the statistics of all the images."""
         if world.size == 1:
             return
+        states = list(self._layers.values())
+        tensors = [s.tensors() for s in states]  # flushed
         layouts = world.gather([(name, s.out_gram is not None) for name, s in self._layers.items()])
         if any(layout != layouts[0] for layout in layouts):
             raise UserError("the processes saw different attention layers (one had no image?): use at least as "
                             "many images as processes")
-        states = list(self._layers.values())
         counts = torch.tensor([[s.num_images, s.instances, s.tokens] for s in states], dtype=torch.float64)
-        world.sum_([counts] + [t for s in states for t in s.tensors()])
+        world.sum_([counts] + [t for ts in tensors for t in ts])
         for s, (images, instances, tokens) in zip(states, counts.tolist()):
             s.num_images, s.instances, s.tokens = int(images), int(instances), int(tokens)
 
@@ -152,31 +220,24 @@ class HeadStatistics:
         g, h = attn.shape[:2]
         state.num_images += m.batch_size
         state.instances += g
-        if h > 1 and {"mean_pairwise_cosine", "mean_max_cosine"} & set(self.metrics):
-            cos = pairwise_cosine(attn)
-            state.cos += cos.sum(0, dtype=_F64)
-            cos.diagonal(dim1=1, dim2=2).fill_(-math.inf)  # max over the other heads
-            state.max_cos += cos.amax(-1).sum(0, dtype=_F64)
+        if h > 1 and self._cosine:
+            flat = attn.reshape(g, h, -1)
+            state.pending["gram"].append(flat @ flat.transpose(1, 2))     # [g, h, h]
         if "attention_entropy" in self.metrics:
-            state.entropy += _entropy(attn).sum(0, dtype=_F64)
+            state.pending["entropy"].append(_entropy_sums(attn, m.log_attn) / attn.shape[2])
         if "mean_attention_distance" in self.metrics and m.query_pos is not None:
-            state.distance += self._distance(m, attn).sum(0, dtype=_F64)
+            state.pending["distance"].append(self._distance_sums(m, attn))
         if h > 1 and self.needs_head_outputs and m.head_outputs is not None:
-            x = m.head_outputs.detach().float().flatten(1)  # [tokens, h*d]
-            gram, total = (x.T @ x).to(_F64), x.sum(0).to(_F64)  # per-batch sums in fp32, running in fp64
-            if state.out_gram is None:
-                state.out_gram, state.out_sum = gram, total
-            else:
-                state.out_gram += gram
-                state.out_sum += total
-            state.tokens += x.shape[0]
+            state.add_head_outputs(m.head_outputs.detach().float().flatten(1), h)
+        state.pending_rows += g
+        if state.pending_rows >= self.FLUSH_ROWS:
+            state.flush()
 
-    def _distance(self, m: AttentionMaps, attn: torch.Tensor) -> torch.Tensor:
-        """[G, h] attention-weighted mean query-key distance per instance and head, in pixels.
-
-        Over query-key pairs that both have a position: sum A * dist / sum A, so with no
-        class token or padding it is the mean over queries of sum_k A[q, k] * dist(q, k).
-        Both sums are one matrix product over the flattened maps (a single read of A).
+    def _distance_sums(self, m: AttentionMaps, attn: torch.Tensor) -> torch.Tensor:
+        """[G, h, 2]: per instance and head, sum A * dist and sum A over the query-key pairs that
+        both have a position (their ratio is the attention distance, in pixels; with no class
+        token or padding, the mean over queries of sum_k A[q, k] * dist(q, k)). Both sums are one
+        matrix product over the flattened maps (a single read of A).
         """
         key = (m.layer, tuple(m.query_pos.shape), tuple(m.key_pos.shape), attn.device)
         if key not in self._distance_cache:
@@ -190,14 +251,14 @@ class HeadStatistics:
             sums = (weights[0] @ attn.reshape(g * h, -1).T).T          # [G*h, 2]
         else:
             sums = torch.einsum("bwhk,wck->bwhc", attn.reshape(g // w, w, h, -1), weights)
-        sums = sums.reshape(g, h, 2)
-        return sums[..., 0] / sums[..., 1].clamp_min(1e-30)
+        return sums.reshape(g, h, 2)
 
     def to_frame(self) -> pd.DataFrame:
         """Tidy results: one row per layer x metric (and per layer x head x metric for
         `max_cosine`, `attention_entropy`, `mean_attention_distance`)."""
         rows = []
         for s in self._layers.values():
+            s.flush()
             h, n = s.meta["num_heads"], s.instances
 
             def add(metric, value, head=None, applicable=True):
@@ -219,7 +280,7 @@ class HeadStatistics:
                 value = 0.0
                 if ok:
                     mu = s.out_sum / s.tokens
-                    cka = linear_cka(s.out_gram / s.tokens - mu[:, None] * mu[None, :], h)
+                    cka = linear_cka(_mirror_upper_blocks(s.out_gram, h) / s.tokens - mu[:, None] * mu[None, :], h)
                     value = cka[off].mean()
                 add("linear_cka", value, applicable=ok)
             for metric, sums in (("attention_entropy", s.entropy), ("mean_attention_distance", s.distance)):

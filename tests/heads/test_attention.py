@@ -6,6 +6,7 @@ import pytest
 import timm
 import torch
 import torch.nn as nn
+import torch.nn.functional as F
 from torch.nn.attention import SDPBackend, sdpa_kernel
 from timm.models.efficientvit_msra import CascadedGroupAttention
 from timm.models.levit import Attention as LevitAttention
@@ -15,6 +16,7 @@ from timm.models.swin_transformer import WindowAttention
 
 import shvit  # noqa: F401
 from analysis.heads.attention import attention_layers, AttentionCapture, UnsupportedModelError
+from analysis.heads.attention import _cpu_flash_with_logsumexp, _sdpa_arguments, _sdpa_map
 from analysis.core.errors import UserError
 from shvit.layers import MHSA, BottleneckSHSA
 from tests.helpers import randomize_batchnorm
@@ -268,6 +270,53 @@ def test_unsupported_architecture_lists_families():
     with pytest.raises(UnsupportedModelError, match="supported families: timm ViT/DeiT.*Swin.*LeViT.*EfficientViT"):
         AttentionCapture(nn.Sequential(nn.Conv2d(3, 8, 3), nn.ReLU()))
     assert issubclass(UnsupportedModelError, UserError)
+
+
+def test_cpu_flash_path_runs_the_dispatchers_own_kernel():
+    """Where `scaled_dot_product_attention` would run CPU flash attention, the probe runs that kernel
+    itself for its logsumexp: the same output bits, and maps exp(q k^T s - lse) that equal the softmax
+    recomputation; wherever SDPA would choose otherwise (or autocast, gradients, bool masks, causal),
+    the probe declines and the module's own call runs."""
+    torch.manual_seed(0)
+    q, k, v = torch.randn(3, 2, 3, 17, 8).unbind(0)
+    mask = torch.randn(2, 3, 17, 17)
+    for m in (None, mask):
+        with forced(SDPBackend.FLASH_ATTENTION):
+            out, lse = _cpu_flash_with_logsumexp(_sdpa_arguments(q, k, v, m))
+            assert torch.equal(out, F.scaled_dot_product_attention(q, k, v, m))
+        fast, log_fast = _sdpa_map(q, k, m, logsumexp=lse, with_log=True)
+        assert (fast - _sdpa_map(q, k, m)).abs().max() <= 1e-6
+        assert torch.allclose(log_fast.exp(), fast) and (fast.sum(-1) - 1).abs().max() <= 1e-5
+    with forced(SDPBackend.MATH):
+        assert _cpu_flash_with_logsumexp(_sdpa_arguments(q, k, v)) is None
+    with forced(SDPBackend.FLASH_ATTENTION):
+        assert _cpu_flash_with_logsumexp(_sdpa_arguments(q, k, v)) is not None
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            assert _cpu_flash_with_logsumexp(_sdpa_arguments(q, k, v)) is None
+        assert _cpu_flash_with_logsumexp(_sdpa_arguments(q.clone().requires_grad_(), k, v)) is None
+        assert _cpu_flash_with_logsumexp(_sdpa_arguments(q, k, v, mask > 0)) is None
+        assert _cpu_flash_with_logsumexp(_sdpa_arguments(q, k, v, is_causal=True)) is None
+
+
+@each_cpu_backend
+def test_fused_swin_with_its_shift_mask_keeps_logits(backend):
+    """Swin's fused path passes a float mask (relative position bias + shift mask): with the probe,
+    the logits are still bit-identical, and the maps match the explicit path's."""
+    model = _build(*FAMILIES[1][:2])
+    x = torch.randn(2, 3, 224, 224)
+    with torch.no_grad(), AttentionCapture(model) as explicit:
+        model(x)
+    for layer in attention_layers(model):
+        layer.module.fused_attn = True
+    with torch.no_grad(), forced(backend):
+        reference = model(x)
+        with AttentionCapture(model, log_maps=True) as fused:
+            logits = model(x)
+    assert torch.equal(logits, reference)
+    for a, b in zip(fused.maps, explicit.maps):
+        assert (a.attn - b.attn).abs().max() <= 1e-6
+        if a.log_attn is not None:  # the CPU flash path: log A comes with A
+            assert torch.allclose(a.log_attn.exp(), a.attn)
 
 
 @each_cpu_backend

@@ -7,7 +7,7 @@ import timm
 import torch
 
 from analysis.heads.attention import AttentionCapture, AttentionMaps
-from analysis.heads.metrics import HeadStatistics, linear_cka
+from analysis.heads.metrics import HeadStatistics, linear_cka, _mirror_upper_blocks
 from analysis.heads.similarity import head_similarity
 
 
@@ -153,6 +153,49 @@ def test_cache_sized_pieces_give_the_whole_batch_statistics():
     whole, pieces = frames
     assert len(whole) > 0 and set(pieces.num_images) == {5}
     assert torch.allclose(torch.tensor(pieces.value.values), torch.tensor(whole.value.values), rtol=1e-6, atol=1e-9)
+
+
+def test_reductions_do_not_depend_on_when_pending_results_are_flushed(monkeypatch):
+    model = micro_deit()
+    x = torch.randn(5, 3, 32, 32)
+    frames = []
+    for rows in (1, HeadStatistics.FLUSH_ROWS):  # reduce after every piece vs once at the end
+        monkeypatch.setattr(HeadStatistics, "FLUSH_ROWS", rows)
+        frames.append(head_similarity(model, [x[:2], x[2:]]))
+    assert len(frames[0]) > 0
+    assert torch.allclose(torch.tensor(frames[0].value.values), torch.tensor(frames[1].value.values),
+                          rtol=1e-6, atol=1e-9)
+
+
+def test_entropy_from_log_maps_equals_entropy_from_maps():
+    """On CPU flash attention the capture hands over log A with A; entropies from it equal those
+    computed with a logarithm of the maps (forced math path: no log maps)."""
+    from torch.nn.attention import SDPBackend, sdpa_kernel
+
+    model = micro_deit_with_identical_heads(1)
+    x = torch.randn(3, 3, 32, 32)
+    seen = []
+    with torch.no_grad(), sdpa_kernel(SDPBackend.FLASH_ATTENTION), AttentionCapture(model, seen.append, log_maps=True):
+        model(x)
+    assert all(m.log_attn is not None for m in seen)
+    values = {}
+    for backend in (SDPBackend.FLASH_ATTENTION, SDPBackend.MATH):
+        with sdpa_kernel(backend):
+            values[backend] = head_similarity(model, [x], metrics=["attention_entropy"]).value.values
+    assert len(values[backend]) == 4 * 3 and (values[SDPBackend.MATH] > 0).all()
+    assert torch.allclose(torch.tensor(values[SDPBackend.FLASH_ATTENTION]), torch.tensor(values[SDPBackend.MATH]),
+                          rtol=1e-5)
+
+
+def test_upper_blocks_mirror_to_the_symmetric_matrix():
+    torch.manual_seed(4)
+    h, d = 3, 2
+    y = torch.randn(10, h * d)
+    full = y.T @ y
+    upper = full.clone()
+    for i in range(h):
+        upper[i * d:(i + 1) * d, :i * d] = float("nan")  # never read
+    assert torch.equal(_mirror_upper_blocks(upper, h), full)
 
 
 def test_low_precision_maps_reduce_in_fp32():
