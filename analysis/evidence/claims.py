@@ -169,10 +169,14 @@ def memory_bound_rounds(rounds: int = 5, *, models=MULTI_HEAD_MODELS + ("efficie
 
 # ---- the claims ---------------------------------------------------------------------------------------------
 
+def _worst_size_error(t: _Tables, table: str, models: str) -> Estimate:
+    """Largest |ours/paper - 1| (%) over a variant table's parameter and MAC counts."""
+    worst = float(100 * t.result(table).rel_diff.abs().max())
+    return exact(worst, f"deterministic count (fvcore MACs, parameters) of {models}")
+
+
 def _table1_sizes(t: _Tables) -> Measurement:
-    v = t.result("00_shvit_variants.csv")
-    worst = float(100 * v.rel_diff.abs().max())
-    return Measurement(exact(worst, "deterministic count (fvcore MACs, parameters) of S1-S4"), 0.0, "full (224/256 px)",
+    return Measurement(_worst_size_error(t, "00_shvit_variants.csv", "S1-S4"), 0.0, "full (224/256 px)",
                        "architecture only")
 
 
@@ -262,17 +266,16 @@ def _table2_ranking(t: _Tables) -> Measurement:
 
 
 def _efficientvit_sizes(t: _Tables) -> Measurement:
-    v = t.result(EFFICIENTVIT_SIZES_TABLE)
-    worst = float(100 * v.rel_diff.abs().max())
-    return Measurement(exact(worst, "deterministic count (fvcore MACs, parameters) of M0-M5"), 0.0, "full (224 px)",
+    return Measurement(_worst_size_error(t, EFFICIENTVIT_SIZES_TABLE, "M0-M5"), 0.0, "full (224 px)",
                        "architecture only", note="the paper rounds parameters to 0.1 M (2.2% for M0)")
 
 
 def _memory_bound(t: _Tables) -> Measurement:
-    r = t.result(MEMORY_BOUND_TABLE).pivot(index="round", columns="model", values="runtime_share")
+    rounds = t.result(MEMORY_BOUND_TABLE)
+    r = rounds.pivot(index="round", columns="model", values="runtime_share")
     diff = 100 * (r[list(MULTI_HEAD_MODELS)].mean(axis=1) - r["efficientvit_m4"])
     est = t_interval(diff, "interleaved profiling rounds")
-    batch = int(t.result(MEMORY_BOUND_TABLE).batch_size.iloc[0])
+    batch = int(rounds.batch_size.iloc[0])
     return Measurement(est, math.nan, f"full (224 px), CPU 1 thread, batch {batch}",
                        "random (speed does not depend on them)", note="host-specific timing")
 

@@ -330,9 +330,8 @@ def _cpu_flash_with_logsumexp(a: dict) -> Optional[tuple[torch.Tensor, torch.Ten
         return None
     if torch._fused_sdp_choice(q, k, v, mask, 0.0, False, scale=a["scale"]) != _FLASH:
         return None
-    out, lse = torch.ops.aten._scaled_dot_product_flash_attention_for_cpu(q, k, v, 0.0, False, attn_mask=mask,
-                                                                         scale=a["scale"])
-    return out, lse
+    return torch.ops.aten._scaled_dot_product_flash_attention_for_cpu(q, k, v, 0.0, False, attn_mask=mask,
+                                                                      scale=a["scale"])
 
 
 def _sdpa_map(query, key, attn_mask=None, is_causal=False, scale=None, enable_gqa=False,

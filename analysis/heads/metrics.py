@@ -44,7 +44,11 @@ _F64 = torch.float64
 def pairwise_cosine(attn: torch.Tensor) -> torch.Tensor:
     """[G, h, N, M] maps -> [G, h, h] cosine similarity of the flattened head maps (fp32)."""
     a = attn.flatten(2).float()
-    gram = a @ a.transpose(1, 2)
+    return _cosine_from_gram(a @ a.transpose(1, 2))
+
+
+def _cosine_from_gram(gram: torch.Tensor) -> torch.Tensor:
+    """[G, h, h] Gram matrices of the flattened maps -> their cosine similarities."""
     norm = gram.diagonal(dim1=1, dim2=2).clamp_min(1e-30).sqrt()
     return gram / (norm[:, :, None] * norm[:, None, :])
 
@@ -122,9 +126,7 @@ class _LayerState:
     def flush(self) -> None:
         """Reduce the pending per-instance results into the fp64 totals."""
         if self.pending["gram"]:
-            gram = torch.cat(self.pending["gram"])                          # [G, h, h]
-            norm = gram.diagonal(dim1=1, dim2=2).clamp_min(1e-30).rsqrt()
-            cos = gram * norm[:, :, None] * norm[:, None, :]
+            cos = _cosine_from_gram(torch.cat(self.pending["gram"]))        # [G, h, h]
             self.cos += cos.sum(0, dtype=_F64)
             cos.diagonal(dim1=1, dim2=2).fill_(-math.inf)  # max over the other heads
             self.max_cos += cos.amax(-1).sum(0, dtype=_F64)

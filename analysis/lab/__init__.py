@@ -8,7 +8,7 @@ EXPORTS = {
     ".datasets": ("DigitsConfig", "ClutteredDigits", "render_example", "export_image_folder",
                   "image_folder_datasets", "DIGITS_NAME", "NUM_CLASSES"),
     ".train": ("TrainConfig", "fit", "evaluate", "build_model", "build_datasets", "load_checkpoint",
-               "CHECKPOINT_FORMAT"),
+               "resize_inputs", "CHECKPOINT_FORMAT"),
     ".recipes": ("MicroRecipe", "RECIPES", "MESO_RECIPES", "MESO_DATA", "MESO_GRADCAM_KEYS", "recipe",
                  "SEEDED_KEYS", "SEEDS", "DATA", "TRAIN", "MACRO_ROWS", "STEM_ROWS", "TABLE6_ROWS", "FIG6_ROWS",
                  "GRADCAM_KEYS", "CACHE_FORMAT"),

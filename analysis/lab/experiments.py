@@ -32,6 +32,7 @@ from .cache import cached_table, load_or_train, micro_datasets
 from .datasets import ClutteredDigits
 from .gradcam import GradCAM, localisation
 from .recipes import FIG6_ROWS, GRADCAM_KEYS, MACRO_ROWS, RECIPES, SEEDED_KEYS, SEEDS, STEM_ROWS, TABLE6_ROWS, recipe
+from .train import resize_inputs
 
 __all__ = ["macro_table", "single_head_table", "heads_table", "importance_table", "importance_agreement",
            "gradcam_table", "predictions_table", "head_similarity_images_table", "ablation_images_table",
@@ -249,9 +250,7 @@ def predictions_table(keys=SEEDED_KEYS, seeds=SEEDS, *, root: Optional[PathLike]
             model, _ = load_or_train(r.key, seed=r.seed, root=root, progress=progress)
             _, val, _ = micro_datasets(r.config().data_kwargs)
             x, y = torch.stack([v[0] for v in val]), torch.as_tensor(val.labels)
-            if r.input_size and r.input_size != x.shape[-1]:
-                x = torch.nn.functional.interpolate(x, size=(r.input_size,) * 2, mode="bilinear",
-                                                    align_corners=False, antialias=True)
+            x = resize_inputs(x, r.input_size)
             with torch.no_grad():
                 pred = torch.cat([model(b).argmax(-1) for b in x.split(200)])
             frames.append(pd.DataFrame({"key": r.key, "seed": r.seed, "image": range(len(y)), "label": y.numpy(),

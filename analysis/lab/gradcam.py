@@ -37,6 +37,7 @@ from tqdm import tqdm
 
 from ..core.errors import UserError, not_a_command
 from ..heads.maps import attention_rollout
+from .train import resize_inputs
 
 __all__ = ["GradCAM", "GradCAMPlusPlus", "RolloutCAM", "CAM_METHODS", "last_stage", "cam_target", "pointing_game",
            "localisation"]
@@ -224,8 +225,7 @@ def localisation(model: nn.Module, dataset, *, batch_size: int = 100, target: st
         boxes = boxes_all[start:start + len(idx)].clone()
         side = x.shape[-1]
         if input_size and input_size != side:
-            x = torch.nn.functional.interpolate(x, size=(input_size, input_size), mode="bilinear",
-                                                align_corners=False, antialias=True)
+            x = resize_inputs(x, input_size)
             boxes = (boxes.double() * input_size / side).round().long()
             side = input_size
         with torch.no_grad():

@@ -46,7 +46,7 @@ from ..core.runtime import resolve_device
 from .datasets import DIGITS_NAME, ClutteredDigits, DigitsConfig, image_folder_datasets
 
 __all__ = ["TrainConfig", "fit", "evaluate", "build_model", "build_datasets", "load_checkpoint",
-           "CHECKPOINT_FORMAT"]
+           "resize_inputs", "CHECKPOINT_FORMAT"]
 
 CHECKPOINT_FORMAT = "analysis.train/1"
 # Fields that define the network and its data: a checkpoint resumes only when they match.
@@ -155,7 +155,9 @@ def _check_resume(ckpt: dict, cfg: TrainConfig, path: str) -> None:
         raise CheckpointError(f"{path} was trained with a different setup ({'; '.join(diff)})")
 
 
-def _resize(x: torch.Tensor, side: Optional[int]) -> torch.Tensor:
+def resize_inputs(x: torch.Tensor, side: Optional[int]) -> torch.Tensor:
+    """Images [B, C, H, W] resized to side x side (antialiased bilinear), as recipes with an
+    `input_size` see them in training and evaluation; unchanged when `side` is None or already met."""
     if side is None or x.shape[-1] == side:
         return x
     return F.interpolate(x, size=(side, side), mode="bilinear", align_corners=False, antialias=True)
@@ -169,7 +171,7 @@ def evaluate(model: nn.Module, loader, device: torch.device, input_size: Optiona
     model.eval()
     correct = loss = total = 0.0
     for x, y in loader:
-        x, y = _resize(x.to(device), input_size), y.to(device)
+        x, y = resize_inputs(x.to(device), input_size), y.to(device)
         logits = model(x).float()
         loss += F.cross_entropy(logits, y, reduction="sum").item()
         correct += (logits.argmax(1) == y).sum().item()
@@ -296,7 +298,7 @@ def fit(cfg: TrainConfig, output: Optional[str | os.PathLike] = None, *, resume:
         net.train()
         seen = correct = loss_sum = 0.0
         for x, y in loader:
-            x, y = _resize(x.to(device, non_blocking=True), cfg.input_size), y.to(device, non_blocking=True)
+            x, y = resize_inputs(x.to(device, non_blocking=True), cfg.input_size), y.to(device, non_blocking=True)
             with torch.autocast(device.type, dtype=amp_dtype, enabled=use_amp):
                 logits = net(x)
                 loss = F.cross_entropy(logits.float(), y, label_smoothing=cfg.label_smoothing)
