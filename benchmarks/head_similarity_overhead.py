@@ -21,6 +21,11 @@ inflates and scatters both sides. `--malloc-cache` re-runs the benchmark with gl
 keep freed memory (MALLOC_TRIM_THRESHOLD_ / MALLOC_MMAP_THRESHOLD_), for both sides alike;
 page faults per batch are printed either way.
 
+`--breakdown` adds the capture alone (the maps recomputed behind fused attention: the floor
+issue 14 names), each metric alone, and the maps' arithmetic alone: for every batch, the
+time to recompute all its layers' maps from the recorded q, k and logsumexp, back to back
+after the forward pass (no hooks, no model work in between), over that batch's plain forward.
+
     python benchmarks/head_similarity_overhead.py [--images 256] [--batch-size 32] [--threads N]
         [--rounds 5] [--breakdown] [--malloc-cache]
 """
@@ -38,6 +43,7 @@ import torch
 from analysis.core.images import SampleImages
 from analysis.core.models import create_model
 from analysis.evidence.intervals import log_ratio_interval
+from analysis.heads.attention import _FusedMaps, _MapRecorder
 from analysis.heads.metrics import METRICS
 from analysis.heads.similarity import PAPER_METRICS, head_similarity
 
@@ -58,6 +64,21 @@ def paired(batches, plain_model, pairs: list):
         f1 = _faults()
         yield x
         pairs.append((t1 - t0, time.perf_counter() - t1, _faults() - f1))
+
+
+@torch.inference_mode()
+def maps_alone(model, x) -> tuple[float, int]:
+    """Seconds and page faults to recompute every layer's maps of batch `x` outside the model, as
+    the capture does (from the q, k, mask and logsumexp its recorder keeps of each fused call)."""
+    with _MapRecorder() as recorder:
+        model(x)
+    fused = [m for m in recorder.maps if isinstance(m, _FusedMaps)]
+    if not fused:
+        raise SystemExit(f"{type(model).__name__} runs no fused attention: no maps-alone timing")
+    f0, t0 = _faults(), time.perf_counter()
+    for maps in fused:
+        maps[:]
+    return time.perf_counter() - t0, _faults() - f0
 
 
 def main() -> None:
@@ -100,13 +121,24 @@ def main() -> None:
             whole = time.perf_counter() - t0
             outside[name].append(whole - sum(a + b for a, b, _ in pairs[name][before:]))
 
+    if args.breakdown:  # (plain forward, maps alone) per batch, paired like the passes above
+        pairs["maps' arithmetic alone"] = []
+        for _ in range(args.rounds):
+            for x in batches:
+                t0 = time.perf_counter()
+                plain(x)
+                plain_seconds = time.perf_counter() - t0
+                seconds, faults = maps_alone(model, x)
+                pairs["maps' arithmetic alone"].append((plain_seconds, plain_seconds + seconds, faults))
+        outside["maps' arithmetic alone"] = [0.0]
+
     plain_pass = sum(a for a, _, _ in pairs["all metrics"]) / args.rounds
     print(f"{args.model}, {args.images} images, batch {args.batch_size}, {args.threads} thread(s), "
           f"{args.rounds} rounds, allocator: {'glibc keeping freed memory' if args.malloc_cache else 'default'}")
     print(f"  {'analysis':28s} {'ratio':>6s} {'95% interval':>15s} {'per-batch ratios':>22s}   "
           f"{'page faults/batch':>17s}")
     results = {}
-    for name in runs:
+    for name in pairs:
         est = log_ratio_interval([b / a for a, b, _ in pairs[name]], "batch pairs")
         once = min(outside[name]) / plain_pass
         results[name] = (est.value + once, est.low + once, est.high + once)
