@@ -8,6 +8,7 @@ provenance in `suite.json`.
 """
 from __future__ import annotations
 
+import json
 import sys
 import time
 
@@ -71,6 +72,7 @@ def run(args) -> int:
         raise UserError("nothing to do: pass --all, --train KEY..., --table NAME..., --seeds, --meso or --list")
     _prepare(root, args.threads)
     t0 = time.perf_counter()
+    trained = sum(args.retrain or not checkpoint_path(key, root).is_file() for key in RECIPES) if args.all else 0
     if args.all or args.train:
         models = train_suite(args.train if args.train and not args.all else None, root=root, retrain=args.retrain)
         print(models[["key", "val_top1", "train_seconds"]].to_string(index=False), file=sys.stderr)
@@ -81,9 +83,11 @@ def run(args) -> int:
         df = REPLICATE_TABLES[name](root=root, refresh=args.refresh or args.retrain)
         print(f"{name}: {len(df)} rows -> {table_path(name, root)}", file=sys.stderr)
     if args.all:
-        m = read_csv(root / "models.csv")
+        m, wall = read_csv(root / "models.csv"), time.perf_counter() - t0
+        previous = _provenance(root)
         write_json({"models": len(m), "train_seconds_total": round(float(m["train_seconds"].sum()), 1),
-                    "wall_seconds_this_run": round(time.perf_counter() - t0, 1),
+                    "trained_this_run": trained, "wall_seconds_this_run": round(wall, 1),
+                    **from_scratch(previous, trained, len(RECIPES), wall, _commit()),
                     "cache_bytes": sum(p.stat().st_size for p in (root / "checkpoints").glob("*.safetensors"))},
                    root / "suite.json")
     return 0
@@ -102,6 +106,19 @@ def _prepare(root, threads: int) -> None:
     set_threads(threads)
 
 
+def _commit() -> str:
+    """The project's git commit (marked when tracked files differ from it), or "unknown"."""
+    import subprocess
+
+    try:
+        commit = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True).stdout.strip()
+        dirty = commit and subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"],
+                                          capture_output=True, text=True).stdout.strip()
+    except OSError:  # no git
+        return "unknown"
+    return (commit + " with uncommitted changes" if dirty else commit) or "unknown"
+
+
 def _cpu_model() -> str:
     """The CPU's model name (Linux), else the machine type."""
     import platform
@@ -115,7 +132,6 @@ def _cpu_model() -> str:
 def _meso(args) -> int:
     """Train every meso replicate (resuming from the cache), write the meso tables and the suite's provenance."""
     import platform
-    import subprocess
 
     import pandas as pd
     import torch
@@ -125,15 +141,16 @@ def _meso(args) -> int:
     from .core.paths import meso_root
     from .core.tables import write_csv
     from .lab import experiments
-    from .lab.cache import load_or_train, table_path
+    from .lab.cache import checkpoint_path, load_or_train, table_path
     from .lab.recipes import MESO_GRADCAM_KEYS, MESO_RECIPES, SEEDS, recipe
 
     root = meso_root(args.root)
     _prepare(root, args.threads)
     t0 = time.perf_counter()
     replicates = [recipe(k, s) for s in SEEDS for k in MESO_RECIPES]
-    rows = []
+    rows, trained = [], 0
     for r in tqdm(replicates, desc="meso suite", unit="model", file=sys.stderr):
+        trained += args.retrain or not checkpoint_path(r.key, root, r.seed).is_file()
         _, s = load_or_train(r.key, seed=r.seed, root=root, retrain=args.retrain)
         rows.append({"key": r.key, "seed": r.seed, "digest": s["digest"], "val_top1": s["val_top1"],
                      "train_seconds": s["train_seconds"], "threads": s["threads"]})
@@ -148,16 +165,34 @@ def _meso(args) -> int:
                                                            refresh=args.refresh)}
     for name, build in tables.items():
         print(f"{name}: {len(build())} rows -> {table_path(name, root)}", file=sys.stderr)
-    commit = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True).stdout.strip()
-    if commit and subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], capture_output=True,
-                                 text=True).stdout.strip():
-        commit += " with uncommitted changes"
-    write_json({"command": "python -m analysis.ablations " + " ".join(sys.argv[1:]), "commit": commit or "unknown",
+    commit = _commit()
+    wall = time.perf_counter() - t0
+    previous = _provenance(root)
+    write_json({"command": "python -m analysis.ablations " + " ".join(sys.argv[1:]), "commit": commit,
                 "seeds": list(SEEDS), "models": len(MESO_RECIPES), "host": platform.node(),
                 "cpu": _cpu_model(), "threads": torch.get_num_threads(),
                 "torch": torch.__version__, "train_seconds_total": round(sum(r["train_seconds"] for r in rows), 1),
-                "wall_seconds_this_run": round(time.perf_counter() - t0, 1)}, root / "suite.json")
+                "trained_this_run": trained, "wall_seconds_this_run": round(wall, 1),
+                **from_scratch(previous, trained, len(replicates), wall, commit)}, root / "suite.json")
     return 0
+
+
+def _provenance(root) -> dict:
+    """The suite.json a previous run left in `root` ({} if none or unreadable: it is rewritten)."""
+    try:
+        previous = json.loads((root / "suite.json").read_text())
+    except (OSError, ValueError):
+        return {}
+    return previous if isinstance(previous, dict) else {}
+
+
+def from_scratch(previous: dict, trained: int, total: int, wall: float, commit: str) -> dict:
+    """The suite's from-scratch cost for its provenance: this run's wall time and commit when it
+    trained all `total` models, else what the `previous` provenance recorded (a resumed or cached
+    run says nothing about the cost from scratch)."""
+    if trained == total:
+        return {"wall_seconds_from_scratch": round(wall, 1), "from_scratch_commit": commit}
+    return {k: previous[k] for k in ("wall_seconds_from_scratch", "from_scratch_commit") if k in previous}
 
 
 main = command(build_parser, run)

@@ -7,6 +7,7 @@ import pandas as pd
 import pytest
 import torch
 
+from analysis.ablations import from_scratch
 from analysis.core.paths import meso_root
 from analysis.heads.similarity import similarity_per_image
 from analysis.lab import cache
@@ -35,11 +36,20 @@ def test_meso_recipes_are_the_micro_comparisons_at_112_px():
     assert MESO_RECIPES["meso_deit_3h"].model_kwargs["patch_size"] == 16
 
 
+def test_provenance_keeps_the_from_scratch_cost_until_a_run_trains_everything_again():
+    scratch = from_scratch({}, trained=18, total=18, wall=2299.94, commit="abc")
+    assert scratch == {"wall_seconds_from_scratch": 2299.9, "from_scratch_commit": "abc"}
+    assert from_scratch(scratch, trained=0, total=18, wall=0.7, commit="def") == scratch   # cached run
+    assert from_scratch(scratch, trained=5, total=18, wall=600.0, commit="def") == scratch  # resumed run
+    assert from_scratch({}, trained=5, total=18, wall=600.0, commit="def") == {}              # never from scratch
+    assert from_scratch(scratch, trained=18, total=18, wall=2400.0, commit="def")["wall_seconds_from_scratch"] == 2400.0
+
+
 @pytest.mark.artifacts
 def test_a_slice_of_the_committed_meso_numbers_is_recomputed_from_its_weights():
     root = meso_root()
     suite = json.loads((root / "suite.json").read_text())
-    assert {"command", "commit", "seeds", "host", "wall_seconds_this_run"} <= set(suite)
+    assert {"command", "commit", "seeds", "host", "wall_seconds_this_run", "wall_seconds_from_scratch"} <= set(suite)
     predictions = pd.read_csv(cache.table_path("predictions", root))
     for key in ("meso_fig2_b", "meso_deit_3h"):
         path = cache.checkpoint_path(key, root)
