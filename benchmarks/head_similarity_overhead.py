@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import argparse
 import copy
+import math
 import os
 import resource
 import sys
@@ -94,6 +95,8 @@ def main() -> None:
     p.add_argument("--malloc-cache", action="store_true",
                    help="run with glibc keeping freed memory (no page-fault noise), for both sides")
     args = p.parse_args()
+    if math.ceil(args.images / args.batch_size) * args.rounds < 2:
+        p.error("an interval needs at least 2 (plain, analysed) batch pairs: raise --images or --rounds")
     if args.malloc_cache and any(os.environ.get(k) != v for k, v in _KEEP_FREED_MEMORY.items()):
         os.execve(sys.executable, [sys.executable, *sys.argv], {**os.environ, **_KEEP_FREED_MEMORY})
 
