@@ -110,23 +110,17 @@ def _commit() -> str:
     """The project's git commit (marked when tracked files differ from it), or "unknown"."""
     import subprocess
 
+    from .core.paths import project_root
+
+    def git(*args: str) -> str:
+        return subprocess.run(["git", *args], capture_output=True, text=True, cwd=project_root()).stdout.strip()
+
     try:
-        commit = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True).stdout.strip()
-        dirty = commit and subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"],
-                                          capture_output=True, text=True).stdout.strip()
+        commit = git("rev-parse", "HEAD")
+        dirty = commit and git("status", "--porcelain", "--untracked-files=no")
     except OSError:  # no git
         return "unknown"
     return (commit + " with uncommitted changes" if dirty else commit) or "unknown"
-
-
-def _cpu_model() -> str:
-    """The CPU's model name (Linux), else the machine type."""
-    import platform
-    try:
-        with open("/proc/cpuinfo") as f:
-            return next(line.split(":", 1)[1].strip() for line in f if line.startswith("model name"))
-    except (OSError, StopIteration):
-        return platform.machine()
 
 
 def _meso(args) -> int:
@@ -139,6 +133,7 @@ def _meso(args) -> int:
 
     from .core.files import write_json
     from .core.paths import meso_root
+    from .core.runtime import cpu_name
     from .core.tables import write_csv
     from .lab import experiments
     from .lab.cache import checkpoint_path, load_or_train, table_path
@@ -170,7 +165,7 @@ def _meso(args) -> int:
     previous = _provenance(root)
     write_json({"command": "python -m analysis.ablations " + " ".join(sys.argv[1:]), "commit": commit,
                 "seeds": list(SEEDS), "models": len(MESO_RECIPES), "host": platform.node(),
-                "cpu": _cpu_model(), "threads": torch.get_num_threads(),
+                "cpu": cpu_name(), "threads": torch.get_num_threads(),
                 "torch": torch.__version__, "train_seconds_total": round(sum(r["train_seconds"] for r in rows), 1),
                 "trained_this_run": trained, "wall_seconds_this_run": round(wall, 1),
                 **from_scratch(previous, trained, len(replicates), wall, commit)}, root / "suite.json")

@@ -13,7 +13,7 @@ EXPORTS = {
     ".models": ("create_model", "create_model_at", "fuse_model", "check_model_name", "suggest_model_names",
                 "describe_weights", "input_size", "hub_reachable"),
     ".distributed": ("World",),
-    ".runtime": ("resolve_device", "set_threads", "cpu_threads", "attention_backend", "ATTENTION_BACKENDS"),
+    ".runtime": ("resolve_device", "set_threads", "cpu_threads", "cpu_name", "attention_backend", "ATTENTION_BACKENDS"),
     ".images": ("ImageFolderSource", "SampleImages", "Batches", "model_transform", "to_rgb", "IMAGE_EXTENSIONS",
                 "load_image", "view_image", "ImageView"),
     ".reference": ("load_reference", "REFERENCE_TABLES"),

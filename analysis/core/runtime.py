@@ -12,7 +12,7 @@ from torch.nn.attention import SDPBackend, sdpa_kernel
 
 from .errors import UserError, not_a_command
 
-__all__ = ["resolve_device", "set_threads", "cpu_threads", "attention_backend", "ATTENTION_BACKENDS"]
+__all__ = ["resolve_device", "set_threads", "cpu_threads", "cpu_name", "attention_backend", "ATTENTION_BACKENDS"]
 
 ATTENTION_BACKENDS = ("auto", "math", "flash", "efficient", "cudnn")
 _SDPA = {"math": SDPBackend.MATH, "flash": SDPBackend.FLASH_ATTENTION,
@@ -26,6 +26,16 @@ def resolve_device(name: str) -> torch.device:
     if name.startswith("cuda") and not torch.cuda.is_available():
         raise UserError("--device cuda requested but no CUDA device is available (use --device cpu)")
     return torch.device(name)
+
+
+def cpu_name() -> str:
+    """The CPU's model name (Linux `/proc/cpuinfo`), else what `platform` knows of it."""
+    try:
+        with open("/proc/cpuinfo") as f:
+            return next(line.split(":", 1)[1].strip() for line in f if line.startswith("model name"))
+    except (OSError, StopIteration):
+        import platform
+        return platform.processor() or platform.machine() or "CPU"
 
 
 def set_threads(threads: Optional[int]) -> int:

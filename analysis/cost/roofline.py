@@ -53,6 +53,7 @@ from tqdm import tqdm
 from ..core.errors import UserError, not_a_command
 from ..core.files import write_json
 from ..core.models import create_model_at, fuse_model
+from ..core.runtime import cpu_name
 from .breakdown import MEMORY_BOUND, categorize
 from .counter import CostAnalysis
 from .latency import model_latency, stage_latency
@@ -202,19 +203,8 @@ def measure_machine(device="cpu", threads: Optional[int] = 1, *, gemm_size: Opti
         used = torch.get_num_threads()
     finally:
         torch.set_num_threads(old)
-    name = torch.cuda.get_device_name(device) if cuda else f"{_cpu_name()}, {used} thread(s)"
+    name = torch.cuda.get_device_name(device) if cuda else f"{cpu_name()}, {used} thread(s)"
     return Machine(name, device.type, None if cuda else used, peak, bandwidth, overhead)
-
-
-def _cpu_name() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    import platform
-    return platform.processor() or "CPU"
 
 
 # ----------------------------------------------------------------------------- predicting
