@@ -20,9 +20,10 @@ figures: $(STAMP)
 	$(PY) -m analysis.make_figures
 
 # Notebooks run under nbval with their outputs redirected to a temporary folder, so a test run
-# never rewrites the committed figures/ and results/.
+# never rewrites the committed figures/ and results/; the folder is removed afterwards, pass or fail.
 test: $(STAMP)
-	SHVIT_LAB_OUTPUT=$$(mktemp -d) $(PY) -m pytest tests notebooks --nbval-lax --nbval-current-env -p no:cacheprovider
+	out=$$(mktemp -d) && trap 'rm -rf "$$out"' EXIT && \
+	SHVIT_LAB_OUTPUT=$$out $(PY) -m pytest tests notebooks --nbval-lax --nbval-current-env -p no:cacheprovider
 
 # The quick loop while editing (about 2 min on 2 cores): unit, known-answer and CLI tests, without the
 # slow ones (DDP, every paper model), the ones that read committed artifacts, and the notebooks.
