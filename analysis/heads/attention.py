@@ -18,6 +18,9 @@ normalises the recomputed map without a softmax). The forward hook
 leaves the mode and emits the record; with `chunk_bytes`, a streaming consumer gets it in
 cache-sized pieces of whole images, and fused maps are only ever computed piece by piece.
 No module is rebuilt, `fused_attn` is untouched, and leaving the context removes every hook.
+A caller that discards the outputs (`head_similarity`) passes `exact_outputs=False`: a plain fp32
+fused call then runs as softmax(q k^T * scale + mask) @ v and that softmax is the map, which is
+cheaper than the fused kernel plus a recomputation (outputs change by rounding only).
 
 Supported families (`supported_families()`; add one with `@register_attention_family`): timm ViT/DeiT `Attention`, Swin
 `WindowAttention` (relative position bias and shift mask included), LeViT `Attention` /
@@ -314,19 +317,26 @@ def _sdpa_arguments(query, key, value, attn_mask=None, dropout_p=0.0, is_causal=
                 is_causal=is_causal, scale=scale, enable_gqa=enable_gqa)
 
 
+def _plain_fp32(a: dict) -> bool:
+    """Whether a `scaled_dot_product_attention` call is the plain case: fp32 q, k, v and (float)
+    mask, no autocast, no gradient, no dropout, not causal, no GQA."""
+    q, k, v, mask = a["query"], a["key"], a["value"], a["attn_mask"]
+    return not (torch.is_autocast_enabled(q.device.type) or a["dropout_p"] or a["is_causal"] or a["enable_gqa"]
+                or any(t.dtype != torch.float32 for t in (q, k, v))
+                or (torch.is_grad_enabled() and any(t.requires_grad for t in (q, k, v)))
+                or (mask is not None and mask.dtype != torch.float32))
+
+
 def _cpu_flash_with_logsumexp(a: dict) -> Optional[tuple[torch.Tensor, torch.Tensor]]:
     """(output, logsumexp) of CPU flash attention, when `scaled_dot_product_attention` would run
     exactly that kernel on these arguments (the dispatcher's own choice); else None.
 
     The model then gets the very output it gets without the probe, and the maps need no
     softmax: A = exp(q k^T * scale + mask - logsumexp), one pass over the map instead of three.
-    Only the plain case: fp32 on CPU, no autocast, no gradient, no dropout, no bool mask, not causal, no GQA.
+    Only the plain case (`_plain_fp32`) on CPU.
     """
     q, k, v, mask = a["query"], a["key"], a["value"], a["attn_mask"]
-    if (q.device.type != "cpu" or torch.is_autocast_enabled("cpu") or a["dropout_p"] or a["is_causal"]
-            or a["enable_gqa"] or any(t.dtype != torch.float32 for t in (q, k, v))
-            or (torch.is_grad_enabled() and any(t.requires_grad for t in (q, k, v)))
-            or (mask is not None and mask.dtype != torch.float32)):
+    if q.device.type != "cpu" or not _plain_fp32(a):
         return None
     if torch._fused_sdp_choice(q, k, v, mask, 0.0, False, scale=a["scale"]) != _FLASH:
         return None
@@ -404,16 +414,27 @@ class _FusedMaps:
 
 
 class _MapRecorder(TorchFunctionMode):
-    """Runs every op unchanged; keeps softmax outputs and the (lazy) maps behind fused attention."""
+    """Runs every op unchanged; keeps softmax outputs and the (lazy) maps behind fused attention.
 
-    def __init__(self):
+    With `explicit`, a plain fp32 fused call (`_plain_fp32`) is run as its explicit equivalent
+    instead, A = softmax(q k^T * scale + mask) in fp32 and A @ v, and A is kept: the maps are then the
+    very weights applied to v, at the cost of an output that differs from the fused kernel's by rounding.
+    """
+
+    def __init__(self, explicit: bool = False):
         super().__init__()
+        self.explicit = explicit
         self.maps: list = []  # tensors, or _FusedMaps; both sliced along dim 0
 
     def __torch_function__(self, func, types, args=(), kwargs=None):
         kwargs = kwargs or {}
         if func is F.scaled_dot_product_attention:
             arguments = _sdpa_arguments(*args, **kwargs)
+            if self.explicit and _plain_fp32(arguments):
+                a = arguments
+                attn = _sdpa_map(a["query"], a["key"], a["attn_mask"], scale=a["scale"])
+                self.maps.append(attn)
+                return torch.matmul(attn, a["value"])
             flash = _cpu_flash_with_logsumexp(arguments)
             if flash is not None:
                 self.maps.append(_FusedMaps(arguments, flash[1]))
@@ -443,12 +464,18 @@ class AttentionCapture:
             per layer and forward pass.
         log_maps: also hand over log A (`AttentionMaps.log_attn`) where it comes for free (CPU
             flash attention), e.g. for entropies without taking a logarithm.
+        exact_outputs: True (default) leaves fused attention to its kernel, so the model's outputs
+            are bit-identical to running without the probe, and recomputes the maps behind it. False,
+            for callers that discard the outputs (`head_similarity`): a plain fp32 fused call runs as
+            softmax(q k^T * scale + mask) @ v and its softmax is the map, with no recomputation;
+            outputs then differ from the fused kernel's by rounding (about 1e-6 on DeiT-T logits).
     """
 
     def __init__(self, model: nn.Module, callback: Optional[Callable[[AttentionMaps], None]] = None,
                  *, head_outputs: bool = False, layers: Optional[list[str]] = None,
-                 chunk_bytes: Optional[int] = None, log_maps: bool = False):
+                 chunk_bytes: Optional[int] = None, log_maps: bool = False, exact_outputs: bool = True):
         self.model = model
+        self.exact_outputs = exact_outputs
         self.log_maps = log_maps
         self.callback = callback
         self.chunk_bytes = chunk_bytes
@@ -502,7 +529,7 @@ class AttentionCapture:
         def hook(module, args):
             state["x"] = args[0]
             state["out"] = None
-            state["mode"] = _MapRecorder().__enter__()
+            state["mode"] = _MapRecorder(explicit=not self.exact_outputs).__enter__()
         return hook
 
     def _proj_hook(self, layer: AttentionLayer, state: dict):

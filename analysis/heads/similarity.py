@@ -44,7 +44,9 @@ def head_similarity(model: nn.Module, batches: Iterable, *, device: torch.device
     """Stream `batches` (images, or (images, labels)) through `model`; per-layer head statistics.
 
     `amp` runs the model under autocast in that dtype (fp16 / bf16); statistics are
-    reduced in fp32 and summed in fp64 either way. Under `world` (torchrun) each process
+    reduced in fp32 and summed in fp64 either way. The model's outputs are discarded, so fused
+    attention runs explicitly (`AttentionCapture(exact_outputs=False)`): its maps are read, not
+    recomputed. Under `world` (torchrun) each process
     streams its share of the images and the sums are all-reduced: every process returns the
     statistics of all the images.
     """
@@ -54,7 +56,7 @@ def head_similarity(model: nn.Module, batches: Iterable, *, device: torch.device
     autocast = (lambda: torch.autocast(device.type, dtype=amp)) if amp is not None else contextlib.nullcontext
     seen = 0
     with AttentionCapture(model, stats.update, head_outputs=stats.needs_head_outputs,
-                          chunk_bytes=stats.chunk_bytes, log_maps=stats.needs_log_maps):
+                          chunk_bytes=stats.chunk_bytes, log_maps=stats.needs_log_maps, exact_outputs=False):
         for batch in tqdm(batches, total=total, unit="batch", disable=not progress, file=sys.stderr, leave=False):
             images = batch[0] if isinstance(batch, (tuple, list)) else batch
             seen += len(images)
@@ -79,7 +81,7 @@ def similarity_per_image(model: nn.Module, x: torch.Tensor) -> torch.Tensor:
             cos = pairwise_cosine(m.attn)                                  # [B * windows, h, h]
             off = (cos.sum((1, 2)) - cos.diagonal(dim1=1, dim2=2).sum(1)) / (h * (h - 1))
             rows.append(off.reshape(m.batch_size, -1).double().mean(1))
-    with AttentionCapture(model, record):
+    with AttentionCapture(model, record, exact_outputs=False):
         model(x)
     return torch.stack(rows)
 

@@ -217,6 +217,29 @@ def test_cuda_capture_matches_recomputation_under_each_backend(backend, amp):
         assert (rec.attn - expected.float()).abs().max().item() <= tol, rec.layer
 
 
+@pytest.mark.gpu
+def test_cuda_explicit_capture_matches_recomputation():
+    """`exact_outputs=False` on CUDA fp32: maps within 1e-5 of the recomputation, logits within rounding."""
+    model = _build("deit_tiny_patch16_224", dict(depth=2)).cuda()
+    x = torch.randn(2, 3, 224, 224, device="cuda")
+    calls = {}
+    handles = [layer.module.register_forward_pre_hook(
+        lambda m, a, k, name=layer.name: calls.__setitem__(name, (a, k)), with_kwargs=True)
+        for layer in attention_layers(model)]
+    with torch.no_grad():
+        reference = model(x)
+        for h in handles:
+            h.remove()
+        with AttentionCapture(model, exact_outputs=False) as cap:
+            logits = model(x)
+    torch.testing.assert_close(logits, reference, rtol=1e-4, atol=1e-4)
+    assert len(cap.maps) == 2
+    for rec in cap.maps:
+        with torch.no_grad():
+            expected = _vit(dict(model.named_modules())[rec.layer], *calls[rec.layer])
+        assert (rec.attn - expected).abs().max().item() <= 1e-5, rec.layer
+
+
 @each_cpu_backend
 def test_deit_fused_and_explicit_paths_agree(backend):
     model = _build("deit_tiny_patch16_224", dict(depth=2))
@@ -230,6 +253,54 @@ def test_deit_fused_and_explicit_paths_agree(backend):
         model(x)
     for a, b in zip(fused.maps, explicit.maps):
         assert (a.attn - b.attn).abs().max() <= 1e-6
+
+
+@pytest.mark.parametrize("name,kwargs,side", FAMILIES[:2], ids=[f[0] for f in FAMILIES[:2]])
+def test_explicit_capture_records_the_weights_it_applies(name, kwargs, side):
+    """`exact_outputs=False` (what head_similarity uses): a fused call runs as softmax(q k^T s + mask) @ v.
+    The maps still equal the independent recomputation, the outputs differ from the fused kernel's only
+    by rounding, `fused_attn` is left as it was, and no hook stays behind."""
+    model = _build(name, kwargs)
+    for layer in attention_layers(model):
+        layer.module.fused_attn = True  # Swin ships without; its mask then rides in the fused call
+    x = torch.randn(2, 3, side, side)
+    calls = {}
+    handles = [layer.module.register_forward_pre_hook(
+        lambda m, a, k, name=layer.name: calls.__setitem__(name, (a, k)), with_kwargs=True)
+        for layer in attention_layers(model)]
+    with torch.no_grad():
+        reference = model(x)
+        for h in handles:
+            h.remove()
+        before = _hook_count(model)
+        with AttentionCapture(model, exact_outputs=False) as cap:
+            logits = model(x)
+    assert _hook_count(model) == before
+    assert all(layer.module.fused_attn for layer in attention_layers(model))
+    assert not torch.equal(logits, reference)  # the explicit path really ran (rounding differs) ...
+    torch.testing.assert_close(logits, reference, rtol=1e-4, atol=1e-5)  # ... and computes the same thing
+    recompute = _vit if name.startswith("deit") else _swin
+    modules = dict(model.named_modules())
+    assert [m.layer for m in cap.maps] == list(calls) and len(calls) > 0
+    for rec in cap.maps:
+        expected = recompute(modules[rec.layer], *calls[rec.layer])
+        assert (rec.attn - expected).abs().max().item() <= 1e-6, rec.layer
+
+
+def test_explicit_capture_leaves_the_fused_kernel_where_it_is_not_plain():
+    """Only plain fp32 inference runs explicitly: with gradients (or autocast, or dropout) the
+    fused kernel keeps its place, so the logits stay bit-identical even with `exact_outputs=False`."""
+    model = _build("deit_tiny_patch16_224", dict(depth=2))
+    x = torch.randn(1, 3, 224, 224)
+    reference = model(x)  # parameters require grad: q, k, v do too
+    with AttentionCapture(model, exact_outputs=False) as cap:
+        logits = model(x)
+    assert torch.equal(logits, reference)
+    with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16):
+        reference = model(x)
+        with AttentionCapture(model, exact_outputs=False):
+            assert torch.equal(model(x), reference)
+    assert len(cap.maps) == 2 and all(torch.allclose(m.attn.sum(-1), torch.ones(())) for m in cap.maps)
 
 
 def test_windows_and_positions():
