@@ -139,6 +139,22 @@ def _hook_count(model):
     return sum(len(m._forward_hooks) + len(m._forward_pre_hooks) for m in model.modules())
 
 
+def _with_and_without_probe(model, x, **capture):
+    """(logits without the probe, logits with it, the capture, each attention layer's (args, kwargs))."""
+    calls = {}
+    handles = [layer.module.register_forward_pre_hook(
+        lambda m, a, k, name=layer.name: calls.__setitem__(name, (a, k)), with_kwargs=True)
+        for layer in attention_layers(model)]
+    try:
+        reference = model(x)
+    finally:
+        for h in handles:
+            h.remove()
+    with AttentionCapture(model, **capture) as cap:
+        logits = model(x)
+    return reference, logits, cap, calls
+
+
 SDPA_FAMILIES = {"deit_tiny_patch16_224"}  # the families whose attention runs through F.scaled_dot_product_attention
 # Every family under every CPU backend; the backend can only matter where SDPA runs, so the other
 # families' forced-backend runs are `slow` (in `make test`, out of the quick loop).
@@ -190,54 +206,29 @@ CUDA_BACKENDS = {"math": SDPBackend.MATH, "flash": SDPBackend.FLASH_ATTENTION,
 @pytest.mark.gpu
 @pytest.mark.parametrize("backend", CUDA_BACKENDS.values(), ids=CUDA_BACKENDS.keys())
 @pytest.mark.parametrize("amp", [None, torch.float16, torch.bfloat16], ids=["fp32", "fp16", "bf16"])
-def test_cuda_capture_matches_recomputation_under_each_backend(backend, amp):
+@pytest.mark.parametrize("exact", [True, False], ids=["exact", "explicit"])
+def test_cuda_capture_matches_recomputation_under_each_backend(backend, amp, exact):
     """fp32: maps within 1e-5 of the fp32 recomputation; autocast: within 2e-3 (q and k are fp16 /
-    bf16 there, the map itself is recomputed in fp32); logits bit-identical with the probe."""
+    bf16 there, the map itself is recomputed in fp32); logits bit-identical with the probe, except
+    where `exact_outputs=False` runs a plain fp32 call explicitly (then equal up to rounding)."""
     model = _build("deit_tiny_patch16_224", dict(depth=2)).cuda()
     x = torch.randn(2, 3, 224, 224, device="cuda")
-    calls = {}
-    handles = [layer.module.register_forward_pre_hook(
-        lambda m, a, k, name=layer.name: calls.__setitem__(name, (a, k)), with_kwargs=True)
-        for layer in attention_layers(model)]
     amp_ctx = torch.autocast("cuda", dtype=amp) if amp else contextlib.nullcontext()
     try:
         with torch.no_grad(), forced(backend), amp_ctx:
-            reference = model(x)
-            for h in handles:
-                h.remove()
-            with AttentionCapture(model) as cap:
-                logits = model(x)
+            reference, logits, cap, calls = _with_and_without_probe(model, x, exact_outputs=exact)
     except RuntimeError as e:  # e.g. flash has no fp32 kernel
         pytest.skip(f"{backend} cannot run here: {str(e).splitlines()[0]}")
-    assert torch.equal(logits, reference)
+    if exact or amp is not None:
+        assert torch.equal(logits, reference)
+    else:
+        torch.testing.assert_close(logits, reference, rtol=1e-4, atol=1e-4)
+    assert len(cap.maps) == 2
     tol = 1e-5 if amp is None else 2e-3
     for rec in cap.maps:
         with torch.no_grad():
             expected = _vit(dict(model.named_modules())[rec.layer], *calls[rec.layer])
         assert (rec.attn - expected.float()).abs().max().item() <= tol, rec.layer
-
-
-@pytest.mark.gpu
-def test_cuda_explicit_capture_matches_recomputation():
-    """`exact_outputs=False` on CUDA fp32: maps within 1e-5 of the recomputation, logits within rounding."""
-    model = _build("deit_tiny_patch16_224", dict(depth=2)).cuda()
-    x = torch.randn(2, 3, 224, 224, device="cuda")
-    calls = {}
-    handles = [layer.module.register_forward_pre_hook(
-        lambda m, a, k, name=layer.name: calls.__setitem__(name, (a, k)), with_kwargs=True)
-        for layer in attention_layers(model)]
-    with torch.no_grad():
-        reference = model(x)
-        for h in handles:
-            h.remove()
-        with AttentionCapture(model, exact_outputs=False) as cap:
-            logits = model(x)
-    torch.testing.assert_close(logits, reference, rtol=1e-4, atol=1e-4)
-    assert len(cap.maps) == 2
-    for rec in cap.maps:
-        with torch.no_grad():
-            expected = _vit(dict(model.named_modules())[rec.layer], *calls[rec.layer])
-        assert (rec.attn - expected).abs().max().item() <= 1e-5, rec.layer
 
 
 @each_cpu_backend
@@ -264,17 +255,9 @@ def test_explicit_capture_records_the_weights_it_applies(name, kwargs, side):
     for layer in attention_layers(model):
         layer.module.fused_attn = True  # Swin ships without; its mask then rides in the fused call
     x = torch.randn(2, 3, side, side)
-    calls = {}
-    handles = [layer.module.register_forward_pre_hook(
-        lambda m, a, k, name=layer.name: calls.__setitem__(name, (a, k)), with_kwargs=True)
-        for layer in attention_layers(model)]
+    before = _hook_count(model)
     with torch.no_grad():
-        reference = model(x)
-        for h in handles:
-            h.remove()
-        before = _hook_count(model)
-        with AttentionCapture(model, exact_outputs=False) as cap:
-            logits = model(x)
+        reference, logits, cap, calls = _with_and_without_probe(model, x, exact_outputs=False)
     assert _hook_count(model) == before
     assert all(layer.module.fused_attn for layer in attention_layers(model))
     assert not torch.equal(logits, reference)  # the explicit path really ran (rounding differs) ...
