@@ -123,6 +123,7 @@ class _LayerState:
         total += x.sum(0)
         self.tokens += x.shape[0]
 
+    @torch.inference_mode()
     def flush(self) -> None:
         """Reduce the pending per-instance results into the fp64 totals."""
         if self.pending["gram"]:
@@ -168,6 +169,10 @@ class HeadStatistics:
             capture's `head_outputs=True`.
         chunk_bytes: maps per update the capture should hand over (its `chunk_bytes`):
             small enough that the several passes of one update read them from cache.
+
+    The statistics never need autograd: every method that builds or changes them runs under
+    `torch.inference_mode`, so batches may run under inference mode, `no_grad` or neither, mixed,
+    and `.to_frame()` works outside any of them.
     """
 
     FLUSH_ROWS = 4096  # per-instance results (a few floats each) held before they are reduced
@@ -193,6 +198,7 @@ class HeadStatistics:
     def reset(self) -> None:
         self._layers.clear()
 
+    @torch.inference_mode()
     def all_reduce(self, world: World) -> None:
         """Sum the running statistics over the processes of `world` (each saw its share of the
         images): afterwards every process holds the statistics of all the images."""
@@ -214,6 +220,7 @@ class HeadStatistics:
         return sum(t.numel() * t.element_size() for s in self._layers.values() for t in s.tensors())
 
     @torch.no_grad()
+    @torch.inference_mode()
     def update(self, m: AttentionMaps) -> None:
         attn = m.attn.detach().float()
         state = self._layers.get(m.layer)

@@ -155,6 +155,29 @@ def test_cache_sized_pieces_give_the_whole_batch_statistics():
     assert torch.allclose(torch.tensor(pieces.value.values), torch.tensor(whole.value.values), rtol=1e-6, atol=1e-9)
 
 
+@pytest.mark.parametrize("flush_rows", [1, HeadStatistics.FLUSH_ROWS], ids=["flush-each-piece", "flush-at-end"])
+def test_batches_under_any_grad_mode_and_to_frame_outside_them(monkeypatch, flush_rows):
+    """Batches run under inference mode, no_grad and neither (mixed), `.to_frame()` outside them: the
+    same table as all batches under no_grad (up to rounding: with gradients on, the capture recomputes
+    the maps with a softmax instead of from the fused kernel's logsumexp)."""
+    monkeypatch.setattr(HeadStatistics, "FLUSH_ROWS", flush_rows)
+    model = micro_deit()
+    x = torch.randn(6, 3, 32, 32)
+    modes = [torch.inference_mode, torch.no_grad, torch.enable_grad]
+    frames = []
+    for per_batch in (modes, [torch.no_grad] * 3):
+        stats = HeadStatistics()
+        with AttentionCapture(model, stats.update, head_outputs=True, chunk_bytes=stats.chunk_bytes):
+            for mode, batch in zip(per_batch, x.split(2)):
+                with mode():
+                    model(batch)
+        frames.append(stats.to_frame())
+    mixed, reference = frames
+    assert len(reference) > 0 and set(mixed.num_images) == {6}
+    assert torch.allclose(torch.tensor(mixed.value.values), torch.tensor(reference.value.values),
+                          rtol=1e-6, atol=1e-9)
+
+
 def test_reductions_do_not_depend_on_when_pending_results_are_flushed(monkeypatch):
     model = micro_deit()
     x = torch.randn(5, 3, 32, 32)
