@@ -219,7 +219,6 @@ class HeadStatistics:
         """Bytes held by the running sums (independent of the number of images seen)."""
         return sum(t.numel() * t.element_size() for s in self._layers.values() for t in s.tensors())
 
-    @torch.no_grad()
     @torch.inference_mode()
     def update(self, m: AttentionMaps) -> None:
         attn = m.attn.detach().float()
