@@ -431,10 +431,9 @@ class _MapRecorder(TorchFunctionMode):
         if func is F.scaled_dot_product_attention:
             arguments = _sdpa_arguments(*args, **kwargs)
             if self.explicit and _plain_fp32(arguments):
-                a = arguments
-                attn = _sdpa_map(a["query"], a["key"], a["attn_mask"], scale=a["scale"])
+                attn = _sdpa_map(arguments["query"], arguments["key"], arguments["attn_mask"], scale=arguments["scale"])
                 self.maps.append(attn)
-                return torch.matmul(attn, a["value"])
+                return torch.matmul(attn, arguments["value"])
             flash = _cpu_flash_with_logsumexp(arguments)
             if flash is not None:
                 self.maps.append(_FusedMaps(arguments, flash[1]))

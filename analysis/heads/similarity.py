@@ -56,7 +56,7 @@ def head_similarity(model: nn.Module, batches: Iterable, *, device: torch.device
     autocast = (lambda: torch.autocast(device.type, dtype=amp)) if amp is not None else contextlib.nullcontext
     seen = 0
     with AttentionCapture(model, stats.update, head_outputs=stats.needs_head_outputs,
-                          chunk_bytes=stats.chunk_bytes, log_maps=stats.needs_log_maps, exact_outputs=False):
+                          chunk_bytes=stats.chunk_bytes, exact_outputs=False):
         for batch in tqdm(batches, total=total, unit="batch", disable=not progress, file=sys.stderr, leave=False):
             images = batch[0] if isinstance(batch, (tuple, list)) else batch
             seen += len(images)
