@@ -1,22 +1,23 @@
 """The claim scorecard: which of the two papers' findings our measurements reproduce.
 
-Each `Claim` names the paper, the figure or table, the statement, the metric that tests it, and
-its verdict rule (`evidence.verdicts`), all written here before any number is read. Its
-`measure` reads the lab's tables (the notebooks' `results/`, the micro suite's `results/micro/`,
-the papers' numbers in `core.reference`) and returns our value with a 95% interval
-(`evidence.intervals`), the paper's value of the same metric where the paper gives one, and the
-scale and weights it was measured at. `scorecard()` applies the rules: one row per claim.
-
-A claim about spatial detail (what a 16x16 stem keeps, where Grad-CAM points) is only decidable
-where the 16x16 stem's token grid is at least `MIN_GRID` x `MIN_GRID`: at micro scale (48 px,
-3x3) its verdict is inconclusive whatever the interval says.
+Every row is registered in `registry.toml` (claim, metric, measurement and its parameters, rule,
+margin, preconditions, layers) before its numbers exist, or labelled post hoc there; this module
+only measures and applies what the registry says. A row's `measure` (one of `MEASURES`) reads the
+lab's tables (the notebooks' `results/`, the lab suites' `results/micro|meso/`, the papers' numbers
+in `core.reference`) and returns our value with a 95% interval (`evidence.intervals`: seeds as a
+random effect for trained-here numbers), the paper's value of the same metric where the paper gives
+one, and what it was measured on. `scorecard()` then checks the row's preconditions, states its
+power (`evidence.power`), corrects the findings for multiplicity (Holm) and applies the rule
+(`evidence.verdicts`). Each row names the commit that registered it and the one that measured it.
 
     >>> scorecard()                     # DataFrame, SCORECARD_COLUMNS
 """
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+import sys
+from dataclasses import dataclass, field
+from functools import lru_cache
 from pathlib import Path
 from typing import Callable, Optional
 
@@ -31,17 +32,29 @@ from ..core.reference import load_reference
 from ..core.tables import read_csv
 from ..lab.cache import table_path
 from ..lab.recipes import recipe
-from ..lab.replicates import correct_matrix, removed_correct, similarity_array, top1_difference
-from .intervals import Estimate, bootstrap, exact, log_ratio_interval, proportion_difference, t_interval
-from .verdicts import Direction, Equivalence, verdict
+from ..lab.replicates import (correct_matrix, crossfit_remove_one, removed_all_heads, removed_correct,
+                              similarity_array, top1_difference)
+from .intervals import Estimate, bootstrap, exact, log_ratio_interval, proportion_difference, seeded, t_interval
+from .power import detectable_effect, replicates_needed
+from .provenance import POST_HOC, is_prospective, measured_commit
+from .verdicts import rule_from_spec, verdict
 
-__all__ = ["Claim", "CLAIMS", "scorecard", "fig2_speed_rounds", "memory_bound_rounds", "SCORECARD_COLUMNS", "MIN_GRID",
-           "FIG2_SPEED_TABLE", "MEMORY_BOUND_TABLE", "EFFICIENTVIT_SIZES_TABLE", "MULTI_HEAD_MODELS"]
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover
+    import tomli as tomllib
 
-SCORECARD_COLUMNS = ["claim", "paper", "where", "title", "statement", "metric", "paper_value", "ours", "ci_low",
-                     "ci_high",
-                     "interval", "rule", "scale", "weights", "decidable", "verdict", "note"]
-MIN_GRID = 7            # token grid side a spatial claim needs (the paper's last stage at 224 px is 7x7 / 4x4)
+__all__ = ["Claim", "CLAIMS", "REGISTRY", "MEASURES", "load_registry", "scorecard", "fig2_speed_rounds",
+           "memory_bound_rounds", "SCORECARD_COLUMNS", "FIG2_SPEED_TABLE", "MEMORY_BOUND_TABLE",
+           "EFFICIENTVIT_SIZES_TABLE", "MULTI_HEAD_MODELS", "TIMING_ROUNDS"]
+
+REGISTRY = Path(__file__).with_name("registry.toml")
+SCORECARD_COLUMNS = ["row", "claim", "paper", "where", "title", "statement", "kind", "metric", "paper_value", "ours",
+                     "ci_low", "ci_high", "interval", "per_replicate", "replicates", "replicate_unit", "p_value",
+                     "p_holm", "detectable_effect", "target_effect", "replicates_needed", "rule", "boundary_from",
+                     "scale", "weights", "measured_on", "testable", "precondition", "verdict", "registered",
+                     "measured", "prospective", "note"]
+TIMING_ROUNDS = 12      # interleaved rounds behind every timing claim (>= 10)
 FIG2_SPEED_TABLE = "02_macro_design_rounds_cpu.csv"  # interleaved timing rounds of Fig. 2 (a) and (b)
 MEMORY_BOUND_TABLE = "06_runtime_breakdown_rounds_cpu.csv"  # memory-bound runtime share per profiling round
 EFFICIENTVIT_SIZES_TABLE = "08_efficientvit_variants.csv"  # `cost.variant_table.efficientvit_variant_table()`
@@ -54,31 +67,63 @@ class Measurement:
     paper: float            # the paper's value of the same metric; NaN where the paper states only a direction
     scale: str
     weights: str
-    decidable: bool = True
+    measured_on: str = ""
     note: str = ""
 
 
 @dataclass(frozen=True)
 class Claim:
+    """One registered row: a claim of a paper tested at one scale (`registry.toml`)."""
+
     id: str
+    scale: str
     paper: str
     where: str
-    title: str          # a few words, for the figure
+    title: str
     statement: str
     metric: str
+    kind: str               # "finding" or "sanity"
+    measure: str            # a key of MEASURES
     rule: object
-    measure: Callable[["_Tables"], Measurement]
-    scales: tuple[str, ...] = ("full",)   # trained-here claims: each lab scale whose tables exist ("micro", "meso")
+    boundary_from: str      # "paper" or "lab"
+    registered: str         # a commit, or "post hoc"
+    params: dict = field(default_factory=dict)
+    preconditions: dict = field(default_factory=dict)
+    spec: dict = field(default_factory=dict, compare=False, repr=False)   # the registry entry, resolved
+
+    @property
+    def row(self) -> str:
+        return f"{self.id}@{self.scale}"
+
+
+def load_registry(text: Optional[str] = None) -> tuple[Claim, ...]:
+    """The registry's rows (`registry.toml`, or its `text`), each with its claim's fields resolved."""
+    data = tomllib.loads(text if text is not None else REGISTRY.read_text())
+    rows = []
+    for claim in data["claim"]:
+        shared = {k: v for k, v in claim.items() if k != "row"}
+        for row in claim["row"]:
+            spec = {**shared, **row}
+            rows.append(Claim(id=spec["id"], scale=spec["scale"], paper=spec["paper"], where=spec["where"],
+                              title=spec["title"], statement=spec["statement"], metric=spec["metric"],
+                              kind=spec["kind"], measure=spec["measure"], rule=rule_from_spec(spec["rule"]),
+                              boundary_from=spec["boundary_from"], registered=spec["registered"],
+                              params=dict(spec.get("params", {})), preconditions=dict(spec.get("preconditions", {})),
+                              spec=spec))
+    return tuple(rows)
 
 
 class _Tables:
-    """Reads the tables a claim needs: `results/<name>` of the output folder, else the project's; for a
-    lab scale, its suite's tables (micro: `results/micro`, meso: `results/meso`, keys prefixed `meso_`)."""
+    """Reads the tables a row needs: `results/<name>` of the output folder, else the project's; for a
+    lab scale, its suite's tables (micro: `results/micro`, meso: `results/meso`, keys prefixed `meso_`).
+    `read` collects the project's copy of every table read: the files whose commit measured the row
+    (an output folder's copy reproduces the committed one, `notebooks/test_results_reproduce.py`)."""
 
-    def __init__(self, results: Optional[PathLike], lab: Optional[PathLike] = None, scale: str = "micro"):
+    def __init__(self, results: Optional[PathLike], lab: Optional[PathLike] = None, scale: str = "full"):
         self.results = Path(results) if results else project_root() / "results"
         self.scale = scale
-        self.lab = (micro_root if scale == "micro" else meso_root)(lab)
+        self.lab = (micro_root if scale == "micro" else meso_root)(lab) if scale != "full" else None
+        self.read: list[Path] = []
 
     def key(self, name: str) -> str:
         """The recipe key of the micro model `name` at this scale."""
@@ -87,6 +132,7 @@ class _Tables:
     def result(self, name: str) -> pd.DataFrame:
         for path in (self.results / name, project_root() / "results" / name):
             if path.is_file():
+                self.read.append(project_root() / "results" / name)
                 return read_csv(path)
         raise UserError(f"the scorecard needs results/{name}: run the notebook that writes it first")
 
@@ -95,34 +141,68 @@ class _Tables:
         if not path.is_file():
             how = "--all --seeds" if self.scale == "micro" else f"--{self.scale}"
             raise UserError(f"the scorecard needs {path}: run `python -m analysis.ablations {how}` first")
-        return read_csv(path)
+        self.read.append(path)
+        return _read_cached(path, path.stat().st_mtime_ns)
 
 
-# ---- lab-scale data ------------------------------------------------------------------------------------------
-
-def _top1_difference(t: _Tables, a: str, b: str) -> Estimate:
-    return top1_difference(t.lab_table("predictions"), t.key(a), t.key(b))
-
-
-def _similarity(t: _Tables, key: str) -> np.ndarray:
-    return similarity_array(t.lab_table("head_similarity_images"), t.key(key))
+@lru_cache(maxsize=16)
+def _read_cached(path: Path, mtime: int) -> pd.DataFrame:
+    return read_csv(path)
 
 
-def _grid(t: _Tables) -> int:
+# ---- preconditions ------------------------------------------------------------------------------------------
+
+def stem_grid(t: _Tables) -> int:
     """Token grid side after the 16x16 stem at this scale."""
     r = recipe(t.key("fig2_b"))
     return r.resolution // get_config(r.model).stem_stride
 
 
-def _lab_scale(t: _Tables) -> str:
-    return f"{t.scale} ({recipe(t.key('fig2_b')).resolution} px cluttered digits)"
+def attention_grid(key: str) -> int:
+    """Token grid side that the first attention layer of recipe `key` sees (0: no attention)."""
+    r = recipe(key)
+    if r.model.startswith("shvitlab_"):
+        cfg = get_config(r.model)
+        sides = cfg.stage_resolutions(r.resolution)
+        return next((s for s, m in zip(sides, cfg.mixers) if m != "conv"), 0)
+    return r.resolution // int(r.model_kwargs.get("patch_size", 16))   # timm ViT: patch grid
 
 
-def _seeds(t: _Tables) -> str:
-    return f"trained here ({t.lab_table('predictions').seed.nunique()} seeds)"
+def _mean_top1(t: _Tables, name: str) -> float:
+    return 100 * float(correct_matrix(t.lab_table("predictions"), t.key(name)).mean())
 
 
-def fig2_speed_rounds(rounds: int = 7, *, batch_size: int = 4, resolution: int = 224, passes: int = 3) -> pd.DataFrame:
+def check_preconditions(claim: Claim, t: _Tables) -> tuple[bool, str]:
+    """(testable, what was checked): every declared gate of `claim` at this scale."""
+    gates = claim.preconditions
+    if not gates or t.scale == "full":
+        return True, ""
+    said, ok = [], True
+    models = [m for m in (claim.params.get("model"), claim.params.get("baseline")) if m]
+    if "stem_grid" in gates:
+        g = stem_grid(t)
+        ok &= g >= gates["stem_grid"]
+        said.append(f"16x16 stem keeps {g}x{g} tokens (needs {gates['stem_grid']}x{gates['stem_grid']})")
+    if "attention_grid" in gates:
+        need = gates["attention_grid"]
+        grids = {m: g for m in models if (g := attention_grid(t.key(m)))}   # models without attention: no gate
+        ok &= all(g >= need for g in grids.values())
+        said.append("first attention sees " + ", ".join(f"{g}x{g} ({m})" for m, g in grids.items())
+                    + f" tokens (needs {need}x{need})")
+    if "quality_floor" in gates:
+        floor_key = gates["quality_floor"]
+        floor = _mean_top1(t, floor_key)
+        tops = {m: _mean_top1(t, m) for m in models}
+        ok &= all(v >= floor for v in tops.values())
+        said.append("top-1 " + ", ".join(f"{v:.1f}% ({m})" for m, v in tops.items())
+                    + f" vs floor {floor:.1f}% ({floor_key})")
+    return bool(ok), "; ".join(said)
+
+
+# ---- timing data --------------------------------------------------------------------------------------------
+
+def fig2_speed_rounds(rounds: int = TIMING_ROUNDS, *, batch_size: int = 4, resolution: int = 224,
+                      passes: int = 3) -> pd.DataFrame:
     """Seconds per forward pass of Fig. 2's (a) and (b) (random weights, CPU, one thread), in
     `rounds` interleaved rounds (each the best of `passes` passes), so that load drift on a shared
     machine hits both designs of a round alike: the data of the `shvit_fig2_speed` claim."""
@@ -151,7 +231,7 @@ def fig2_speed_rounds(rounds: int = 7, *, batch_size: int = 4, resolution: int =
     return pd.DataFrame(rows)
 
 
-def memory_bound_rounds(rounds: int = 5, *, models=MULTI_HEAD_MODELS + ("efficientvit_m4",),
+def memory_bound_rounds(rounds: int = TIMING_ROUNDS, *, models=MULTI_HEAD_MODELS + ("efficientvit_m4",),
                         batch_size: int = 4) -> pd.DataFrame:
     """Share of CPU runtime (one thread, torch.profiler) in memory-bound operator categories
     (`cost.breakdown`), per model and interleaved round: the data of the `effvit_fig2_memory_bound` claim."""
@@ -167,17 +247,21 @@ def memory_bound_rounds(rounds: int = 5, *, models=MULTI_HEAD_MODELS + ("efficie
                                                  "threads"]]
 
 
-# ---- the claims ---------------------------------------------------------------------------------------------
+# ---- the measurements -------------------------------------------------------------------------------------
 
-def _worst_size_error(t: _Tables, table: str, models: str) -> Estimate:
+def _lab_scale(t: _Tables) -> str:
+    return f"{t.scale} ({recipe(t.key('fig2_b')).resolution} px cluttered digits)"
+
+
+def _seeds(t: _Tables) -> str:
+    return f"trained here ({t.lab_table('predictions').seed.nunique()} seeds)"
+
+
+def _size_error(t: _Tables, table: str, models: str, scale: str, note: str = "") -> Measurement:
     """Largest |ours/paper - 1| (%) over a variant table's parameter and MAC counts."""
     worst = float(100 * t.result(table).rel_diff.abs().max())
-    return exact(worst, f"deterministic count (fvcore MACs, parameters) of {models}")
-
-
-def _table1_sizes(t: _Tables) -> Measurement:
-    return Measurement(_worst_size_error(t, "00_shvit_variants.csv", "S1-S4"), 0.0, "full (224/256 px)",
-                       "architecture only")
+    return Measurement(exact(worst, f"deterministic count (fvcore MACs, parameters) of {models}"), 0.0, scale,
+                       "architecture only", note=note)
 
 
 def _fig2_speed(t: _Tables) -> Measurement:
@@ -185,14 +269,15 @@ def _fig2_speed(t: _Tables) -> Measurement:
     wide = r.pivot(index="round", columns="design", values="seconds")
     est = log_ratio_interval(wide["(a)"] / wide["(b)"], "interleaved timing rounds")
     row = r.iloc[0]
-    return Measurement(est, math.nan, f"full ({int(row.resolution)} px), CPU 1 thread, batch {int(row.batch_size)}",
-                       "random (speed does not depend on them)", note="host-specific timing")
+    return Measurement(est, math.nan, f"full ({int(row.resolution)} px)", "random (speed does not depend on them)",
+                       f"CPU, 1 thread, batch {int(row.batch_size)} (paper: GPU)", "host-specific timing")
 
 
-def _fig2_accuracy(t: _Tables) -> Measurement:
-    grid = _grid(t)
-    return Measurement(_top1_difference(t, "fig2_b", "fig2_a"), math.nan, _lab_scale(t), _seeds(t),
-                       decidable=grid >= MIN_GRID, note=f"16x16 stem leaves a {grid}x{grid} token grid")
+def _top1_difference(t: _Tables, model: str, baseline: str, paper_row: Optional[int] = None) -> Measurement:
+    paper = math.nan if paper_row is None else _table6_paper(4) - _table6_paper(paper_row)
+    est = top1_difference(t.lab_table("predictions"), t.key(model), t.key(baseline))
+    return Measurement(est, paper, _lab_scale(t), _seeds(t), "CPU (accuracy)",
+                       "the two models see the same val images; seeds paired")
 
 
 def _fig3_paper_similarity() -> pd.DataFrame:
@@ -205,44 +290,53 @@ def _late_minus_early(sim: np.ndarray) -> float:
     return float(sim[..., -k:].mean() - sim[..., :k].mean())
 
 
-def _fig3_late_layers(t: _Tables) -> Measurement:
+def _similarity(t: _Tables, name: str) -> np.ndarray:
+    return similarity_array(t.lab_table("head_similarity_images"), t.key(name))
+
+
+def _late_layers(t: _Tables, model: str) -> Measurement:
     ref = _fig3_paper_similarity()
     paper = _late_minus_early(ref[ref.heads == 3].sort_values("layer").similarity_pct.to_numpy())
-    est = bootstrap(_late_minus_early, _similarity(t, "deit_3h"), seeded=True)
-    return Measurement(est, paper, _lab_scale(t) + ", DeiT-T-shaped, 6 layers", _seeds(t))
+    return Measurement(seeded(_late_minus_early, _similarity(t, model)), paper,
+                       _lab_scale(t) + ", DeiT-T-shaped, 6 layers", _seeds(t), "CPU")
 
 
-def _fig3_more_heads(t: _Tables) -> Measurement:
+def _similarity_difference(t: _Tables, model: str, baseline: str) -> Measurement:
     ref = _fig3_paper_similarity()
     paper = float(ref[ref.heads == 3].similarity_pct.mean() - ref[ref.heads == 6].similarity_pct.mean())
-    s3, s6 = _similarity(t, "deit_3h"), _similarity(t, "deit_6h")
-    est = bootstrap(lambda a, b: float(a.mean() - b.mean()), s3, s6, seeded=True)
-    return Measurement(est, paper, _lab_scale(t) + ", DeiT-T-shaped", _seeds(t),
-                       note="the two models see the same val images")
+    est = seeded(lambda a, b: float(a.mean() - b.mean()), _similarity(t, model), _similarity(t, baseline))
+    return Measurement(est, paper, _lab_scale(t) + ", DeiT-T-shaped", _seeds(t), "CPU",
+                       "the two models see the same val images; seeds paired")
 
 
-def _fig3_remove_one(t: _Tables) -> Measurement:
+def _remove_one_paper() -> float:
     ref = _fig3_paper_similarity()
-    paper = float(ref[ref.heads == 3].remove1_delta_pct.mean())
+    return float(ref[ref.heads == 3].remove1_delta_pct.mean())
+
+
+def _remove_one_in_sample(t: _Tables, model: str) -> Measurement:
     predictions = t.lab_table("predictions")
-    key = t.key("deit_3h")
+    key = t.key(model)
     removed = removed_correct(t.lab_table("ablation_images"), predictions, key)   # [seeds, images, layers]
-    est = bootstrap(lambda r, b: float(100 * (r.mean() - b.mean())), removed, correct_matrix(predictions, key),
-                    seeded=True)
-    return Measurement(est, paper, _lab_scale(t) + ", DeiT-T-shaped, 3 heads", _seeds(t),
-                       note="per layer the head whose removal costs least; mean over layers")
+    est = seeded(lambda r, b: float(100 * (r.mean() - b.mean())), removed, correct_matrix(predictions, key))
+    return Measurement(est, _remove_one_paper(), _lab_scale(t) + ", DeiT-T-shaped, 3 heads", _seeds(t), "CPU",
+                       "per layer the head whose removal costs least on the images it is scored on; mean over layers")
+
+
+def _remove_one_crossfit(t: _Tables, model: str, folds: int = 2, split_seed: int = 0) -> Measurement:
+    predictions = t.lab_table("predictions")
+    key = t.key(model)
+    removed = removed_all_heads(t.lab_table("ablation_heads_images"), predictions, key)  # [s, i, layers, heads]
+    base = correct_matrix(predictions, key)
+    fold = np.broadcast_to(np.random.default_rng(split_seed).permutation(base.shape[1]) % folds, base.shape)
+    est = seeded(lambda r, b, f: crossfit_remove_one(r, b, f, folds), removed, base, fold)
+    return Measurement(est, _remove_one_paper(), _lab_scale(t) + ", DeiT-T-shaped, 3 heads", _seeds(t), "CPU",
+                       f"per layer the head chosen on {folds - 1} of {folds} folds of the val images, scored on the "
+                       "other (cross-fitted; the choice is redone in every bootstrap resample); mean over layers")
 
 
 def _table6_paper(row: int) -> float:
     return float(load_reference("shvit_table6_ablation").set_index("row").top1[row])
-
-
-def _table6_accuracy(key: str, paper_row: int) -> Callable[[_Tables], Measurement]:
-    def measure(t: _Tables) -> Measurement:
-        paper = _table6_paper(4) - _table6_paper(paper_row)
-        return Measurement(_top1_difference(t, "fig2_b", key), paper, _lab_scale(t), _seeds(t),
-                           note="SHViT design (ratio 1/4.67) minus the variant")
-    return measure
 
 
 def _table6_speed(t: _Tables) -> Measurement:
@@ -251,8 +345,8 @@ def _table6_speed(t: _Tables) -> Measurement:
     est = log_ratio_interval(cpu["shvitlab_t6_ratio4_67"] / cpu["shvitlab_t6_mhsa"], "interleaved throughput rounds")
     ref = load_reference("shvit_table6_ablation").set_index("row")
     paper = float(ref.cpu_img_s[4] / ref.cpu_img_s[1])
-    return Measurement(est, paper, "full (224 px), CPU 1 thread, batch 16", "random (speed does not depend on them)",
-                       note="host-specific timing")
+    return Measurement(est, paper, "full (224 px)", "random (speed does not depend on them)",
+                       "CPU, 1 thread, batch 16 (paper: CPU, 1 thread, batch 16)", "host-specific timing")
 
 
 def _table2_ranking(t: _Tables) -> Measurement:
@@ -261,13 +355,8 @@ def _table2_ranking(t: _Tables) -> Measurement:
     s = t.result("01_speed_accuracy.csv")
     ours, paper = s.ours_img_s.to_numpy(), s.paper_cpu_img_s.to_numpy()
     est = bootstrap(lambda a, b: float(spearmanr(a, b).statistic), ours, paper, unit="models")
-    return Measurement(est, 1.0, "full (224/256 px), CPU 1 thread", "random (speed does not depend on them)",
-                       note=f"{len(s)} Table 2 models timm provides")
-
-
-def _efficientvit_sizes(t: _Tables) -> Measurement:
-    return Measurement(_worst_size_error(t, EFFICIENTVIT_SIZES_TABLE, "M0-M5"), 0.0, "full (224 px)",
-                       "architecture only", note="the paper rounds parameters to 0.1 M (2.2% for M0)")
+    return Measurement(est, 1.0, "full (224/256 px)", "random (speed does not depend on them)",
+                       "CPU, 1 thread (paper: CPU, 1 thread)", f"{len(s)} Table 2 models timm provides")
 
 
 def _memory_bound(t: _Tables) -> Measurement:
@@ -276,91 +365,91 @@ def _memory_bound(t: _Tables) -> Measurement:
     diff = 100 * (r[list(MULTI_HEAD_MODELS)].mean(axis=1) - r["efficientvit_m4"])
     est = t_interval(diff, "interleaved profiling rounds")
     batch = int(rounds.batch_size.iloc[0])
-    return Measurement(est, math.nan, f"full (224 px), CPU 1 thread, batch {batch}",
-                       "random (speed does not depend on them)", note="host-specific timing")
+    return Measurement(est, math.nan, "full (224 px)", "random (speed does not depend on them)",
+                       f"CPU, 1 thread, batch {batch} (paper: GPU)", "host-specific timing")
 
 
-def _gradcam(t: _Tables) -> Measurement:
+def _gradcam_seed0(t: _Tables) -> Measurement:
     g = t.lab_table("gradcam").set_index("stem_stride")
     n = int(g.images[16])
-    est = proportion_difference(g.pointing_game[16] / 100, g.pointing_game[4] / 100, n, int(g.images[4]))
-    est = Estimate(100 * est.value, 100 * est.low, 100 * est.high, est.method)
+    est = proportion_difference(g.pointing_game[16] / 100, g.pointing_game[4] / 100, n, int(g.images[4])).scaled(100)
     side = int(g.map_side[16])
-    return Measurement(est, math.nan, _lab_scale(t), "trained here (seed 0)", decidable=side >= MIN_GRID,
-                       note=f"Grad-CAM maps of {side}x{side}")
+    return Measurement(est, math.nan, _lab_scale(t), "trained here (seed 0)", "CPU",
+                       f"Grad-CAM maps of {side}x{side} ({g.layer[4]} vs {g.layer[16]}); one seed, unpaired interval")
 
 
-CLAIMS: tuple[Claim, ...] = (
-    Claim("shvit_t1_sizes", "SHViT", "Table 1", "S1-S4 sizes",
-          "S1-S4 have 6.3/11.4/14.2/16.5 M parameters and 241/366/601/986 M MACs",
-          "largest |ours/paper - 1| over the 8 numbers (%)", Equivalence(2.0), _table1_sizes),
-    Claim("shvit_fig2_speed", "SHViT", "Fig. 2", "16x16 stem speed",
-          "a 16x16 stem with 3 stages (b) is faster than a 4x4 stem with 4 stages (a)",
-          "speed-up of (b) over (a) (x)", Direction(+1, 1.0), _fig2_speed),
-    Claim("shvit_fig2_accuracy", "SHViT", "Fig. 2", "16x16 stem accuracy",
-          "the 16x16 stem's speed costs little accuracy (under 1 point)",
-          "top-1 (b) minus (a) (pp)", Direction(+1, -1.0), _fig2_accuracy, scales=("micro", "meso")),
-    Claim("shvit_fig3_late_layers", "SHViT", "Fig. 3", "late layers more similar",
-          "heads in later layers are more similar than in early layers",
-          "head similarity, last third of layers minus first third (pp)", Direction(+1), _fig3_late_layers,
-          scales=("micro", "meso")),
-    Claim("shvit_fig3_more_heads", "SHViT", "Fig. 3", "more heads, less similar",
-          "with 6 heads, heads are less similar than with 3",
-          "mean head similarity, 3 heads minus 6 heads (pp)", Direction(+1), _fig3_more_heads,
-          scales=("micro", "meso")),
-    Claim("shvit_fig3_remove_one", "SHViT", "Fig. 3", "removing a head",
-          "removing one (well-chosen) head costs little accuracy (under 1 point)",
-          "top-1 with the least useful head removed minus intact, mean over layers (pp)", Direction(+1, -1.0),
-          _fig3_remove_one, scales=("micro", "meso")),
-    Claim("shvit_t6_mhsa_accuracy", "SHViT", "Table 6", "SHSA vs MHSA accuracy",
-          "single-head attention is as accurate as multi-head (within 1 point)",
-          "top-1 SHSA minus MHSA (pp)", Equivalence(1.0), _table6_accuracy("t6_mhsa", 1), scales=("micro", "meso")),
-    Claim("shvit_t6_mhsa_speed", "SHViT", "Table 6", "SHSA vs MHSA speed",
-          "single-head attention is faster than multi-head",
-          "CPU throughput SHSA / MHSA (x)", Direction(+1, 1.0), _table6_speed),
-    Claim("shvit_t6_attention_helps", "SHViT", "Table 6", "attention helps",
-          "removing the attention (depthwise conv only) costs accuracy",
-          "top-1 SHSA minus no attention (pp)", Direction(+1), _table6_accuracy("t6_none", 2),
-          scales=("micro", "meso")),
-    Claim("shvit_t6_partial_ratio", "SHViT", "Table 6 / Fig. 6", "partial ratio 1/4.67",
-          "partial ratio 1/4.67 is as accurate as 1/2 (within 1 point) at lower cost",
-          "top-1 ratio 1/4.67 minus 1/2 (pp)", Equivalence(1.0), _table6_accuracy("t6_ratio2", 5), scales=("micro",)),
-    Claim("shvit_t2_ranking", "SHViT", "Table 2", "CPU speed ranking",
-          "models rank by CPU throughput as in the paper (Spearman rho above 0.8)",
-          "Spearman rho, our vs the paper's CPU throughput", Direction(+1, 0.8), _table2_ranking),
-    Claim("effvit_sizes", "EfficientViT", "Table 1 / model zoo", "M0-M5 sizes",
-          "M0-M5 have 2.3/3.0/4.2/6.9/8.8/12.4 M parameters and 79/167/201/263/299/522 M MACs",
-          "largest |ours/paper - 1| over the 12 numbers (%)", Equivalence(5.0), _efficientvit_sizes),
-    Claim("effvit_fig2_memory_bound", "EfficientViT", "Fig. 2", "memory-bound share",
-          "multi-head ViTs (DeiT-T, Swin-T) spend more of their runtime in memory-bound operations than EfficientViT",
-          "memory-bound share of CPU runtime, mean of DeiT-T and Swin-T minus EfficientViT-M4 (pp)", Direction(+1),
-          _memory_bound),
-    Claim("shvit_gradcam_stem", "SHViT", "Sec. 3 (Grad-CAM)", "Grad-CAM localisation",
-          "the 16x16 stem localises objects no worse than the 4x4 stem (within 5 points)",
-          "pointing game 16x16 minus 4x4 stem (pp)", Direction(+1, -5.0), _gradcam, scales=("micro", "meso")),
-)
+def _gradcam_paired(t: _Tables, model: str, layer: str, baseline: str, baseline_layer: str) -> Measurement:
+    g = t.lab_table("gradcam_images")
+
+    def hits(name: str, at: str) -> tuple[np.ndarray, int]:
+        h = g[(g.key == t.key(name)) & (g.layer == at)].sort_values(["seed", "image"])
+        if h.empty:
+            raise UserError(f"gradcam_images has no {t.key(name)} at {at}: run `python -m analysis.ablations "
+                            f"--{t.scale}` first")
+        return h.hit.to_numpy(float).reshape(h.seed.nunique(), -1), int(h.map_side.iloc[0])
+
+    (b, side_b), (a, side_a) = hits(model, layer), hits(baseline, baseline_layer)
+    est = seeded(lambda x, y: float(100 * (x.mean() - y.mean())), b, a)
+    return Measurement(est, math.nan, _lab_scale(t), f"trained here ({b.shape[0]} seeds)", "CPU",
+                       f"Grad-CAM of {model} at {layer} ({side_b}x{side_b}) vs {baseline} at {baseline_layer} "
+                       f"({side_a}x{side_a}); paired per image and seed")
+
+
+MEASURES: dict[str, Callable[..., Measurement]] = {
+    "size_error": _size_error, "table2_ranking": _table2_ranking, "fig2_speed": _fig2_speed,
+    "top1_difference": _top1_difference, "late_minus_early": _late_layers,
+    "similarity_difference": _similarity_difference, "remove_one_in_sample": _remove_one_in_sample,
+    "remove_one_crossfit": _remove_one_crossfit, "table6_speed": _table6_speed, "memory_bound": _memory_bound,
+    "gradcam_seed0": _gradcam_seed0, "gradcam_paired": _gradcam_paired,
+}
+
+CLAIMS: tuple[Claim, ...] = load_registry()
+
+
+def _fmt(values) -> str:
+    return ";".join(f"{v:.6g}" for v in values)
 
 
 def scorecard(claims=CLAIMS, *, results: Optional[PathLike] = None, micro: Optional[PathLike] = None,
               meso: Optional[PathLike] = None) -> pd.DataFrame:
-    """One row per claim and scale (`SCORECARD_COLUMNS`): the paper's value, ours with its 95% interval,
-    the scale and weights, and the verdict of the claim's rule. Trained-here claims get a row per lab
-    scale: micro always, meso where its suite's tables exist (`python -m analysis.ablations --meso`)."""
-    tables = {"full": _Tables(results), "micro": _Tables(results, micro, "micro"),
-              "meso": _Tables(results, meso, "meso")}
-    rows = []
+    """One row per registered row (`SCORECARD_COLUMNS`): the paper's value, ours with its 95% interval and
+    per-seed (or per-round) values, power, Holm-adjusted p-value, preconditions, verdict, and the commits
+    that registered and measured it. Meso rows appear where the meso suite's tables exist."""
+    from statsmodels.stats.multitest import multipletests
+
+    roots = {"micro": micro, "meso": meso}
+    rows, measured = [], []
     for c in claims:
-        for scale in c.scales:
-            t = tables[scale]
-            if scale == "meso" and not table_path("predictions", t.lab).is_file():
-                continue
-            m = c.measure(t)
-            rows.append({"claim": c.id, "paper": c.paper, "where": c.where, "title": c.title,
-                         "statement": c.statement, "metric": c.metric, "paper_value": m.paper, "ours": m.ours.value,
-                         "ci_low": m.ours.low, "ci_high": m.ours.high, "interval": m.ours.method,
-                         "rule": c.rule.band(m.paper), "scale": m.scale, "weights": m.weights,
-                         "decidable": m.decidable,
-                         "verdict": verdict(c.rule, m.ours.low, m.ours.high, m.paper, m.decidable), "note": m.note})
+        if c.measure not in MEASURES:
+            raise ValueError(f"{c.row}: unknown measure {c.measure!r} (known: {', '.join(MEASURES)})")
+        t = _Tables(results, roots.get(c.scale), c.scale)
+        if c.scale == "meso" and not table_path("predictions", t.lab).is_file():
+            continue
+        testable, checked = check_preconditions(c, t)
+        m = MEASURES[c.measure](t, **c.params)
+        target = c.rule.target(m.paper)
+        mde = detectable_effect(m.ours)
+        rows.append({"row": c.row, "claim": c.id, "paper": c.paper, "where": c.where, "title": c.title,
+                     "statement": c.statement, "kind": c.kind, "metric": c.metric, "paper_value": m.paper,
+                     "ours": m.ours.value, "ci_low": m.ours.low, "ci_high": m.ours.high, "interval": m.ours.method,
+                     "per_replicate": _fmt(m.ours.per_replicate), "replicates": m.ours.replicates,
+                     "replicate_unit": m.ours.replicate_unit,
+                     "detectable_effect": math.exp(mde) if c.rule.log and math.isfinite(mde) else mde,
+                     "target_effect": math.exp(target) if c.rule.log and math.isfinite(target) else target,
+                     "replicates_needed": replicates_needed(m.ours, target), "rule": c.rule.band(m.paper),
+                     "boundary_from": c.boundary_from, "scale": m.scale, "weights": m.weights,
+                     "measured_on": m.measured_on, "testable": testable, "precondition": checked,
+                     "registered": c.registered, "note": m.note})
+        measured.append((c, m, testable, mde))
+        rows[-1]["measured"] = measured_commit(t.read)
+        rows[-1]["prospective"] = is_prospective(c.registered, rows[-1]["measured"])
+    family = [i for i, (c, m, ok, _) in enumerate(measured) if c.kind == "finding" and ok and m.ours.stochastic]
+    p = {i: measured[i][0].rule.test(measured[i][1].ours)[0] for i in family}
+    adjusted = dict(zip(family, multipletests([p[i] for i in family], method="holm")[1])) if family else {}
+    for i, (c, m, ok, mde) in enumerate(measured):
+        rows[i]["p_value"] = p.get(i, math.nan)
+        rows[i]["p_holm"] = adjusted.get(i, math.nan)
+        rows[i]["verdict"] = verdict(c.rule, m.ours, m.paper, ok, adjusted.get(i), mde)
     return pd.DataFrame(rows, columns=SCORECARD_COLUMNS)
 
 

@@ -1,6 +1,7 @@
 """What the seed replicates give the figures and the scorecard: top-1 of every micro recipe with its
-95% interval over seeds and val images, paired top-1 differences, and the per-layer head-similarity
-and remove-one-head bands of the micro DeiTs (percentile bootstrap, `evidence.intervals`).
+95% interval over seeds and val images, paired top-1 differences, the per-layer head-similarity
+and remove-one-head bands of the micro DeiTs (seeds as a random effect, `evidence.intervals.seeded`),
+and the cross-fitted remove-one-head estimate (the head chosen on other images than it is scored on).
 
 Inputs are the replicate tables of `lab.experiments` (`predictions_table`,
 `head_similarity_images_table`, `ablation_images_table`), as DataFrames.
@@ -11,10 +12,10 @@ import numpy as np
 import pandas as pd
 
 from ..core.errors import not_a_command
-from ..evidence.intervals import Estimate, bootstrap
+from ..evidence.intervals import Estimate, seeded
 
 __all__ = ["correct_matrix", "top1_intervals", "top1_difference", "similarity_array", "removed_correct",
-           "head_bands"]
+           "removed_all_heads", "crossfit_remove_one", "head_bands"]
 
 
 def correct_matrix(predictions: pd.DataFrame, key: str) -> np.ndarray:
@@ -30,16 +31,16 @@ def top1_intervals(predictions: pd.DataFrame) -> pd.DataFrame:
     rows = []
     for key in predictions.key.unique():
         c = correct_matrix(predictions, key)
-        e = bootstrap(lambda x: 100 * x.mean(), c, seeded=True)
+        e = seeded(lambda x: 100 * x.mean(), c)
         rows.append({"key": key, "top1": e.value, "top1_low": e.low, "top1_high": e.high, "seeds": c.shape[0],
                      "images": c.shape[1]})
     return pd.DataFrame(rows)
 
 
 def top1_difference(predictions: pd.DataFrame, key: str, baseline: str) -> Estimate:
-    """top-1 of `key` minus `baseline` (percentage points), seeds and (paired) images bootstrapped."""
-    return bootstrap(lambda a, b: 100 * (a.mean() - b.mean()), correct_matrix(predictions, key),
-                     correct_matrix(predictions, baseline), seeded=True)
+    """top-1 of `key` minus `baseline` (percentage points), seeds (paired by seed) as a random effect, images paired."""
+    return seeded(lambda a, b: 100 * (a.mean() - b.mean()), correct_matrix(predictions, key),
+                  correct_matrix(predictions, baseline))
 
 
 def similarity_array(similarity: pd.DataFrame, key: str) -> np.ndarray:
@@ -58,6 +59,36 @@ def removed_correct(ablation: pd.DataFrame, predictions: pd.DataFrame, key: str)
     return (a.pred.to_numpy() == labels).astype(float).reshape(seeds, len(p), layers)
 
 
+def removed_all_heads(ablation_heads: pd.DataFrame, predictions: pd.DataFrame, key: str) -> np.ndarray:
+    """[seeds, images, layers, heads]: 1.0 where the replicate, with that one head of that layer removed,
+    still classifies the image correctly (`experiments.ablation_heads_images_table`)."""
+    a = ablation_heads[ablation_heads.key == key].sort_values(["seed", "image", "layer", "head"])
+    if a.empty:
+        raise KeyError(f"no all-heads ablation of {key!r}")
+    seeds, images, layers, heads = (a[c].nunique() for c in ("seed", "image", "layer", "head"))
+    p = predictions[(predictions.key == key) & (predictions.seed == a.seed.min())].sort_values("image")
+    if len(p) != images:
+        raise ValueError(f"{key}: {images} ablated images but {len(p)} predictions")
+    labels = np.tile(np.repeat(p.label.to_numpy(), layers * heads), seeds)
+    return (a.pred.to_numpy() == labels).astype(float).reshape(seeds, images, layers, heads)
+
+
+def crossfit_remove_one(removed: np.ndarray, intact: np.ndarray, fold: np.ndarray, folds: int = 2) -> float:
+    """Top-1 change (pp) from removing, per layer, the head whose removal costs least, chosen out of sample:
+    for each fold, the head is chosen on the other folds' images and scored on this fold's; mean over
+    layers. `removed` [images, layers, heads] and `intact` [images] are 0/1 correctness, `fold` [images]
+    each image's fold (an image and its bootstrap copies stay in one fold)."""
+    changes = np.zeros(removed.shape[1])
+    for f in range(folds):
+        score, choose = fold == f, fold != f
+        if not score.any() or not choose.any():
+            continue
+        best = removed[choose].mean(0).argmax(-1)                            # [layers]
+        kept = removed[score][:, np.arange(removed.shape[1]), best]          # [images in fold, layers]
+        changes += kept.sum(0) - intact[score].sum()
+    return float(100 * changes.mean() / len(intact))
+
+
 def head_bands(similarity: pd.DataFrame, ablation: pd.DataFrame, predictions: pd.DataFrame) -> pd.DataFrame:
     """Per micro DeiT and layer: similarity (%) and the best remove-1 top-1 change (pp), each the mean
     over seeds with its 95% interval (`column`, `value`, `low`, `high`)."""
@@ -68,9 +99,9 @@ def head_bands(similarity: pd.DataFrame, ablation: pd.DataFrame, predictions: pd
         removed = removed_correct(ablation, predictions, key)
         base = correct_matrix(predictions, key)
         for i in range(sim.shape[-1]):
-            for column, e in (("similarity_pct", bootstrap(lambda s: s.mean(), sim[..., i], seeded=True)),
-                              ("remove1_delta_pct", bootstrap(lambda r, b: 100 * (r.mean() - b.mean()),
-                                                              removed[..., i], base, seeded=True))):
+            for column, e in (("similarity_pct", seeded(lambda s: s.mean(), sim[..., i])),
+                              ("remove1_delta_pct", seeded(lambda r, b: 100 * (r.mean() - b.mean()),
+                                                           removed[..., i], base))):
                 rows.append({"key": key, "heads": heads, "layer": i + 1, "column": column, "value": e.value,
                              "low": e.low, "high": e.high, "seeds": sim.shape[0]})
     return pd.DataFrame(rows)
