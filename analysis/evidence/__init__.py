@@ -1,12 +1,18 @@
-"""Evidence: intervals (bootstrap over images and seeds, paired timing rounds), verdict rules fixed
-in code before any number is seen, and the claim scorecard of the two papers (`results/claims.csv`)."""
+"""Evidence: intervals (seeds as a random effect, paired timing rounds), power, verdict rules
+registered before the numbers (`registry.toml`), and the claim scorecard of the two papers
+(`results/claims.csv`)."""
 from .._lazy import lazy_exports
 
 EXPORTS = {
-    ".intervals": ("Estimate", "bootstrap", "exact", "t_interval", "log_ratio_interval", "proportion_difference"),
-    ".verdicts": ("Direction", "Equivalence", "verdict", "VERDICTS"),
+    ".intervals": ("Estimate", "seeded", "bootstrap", "exact", "t_interval", "log_ratio_interval",
+                   "proportion_difference", "LEVEL"),
+    ".power": ("detectable_effect", "replicates_needed", "POWER", "MAX_REPLICATES"),
+    ".verdicts": ("Direction", "Equivalence", "rule_from_spec", "verdict", "VERDICTS", "DECIDED"),
+    ".provenance": ("POST_HOC", "UNCOMMITTED", "UNKNOWN", "git", "measured_commit", "is_prospective", "file_at"),
     ".plots": ("plot_scorecard", "VERDICT_COLOURS"),
-    ".claims": ("Claim", "CLAIMS", "scorecard", "fig2_speed_rounds", "memory_bound_rounds", "SCORECARD_COLUMNS",
-                "MIN_GRID", "FIG2_SPEED_TABLE", "MEMORY_BOUND_TABLE", "EFFICIENTVIT_SIZES_TABLE", "MULTI_HEAD_MODELS"),
+    ".claims": ("Claim", "CLAIMS", "REGISTRY", "MEASURES", "load_registry", "scorecard", "check_preconditions",
+                "attention_grid", "fig2_speed_rounds",
+                "memory_bound_rounds", "SCORECARD_COLUMNS", "FIG2_SPEED_TABLE", "MEMORY_BOUND_TABLE",
+                "EFFICIENTVIT_SIZES_TABLE", "MULTI_HEAD_MODELS", "TIMING_ROUNDS"),
 }
 __getattr__, __dir__ = lazy_exports(__name__, EXPORTS)

@@ -44,13 +44,14 @@ if sys.version_info >= (3, 11):
 else:  # pragma: no cover
     import tomli as tomllib
 
-__all__ = ["Claim", "CLAIMS", "REGISTRY", "MEASURES", "load_registry", "scorecard", "fig2_speed_rounds",
+__all__ = ["Claim", "CLAIMS", "REGISTRY", "MEASURES", "load_registry", "scorecard", "check_preconditions",
+           "attention_grid", "fig2_speed_rounds",
            "memory_bound_rounds", "SCORECARD_COLUMNS", "FIG2_SPEED_TABLE", "MEMORY_BOUND_TABLE",
            "EFFICIENTVIT_SIZES_TABLE", "MULTI_HEAD_MODELS", "TIMING_ROUNDS"]
 
 REGISTRY = Path(__file__).with_name("registry.toml")
 SCORECARD_COLUMNS = ["row", "claim", "paper", "where", "title", "statement", "kind", "metric", "paper_value", "ours",
-                     "ci_low", "ci_high", "interval", "per_replicate", "replicates", "replicate_unit", "p_value",
+                     "ci_low", "ci_high", "se", "df", "interval", "per_replicate", "replicates", "replicate_unit", "p_value",
                      "p_holm", "detectable_effect", "target_effect", "replicates_needed", "rule", "boundary_from",
                      "scale", "weights", "measured_on", "testable", "precondition", "verdict", "registered",
                      "measured", "prospective", "note"]
@@ -152,7 +153,7 @@ def _read_cached(path: Path, mtime: int) -> pd.DataFrame:
 
 # ---- preconditions ------------------------------------------------------------------------------------------
 
-def stem_grid(t: _Tables) -> int:
+def _stem_grid(t: _Tables) -> int:
     """Token grid side after the 16x16 stem at this scale."""
     r = recipe(t.key("fig2_b"))
     return r.resolution // get_config(r.model).stem_stride
@@ -180,7 +181,7 @@ def check_preconditions(claim: Claim, t: _Tables) -> tuple[bool, str]:
     said, ok = [], True
     models = [m for m in (claim.params.get("model"), claim.params.get("baseline")) if m]
     if "stem_grid" in gates:
-        g = stem_grid(t)
+        g = _stem_grid(t)
         ok &= g >= gates["stem_grid"]
         said.append(f"16x16 stem keeps {g}x{g} tokens (needs {gates['stem_grid']}x{gates['stem_grid']})")
     if "attention_grid" in gates:
@@ -431,7 +432,8 @@ def scorecard(claims=CLAIMS, *, results: Optional[PathLike] = None, micro: Optio
         mde = detectable_effect(m.ours)
         rows.append({"row": c.row, "claim": c.id, "paper": c.paper, "where": c.where, "title": c.title,
                      "statement": c.statement, "kind": c.kind, "metric": c.metric, "paper_value": m.paper,
-                     "ours": m.ours.value, "ci_low": m.ours.low, "ci_high": m.ours.high, "interval": m.ours.method,
+                     "ours": m.ours.value, "ci_low": m.ours.low, "ci_high": m.ours.high, "se": m.ours.se, "df": m.ours.df,
+                     "interval": m.ours.method,
                      "per_replicate": _fmt(m.ours.per_replicate), "replicates": m.ours.replicates,
                      "replicate_unit": m.ours.replicate_unit,
                      "detectable_effect": math.exp(mde) if c.rule.log and math.isfinite(mde) else mde,

@@ -1,13 +1,12 @@
 """Power before running: the smallest effect a row can detect, and how many replicates it needs.
 
 For an estimate whose variance is `replicate_var / n + fixed_var` (`evidence.intervals.Estimate`:
-seeds or timing rounds as replicates, plus the image part that more seeds do not shrink), a
-two-sided test at level 1 - LEVEL detects an effect d with probability `power` when
+seeds or timing rounds as replicates, plus the image part that more seeds do not shrink), and the
+row's two-sided t-test at level 1 - LEVEL with the interval's n - 1 df, the detectable effect d is
+the one the test finds with probability `power`: P(|T'| > t_{1 - alpha/2, df}) = power, T' a
+noncentral t with df and noncentrality d / se (scipy's `nct`; at 3 seeds the normal formula
+(t_{1-alpha/2} + t_power) * se overstates the power by ~15 points).
 
-    d >= (t_{1 - alpha/2, df} + t_{power, df}) * se,   se = sqrt(replicate_var / n + fixed_var)
-
-with the replicates' n - 1 df, as the interval has (`evidence.intervals`; the usual
-normal-approximation formula with t quantiles in place of z).
 The variances are this row's own measured ones, used as the pilot for the next run: they say how
 many seeds (or rounds) would make the row decidable, not whether this run's verdict holds.
 """
@@ -28,7 +27,8 @@ def detectable_effect(est: Estimate, replicates: int | None = None, *, power: fl
                       level: float = LEVEL) -> float:
     """Smallest effect (on the estimate's test scale: log for ratios) detected with `power` at
     `replicates` replicates (default: as measured). NaN where the estimate has no variance model."""
-    from scipy.stats import t
+    from scipy.optimize import brentq
+    from scipy.stats import nct, norm, t
 
     if est.se == math.inf:                     # one seed: its variance is unknown
         return math.inf
@@ -38,7 +38,21 @@ def detectable_effect(est: Estimate, replicates: int | None = None, *, power: fl
     seeded = math.isfinite(est.replicate_var)
     v1 = est.replicate_var / n if seeded else 0.0
     df = n - 1 if seeded else math.inf
-    return float((t.ppf(1 - (1 - level) / 2, df) + t.ppf(power, df)) * math.sqrt(v1 + est.fixed_var))
+    se = math.sqrt(v1 + est.fixed_var)
+    if se == 0:
+        return 0.0
+    if math.isinf(df):
+        return float((norm.ppf(1 - (1 - level) / 2) + norm.ppf(power)) * se)
+    crit = t.ppf(1 - (1 - level) / 2, df)
+
+    def shortfall(ncp: float) -> float:
+        lower = nct.cdf(-crit, df, ncp)        # the wrong tail; scipy gives NaN where it is ~0
+        return nct.sf(crit, df, ncp) + (0.0 if math.isnan(lower) else lower) - power
+
+    high = crit + 5.0
+    while shortfall(high) < 0:
+        high *= 2
+    return float(brentq(shortfall, 0.0, high) * se)
 
 
 def replicates_needed(est: Estimate, target: float, *, power: float = POWER, level: float = LEVEL) -> float:
@@ -46,10 +60,16 @@ def replicates_needed(est: Estimate, target: float, *, power: float = POWER, lev
     inf when even `MAX_REPLICATES` would not do (the image part alone is too wide: more images needed)."""
     if not math.isfinite(target) or not math.isfinite(est.replicate_var):
         return math.nan
-    for n in range(2, MAX_REPLICATES + 1):
-        if detectable_effect(est, n, power=power, level=level) <= target:
-            return n
-    return math.inf
+    def enough(n: int) -> bool:
+        return detectable_effect(est, n, power=power, level=level) <= target
+
+    if not enough(MAX_REPLICATES):
+        return math.inf
+    low, high = 1, MAX_REPLICATES             # the detectable effect shrinks with n: bisect
+    while high - low > 1:
+        mid = (low + high) // 2
+        low, high = (low, mid) if enough(mid) else (mid, high)
+    return high
 
 
 if __name__ == "__main__":  # a library module, not a command
