@@ -18,6 +18,7 @@ import math
 import sys
 from dataclasses import dataclass, field
 from functools import lru_cache
+from importlib.resources import files
 from pathlib import Path
 from typing import Callable, Optional
 
@@ -49,7 +50,7 @@ __all__ = ["Claim", "CLAIMS", "REGISTRY", "MEASURES", "load_registry", "scorecar
            "memory_bound_rounds", "SCORECARD_COLUMNS", "FIG2_SPEED_TABLE", "MEMORY_BOUND_TABLE",
            "EFFICIENTVIT_SIZES_TABLE", "MULTI_HEAD_MODELS", "TIMING_ROUNDS"]
 
-REGISTRY = Path(__file__).with_name("registry.toml")
+REGISTRY = Path(str(files(__package__) / "registry.toml"))
 SCORECARD_COLUMNS = ["row", "claim", "paper", "where", "title", "statement", "kind", "metric", "paper_value", "ours",
                      "ci_low", "ci_high", "se", "df", "interval", "per_replicate", "replicates", "replicate_unit", "p_value",
                      "p_holm", "detectable_effect", "target_effect", "replicates_needed", "rule", "boundary_from",

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import subprocess
 from functools import lru_cache
+from importlib.resources import files
 from pathlib import Path
 from typing import Iterable, Optional
 
@@ -21,11 +22,15 @@ UNCOMMITTED = "uncommitted"
 UNKNOWN = "unknown"
 
 
+def _package() -> Path:
+    return Path(str(files("analysis")))
+
+
 def git(*args: str, cwd: Optional[Path] = None) -> Optional[str]:
     """`git args` in `cwd` (default: this package's checkout); None when git or the repository is missing."""
     try:
         done = subprocess.run(["git", *args], capture_output=True, text=True,
-                              cwd=cwd or Path(__file__).resolve().parent)
+                              cwd=cwd or _package())
     except OSError:
         return None
     return done.stdout.strip() if done.returncode == 0 else None
@@ -61,7 +66,7 @@ def is_prospective(registered: str, measured: str, cwd: Optional[Path] = None) -
     """Whether `registered` is a commit that is an ancestor of, and strictly older than, `measured`."""
     if registered == POST_HOC or measured in (UNCOMMITTED, UNKNOWN):
         return False
-    top = _top(Path(cwd or Path(__file__).resolve().parent))
+    top = _top(Path(cwd or _package()))
     if top is None or git("merge-base", "--is-ancestor", registered, measured, cwd=top) is None:
         return False
     t0, t1 = _time(registered, top), _time(measured, top)
