@@ -33,7 +33,8 @@ def build_parser() -> ArgumentParser:
     p.add_argument("--table", nargs="+", choices=TABLE_NAMES, help="build these tables")
     p.add_argument("--seeds", action="store_true",
                    help="train every recipe from seeds 1 and 2 as well (~25 min on 2 cores) "
-                        "and write their per-image tables (predictions, head_similarity_images)")
+                        "and write their per-image tables (predictions, head_similarity_images, ablation_images, "
+                        "ablation_heads_images)")
     p.add_argument("--meso", action="store_true",
                    help="run the meso suite: the claims' models at 112 px from 3 seeds (~40 min on 2 cores; resumes "
                         "from its cache) and its tables, into results/meso (or --root)")
@@ -137,7 +138,7 @@ def _meso(args) -> int:
     from .core.tables import write_csv
     from .lab import experiments
     from .lab.cache import checkpoint_path, load_or_train, table_path
-    from .lab.recipes import MESO_GRADCAM_KEYS, MESO_RECIPES, SEEDS, recipe
+    from .lab.recipes import MESO_GRADCAM_KEYS, MESO_GRADCAM_LAYERS, MESO_RECIPES, SEEDS, recipe
 
     root = meso_root(args.root)
     _prepare(root, args.threads)
@@ -156,8 +157,12 @@ def _meso(args) -> int:
                                                                                          refresh=args.refresh),
               "ablation_images": lambda: experiments.ablation_images_table(deits, SEEDS, root=root,
                                                                            refresh=args.refresh),
+              "ablation_heads_images": lambda: experiments.ablation_heads_images_table(("meso_deit_3h",), SEEDS,
+                                                                                       root=root, refresh=args.refresh),
               "gradcam": lambda: experiments.gradcam_table(MESO_GRADCAM_KEYS, min_side=7, root=root,
-                                                           refresh=args.refresh)}
+                                                           refresh=args.refresh),
+              "gradcam_images": lambda: experiments.gradcam_images_table(MESO_GRADCAM_LAYERS, SEEDS, root=root,
+                                                                         refresh=args.refresh)}
     for name, build in tables.items():
         print(f"{name}: {len(build())} rows -> {table_path(name, root)}", file=sys.stderr)
     commit = _commit()

@@ -326,13 +326,11 @@ def _remove_one_in_sample(t: _Tables, model: str) -> Measurement:
 
 
 def _remove_one_crossfit(t: _Tables, model: str, folds: int = 2, split_seed: int = 0) -> Measurement:
-    predictions = t.lab_table("predictions")
-    key = t.key(model)
-    removed = removed_all_heads(t.lab_table("ablation_heads_images"), predictions, key)  # [s, i, layers, heads]
-    base = correct_matrix(predictions, key)
+    removed, base = removed_all_heads(t.lab_table("ablation_heads_images"), t.key(model))   # [s, i, l, h], [s, i]
     fold = np.broadcast_to(np.random.default_rng(split_seed).permutation(base.shape[1]) % folds, base.shape)
     est = seeded(lambda r, b, f: crossfit_remove_one(r, b, f, folds), removed, base, fold)
-    return Measurement(est, _remove_one_paper(), _lab_scale(t) + ", DeiT-T-shaped, 3 heads", _seeds(t), "CPU",
+    return Measurement(est, _remove_one_paper(), _lab_scale(t) + ", DeiT-T-shaped, 3 heads",
+                       f"trained here ({removed.shape[0]} seeds)", "CPU",
                        f"per layer the head chosen on {folds - 1} of {folds} folds of the val images, scored on the "
                        "other (cross-fitted; the choice is redone in every bootstrap resample); mean over layers")
 

@@ -33,7 +33,8 @@ __all__ = ["checkpoint_path", "table_path", "micro_datasets", "load_or_train", "
            "COMPRESSED_TABLES"]
 
 # The per-image replicate tables (tens of thousands of rows) are stored gzip-compressed.
-COMPRESSED_TABLES = ("predictions", "head_similarity_images", "ablation_images")
+COMPRESSED_TABLES = ("predictions", "head_similarity_images", "ablation_images", "ablation_heads_images",
+                     "gradcam_images")
 
 
 def checkpoint_path(key: str, root: Optional[PathLike] = None, seed: int = 0) -> Path:

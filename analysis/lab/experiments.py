@@ -6,11 +6,15 @@
     >>> single_head_table()    # Table 6 / Fig. 6: SHSA vs MHSA vs none, partial ratios, full, bottleneck
     >>> gradcam_table()        # stem 4 vs 16: pointing-game localisation (captum LayerGradCam)
 
+Per-image seed replicates for the scorecard: `predictions_table`, `head_similarity_images_table`,
+`ablation_images_table` (best head per layer), `ablation_heads_images_table` (every head),
+`gradcam_images_table` (pointing-game hit per image at declared layers).
+
 CLI: `python -m analysis.ablations --all` trains missing recipes and writes every table.
 """
 from __future__ import annotations
 
-from typing import Optional
+from typing import Mapping, Optional, Sequence
 
 import pandas as pd
 import torch
@@ -30,13 +34,13 @@ from ..heads.metrics import HeadStatistics
 from ..heads.similarity import similarity_per_image
 from .cache import cached_table, load_or_train, micro_datasets
 from .datasets import ClutteredDigits
-from .gradcam import GradCAM, localisation
+from .gradcam import GradCAM, localisation, localisation_images
 from .recipes import FIG6_ROWS, GRADCAM_KEYS, MACRO_ROWS, RECIPES, SEEDED_KEYS, SEEDS, STEM_ROWS, TABLE6_ROWS, recipe
 from .train import resize_inputs
 
 __all__ = ["macro_table", "single_head_table", "heads_table", "importance_table", "importance_agreement",
            "gradcam_table", "predictions_table", "head_similarity_images_table", "ablation_images_table",
-           "REPLICATE_TABLES", "head_query_maps",
+           "ablation_heads_images_table", "gradcam_images_table", "REPLICATE_TABLES", "head_query_maps",
            "gradcam_examples", "cam_layer", "TABLES", "CAM_MIN_SIDE"]
 
 
@@ -280,6 +284,12 @@ def head_similarity_images_table(keys=("deit_3h", "deit_6h"), seeds=SEEDS, *, im
     return cached_table("head_similarity_images", _replicates(keys, seeds), compute, root, refresh)
 
 
+def _removed_head_predictions(model: nn.Module, batches: list, heads: dict) -> torch.Tensor:
+    """Predicted classes over `batches` with the heads {layer name: [head, ...]} removed (`HeadMask`)."""
+    with torch.no_grad(), HeadMask(model, heads):
+        return torch.cat([model(x).argmax(-1) for x, _ in batches])
+
+
 def ablation_images_table(keys=("deit_3h", "deit_6h"), seeds=SEEDS, *, root: Optional[PathLike] = None,
                           refresh: bool = False, progress: bool = True) -> pd.DataFrame:
     """Per layer of each micro-DeiT replicate, the head whose removal costs least (best remove-1
@@ -294,8 +304,7 @@ def ablation_images_table(keys=("deit_3h", "deit_6h"), seeds=SEEDS, *, root: Opt
             batches = list(DataLoader(val, batch_size=200))
             best = best_heads(head_ablation(model, batches, modes=("remove1",)))
             for row in best.itertuples():
-                with torch.no_grad(), HeadMask(model, {row.layer: [int(row.best_head)]}):
-                    pred = torch.cat([model(x).argmax(-1) for x, _ in batches])
+                pred = _removed_head_predictions(model, batches, {row.layer: [int(row.best_head)]})
                 frames.append(pd.DataFrame({"key": r.key, "seed": r.seed, "layer": row.layer_index,
                                             "head": int(row.best_head), "image": range(len(pred)),
                                             "pred": pred.numpy()}))
@@ -303,10 +312,66 @@ def ablation_images_table(keys=("deit_3h", "deit_6h"), seeds=SEEDS, *, root: Opt
     return cached_table("ablation_images", _replicates(keys, seeds), compute, root, refresh)
 
 
+def ablation_heads_images_table(keys=("deit_3h",), seeds=SEEDS, *, root: Optional[PathLike] = None,
+                                refresh: bool = False, progress: bool = True) -> pd.DataFrame:
+    """`ablation_images_table` for every head: per replicate, attention layer (1-based) and head, the
+    class predicted for every val image with that one head removed (`pred`), beside the image's label
+    and the same replicate's unablated prediction (`intact_pred`): self-contained data to choose the
+    least useful head on some images and measure its removal on others (cross-fitting), whichever
+    weights the replicate has. Columns key, seed, layer, head, image, label, intact_pred, pred, sorted
+    in that order."""
+    def compute():
+        frames = []
+        for r in _replicates(keys, seeds):
+            model, _ = load_or_train(r.key, seed=r.seed, root=root, progress=progress)
+            _, val, _ = micro_datasets(r.config().data_kwargs)
+            batches = list(DataLoader(val, batch_size=200))  # the batches `ablation_images_table` uses
+            labels = torch.cat([y for _, y in batches]).numpy()
+            intact = _removed_head_predictions(model, batches, {}).numpy()
+            for layer in attention_layers(model):
+                for head in range(layer.num_heads) if layer.num_heads > 1 else ():
+                    pred = _removed_head_predictions(model, batches, {layer.name: [head]})
+                    frames.append(pd.DataFrame({"key": r.key, "seed": r.seed, "layer": layer.index + 1,
+                                                "head": head, "image": range(len(pred)), "label": labels,
+                                                "intact_pred": intact, "pred": pred.numpy()}))
+        return pd.concat(frames, ignore_index=True).sort_values(["key", "seed", "layer", "head", "image"],
+                                                                ignore_index=True)
+    return cached_table("ablation_heads_images", _replicates(keys, seeds), compute, root, refresh)
+
+
+def gradcam_images_table(layers: Mapping[str, Sequence[str]], seeds=SEEDS, *, root: Optional[PathLike] = None,
+                         refresh: bool = False, progress: bool = True) -> pd.DataFrame:
+    """Per replicate of each recipe in `layers` ({key: [layer names]}, e.g. `MESO_GRADCAM_LAYERS`), layer and
+    val image: the strict pointing-game hit (1/0) of Grad-CAM on that layer, target = true class (as
+    `gradcam_table`; `localisation_images`), and the side of the layer's map. Columns key, seed, layer,
+    map_side, image, hit, sorted by key, seed, layer, image; a cached table with other layers is recomputed."""
+    layers = {k: tuple(v) for k, v in layers.items()}
+    keys = list(layers)
+    wanted = {(k, name) for k, names in layers.items() for name in names}
+
+    def compute():
+        frames = []
+        for r in _replicates(keys, seeds):
+            model, _ = load_or_train(r.key, seed=r.seed, root=root, progress=progress)
+            _, val, _ = micro_datasets(r.config().data_kwargs)
+            for name in layers[r.key]:
+                module = model.get_submodule(name)
+                x = resize_inputs(val[0][0][None], r.input_size)
+                side = GradCAM(model, module).attribute(x, target=torch.tensor([val[0][1]]), upsample=False).shape[-1]
+                df = localisation_images(model, val, layer=module, input_size=r.input_size, progress=progress)
+                frames.append(pd.DataFrame({"key": r.key, "seed": r.seed, "layer": name, "map_side": side,
+                                            "image": df["image"], "hit": df["hit"]}))
+        return pd.concat(frames, ignore_index=True).sort_values(["key", "seed", "layer", "image"], ignore_index=True)
+    df = cached_table("gradcam_images", _replicates(keys, seeds), compute, root, refresh)
+    if set(zip(df["key"], df["layer"])) != wanted:  # cached for other layers: the recipes alone do not say
+        df = cached_table("gradcam_images", _replicates(keys, seeds), compute, root, refresh=True)
+    return df
+
+
 TABLES = {"macro": macro_table, "heads": heads_table, "single_head": single_head_table, "gradcam": gradcam_table}
 # Seed replicates for the scorecard (`ablations --seeds`): not part of the CI-default micro suite.
 REPLICATE_TABLES = {"predictions": predictions_table, "head_similarity_images": head_similarity_images_table,
-                    "ablation_images": ablation_images_table}
+                    "ablation_images": ablation_images_table, "ablation_heads_images": ablation_heads_images_table}
 
 
 if __name__ == "__main__":  # a library module, not a command

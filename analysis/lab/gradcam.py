@@ -6,6 +6,7 @@ interface, and the pointing game.
     >>> GradCAMPlusPlus(model).attribute(images)      # target: the model's predictions
     >>> pointing_game(maps, boxes)                    # (B,) bool: map maximum inside the box
     >>> localisation(model, ClutteredDigits("val"))   # tidy one-row DataFrame over a dataset
+    >>> localisation_images(model, ClutteredDigits("val"))  # the same, one row per image (hit 0/1)
 
 Every method reads the layer on its spatial grid, whatever the layout of its output: channels
 first (B, C, H, W: SHViT, EfficientViT), channels last (B, H, W, C: timm models with
@@ -40,7 +41,7 @@ from ..heads.maps import attention_rollout
 from .train import resize_inputs
 
 __all__ = ["GradCAM", "GradCAMPlusPlus", "RolloutCAM", "CAM_METHODS", "last_stage", "cam_target", "pointing_game",
-           "localisation"]
+           "localisation", "localisation_images"]
 
 
 def last_stage(model: nn.Module) -> tuple[str, nn.Module]:
@@ -200,23 +201,16 @@ def pointing_game(maps: torch.Tensor, boxes: torch.Tensor) -> torch.Tensor:
     return (x >= x0) & (x < x1) & (y >= y0) & (y < y1)
 
 
-def localisation(model: nn.Module, dataset, *, batch_size: int = 100, target: str = "label",
-                 layer: Optional[nn.Module] = None, input_size: Optional[int] = None,
-                 progress: bool = False) -> pd.DataFrame:
-    """Pointing-game score of `model` over a dataset with `.boxes` (e.g. `ClutteredDigits`).
-
-    `target` is `label` (the ground-truth class, the usual protocol) or `pred` (the model's
-    prediction). `input_size` resizes the images first (boxes are rescaled with them).
-    Returns one row: pointing_game (share of hits, %), top1 (%), box_area (mean share of
-    the image the boxes cover, %: the hit rate of a uniformly random point), images.
-    """
+def _pointing_batches(model: nn.Module, dataset, batch_size: int, target: str, layer: Optional[nn.Module],
+                      input_size: Optional[int], progress: bool) -> Iterator[tuple]:
+    """Per batch of `dataset` (in order): (first image index, hits, pred, labels, boxes, side) of the
+    pointing game on `layer`'s Grad-CAM maps (boxes and side after the optional resize)."""
     if target not in ("label", "pred"):
         raise ValueError(f"target must be 'label' or 'pred', got {target!r}")
     boxes_all = getattr(dataset, "boxes", None)
     if boxes_all is None:
         raise UserError("the dataset has no ground-truth boxes (.boxes)")
     cam = GradCAM(model, layer)
-    hits = correct = area = 0.0
     n = len(dataset)
     for start in tqdm(range(0, n, batch_size), disable=not progress, file=sys.stderr, leave=False, desc="grad-cam"):
         idx = range(start, min(start + batch_size, n))
@@ -231,11 +225,42 @@ def localisation(model: nn.Module, dataset, *, batch_size: int = 100, target: st
         with torch.no_grad():
             pred = model(x).argmax(-1)
         maps = cam.attribute(x, target=y if target == "label" else pred)
-        hits += pointing_game(maps, boxes).sum().item()
+        yield start, pointing_game(maps, boxes), pred, y, boxes, side
+
+
+def localisation(model: nn.Module, dataset, *, batch_size: int = 100, target: str = "label",
+                 layer: Optional[nn.Module] = None, input_size: Optional[int] = None,
+                 progress: bool = False) -> pd.DataFrame:
+    """Pointing-game score of `model` over a dataset with `.boxes` (e.g. `ClutteredDigits`).
+
+    `target` is `label` (the ground-truth class, the usual protocol) or `pred` (the model's
+    prediction). `input_size` resizes the images first (boxes are rescaled with them).
+    Returns one row: pointing_game (share of hits, %), top1 (%), box_area (mean share of
+    the image the boxes cover, %: the hit rate of a uniformly random point), images.
+    Per image: `localisation_images`.
+    """
+    hits = correct = area = 0.0
+    n = len(dataset)
+    for _, hit, pred, y, boxes, side in _pointing_batches(model, dataset, batch_size, target, layer, input_size,
+                                                          progress):
+        hits += hit.sum().item()
         correct += (pred == y).sum().item()
         area += ((boxes[:, 2] - boxes[:, 0]) * (boxes[:, 3] - boxes[:, 1])).sum().item() / side ** 2
     return pd.DataFrame([{"pointing_game": 100 * hits / n, "top1": 100 * correct / n,
                           "box_area": 100 * area / n, "target": target, "images": n}])
+
+
+def localisation_images(model: nn.Module, dataset, *, batch_size: int = 100, target: str = "label",
+                        layer: Optional[nn.Module] = None, input_size: Optional[int] = None,
+                        progress: bool = False) -> pd.DataFrame:
+    """`localisation` per image: one row per image of `dataset`, in order, with `image` (its index),
+    `label`, `pred` and `hit` (1 when the map's maximum lies in the image's box, else 0; strict
+    pointing game). The mean of `hit` is `localisation`'s pointing_game / 100 on the same arguments."""
+    frames = [pd.DataFrame({"image": range(start, start + len(hit)), "label": y.numpy(), "pred": pred.numpy(),
+                            "hit": hit.to(torch.int64).numpy()})
+              for start, hit, pred, y, _, _ in _pointing_batches(model, dataset, batch_size, target, layer,
+                                                                 input_size, progress)]
+    return pd.concat(frames, ignore_index=True)
 
 
 if __name__ == "__main__":  # a library module, not a command

@@ -21,8 +21,8 @@ from typing import Dict, Optional
 from ..core.errors import UserError, not_a_command
 from .train import TrainConfig
 
-__all__ = ["MicroRecipe", "RECIPES", "MESO_RECIPES", "MESO_DATA", "MESO_GRADCAM_KEYS", "recipe", "SEEDED_KEYS",
-           "SEEDS", "DATA", "TRAIN", "MACRO_ROWS", "STEM_ROWS",
+__all__ = ["MicroRecipe", "RECIPES", "MESO_RECIPES", "MESO_DATA", "MESO_GRADCAM_KEYS", "MESO_GRADCAM_LAYERS", "recipe",
+           "SEEDED_KEYS", "SEEDS", "DATA", "TRAIN", "MACRO_ROWS", "STEM_ROWS",
            "TABLE6_ROWS",
            "FIG6_ROWS", "GRADCAM_KEYS", "CACHE_FORMAT"]
 
@@ -147,6 +147,10 @@ MESO_RECIPES: Dict[str, MicroRecipe] = {r.key: r for r in [
                 data={**MESO_DATA, **DEIT_DATA}),
 ]}
 MESO_GRADCAM_KEYS = (("meso_fig2_a", 4), ("meso_fig2_b", 16))
+# Per-image Grad-CAM (`experiments.gradcam_images_table`), at layers declared before any of their numbers
+# were read: each model's last stage ((a) stages.3, 4x4 at 112 px; (b) stages.2, 2x2) and (b)'s stages.1,
+# whose 4x4 map matches (a)'s last stage.
+MESO_GRADCAM_LAYERS = {"meso_fig2_a": ("stages.3",), "meso_fig2_b": ("stages.1", "stages.2")}
 
 
 def recipe(key: str, seed: int = 0) -> MicroRecipe:

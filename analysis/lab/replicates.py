@@ -59,18 +59,17 @@ def removed_correct(ablation: pd.DataFrame, predictions: pd.DataFrame, key: str)
     return (a.pred.to_numpy() == labels).astype(float).reshape(seeds, len(p), layers)
 
 
-def removed_all_heads(ablation_heads: pd.DataFrame, predictions: pd.DataFrame, key: str) -> np.ndarray:
-    """[seeds, images, layers, heads]: 1.0 where the replicate, with that one head of that layer removed,
-    still classifies the image correctly (`experiments.ablation_heads_images_table`)."""
+def removed_all_heads(ablation_heads: pd.DataFrame, key: str) -> tuple[np.ndarray, np.ndarray]:
+    """(removed [seeds, images, layers, heads], intact [seeds, images]): 1.0 where the replicate, with that one
+    head of that layer removed (or intact), classifies the image correctly; both from the same weights
+    (`experiments.ablation_heads_images_table`)."""
     a = ablation_heads[ablation_heads.key == key].sort_values(["seed", "image", "layer", "head"])
     if a.empty:
         raise KeyError(f"no all-heads ablation of {key!r}")
     seeds, images, layers, heads = (a[c].nunique() for c in ("seed", "image", "layer", "head"))
-    p = predictions[(predictions.key == key) & (predictions.seed == a.seed.min())].sort_values("image")
-    if len(p) != images:
-        raise ValueError(f"{key}: {images} ablated images but {len(p)} predictions")
-    labels = np.tile(np.repeat(p.label.to_numpy(), layers * heads), seeds)
-    return (a.pred.to_numpy() == labels).astype(float).reshape(seeds, images, layers, heads)
+    removed = (a.pred == a.label).to_numpy(float).reshape(seeds, images, layers, heads)
+    intact = (a.intact_pred == a.label).to_numpy(float).reshape(seeds, images, layers, heads)[..., 0, 0]
+    return removed, intact
 
 
 def crossfit_remove_one(removed: np.ndarray, intact: np.ndarray, fold: np.ndarray, folds: int = 2) -> float:

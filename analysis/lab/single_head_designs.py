@@ -4,22 +4,27 @@
     >>> designs = paper_designs()
     >>> speed = speed_table(runs, designs)                  # ours / paper throughput, relative to SHViT
     >>> accuracy = accuracy_table(designs, ablations.single_head())   # paper vs micro top-1 deltas
+    >>> print(" ".join(speed_sentences(speed)))              # what the intervals let us say, from the numbers
 
 Throughput is compared *relative to the SHViT design* of each experiment and runtime, since
-absolute speeds depend on the machine; accuracy as the top-1 change from that design.
+absolute speeds depend on the machine: per design, the geometric mean over interleaved rounds of
+its throughput divided by the SHViT design's in the same round, with a Student-t 95% interval on
+the log ratios; accuracy as the top-1 change from that design.
 """
 from __future__ import annotations
 
-from typing import Iterable, Optional, Sequence
+from typing import Iterable, List, Optional, Sequence
 
 import pandas as pd
 
 from ..core.errors import not_a_command
 from ..core.reference import load_reference
 from ..cost.throughput import model_throughput
+from ..evidence.intervals import Estimate, log_ratio_interval
 from .replicates import top1_difference
 
-__all__ = ["TABLE6_MODELS", "FIG6_MODELS", "paper_designs", "throughput_rounds", "speed_table", "accuracy_table"]
+__all__ = ["TABLE6_MODELS", "FIG6_MODELS", "paper_designs", "throughput_rounds", "speed_table", "accuracy_table",
+           "relative_speed", "speed_sentences", "draw_speed_intervals"]
 
 # Full-size models in the paper's row order (Table 6 rows 1-5; Fig. 6 bottleneck, full, partial).
 TABLE6_MODELS = ["shvitlab_t6_mhsa", "shvitlab_t6_none", "shvitlab_t6_ratio8", "shvitlab_t6_ratio4_67",
@@ -27,6 +32,10 @@ TABLE6_MODELS = ["shvitlab_t6_mhsa", "shvitlab_t6_none", "shvitlab_t6_ratio8", "
 FIG6_MODELS = ["shvitlab_fig6_bottleneck", "shvitlab_fig6_full", "shvitlab_fig6_partial"]
 _PAPER_RUNTIME = {"cpu_img_s": "cpu", "cpu_onnx_img_s": "onnx", "gpu_img_s": "cuda"}
 _MICRO_EXPERIMENT = {"Table 6 (S3)": "table6", "Fig. 6 (S2)": "fig6"}
+CLAIM_ROUNDS = 10  # interleaved rounds a speed claim needs; fewer still give an interval, flagged as too few
+_RUNTIME_WORDS = {"cpu": "CPU (PyTorch)", "onnx": "CPU (ONNX Runtime)", "cuda": "GPU (PyTorch)"}
+_RUNTIME_DEVICE = {"cpu": "CPU, 1 thread", "onnx": "CPU, 1 thread", "cuda": "GPU"}  # as throughput_rounds times
+_RUNTIME_LABEL = {"cpu": "CPU", "onnx": "ONNX", "cuda": "GPU"}  # as lab.plots names the series ("ours ONNX")
 
 
 def paper_designs(table6: Sequence[str] = TABLE6_MODELS, fig6: Sequence[str] = FIG6_MODELS) -> pd.DataFrame:
@@ -47,9 +56,30 @@ def throughput_rounds(models: Iterable[str], runtimes: Iterable[str], *, window_
                          for r in range(rounds) for m in models for rt in runtimes])
 
 
+def relative_speed(runs: pd.DataFrame, model: str, baseline: str, runtime: str) -> Estimate:
+    """Throughput of `model` relative to `baseline` on `runtime`, from `throughput_rounds`: the geometric mean
+    over rounds of the per-round ratio, with a Student-t 95% interval on the log ratios
+    (`evidence.intervals.log_ratio_interval`). A round counts when it timed both models; at least two must."""
+    ratios = _round_ratios(runs, model, baseline, runtime)
+    if len(ratios) < 2:
+        raise ValueError(f"relative_speed: {model} vs {baseline} on {runtime} needs at least 2 rounds that timed "
+                         f"both, got {len(ratios)}")
+    return log_ratio_interval(ratios.to_numpy(), f"interleaved rounds ({runtime})")
+
+
+def _round_ratios(runs: pd.DataFrame, model: str, baseline: str, runtime: str) -> pd.Series:
+    """images/s of `model` over `baseline`'s in each round that timed both on `runtime`."""
+    rounds = runs[runs.runtime == runtime].pivot(index="round", columns="model", values="images_per_s")
+    if not {model, baseline} <= set(rounds.columns):
+        return pd.Series(dtype=float)
+    return (rounds[model] / rounds[baseline]).dropna()
+
+
 def speed_table(runs: pd.DataFrame, designs: pd.DataFrame) -> pd.DataFrame:
-    """Median over rounds per model and runtime, joined to the paper's numbers; `ours_rel` / `paper_rel`
-    are throughputs relative to the SHViT design of the same experiment and runtime."""
+    """Per model and runtime, joined to the paper's numbers: the median over rounds of the throughput and of its
+    spread (`ours_img_s`, `ours_spread`), and the speed relative to the SHViT design of the same experiment and
+    runtime: ours as `relative_speed` (`ours_rel`, its 95% interval `ours_rel_low` / `_high` over `rounds`
+    rounds), the paper's as the ratio of its throughputs (`paper_rel`)."""
     speed = runs.groupby(["model", "runtime"], sort=False)[["images_per_s", "spread"]].median().reset_index()
     paper = designs.melt(id_vars=["model"], value_vars=list(_PAPER_RUNTIME), var_name="runtime",
                          value_name="paper_img_s").assign(runtime=lambda d: d.runtime.map(_PAPER_RUNTIME))
@@ -57,11 +87,94 @@ def speed_table(runs: pd.DataFrame, designs: pd.DataFrame) -> pd.DataFrame:
              .merge(speed[["model", "runtime", "images_per_s", "spread"]].rename(
                  columns={"images_per_s": "ours_img_s", "spread": "ours_spread"}), on="model")
              .merge(paper, on=["model", "runtime"], how="left"))
-    base = table[table.baseline].set_index(["experiment", "runtime"])[["ours_img_s", "paper_img_s"]]
+    base = table[table.baseline].set_index(["experiment", "runtime"])[["model", "paper_img_s"]]
     rel = table.merge(base, left_on=["experiment", "runtime"], right_index=True, how="left", suffixes=("", "_base"))
-    table["ours_rel"] = rel.ours_img_s / rel.ours_img_s_base
+    pairs = list(zip(rel.model, rel.model_base, rel.runtime))
+    estimates = [relative_speed(runs, *pair) for pair in pairs]
+    table["ours_rel"] = [e.value for e in estimates]
+    table["ours_rel_low"] = [e.low for e in estimates]
+    table["ours_rel_high"] = [e.high for e in estimates]
+    table["rounds"] = [len(_round_ratios(runs, *pair)) for pair in pairs]
     table["paper_rel"] = rel.paper_img_s / rel.paper_img_s_base
     return table
+
+
+def speed_sentences(speed: pd.DataFrame) -> List[str]:
+    """One sentence per experiment and runtime of `speed_table`, written from its numbers: each design's speed
+    relative to the SHViT design with its interval (and the paper's ratio), then which designs this host
+    finds faster or slower (interval entirely above or below 1) and which it does not order (interval
+    containing 1). Designs are never ordered against each other, only against the SHViT design; fewer than
+    `CLAIM_ROUNDS` rounds are named as too few."""
+    sentences = []
+    for (experiment, runtime), part in speed.groupby(["experiment", "runtime"], sort=False):
+        base = part[part.baseline].design.iloc[0]
+        rows = part[~part.baseline]
+        if rows.empty:
+            continue
+        shown = "; ".join(f"{r.design} {_times(r.ours_rel)} [{r.ours_rel_low:.2f}, {r.ours_rel_high:.2f}]"
+                          + ("" if pd.isna(r.paper_rel) else f" (paper {_times(r.paper_rel)})")
+                          for r in rows.itertuples())
+        faster = list(rows.design[rows.ours_rel_low > 1])
+        slower = list(rows.design[rows.ours_rel_high < 1])
+        unordered = list(rows.design[(rows.ours_rel_low <= 1) & (rows.ours_rel_high >= 1)])
+        verdict = []
+        if faster:
+            verdict.append(f"faster here: {', '.join(faster)}")
+        if slower:
+            verdict.append(f"slower here: {', '.join(slower)}")
+        if unordered:
+            which = "every interval includes" if len(unordered) == len(rows) else \
+                f"the intervals of {', '.join(unordered)} include"
+            verdict.append(f"{which} 1, so this host does not order {'them' if len(unordered) > 1 else 'it'} "
+                           f"against {base}")
+        outside = [f"{r.design} ({_times(r.paper_rel)})" for r in rows.itertuples()
+                   if not pd.isna(r.paper_rel) and not r.ours_rel_low <= r.paper_rel <= r.ours_rel_high]
+        with_paper = rows.paper_rel.notna().sum()
+        if with_paper:
+            verdict.append(f"the paper's ratio lies outside our interval for {', '.join(outside)}" if outside else
+                           "every paper ratio lies inside our interval")
+        rounds = int(part.rounds.min())
+        few = f", fewer than the {CLAIM_ROUNDS} a speed claim needs" if rounds < CLAIM_ROUNDS else ""
+        sentences.append(f"{experiment} on {_RUNTIME_WORDS.get(runtime, runtime)}, speed relative to {base} "
+                         f"(geometric mean [95% t-interval] of {rounds} interleaved rounds{few}): {shown}; "
+                         + "; ".join(verdict) + ".")
+    return sentences
+
+
+def _times(x: float) -> str:
+    return f"{x:.2f}x"
+
+
+def draw_speed_intervals(fig, speed: pd.DataFrame):
+    """Draw ours' 95% intervals (`speed_table`'s `ours_rel_low` / `_high`) as error bars on the "ours" bars of
+    `lab.plots.plot_single_head_designs`' speed panels, and name in each panel's title how many rounds and
+    on which device they were timed. Returns the figure."""
+    from matplotlib.container import BarContainer
+
+    for ax in fig.axes:
+        experiment, sep, _ = ax.get_title().partition(": speed")
+        part = speed[speed.experiment == experiment]
+        if not sep or part.empty or ax.get_legend() is None:
+            continue
+        series = {tuple(h.get_facecolor()): t.get_text()
+                  for h, t in zip(ax.get_legend().legend_handles, ax.get_legend().get_texts())}
+        designs = [t.get_text() for t in ax.get_yticklabels()]
+        high = 0.0
+        for bars in [c for c in ax.containers if isinstance(c, BarContainer)]:
+            label = series.get(tuple(bars.patches[0].get_facecolor())) if len(bars.patches) else None
+            if not label or not label.startswith("ours "):
+                continue
+            rows = part[part.runtime.map(lambda rt: label == f"ours {_RUNTIME_LABEL.get(rt, rt)}")].set_index("design")
+            y = [b.get_y() + b.get_height() / 2 for b in bars.patches]
+            names = [designs[int(round(v))] for v in y]
+            value, low, hi = (rows.loc[names, c].to_numpy() for c in ("ours_rel", "ours_rel_low", "ours_rel_high"))
+            ax.errorbar(value, y, xerr=[value - low, hi - value], fmt="none", ecolor="k", elinewidth=1, capsize=3)
+            high = max(high, float(hi.max()))
+        ax.set_xlim(0, max(ax.get_xlim()[1], 1.08 * high))
+        devices = " / ".join(dict.fromkeys(_RUNTIME_DEVICE.get(rt, rt) for rt in part.runtime))
+        rounds = int(part.rounds.min())
+        ax.set_title(f"{experiment}: speed (ours: {rounds} interleaved rounds, {devices}; 95% t-interval)")
+    return fig
 
 
 def accuracy_table(designs: pd.DataFrame, micro: pd.DataFrame,

@@ -1,22 +1,121 @@
 """analysis.single_head_designs: paper rows tied to our models, speeds and accuracy relative to SHViT."""
+import math
+
+import numpy as np
 import pandas as pd
 import pytest
+from matplotlib.container import ErrorbarContainer
 
-from analysis.lab.single_head_designs import accuracy_table, FIG6_MODELS, paper_designs, speed_table, TABLE6_MODELS
+from analysis.lab.plots import plot_single_head_designs
+from analysis.lab.single_head_designs import (accuracy_table, draw_speed_intervals, FIG6_MODELS, paper_designs,
+                                              relative_speed, speed_sentences, speed_table, TABLE6_MODELS)
+
+T_975_DF2 = 4.302652729749464  # Student t, 97.5th percentile, 2 degrees of freedom (tables)
+
+
+def rounds_of(speeds: dict, runtime: str = "cpu") -> pd.DataFrame:
+    """`throughput_rounds`-shaped rows: {model: [images/s per round]}."""
+    return pd.DataFrame([{"model": m, "runtime": runtime, "images_per_s": v, "spread": 1.0, "round": r}
+                         for m, values in speeds.items() for r, v in enumerate(values)])
+
+
+def test_twice_as_fast_in_every_round_is_ratio_2_with_a_zero_width_interval():
+    e = relative_speed(rounds_of({"a": [100, 60, 80, 120], "b": [50, 30, 40, 60]}), "a", "b", "cpu")
+    assert (e.value, e.low, e.high) == pytest.approx((2.0, 2.0, 2.0))
+
+
+def test_ratios_1_2_4_give_geometric_mean_2_and_the_t_interval_of_their_logs():
+    e = relative_speed(rounds_of({"a": [10, 40, 20], "b": [10, 20, 5]}), "a", "b", "cpu")  # ratios 1, 2, 4
+    # logs 0, ln 2, 2 ln 2: mean ln 2, standard deviation ln 2, so half-width t(0.975, 2) ln 2 / sqrt 3
+    half = T_975_DF2 * math.log(2) / math.sqrt(3)
+    assert (e.value, e.low, e.high) == pytest.approx((2.0, 2 * math.exp(-half), 2 * math.exp(half)))
+    assert (e.low, e.high) == pytest.approx((0.3575, 11.19), rel=1e-3)
+
+
+def test_relative_speed_pairs_rounds_and_needs_two_of_them():
+    runs = rounds_of({"a": [20, 30, 99], "b": [10, 10]})  # round 2 timed only a: not a pair
+    assert relative_speed(runs, "a", "b", "cpu").value == pytest.approx(math.sqrt(2 * 3))
+    with pytest.raises(ValueError, match="at least 2 rounds"):
+        relative_speed(rounds_of({"a": [20], "b": [10]}), "a", "b", "cpu")
+    with pytest.raises(ValueError, match="at least 2 rounds"):
+        relative_speed(runs, "a", "b", "onnx")
 
 
 def test_relative_speed_by_hand():
     designs = paper_designs()
     assert designs[designs.baseline].model.tolist() == ["shvitlab_t6_ratio4_67", "shvitlab_fig6_partial"]
-    # two rounds per model: the table uses the median, then divides by the SHViT design of the experiment
+    # two rounds per model, the machine 10% slower in the first: the throughput is the median over rounds,
+    # the relative speed the per-round ratio to the SHViT design of the experiment (the same in both rounds)
     runs = pd.DataFrame([{"model": m, "runtime": "cpu", "images_per_s": v * k, "spread": 1.0, "round": r}
                          for m, v in zip(TABLE6_MODELS + FIG6_MODELS, [50, 60, 55, 40, 30, 80, 70, 100])
                          for r, k in enumerate((0.9, 1.1))])
     table = speed_table(runs, designs).set_index("model")
+    assert table.loc["shvitlab_t6_mhsa", "ours_img_s"] == pytest.approx(50)
     assert table.loc["shvitlab_t6_ratio4_67", "ours_rel"] == pytest.approx(1.0)
     assert table.loc["shvitlab_t6_mhsa", "ours_rel"] == pytest.approx(50 / 40)
     assert table.loc["shvitlab_fig6_full", "ours_rel"] == pytest.approx(70 / 100)
+    assert table.loc["shvitlab_fig6_full", ["ours_rel_low", "ours_rel_high"]].tolist() == pytest.approx([0.7, 0.7])
+    assert (table.rounds == 2).all()
     assert table.loc["shvitlab_t6_mhsa", "paper_rel"] == pytest.approx(50 / 62)  # paper CPU: 50 vs 62 img/s
+
+
+def speed_with_rounds(mhsa_ratios, none_ratios, runtimes=("cpu",)):
+    """A `speed_table` of Table 6 / Fig. 6 where MHSA and no attention run at the given per-round ratios to
+    SHViT-S3 (100 img/s), and every other design at SHViT's speed."""
+    speeds = {m: [100.0] * len(mhsa_ratios) for m in TABLE6_MODELS + FIG6_MODELS}
+    speeds["shvitlab_t6_mhsa"] = [100.0 * r for r in mhsa_ratios]
+    speeds["shvitlab_t6_none"] = [100.0 * r for r in none_ratios]
+    runs = pd.concat([rounds_of(speeds, rt) for rt in runtimes])
+    return speed_table(runs, paper_designs())
+
+
+def test_speed_sentences_order_a_design_only_when_its_interval_excludes_1():
+    mhsa = [0.5, 1.0, 2.0]  # geometric mean 1, wide interval
+    none = [1.2, 1.25, 1.3]  # faster in every round, interval above 1
+    table6, fig6 = speed_sentences(speed_with_rounds(mhsa, none))
+    assert table6.startswith("Table 6 (S3) on CPU (PyTorch), speed relative to partial ratio 1/4.67 (SHViT-S3) "
+                             "(geometric mean [95% t-interval] of 3 interleaved rounds, fewer than the 10 a speed "
+                             "claim needs): ")
+    assert "single head -> MHSA 1.00x [0.18, 5.59] (paper 0.81x)" in table6  # exp(+-t(0.975, 2) ln 2 / sqrt 3)
+    assert "faster here: self-attention -> none (DWConv only)" in table6
+    assert "the intervals of single head -> MHSA, partial ratio 1/8, partial ratio 1/2 include 1, so this host " \
+           "does not order them against partial ratio 1/4.67 (SHViT-S3)" in table6
+    assert "slower" not in table6
+    assert table6.endswith("the paper's ratio lies outside our interval for self-attention -> none (DWConv only) "
+                           "(0.98x), partial ratio 1/8 (0.92x), partial ratio 1/2 (0.90x).")
+    assert "every interval includes 1, so this host does not order them" in fig6  # Fig. 6: no paper CPU numbers
+    assert "paper" not in fig6
+
+
+def test_speed_sentences_name_slower_designs_and_enough_rounds():
+    rng = np.random.default_rng(0)
+    slower = list(0.8 * np.exp(rng.normal(0, 0.01, 12)))
+    (table6, _) = speed_sentences(speed_with_rounds(slower, [1.0] * 12))
+    assert "(geometric mean [95% t-interval] of 12 interleaved rounds): " in table6
+    assert "slower here: single head -> MHSA;" in table6
+    assert "faster" not in table6
+
+
+@pytest.mark.usefixtures("figure_only")
+def test_draw_speed_intervals_puts_each_interval_on_its_bar_and_names_the_rounds():
+    speed = speed_with_rounds([0.5, 1.0, 2.0], [1.2, 1.25, 1.3], runtimes=("cpu", "onnx"))
+    accuracy = speed[speed.runtime == "cpu"][["experiment", "design"]].assign(paper_delta=0.0, micro_delta=0.0)
+    fig = draw_speed_intervals(plot_single_head_designs(speed, accuracy), speed)
+    t6 = fig.axes[0]
+    assert t6.get_title() == "Table 6 (S3): speed (ours: 3 interleaved rounds, CPU, 1 thread; 95% t-interval)"
+    assert [t.get_text() for t in t6.get_legend().get_texts()] == ["paper CPU", "paper ONNX", "ours CPU", "ours ONNX"]
+    designs = [t.get_text() for t in t6.get_yticklabels()]
+    errors = [c for c in t6.containers if isinstance(c, ErrorbarContainer)]
+    assert len(errors) == 2  # on ours CPU and ours ONNX; none on the paper's bars
+    for runtime, bars, err in zip(("cpu", "onnx"), t6.containers[2:4], errors):
+        expected = speed[(speed.experiment == "Table 6 (S3)") & (speed.runtime == runtime)].set_index("design")
+        (lines,) = err.lines[2]
+        drawn = {designs[round(seg[0, 1])]: (seg[0, 1], seg[0, 0], seg[1, 0]) for seg in lines.get_segments()}
+        centres = sorted(b.get_y() + b.get_height() / 2 for b in bars)
+        assert sorted(y for y, _, _ in drawn.values()) == pytest.approx(centres)  # at the bars' centres
+        for design, (_, low, high) in drawn.items():
+            assert (low, high) == pytest.approx((expected.ours_rel_low[design], expected.ours_rel_high[design]))
+    assert t6.get_xlim()[1] > speed.ours_rel_high.max()
 
 
 def test_accuracy_deltas_by_hand():
