@@ -32,7 +32,7 @@ def plot_scorecard(card: pd.DataFrame, columns: int = 4) -> plt.Figure:
     rules = {c.row: c.rule for c in CLAIMS}
     card = pd.concat([card[card.kind == "sanity"], card[card.kind != "sanity"]])
     rows = math.ceil(len(card) / columns)
-    fig, axes = plt.subplots(rows, columns, figsize=(3.4 * columns, 2.05 * rows), squeeze=False)
+    fig, axes = plt.subplots(rows, columns, figsize=(3.4 * columns, 2.2 * rows), squeeze=False)
     for ax, r in zip(axes.flat, card.itertuples()):
         rule = rules.get(r.row) or next(c.rule for c in CLAIMS if c.id == r.claim)
         lo, hi = rule.region(r.paper_value)
@@ -53,7 +53,7 @@ def plot_scorecard(card: pd.DataFrame, columns: int = 4) -> plt.Figure:
         ax.set_ylim(-0.9, 1.0)
         ax.set_yticks([])
         kind = "sanity check" if r.kind == "sanity" else "finding"
-        ax.set_title(f"[{kind}] {r.paper} {r.where}: {r.title}", fontsize=7.5)
+        ax.set_title("\n".join(textwrap.wrap(f"[{kind}] {r.paper} {r.where}: {r.title}", 52)), fontsize=7.5)
         ax.set_xlabel("\n".join(textwrap.wrap(r.metric, 62)), fontsize=6.5)
         ax.tick_params(labelsize=7)
         ax.text(0.02, 0.93, r.verdict, transform=ax.transAxes, va="top", fontsize=8, fontweight="bold",
