@@ -183,11 +183,13 @@ def test_committed_all_heads_tables_are_complete_and_contain_the_best_heads(key,
     assert len(merged) == len(SEEDS) * 6 * images
     # Which replicates have the weights behind predictions.csv.gz: training differs per CPU, and the meso
     # seed-1/2 weights behind it were not kept, so this table's meso seeds 1-2 were retrained on another host.
-    p = _read("predictions", root)
-    intact = heads[(heads.layer == 1) & (heads["head"] == 0)].merge(p[p.key == key], on=["key", "seed", "image"])
-    assert (intact.label_x == intact.label_y).all()
-    same = (intact.intact_pred == intact.pred).groupby(intact.seed).mean()
-    same_weights = list(same[same >= 0.995].index)
+    p = _read("predictions", root())
+    committed = p[p.key == key].rename(columns={"label": "committed_label", "pred": "committed_pred"})
+    intact = heads[(heads.layer == 1) & (heads["head"] == 0)].merge(
+        committed[["seed", "image", "committed_label", "committed_pred"]], on=["seed", "image"], validate="one_to_one")
+    assert len(intact) == len(SEEDS) * images and (intact.label == intact.committed_label).all()
+    same = (intact.intact_pred == intact.committed_pred).groupby(intact.seed).mean()
+    same_weights = list(same[same >= 0.999].index)          # near-ties only: the same weights
     assert 0 in same_weights, f"{key}: seed 0 (committed weights) agrees on {same[0]:.1%} of intact predictions"
     differ = (merged.pred_best != merged.pred).groupby(merged.seed).mean()[same_weights].to_dict()
     # argmax near-ties may flip across hosts' kernels; more means the tables come from different weights
