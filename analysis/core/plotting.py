@@ -30,12 +30,13 @@ def provenance(fig: plt.Figure, *, scale: str, weights: str, extra: str = "") ->
 
 
 def save_figure(fig: plt.Figure, stem: str | os.PathLike) -> list[Path]:
-    """Write `stem`.png and `stem`.pdf atomically (deterministic metadata); returns the paths."""
+    """Write `stem`.png and `stem`.pdf atomically (deterministic metadata); returns the paths. The stem keeps
+    its dots (`cat.v1` writes cat.v1.png, as the CLIs check and announce), never `Path.with_suffix`'s cat.png."""
     stem = Path(stem)
     stem.parent.mkdir(parents=True, exist_ok=True)
     out = []
     for ext, meta in ((".png", {"Software": None}), (".pdf", {"CreationDate": None, "Producer": None})):
-        target = stem.with_suffix(ext)
+        target = Path(f"{stem}{ext}")
         with atomic_path(target) as tmp:
             fig.savefig(tmp, format=ext[1:], metadata=meta)
         out.append(target)

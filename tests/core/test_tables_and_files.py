@@ -153,3 +153,23 @@ def test_a_gz_table_is_compressed_and_byte_identical_across_writes(tmp_path):
     second = write_csv(df, tmp_path / "two.csv.gz").read_bytes()
     assert first == second and first[:2] == b"\x1f\x8b"  # gzip, no name or time in its header
     assert not table_differences(pd.read_csv(tmp_path / "one.csv.gz"), df)
+
+
+def test_figure_stems_keep_their_dots(tmp_path):
+    """`--out cat.v1` and `--out cat.v2` are two figure sets (cat.v1.png, cat.v2.png), not one cat.png;
+    a CSV named like the other stem's figure (`--csv b.pdf --figure b.x`) is left alone."""
+    import matplotlib.pyplot as plt
+
+    from analysis.core.plotting import save_figure
+
+    (tmp_path / "b.pdf").write_text("a table\n")
+    written = []
+    for stem in ("cat.v1", "cat.v2", "b.x"):
+        fig = plt.figure()
+        written += save_figure(fig, tmp_path / stem)
+        plt.close(fig)
+    assert sorted(p.name for p in written) == ["b.x.pdf", "b.x.png", "cat.v1.pdf", "cat.v1.png", "cat.v2.pdf",
+                                                "cat.v2.png"]
+    assert all(p.is_file() for p in written) and not (tmp_path / "cat.png").exists()
+    assert (tmp_path / "b.pdf").read_text() == "a table\n"
+    plt.close("all")
