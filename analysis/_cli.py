@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Callable, Optional
 
 from .core.errors import UserError, exit_on_user_error, wait_for_rank_0
-from .core.files import check_writable
+from .core.files import check_inputs_kept, check_writable
 
 __all__ = ["ArgumentParser", "command", "model_on_image", "write_figure_and_table", "positive_int", "non_negative_int", "seed", "resolution", "positive_float",
            "non_negative_float", "output_path", "output_stem", "add_device_arg", "add_threads_arg", "add_seed_arg",
@@ -161,6 +161,8 @@ def model_on_image(args):
     from .core.runtime import resolve_device, set_threads
 
     check_model_name(args.model)
+    check_inputs_kept({"--image": args.image, "--weights": args.weights},
+                      {f"--out ({ext})": f"{args.out}{ext}" for ext in (".png", ".pdf", ".csv")})
     image = load_image(args.image)
     device = resolve_device(args.device)
     set_threads(args.threads)

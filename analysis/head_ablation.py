@@ -51,7 +51,7 @@ def run(args) -> int:
     import torch
 
     from .core.distributed import World
-    from .core.files import check_distinct, check_sidecar, write_json
+    from .core.files import check_distinct, check_inputs_kept, check_sidecar, write_json
     from .core.images import ImageFolderSource
     from .core.models import create_model
     from .core.runtime import resolve_device
@@ -64,6 +64,8 @@ def run(args) -> int:
         raise UserError(f"--modes must be a comma-separated subset of {','.join(MODES)}, got {args.modes!r}")
     out, sidecar, partial = args.out, args.out.with_suffix(".json"), Path(f"{args.out}.partial.json")
     check_distinct(**{"--out": out, "the metadata file (--out with .json)": sidecar, "the partial run": partial})
+    check_inputs_kept({"--weights": args.weights, "--data": args.data},
+                      {"--out": out, "the metadata file (--out with .json)": sidecar, "the partial run": partial})
     check_sidecar(sidecar, "analysis.head_ablation")
     device = resolve_device(args.device)
     world = World.from_env(device)

@@ -72,7 +72,7 @@ def run(args) -> int:
     import torch
 
     from .core.distributed import World
-    from .core.files import check_distinct, check_sidecar, check_writable, write_json
+    from .core.files import check_distinct, check_inputs_kept, check_sidecar, check_writable, write_json
     from .core.images import ImageFolderSource, SampleImages
     from .core.models import check_model_name, create_model, describe_weights
     from .core.runtime import resolve_device
@@ -93,6 +93,9 @@ def run(args) -> int:
     sidecar = out.with_suffix(".json")
     check_distinct(**{"--out": out, "the metadata file (--out with .json)": sidecar,
                       "--plot": plot, "--plot (.pdf)": plot and plot.with_suffix(".pdf")})
+    check_inputs_kept({"--weights": weights, "--data": args.data},
+                      {"--out": out, "the metadata file (--out with .json)": sidecar, "--plot": plot,
+                       "--plot (.pdf)": plot and plot.with_suffix(".pdf")})
     check_sidecar(sidecar, "analysis.head_similarity")
     for name in args.model:
         check_model_name(name)

@@ -5,7 +5,8 @@ from .._lazy import lazy_exports
 EXPORTS = {
     ".errors": ("UserError", "Terminated", "is_user_error", "exit_on_user_error", "wait_for_rank_0", "not_a_command",
                 "ranks_may_diverge", "COMMANDS"),
-    ".files": ("check_writable", "check_distinct", "check_sidecar", "atomic_path", "write_atomic", "write_json"),
+    ".files": ("check_writable", "check_distinct", "check_inputs_kept", "check_sidecar", "atomic_path", "write_atomic",
+               "write_json"),
     ".tables": ("write_csv", "read_csv", "table_differences", "human_count", "human_bytes", "FLOAT_FORMAT", "RTOL",
                 "ATOL"),
     ".paths": ("ENV_PROJECT_ROOT", "ENV_OUTPUT_ROOT", "project_root", "output_root", "micro_root",

@@ -16,7 +16,8 @@ from typing import Any, Callable, Iterator, Optional
 
 from .errors import UserError, not_a_command
 
-__all__ = ["check_writable", "check_distinct", "check_sidecar", "atomic_path", "write_atomic", "write_json"]
+__all__ = ["check_writable", "check_distinct", "check_inputs_kept", "check_sidecar", "atomic_path", "write_atomic",
+           "write_json"]
 
 
 def check_writable(path: str | os.PathLike) -> Path:
@@ -48,6 +49,29 @@ def check_distinct(**outputs: Optional[str | os.PathLike]) -> None:
         if real in seen:
             raise UserError(f"{option} and {seen[real]} would both write {path}; give them different names")
         seen[real] = option
+
+
+_WEIGHT_WORDS = ("random", "pretrained")   # --weights values that name no file
+
+
+def check_inputs_kept(inputs: dict, outputs: dict) -> None:
+    """Refuse an output that would replace an input file or write inside an input folder (`--weights ck.pth
+    --out ck.pth`, `--image photo.png --out photo`), compared by real path and by inode. `inputs` maps an
+    option to a path, a list of paths or None (`random` / `pretrained` weights name no file); `outputs`
+    maps a description to the path that will really be written (every suffix)."""
+    outs = {option: Path(os.path.realpath(path)) for option, path in outputs.items() if path is not None}
+    for option, values in inputs.items():
+        for value in values if isinstance(values, (list, tuple)) else [values]:
+            if value is None or str(value) in _WEIGHT_WORDS or not Path(value).expanduser().exists():
+                continue
+            real = Path(os.path.realpath(Path(value).expanduser()))
+            for out_option, out in outs.items():
+                if out == real or (out.exists() and os.path.samefile(out, real)):
+                    raise UserError(f"{out_option} {out} would replace the input {option} {value}; "
+                                    "choose another output name")
+                if real.is_dir() and out.is_relative_to(real):
+                    raise UserError(f"{out_option} {out} would write inside the input folder {option} {value}; "
+                                    "choose an output outside it")
 
 
 def check_sidecar(path: str | os.PathLike, command: str) -> Path:

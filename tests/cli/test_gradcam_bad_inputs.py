@@ -26,6 +26,8 @@ TABLE = [
     (M + OUT + ["--threads", "0"], "argument --threads: must be at least 1"),
     (M + ["--out", "{missing}"], "does not exist"),
     (M + ["--out", "{empty}/"], "is a directory; give a file name stem"),
+    (M[:2] + ["--image", "{flat}/im1.png", "--out", "{flat}/im1.png"], "would replace the input --image"),
+    (M[:2] + ["--image", "{flat}/im1.png", "--out", "{flat}/im1"], "would replace the input --image"),
 ]
 
 

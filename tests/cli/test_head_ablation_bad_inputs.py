@@ -20,6 +20,7 @@ TABLE = [
     (D + ["--seed", "-5"], "argument --seed: must be between 0 and 2**32 - 1"),
     (D + ["--out", "{missing}"], "does not exist"),
     (D + ["--model", "shvit_s1"], "no multi-head attention layer to ablate"),
+    (D[:-1] + ["{digits}/a.csv"], "would write inside the input folder --data"),
 ]
 
 

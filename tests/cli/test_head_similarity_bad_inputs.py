@@ -37,6 +37,9 @@ TABLE = [
     (D + ["--out", "{tmp}/same.png", "--plot", "{tmp}/same.png"], "would both write"),
     (D + ["--out", "{unrelated_csv}"], "is not a metadata file of analysis.head_similarity"),
     (D + OUT + ["--plot", "{missing}.png"], "does not exist"),
+    (D + ["--weights", "{text_pth}", "--out", "{text_pth}"], "would replace the input --weights"),
+    (D + ["--data", "{flat}", "--out", "{flat}/o.csv"], "would write inside the input folder --data"),
+    (D + ["--data", "{flat}", "--plot", "{flat}/im0.png"] + OUT, "would write inside the input folder --data"),
 ]
 
 
