@@ -172,14 +172,14 @@ def model_on_image(args):
 
 
 def write_figure_and_table(fig, table, stem) -> None:
-    """STEM.png, STEM.pdf and STEM.csv, written atomically and each announced on stderr."""
+    """STEM.png, STEM.pdf and STEM.csv, written together or not at all, each announced on stderr."""
     import matplotlib.pyplot as plt
 
-    from .core.plotting import save_figure
-    from .core.tables import write_csv
+    from .core.files import write_set
+    from .core.plotting import figure_writers
+    from .core.tables import csv_writer
 
-    csv = write_csv(table, f"{stem}.csv")
-    paths = save_figure(fig, stem)
+    paths = write_set({**figure_writers(fig, stem), Path(f"{stem}.csv"): csv_writer(table, f"{stem}.csv")})
     plt.close(fig)
-    for path in (*paths, csv):
+    for path in paths:
         print(f"wrote {path}", file=sys.stderr)

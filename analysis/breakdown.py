@@ -3,6 +3,7 @@ SHViT Fig. 7) of BN-fused models (library: `analysis.cost.breakdown`)."""
 from __future__ import annotations
 
 import sys
+from pathlib import Path
 
 from ._cli import (ArgumentParser, add_device_arg, add_seed_arg, add_threads_arg, command, output_path, positive_int,
                    resolution)
@@ -35,11 +36,11 @@ def build_parser() -> ArgumentParser:
 def run(args) -> int:
     import pandas as pd
 
-    from .core.files import check_distinct, check_writable
+    from .core.files import check_distinct, check_writable, write_set
     from .core.models import check_model_name
-    from .core.plotting import provenance, save_figure
+    from .core.plotting import figure_writers, provenance
     from .core.runtime import resolve_device, set_threads
-    from .core.tables import write_csv
+    from .core.tables import csv_writer
     from .cost.breakdown import CATEGORIES, breakdown_table
     from .cost.plots import plot_breakdown
 
@@ -54,12 +55,12 @@ def run(args) -> int:
     set_threads(args.threads)
     df = breakdown_table(names, device=device, batch_size=args.batch_size, resolution=args.resolution,
                          repeats=args.repeats, seed=args.seed, fused_attn=args.fused_attn)
-    if args.csv:
-        write_csv(df, args.csv)
+    outputs = {Path(args.csv): csv_writer(df, args.csv)} if args.csv else {}   # written together or not at all
     if args.figure:
         fig = plot_breakdown(df)
         provenance(fig, scale="full", weights="random", extra=f"{device.type}, batch {args.batch_size}")
-        save_figure(fig, args.figure)
+        outputs.update(figure_writers(fig, args.figure))
+    write_set(outputs)
     wide = df.pivot_table(index="model", columns="category", values="share", sort=False)[list(CATEGORIES)]
     with pd.option_context("display.width", 200, "display.max_columns", 20):
         print((wide * 100).round(1).to_string())

@@ -4,6 +4,7 @@ prediction against the clock (library: `analysis.cost.roofline`)."""
 from __future__ import annotations
 
 import sys
+from pathlib import Path
 
 from ._cli import (ArgumentParser, add_device_arg, add_seed_arg, add_threads_arg, command, non_negative_int,
                    output_path, positive_int, resolution)
@@ -47,11 +48,11 @@ def run(args) -> int:
     import pandas as pd
 
     from .core.errors import UserError
-    from .core.files import check_distinct, check_writable
+    from .core.files import check_distinct, check_writable, write_set
     from .core.models import check_model_name
-    from .core.plotting import provenance, save_figure
+    from .core.plotting import figure_writers, provenance
     from .core.runtime import resolve_device, set_threads
-    from .core.tables import write_csv
+    from .core.tables import csv_writer
     from .cost.plots import plot_roofline
     from .cost.roofline import (Machine, measure_machine, measure_stage_latency, model_roofline, roofline_stages,
                                 roofline_summary)
@@ -84,6 +85,7 @@ def run(args) -> int:
     latency = None if args.predict_only else measure_stage_latency(rooflines, repeats=args.repeats,
                                                                      warmup=args.warmup)
     stages = roofline_stages(rooflines, latency)
+    outputs = {}  # the CSV and the figure are written together or not at all
     if args.csv:
         if args.by == "stage":
             table = stages
@@ -92,15 +94,15 @@ def run(args) -> int:
                       for n, rl in rooflines.items()]
             table = pd.concat(tables, ignore_index=True)
             table = table[["model"] + [c for c in table.columns if c != "model"]]
-        write_csv(table, args.csv)
-        print(f"wrote {args.csv}", file=sys.stderr)
+        outputs[Path(args.csv)] = csv_writer(table, args.csv)
     if args.figure:
         ops = pd.concat([rl.ops().assign(model=n) for n, rl in rooflines.items()], ignore_index=True)
         fig = plot_roofline(ops, machine, stages if latency is not None else None)
         provenance(fig, scale="full", weights="random (speed only)",
                    extra=f"{machine.name}, batch {args.batch_size}")
-        for path in save_figure(fig, args.figure):
-            print(f"wrote {path}", file=sys.stderr)
+        outputs.update(figure_writers(fig, args.figure))
+    for path in write_set(outputs):
+        print(f"wrote {path}", file=sys.stderr)
     columns = ["model", "stage", "n_ops", "macs", "mem_bytes", "flops_per_byte", "compute_ms", "memory_ms",
                "overhead_ms", "predicted_ms"] + ([] if latency is None else ["measured_ms"])
     shown = stages[columns].assign(macs=stages["macs"] / 1e6, mem_bytes=stages["mem_bytes"] / 2 ** 20)

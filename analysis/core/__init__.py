@@ -6,8 +6,8 @@ EXPORTS = {
     ".errors": ("UserError", "Terminated", "is_user_error", "exit_on_user_error", "wait_for_rank_0", "not_a_command",
                 "ranks_may_diverge", "COMMANDS"),
     ".files": ("check_writable", "check_distinct", "check_inputs_kept", "check_sidecar", "atomic_path", "write_atomic",
-               "write_json"),
-    ".tables": ("write_csv", "read_csv", "table_differences", "human_count", "human_bytes", "FLOAT_FORMAT", "RTOL",
+               "write_set", "write_json"),
+    ".tables": ("write_csv", "csv_writer", "read_csv", "table_differences", "human_count", "human_bytes", "FLOAT_FORMAT", "RTOL",
                 "ATOL"),
     ".paths": ("ENV_PROJECT_ROOT", "ENV_OUTPUT_ROOT", "project_root", "output_root", "micro_root",
                "meso_root"),
@@ -18,6 +18,6 @@ EXPORTS = {
     ".images": ("ImageFolderSource", "SampleImages", "Batches", "model_transform", "to_rgb", "IMAGE_EXTENSIONS",
                 "load_image", "view_image", "ImageView"),
     ".reference": ("load_reference", "REFERENCE_TABLES"),
-    ".plotting": ("use_style", "provenance", "save_figure", "PAPER_COLOR", "OURS_COLOR"),
+    ".plotting": ("use_style", "provenance", "save_figure", "figure_writers", "PAPER_COLOR", "OURS_COLOR"),
 }
 __getattr__, __dir__ = lazy_exports(__name__, EXPORTS)

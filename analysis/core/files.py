@@ -17,7 +17,7 @@ from typing import Any, Callable, Iterator, Optional
 from .errors import UserError, not_a_command
 
 __all__ = ["check_writable", "check_distinct", "check_inputs_kept", "check_sidecar", "atomic_path", "write_atomic",
-           "write_json"]
+           "write_set", "write_json"]
 
 
 def check_writable(path: str | os.PathLike) -> Path:
@@ -114,6 +114,41 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
         raise
+
+
+def write_set(writers: dict) -> list[Path]:
+    """Write a set of outputs together or not at all: `writers` maps each path to a `write(tmp)`; every
+    write goes to a temporary file beside its target, and only when all have succeeded are they moved
+    onto their targets (an interrupted or failed set leaves none of its files, new or half-written)."""
+    with contextlib.ExitStack() as stack:
+        temps = [(Path(path), stack.enter_context(_deferred(path))) for path in writers]
+        for (path, tmp), write in zip(temps, writers.values()):
+            write(tmp.path)
+        for _, tmp in temps:
+            tmp.commit()
+    return [path for path, _ in temps]
+
+
+class _Deferred:
+    def __init__(self, path: Path, tmp: Path):
+        self.target, self.path = path, tmp
+
+    def commit(self) -> None:
+        os.chmod(self.path, _new_file_mode(str(self.target)))
+        os.replace(self.path, self.target)
+
+
+@contextlib.contextmanager
+def _deferred(path: str | os.PathLike) -> Iterator[_Deferred]:
+    """A temporary file beside `path` that is moved onto it by `commit()`, and deleted if it never was."""
+    target = Path(os.path.realpath(path))
+    fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=target.suffix)
+    os.close(fd)
+    try:
+        yield _Deferred(target, Path(tmp))
+    finally:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
 
 
 def write_atomic(path: str | os.PathLike, write: Callable[[Path], Any]) -> Path:

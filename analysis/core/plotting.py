@@ -8,9 +8,9 @@ import matplotlib.pyplot as plt
 import seaborn as sns
 
 from .errors import not_a_command
-from .files import atomic_path
+from .files import write_set
 
-__all__ = ["use_style", "provenance", "save_figure", "PAPER_COLOR", "OURS_COLOR"]
+__all__ = ["use_style", "provenance", "save_figure", "figure_writers", "PAPER_COLOR", "OURS_COLOR"]
 
 PAPER_COLOR = "0.55"
 OURS_COLOR = "#1f6fb4"
@@ -29,18 +29,19 @@ def provenance(fig: plt.Figure, *, scale: str, weights: str, extra: str = "") ->
     fig.text(0.995, -0.01, text, ha="right", va="top", fontsize=7, color="0.35")
 
 
+def figure_writers(fig: plt.Figure, stem: str | os.PathLike) -> dict:
+    """{stem.png: write, stem.pdf: write} for `core.files.write_set` (deterministic metadata). The stem keeps
+    its dots (`cat.v1` gives cat.v1.png, as the CLIs check and announce), never `Path.with_suffix`'s cat.png."""
+    def writer(fmt: str, meta: dict):
+        return lambda tmp: fig.savefig(tmp, format=fmt, metadata=meta)
+    return {Path(f"{stem}.png"): writer("png", {"Software": None}),
+            Path(f"{stem}.pdf"): writer("pdf", {"CreationDate": None, "Producer": None})}
+
+
 def save_figure(fig: plt.Figure, stem: str | os.PathLike) -> list[Path]:
-    """Write `stem`.png and `stem`.pdf atomically (deterministic metadata); returns the paths. The stem keeps
-    its dots (`cat.v1` writes cat.v1.png, as the CLIs check and announce), never `Path.with_suffix`'s cat.png."""
-    stem = Path(stem)
-    stem.parent.mkdir(parents=True, exist_ok=True)
-    out = []
-    for ext, meta in ((".png", {"Software": None}), (".pdf", {"CreationDate": None, "Producer": None})):
-        target = Path(f"{stem}{ext}")
-        with atomic_path(target) as tmp:
-            fig.savefig(tmp, format=ext[1:], metadata=meta)
-        out.append(target)
-    return out
+    """Write `stem`.png and `stem`.pdf together or not at all (`figure_writers`); returns the paths."""
+    Path(stem).parent.mkdir(parents=True, exist_ok=True)
+    return write_set(figure_writers(fig, stem))
 
 
 if __name__ == "__main__":  # a library module, not a command

@@ -11,6 +11,7 @@ from __future__ import annotations
 import gzip
 import os
 from pathlib import Path
+from typing import Any, Callable
 
 import numpy as np
 import pandas as pd
@@ -18,21 +19,26 @@ import pandas as pd
 from .errors import not_a_command
 from .files import write_atomic
 
-__all__ = ["write_csv", "read_csv", "table_differences", "human_count", "human_bytes", "FLOAT_FORMAT", "RTOL",
+__all__ = ["write_csv", "csv_writer", "read_csv", "table_differences", "human_count", "human_bytes", "FLOAT_FORMAT", "RTOL",
            "ATOL"]
 
 FLOAT_FORMAT = "%.6g"
 RTOL, ATOL = 1e-4, 1e-6
 
 
+def csv_writer(df: pd.DataFrame, path: str | os.PathLike) -> Callable[[Path], Any]:
+    """`write(tmp)` of `write_csv` (for `core.files.write_set`): tidy CSV, no index, floats at
+    `FLOAT_FORMAT`; a `.gz` path is gzip-compressed, with no timestamp in its header."""
+    if Path(path).suffix != ".gz":
+        return lambda tmp: df.to_csv(tmp, index=False, float_format=FLOAT_FORMAT, lineterminator="\n")
+    text = df.to_csv(index=False, float_format=FLOAT_FORMAT, lineterminator="\n")
+    return lambda tmp: Path(tmp).write_bytes(gzip.compress(text.encode(), mtime=0))
+
+
 def write_csv(df: pd.DataFrame, path: str | os.PathLike) -> Path:
     """Tidy CSV, no index, floats at `FLOAT_FORMAT`: identical runs give identical bytes (a `.gz` path is
     gzip-compressed, with no timestamp in its header)."""
-    if Path(path).suffix != ".gz":
-        return write_atomic(path, lambda tmp: df.to_csv(tmp, index=False, float_format=FLOAT_FORMAT,
-                                                        lineterminator="\n"))
-    text = df.to_csv(index=False, float_format=FLOAT_FORMAT, lineterminator="\n")
-    return write_atomic(path, lambda tmp: Path(tmp).write_bytes(gzip.compress(text.encode(), mtime=0)))
+    return write_atomic(path, csv_writer(df, path))
 
 
 def read_csv(path: str | os.PathLike) -> pd.DataFrame:

@@ -37,7 +37,7 @@ from ..lab.replicates import (correct_matrix, crossfit_remove_one, removed_all_h
                               similarity_array, top1_difference)
 from .intervals import Estimate, bootstrap, exact, log_ratio_interval, proportion_difference, seeded, t_interval
 from .power import detectable_effect, replicates_needed
-from .provenance import POST_HOC, is_prospective, measured_commit
+from .provenance import is_prospective, measured_commit
 from .verdicts import rule_from_spec, verdict
 
 if sys.version_info >= (3, 11):

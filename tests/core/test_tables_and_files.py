@@ -173,3 +173,22 @@ def test_figure_stems_keep_their_dots(tmp_path):
     assert all(p.is_file() for p in written) and not (tmp_path / "cat.png").exists()
     assert (tmp_path / "b.pdf").read_text() == "a table\n"
     plt.close("all")
+
+
+def test_a_set_of_outputs_appears_together_or_not_at_all(tmp_path):
+    from analysis.core.files import write_set
+
+    (tmp_path / "am.csv").write_text("old table\n")
+
+    def fail(tmp):
+        raise OSError("disk full")
+
+    with pytest.raises(OSError):
+        write_set({tmp_path / "am.csv": lambda tmp: tmp.write_text("new\n"),
+                   tmp_path / "am.png": lambda tmp: tmp.write_bytes(b"png"), tmp_path / "am.pdf": fail})
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["am.csv"]          # no new file, no temp left
+    assert (tmp_path / "am.csv").read_text() == "old table\n"                  # the old one untouched
+    written = write_set({tmp_path / "am.csv": lambda tmp: tmp.write_text("new\n"),
+                         tmp_path / "am.png": lambda tmp: tmp.write_bytes(b"png")})
+    assert [p.name for p in written] == ["am.csv", "am.png"] and (tmp_path / "am.csv").read_text() == "new\n"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["am.csv", "am.png"]
