@@ -16,7 +16,9 @@ differ slightly: statistics are per process unless `--sync-bn` on CUDA).
 """
 from __future__ import annotations
 
+import contextlib
 import dataclasses
+import fcntl
 import json
 import math
 import os
@@ -229,9 +231,36 @@ def fit(cfg: TrainConfig, output: Optional[str | os.PathLike] = None, *, resume:
             raise UserError(f"cannot create output folder {output} ({e.strerror})") from None
         ckpt_path = check_writable(output / "last.pth")
         check_writable(output / "summary.json")
-        if ckpt_path.exists() and resume is None and not overwrite:
+    with _output_lock(output):
+        if ckpt_path is not None and ckpt_path.exists() and resume is None and not overwrite:
             raise UserError(f"{output} already holds a training run ({ckpt_path.name}); continue it with --resume "
                             f"{ckpt_path}, or replace it with --overwrite")
+        return _train(cfg, output, ckpt_path, num_classes, device, resume, progress, stop_after, datasets)
+
+
+@contextlib.contextmanager
+def _output_lock(output: Optional[Path]):
+    """Hold an exclusive lock on the `output` folder while training into it (rank 0 of a torchrun job): a
+    second run into the same folder is refused at once instead of racing it. The lock is the folder's own
+    file lock (`flock`), so nothing is left behind, and the OS drops it if the process dies."""
+    if output is None or int(os.environ.get("RANK", "0")) != 0:
+        yield
+        return
+    fd = os.open(output, os.O_RDONLY)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise UserError(f"another training run is writing {output}; wait for it or choose another --output") \
+                from None
+        yield
+    finally:
+        os.close(fd)
+
+
+def _train(cfg: TrainConfig, output: Optional[Path], ckpt_path: Optional[Path], num_classes: int,
+           device: torch.device, resume, progress: bool, stop_after: Optional[int], datasets):
+    """`fit` once its arguments and output folder are checked (and the folder locked)."""
     ckpt = None
     if resume is not None:
         ckpt = load_checkpoint(resume)

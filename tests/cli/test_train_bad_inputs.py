@@ -78,3 +78,20 @@ def test_a_user_error_under_torchrun_is_one_line_from_rank_0(tmp_path):
     assert r.returncode != 0
     assert r.stderr.count("analysis.train: error: unknown --opt 'nope'") == 1
     assert "/analysis/" not in "".join(line for line in r.stderr.splitlines() if line.lstrip().startswith("File "))
+
+
+def test_a_second_run_into_a_folder_being_written_is_refused(tmp_path, capsys):
+    """While one run holds --output (its folder lock), another is refused at once with one line, and the
+    folder is left as the first run has it; once released, the same command trains."""
+    import fcntl
+
+    run = tmp_path / "run"
+    run.mkdir()
+    fd = os.open(run, os.O_RDONLY)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)          # what a running `train` holds
+        assert_rejected(main, TINY + ["--output", str(run)], "another training run is writing", capsys, tmp_path)
+    finally:
+        os.close(fd)
+    assert main(TINY + ["--output", str(run)]) == 0
+    assert sorted(p.name for p in run.iterdir()) == ["last.pth", "summary.json"]
