@@ -122,7 +122,9 @@ def run_notebook(path: Path, timeout: int = 1800, *, output_root: Optional[Path]
     `output_root`: where its figures and results go (default: the project, or $SHVIT_LAB_OUTPUT).
     `parameters`: values for names of its `parameters` cell (`inject_parameters`).
     `save`: write the executed notebook to `save_to` (default: back to `path`), atomically and only when
-    every cell ran (a failing cell or an interrupt leaves the notebook as it was).
+    every cell ran (a failing cell or an interrupt leaves the notebook as it was). Written back over `path`,
+    it keeps its own parameters: the injected cell is left out, so that a one-off `REMEASURE=True` does not
+    become the notebook's setting for every later run.
     """
     nb = nbformat.read(path, as_version=4)
     if parameters:
@@ -143,6 +145,8 @@ def run_notebook(path: Path, timeout: int = 1800, *, output_root: Optional[Path]
     finally:
         bar.close()
     if save:
+        if save_to is None or Path(save_to).resolve() == Path(path).resolve():
+            nb.cells = [c for c in nb.cells if "injected-parameters" not in c.metadata.get("tags", [])]
         write_atomic(save_to or path, lambda tmp: nbformat.write(nb, tmp))
     return time.perf_counter() - start
 

@@ -36,3 +36,21 @@ def test_a_user_error_in_a_notebook_is_its_one_line_in_the_exception(tmp_path):
         run_notebook(nb, timeout=120, output_root=tmp_path)
     assert (info.value.ename, info.value.evalue) == ("UserError", "no images in /data/val")
     assert "UserError: no images in /data/val" in str(info.value) and "Traceback" not in str(info.value)
+
+
+@pytest.mark.slow
+def test_parameters_given_for_one_run_are_not_saved_into_the_notebook(tmp_path):
+    """`make_figures --set REMEASURE=True` without --output: the executed notebook is saved back without the
+    injected cell (its outputs from this run, its parameters its own); saved elsewhere, the cell is kept."""
+    path = tmp_path / "p.ipynb"
+    nb = nbformat.v4.new_notebook(cells=[
+        nbformat.v4.new_code_cell("REMEASURE = False", metadata={"tags": ["parameters"]}),
+        nbformat.v4.new_code_cell("print(REMEASURE)")])
+    nbformat.write(nb, path)
+    run_notebook(path, timeout=120, output_root=tmp_path, parameters={"REMEASURE": True}, save_to=tmp_path / "o.ipynb")
+    kept = nbformat.read(tmp_path / "o.ipynb", as_version=4).cells
+    assert [c.metadata.get("tags") for c in kept] == [["parameters"], ["injected-parameters"], None]
+    run_notebook(path, timeout=120, output_root=tmp_path, parameters={"REMEASURE": True})
+    saved = nbformat.read(path, as_version=4).cells
+    assert len(saved) == 2 and saved[0].source == "REMEASURE = False"
+    assert saved[1].outputs[0]["text"] == "True\n"
