@@ -20,7 +20,7 @@ from .core.errors import UserError, exit_on_user_error, wait_for_rank_0
 from .core.files import check_inputs_kept, check_writable
 
 __all__ = ["ArgumentParser", "command", "model_on_image", "write_figure_and_table", "positive_int", "non_negative_int", "seed", "resolution", "positive_float",
-           "non_negative_float", "output_path", "output_stem", "add_device_arg", "add_threads_arg", "add_seed_arg",
+           "non_negative_float", "output_path", "output_stem", "cpu_threads", "add_device_arg", "add_threads_arg", "add_seed_arg",
            "add_attention_backend_arg", "ATTENTION_BACKENDS"]
 
 ATTENTION_BACKENDS = ("auto", "math", "flash", "efficient", "cudnn")  # = core.runtime.ATTENTION_BACKENDS
@@ -136,8 +136,14 @@ def add_device_arg(parser: argparse.ArgumentParser) -> None:
                         help="where to run (auto: cuda when available, else cpu)")
 
 
+def cpu_threads(text: str) -> int:
+    """A thread count from 1 to the CPUs this process may run on (more only oversubscribes them)."""
+    available = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    return _number(int, text, lambda v: 1 <= v <= available, f"between 1 and the {available} CPUs available")
+
+
 def add_threads_arg(parser: argparse.ArgumentParser, default: Optional[int] = None, help: str = "") -> None:
-    parser.add_argument("--threads", type=positive_int, default=default,
+    parser.add_argument("--threads", type=cpu_threads, default=default,
                         help=help or "CPU threads (default: torch's; use 1 on a shared machine)")
 
 

@@ -9,10 +9,11 @@ provenance in `suite.json`.
 from __future__ import annotations
 
 import json
+import os
 import sys
 import time
 
-from ._cli import ArgumentParser, command, positive_int
+from ._cli import ArgumentParser, command, cpu_threads
 from .core.errors import UserError
 
 TABLE_NAMES = ("gradcam", "heads", "macro", "single_head")  # = sorted(lab.experiments.TABLES)
@@ -41,7 +42,8 @@ def build_parser() -> ArgumentParser:
     p.add_argument("--list", action="store_true", help="list the recipes and their cache state")
     p.add_argument("--retrain", action="store_true", help="ignore cached checkpoints")
     p.add_argument("--refresh", action="store_true", help="recompute cached tables")
-    p.add_argument("--threads", type=positive_int, default=2, help="torch CPU threads (the suite's budget: 2 cores)")
+    p.add_argument("--threads", type=cpu_threads, default=min(2, len(os.sched_getaffinity(0))),
+                   help="torch CPU threads (the suite's budget: 2 cores)")
     p.add_argument("--root", default=None,
                    help="results folder (default: results/micro of the project, or $SHVIT_LAB_ROOT/results/micro)")
     return p

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import sys
 
-from ._cli import (ArgumentParser, add_seed_arg, command, non_negative_float, output_path, positive_float,
+from ._cli import (ArgumentParser, add_seed_arg, command, cpu_threads, non_negative_float, output_path, positive_float,
                    positive_int, resolution)
 from .core.errors import UserError
 
@@ -31,7 +31,7 @@ def build_parser() -> ArgumentParser:
                    help="cpu (PyTorch), cuda (PyTorch, AMP) or onnx (ONNX Runtime, CPU); auto: cuda if available")
     p.add_argument("--resolution", type=resolution, default=None, help="default: each model's pretrained config")
     p.add_argument("--batch-size", type=positive_int, default=None, help="default: 16 (cpu, onnx), 256 (cuda)")
-    p.add_argument("--threads", type=positive_int, default=1,
+    p.add_argument("--threads", type=cpu_threads, default=1,
                    help="CPU / ONNX Runtime threads (default 1, as the papers)")
     p.add_argument("--no-amp", action="store_true", help="cuda: time in float32")
     p.add_argument("--cuda-graph", action="store_true",

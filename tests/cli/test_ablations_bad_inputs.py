@@ -9,8 +9,8 @@ TABLE = [
     (R, "nothing to do: pass --all, --train KEY..., --table NAME..., --seeds, --meso or --list"),
     (R + ["--train", "stem5"], "unknown micro recipe 'stem5'"),
     (R + ["--table", "nope"], "argument --table: invalid choice: 'nope'"),
-    (R + ["--threads", "0", "--list"], "argument --threads: must be at least 1"),
-    (R + ["--threads", "-2", "--list"], "argument --threads: must be at least 1"),
+    (R + ["--threads", "0", "--list"], "argument --threads: must be between 1 and the"),
+    (R + ["--threads", "-2", "--list"], "argument --threads: must be between 1 and the"),
     (["--root", "{a_file}/micro", "--train", "stem4"], "cannot create results folder"),
     (["--root", "{a_file}", "--train", "stem4"], "cannot create results folder"),
 ]

@@ -27,7 +27,7 @@ TABLE = [
     (["--model", "levit_128s", "--image", "{flat}/im1.png", "--rollout"] + OUT,
      "token grid changes between layers"),
     (M + OUT + ["--device", "gpu"], "argument --device: invalid choice"),
-    (M + OUT + ["--threads", "0"], "argument --threads: must be at least 1"),
+    (M + OUT + ["--threads", "0"], "argument --threads: must be between 1 and the"),
     (M + OUT + ["--seed", "-1"], "argument --seed: must be between 0 and 2**32 - 1"),
     (M + ["--out", "{missing}"], "does not exist"),
     (M + ["--out", "{empty}"], "is a directory; give a file name stem"),

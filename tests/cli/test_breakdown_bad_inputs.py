@@ -7,8 +7,8 @@ from tests.helpers import assert_rejected
 M = ["--model", "shvit_s1", "--batch-size", "1", "--repeats", "1"]
 TABLE = [
     (["--model", "shvit_s9"], "unknown model 'shvit_s9'"),
-    (M + ["--threads", "0"], "argument --threads: must be at least 1"),
-    (M + ["--threads", "-2"], "argument --threads: must be at least 1"),
+    (M + ["--threads", "0"], "argument --threads: must be between 1 and the"),
+    (M + ["--threads", "-2"], "argument --threads: must be between 1 and the"),
     (M + ["--batch-size", "0"], "argument --batch-size: must be at least 1"),
     (M + ["--repeats", "0"], "argument --repeats: must be at least 1"),
     (M + ["--resolution", "0"], "argument --resolution: must be at least 16 (px), got 0"),

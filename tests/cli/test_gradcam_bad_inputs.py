@@ -23,7 +23,7 @@ TABLE = [
     (M + OUT + ["--method", "rollout"], "SHViT's token grid changes between layers"),
     (["--model", "efficientvit_m0", "--image", "{flat}/im1.png", "--method", "rollout"] + OUT,
      "EfficientVitMsra attends in windows"),
-    (M + OUT + ["--threads", "0"], "argument --threads: must be at least 1"),
+    (M + OUT + ["--threads", "0"], "argument --threads: must be between 1 and the"),
     (M + ["--out", "{missing}"], "does not exist"),
     (M + ["--out", "{empty}/"], "is a directory; give a file name stem"),
     (M[:2] + ["--image", "{flat}/im1.png", "--out", "{flat}/im1.png"], "would replace the input --image"),

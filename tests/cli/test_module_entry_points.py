@@ -36,3 +36,17 @@ def test_command_help(command, capsys, monkeypatch):
     with pytest.raises(SystemExit) as exc:
         runpy.run_module(f"analysis.{command}", run_name="__main__")
     assert exc.value.code == 0 and "usage: python -m analysis." in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("module", ["analysis.cost", "analysis.throughput", "analysis.ablations"])
+def test_threads_beyond_the_cpus_are_refused(module):
+    """`--threads 10000` oversubscribes the machine (149 s instead of 5 s): refused at parse time, one line."""
+    import os
+    import subprocess
+    import sys
+
+    cpus = len(os.sched_getaffinity(0))
+    done = subprocess.run([sys.executable, "-m", module, "--threads", str(cpus + 1), "--help"], capture_output=True,
+                          text=True, timeout=60)
+    assert done.returncode == 2 and done.stderr.count("\n") == 1, done.stderr
+    assert f"must be between 1 and the {cpus} CPUs available" in done.stderr

@@ -10,7 +10,7 @@ FAKE = {"name": "fake", "device": "cpu", "threads": 1, "peak_flops": 1e11, "band
 M = ["--model", "shvit_s1", "--resolution", "64", "--batch-size", "1", "--predict-only", "--machine", "{tmp}/in/m.json"]
 TABLE = [
     (["--model", "shvit_s9"], "unknown model 'shvit_s9'"),
-    (M + ["--threads", "0"], "argument --threads: must be at least 1"),
+    (M + ["--threads", "0"], "argument --threads: must be between 1 and the"),
     (M + ["--batch-size", "0"], "argument --batch-size: must be at least 1"),
     (M + ["--repeats", "0"], "argument --repeats: must be at least 1"),
     (M + ["--warmup", "-1"], "argument --warmup: must be at least 0"),

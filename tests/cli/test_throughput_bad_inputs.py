@@ -12,7 +12,7 @@ TABLE = [
     ([], "give at least one --model NAME (or --table2)"),
     (["--model", "shvit_s9"], "unknown model 'shvit_s9'"),
     (M + ["--batch-size", "0"], "argument --batch-size: must be at least 1"),
-    (M + ["--threads", "0"], "argument --threads: must be at least 1"),
+    (M + ["--threads", "0"], "argument --threads: must be between 1 and the"),
     (M + ["--threads", "x"], "invalid int value: 'x'"),
     (M + ["--warmup", "-1"], "argument --warmup: must be a finite number of at least 0"),
     (M + ["--window", "0"], "argument --window: must be a finite number above 0"),
