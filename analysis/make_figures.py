@@ -59,6 +59,12 @@ def run(args) -> int:
     from .core.notebook import parameter_names, run_notebook
     from .core.paths import project_root
 
+    if args.only is not None and not args.only:
+        raise UserError("--only needs at least one notebook name prefix (e.g. --only 03 07); without --only every "
+                        "notebook runs")
+    twice = sorted({name for name, _ in args.set if sum(n == name for n, _ in args.set) > 1})
+    if twice:
+        raise UserError(f"--set {', '.join(twice)} is given more than once; give each parameter once")
     folder = Path(args.notebooks) if args.notebooks else project_root() / "notebooks"
     paths = sorted(folder.glob("[0-9][0-9]_*.ipynb"))
     if args.only:

@@ -6,6 +6,8 @@ from tests.helpers import assert_rejected
 
 TABLE = [
     (["--only", "99"], "no notebooks to run in"),
+    (["--only"], "--only needs at least one notebook name prefix"),
+    (["--only", "03", "--set", "WEIGHTS=random", "--set", "WEIGHTS=pretrained"], "--set WEIGHTS is given more than once"),
     (["--notebooks", "{missing}"], "no notebooks to run in"),
     (["--notebooks", "{empty}"], "no notebooks to run in"),
     (["--bogus"], "unrecognized arguments: --bogus"),
