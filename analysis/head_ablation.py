@@ -60,8 +60,8 @@ def run(args) -> int:
     from .heads.attention import attention_layers
 
     modes = [m.strip() for m in args.modes.split(",") if m.strip()]
-    if not modes or set(modes) - set(MODES):
-        raise UserError(f"--modes must be a comma-separated subset of {','.join(MODES)}, got {args.modes!r}")
+    if not modes or set(modes) - set(MODES) or len(set(modes)) < len(modes):
+        raise UserError(f"--modes must be a comma-separated subset of {','.join(MODES)} (each once), got {args.modes!r}")
     out, sidecar, partial = args.out, args.out.with_suffix(".json"), Path(f"{args.out}.partial.json")
     check_distinct(**{"--out": out, "the metadata file (--out with .json)": sidecar, "the partial run": partial})
     check_inputs_kept({"--weights": args.weights, "--data": args.data},

@@ -21,6 +21,7 @@ TABLE = [
     (D + ["--out", "{missing}"], "does not exist"),
     (D + ["--model", "shvit_s1"], "no multi-head attention layer to ablate"),
     (D[:-1] + ["{digits}/a.csv"], "would write inside the input folder --data"),
+    (D + ["--modes", "remove1,remove1"], "--modes must be a comma-separated subset of remove1,leave1 (each once)"),
 ]
 
 
