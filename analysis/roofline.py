@@ -31,8 +31,9 @@ def build_parser() -> ArgumentParser:
     add_threads_arg(p, help="CPU threads for the machine measurement and the latency (default: 1, as the "
                             "papers' CPU protocol and `analysis.cost --latency`)")
     add_seed_arg(p)
-    p.add_argument("--repeats", type=positive_int, default=10, help="timed forward passes per model")
-    p.add_argument("--warmup", type=non_negative_int, default=2, help="untimed forward passes before timing")
+    p.add_argument("--repeats", type=positive_int, default=None, help="timed forward passes per model (default 10)")
+    p.add_argument("--warmup", type=non_negative_int, default=None,
+                   help="untimed forward passes before timing (default 2)")
     p.add_argument("--machine", metavar="JSON", help="use this machine description instead of measuring one")
     p.add_argument("--save-machine", metavar="JSON", type=output_path, help="write the machine description used")
     p.add_argument("--predict-only", action="store_true", help="predict, do not time the models")
@@ -60,6 +61,10 @@ def run(args) -> int:
     names = args.model or list(ROOFLINE_MODELS)
     for n in names:
         check_model_name(n)
+    if args.predict_only and (args.repeats is not None or args.warmup is not None):
+        raise UserError("--repeats and --warmup would be ignored: --predict-only times nothing")
+    repeats = 10 if args.repeats is None else args.repeats
+    warmup = 2 if args.warmup is None else args.warmup
     machine = Machine.load(args.machine) if args.machine else None
     if args.figure:
         check_writable(args.figure + ".png")
@@ -82,8 +87,7 @@ def run(args) -> int:
         print(f"wrote {args.save_machine}", file=sys.stderr)
     rooflines = {n: model_roofline(n, machine, batch_size=args.batch_size, resolution=args.resolution,
                                    device=device, seed=args.seed) for n in names}
-    latency = None if args.predict_only else measure_stage_latency(rooflines, repeats=args.repeats,
-                                                                     warmup=args.warmup)
+    latency = None if args.predict_only else measure_stage_latency(rooflines, repeats=repeats, warmup=warmup)
     stages = roofline_stages(rooflines, latency)
     outputs = {}  # the CSV and the figure are written together or not at all
     if args.csv:
@@ -115,7 +119,7 @@ def run(args) -> int:
             print()
             print(roofline_summary(stages).to_string(index=False))
     if latency is not None:
-        print(f"measured: median of {args.repeats} passes after {args.warmup} warm-up, batch {args.batch_size}, "
+        print(f"measured: median of {repeats} passes after {warmup} warm-up, batch {args.batch_size}, "
               f"{f'{threads} CPU thread(s)' if threads else device}", file=sys.stderr)
     return 0
 

@@ -33,24 +33,34 @@ def build_parser() -> ArgumentParser:
     add_attention_backend_arg(p)
     p.add_argument("--by", choices=("stage", "module", "operator"), default="stage",
                    help="table for the text / --csv output (default: stage)")
-    p.add_argument("--depth", type=non_negative_int, default=3,
-                   help="with --by module: deepest module level printed (the CSV has every module)")
+    p.add_argument("--depth", type=non_negative_int, default=None,
+                   help="with --by module: deepest module level printed (default 3; the CSV has every module)")
     p.add_argument("--latency", action="store_true",
                    help="also time each stage (median over --repeats passes); without it the output is counts only, "
                         "byte-for-byte reproducible")
-    p.add_argument("--repeats", type=positive_int, default=20, help="timed forward passes with --latency")
-    p.add_argument("--warmup", type=non_negative_int, default=5, help="untimed forward passes before timing")
+    p.add_argument("--repeats", type=positive_int, default=None, help="timed forward passes with --latency (default 20)")
+    p.add_argument("--warmup", type=non_negative_int, default=None,
+                   help="untimed forward passes before timing, with --latency (default 5)")
     p.add_argument("--json", action="store_true", help="print the total and per-stage table as JSON")
     p.add_argument("--csv", metavar="PATH", type=output_path, help="write the tidy table (see --by) to PATH")
     return p
 
 
 def run(args) -> int:
-
+    from ..core.errors import UserError
     from ..core.runtime import attention_backend, resolve_device, set_threads
     from ..core.tables import write_csv
     from .model_cost import analyse, cost_text, report
 
+    ignored = [o for o, v in (("--repeats", args.repeats), ("--warmup", args.warmup), ("--threads", args.threads))
+               if v is not None and not args.latency] + (["--depth"] if args.depth is not None and args.by != "module"
+                                                          else [])
+    if ignored:
+        raise UserError(f"{', '.join(ignored)} would be ignored: --repeats, --warmup and --threads apply with "
+                        "--latency, --depth with --by module")
+    repeats = 20 if args.repeats is None else args.repeats
+    warmup = 5 if args.warmup is None else args.warmup
+    depth = 3 if args.depth is None else args.depth
     device = resolve_device(args.device)
     backend = attention_backend(args.attention_backend, device)
     threads = set_threads(args.threads or 1) if args.latency else None
@@ -58,7 +68,7 @@ def run(args) -> int:
     with backend:  # counts are the same under each; latency is not
         ca, lat, res = analyse(args.model, resolution=args.resolution, batch_size=args.batch_size,
                                device=device, seed=args.seed, fuse=not args.no_fuse,
-                               repeats=args.repeats if args.latency else 0, warmup=args.warmup, progress=True)
+                               repeats=repeats if args.latency else 0, warmup=warmup, progress=True)
         table = {"stage": ca.by_stage, "module": ca.by_module, "operator": ca.by_operator}[args.by]()
     unsupported = ca.unsupported_ops()
     if unsupported:
@@ -75,13 +85,13 @@ def run(args) -> int:
         print(json.dumps(report(ca, lat, args.model, res), indent=2))
     else:
         print(f"{args.model} at {res} px, batch {args.batch_size}" + ("" if args.no_fuse else ", BatchNorm folded"))
-        print(cost_text(ca, args.by, depth=args.depth, latency=lat))
+        print(cost_text(ca, args.by, depth=depth, latency=lat))
         print(f"total: {ca.total('macs') / 1e6:.1f} M macs, {ca.total('mem_bytes') / 2**20:.1f} MiB, "
               f"{ca.total('params') / 1e6:.2f} M params ({time.perf_counter() - t0:.1f} s)", file=sys.stderr)
     if lat is not None:
-        print(f"latency: median of {args.repeats} passes after {args.warmup} warm-up, {threads} CPU thread(s) "
+        print(f"latency: median of {repeats} passes after {warmup} warm-up, {threads} CPU thread(s) "
               f"on {device}, batch {args.batch_size}" if device.type == "cpu" else
-              f"latency: median of {args.repeats} passes after {args.warmup} warm-up on {device}, "
+              f"latency: median of {repeats} passes after {warmup} warm-up on {device}, "
               f"batch {args.batch_size}", file=sys.stderr)
     return 0
 

@@ -29,6 +29,10 @@ TABLE = [
     (M + ["--csv", "{empty}"], "is a directory"),
     (M + ["--csv", "{a_file}/x.csv"], "does not exist"),
     (M + ["--unknown-flag"], "unrecognized arguments: --unknown-flag"),
+    (M + ["--repeats", "5"], "--repeats would be ignored: --repeats, --warmup and --threads apply with --latency"),
+    (M + ["--warmup", "0", "--threads", "1"], "--warmup, --threads would be ignored"),
+    (M + ["--depth", "2"], "--depth would be ignored"),
+    (M + ["--by", "operator", "--depth", "2"], "--depth would be ignored"),
 ]
 
 

@@ -28,6 +28,7 @@ TABLE = [
     (M + ["--figure", "{missing}"], "does not exist"),
     (M + ["--csv", "{tmp}/r.png", "--figure", "{tmp}/r"], "would both write"),
     (M + ["--csv", "{tmp}/in/m.json"], "would both write"),
+    (M + ["--predict-only", "--repeats", "3"], "--repeats and --warmup would be ignored: --predict-only times nothing"),
 ]
 
 
