@@ -37,6 +37,8 @@ from __future__ import annotations
 import dataclasses
 import functools
 import json
+import os
+import stat
 import sys
 import time
 from dataclasses import dataclass
@@ -57,6 +59,8 @@ from ..core.runtime import cpu_name
 from .breakdown import MEMORY_BOUND, categorize
 from .counter import CostAnalysis
 from .latency import model_latency, stage_latency
+
+MAX_MACHINE_BYTES = 1 << 16   # a machine description is a few hundred bytes
 
 __all__ = ["Machine", "measure_machine", "fit_overhead", "Roofline", "model_roofline", "measure_stage_latency",
            "roofline_stages", "validate_roofline", "roofline_summary", "ROOFLINE_MODELS"]
@@ -103,24 +107,37 @@ class Machine:
         if not isinstance(d, dict) or fields - set(d):
             raise UserError(f"a machine description needs the fields {', '.join(sorted(fields))}")
         threads = d["threads"]
-        try:
-            threads = None if threads is None or (isinstance(threads, float) and np.isnan(threads)) else int(threads)
-            numbers = {k: float(d[k]) for k in ("peak_flops", "bandwidth", "overhead_s")}
-        except (TypeError, ValueError):
-            raise UserError("a machine description's threads, peak_flops, bandwidth and overhead_s must be "
-                            "numbers") from None
-        return cls(str(d["name"]), str(d["device"]), threads, **numbers)
+        if isinstance(threads, float) and (np.isnan(threads) or threads.is_integer()):   # read back from a table
+            threads = None if np.isnan(threads) else int(threads)
+        if threads is not None and not (isinstance(threads, int) and not isinstance(threads, bool) and threads >= 1):
+            raise UserError(f"a machine description's threads must be a whole number of at least 1 or null, "
+                            f"got {threads!r}")
+        if not isinstance(d["name"], str) or d["device"] not in ("cpu", "cuda"):
+            raise UserError("a machine description's name must be a string and its device cpu or cuda, got "
+                            f"{d['name']!r} / {d['device']!r}")
+        numbers = {k: d[k] for k in ("peak_flops", "bandwidth", "overhead_s")}
+        if any(isinstance(v, bool) or not isinstance(v, (int, float)) for v in numbers.values()):
+            raise UserError("a machine description's peak_flops, bandwidth and overhead_s must be numbers")
+        return cls(d["name"], d["device"], threads, **{k: float(v) for k, v in numbers.items()})
 
     def save(self, path) -> None:
         write_json(self.to_dict(), path)
 
     @classmethod
     def load(cls, path) -> "Machine":
+        """Read a machine description: a regular JSON file of at most `MAX_MACHINE_BYTES` (a FIFO, a device
+        or a huge file is refused before it is read), validated field by field (`from_dict`)."""
         try:
+            info = os.stat(path)
+            if not stat.S_ISREG(info.st_mode):
+                raise UserError(f"machine description {path} is not a regular file")
+            if info.st_size > MAX_MACHINE_BYTES:
+                raise UserError(f"machine description {path} has {info.st_size} bytes; a machine description has "
+                                f"at most {MAX_MACHINE_BYTES}")
             d = json.loads(Path(path).read_text())
         except FileNotFoundError:
             raise UserError(f"machine description {path} does not exist") from None
-        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError, RecursionError) as e:
             raise UserError(f"machine description {path} is not readable JSON ({type(e).__name__})") from None
         return cls.from_dict(d)
 

@@ -1,5 +1,6 @@
 """`python -m analysis.roofline`: every bad input exits 2 with one line and writes nothing."""
 import json
+import os
 
 import pytest
 
@@ -29,6 +30,16 @@ TABLE = [
     (M + ["--csv", "{tmp}/r.png", "--figure", "{tmp}/r"], "would both write"),
     (M + ["--csv", "{tmp}/in/m.json"], "would both write"),
     (M + ["--predict-only", "--repeats", "3"], "--repeats and --warmup would be ignored: --predict-only times nothing"),
+    (M + ["--machine", "{empty}"], "is not a regular file"),
+    (M + ["--machine", "/dev/zero"], "is not a regular file"),
+    (M + ["--machine", "{tmp}/in/fifo"], "is not a regular file"),
+    (M + ["--machine", "{tmp}/in/huge.json"], "a machine description has at most"),
+    (M + ["--machine", "{tmp}/in/deep.json"], "not readable JSON"),
+    (M + ["--machine", "{tmp}/in/half_thread.json"], "threads must be a whole number of at least 1"),
+    (M + ["--machine", "{tmp}/in/no_threads.json"], "threads must be a whole number of at least 1"),
+    (M + ["--machine", "{tmp}/in/tpu.json"], "its device cpu or cuda"),
+    (M + ["--machine", "{tmp}/in/true_peak.json"], "must be numbers"),
+    (M + ["--machine", "{tmp}/in/object_name.json"], "name must be a string"),
 ]
 
 
@@ -37,4 +48,10 @@ def test_bad_input(argv, needle, bad, tmp_path, capsys):
     (tmp_path / "in" / "m.json").write_text(json.dumps(FAKE))
     (tmp_path / "in" / "negative.json").write_text(json.dumps({**FAKE, "bandwidth": -1}))
     (tmp_path / "in" / "gpu.json").write_text(json.dumps({**FAKE, "device": "cuda", "threads": None}))
+    os.mkfifo(tmp_path / "in" / "fifo")               # reading it would hang
+    (tmp_path / "in" / "huge.json").write_text(json.dumps({**FAKE, "pad": "x" * 100_000}))
+    (tmp_path / "in" / "deep.json").write_text("[" * 20_000 + "]" * 20_000)   # deeper than Python recurses
+    for name, change in (("half_thread", {"threads": 1.5}), ("no_threads", {"threads": -2}), ("tpu", {"device": "tpu"}),
+                         ("true_peak", {"peak_flops": True}), ("object_name", {"name": {"a": 1}})):
+        (tmp_path / "in" / f"{name}.json").write_text(json.dumps({**FAKE, **change}))
     assert_rejected(main, [a.format(tmp=tmp_path, **bad) for a in argv], needle, capsys, tmp_path)
