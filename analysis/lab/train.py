@@ -184,8 +184,22 @@ def evaluate(model: nn.Module, loader, device: torch.device, input_size: Optiona
     return {"top1": 100.0 * correct / max(total, 1), "loss": loss / max(total, 1), "images": int(total)}
 
 
+_PROBABILITY_KWARGS = ("drop_rate", "drop_path_rate", "attn_drop_rate", "proj_drop_rate", "pos_drop_rate")
+
+
 def _check_recipe(cfg: TrainConfig) -> None:
-    """Optimizer and scheduler names that timm knows, checked before anything is built."""
+    """Optimizer and scheduler names that timm knows (and this loop can drive), label smoothing and dropout
+    probabilities in range, checked before anything is built."""
+    if not 0 <= cfg.label_smoothing < 1:
+        raise UserError(f"--label-smoothing {cfg.label_smoothing:g} is out of range: a probability in [0, 1)")
+    for key in _PROBABILITY_KWARGS:
+        value = cfg.model_kwargs.get(key)
+        if value is not None and not (isinstance(value, (int, float)) and not isinstance(value, bool)
+                                      and 0 <= value < 1):
+            raise UserError(f"--set {key}={value!r} is out of range: a probability in [0, 1)")
+    if cfg.sched.lower() == "plateau":
+        raise UserError("--sched plateau steps on a validation metric, which this training loop does not pass; "
+                        "choose cosine, step, multistep, poly, tanh or constant")
     if cfg.opt.lower() not in list_optimizers():
         raise UserError(f"unknown --opt {cfg.opt!r}; choose a timm optimizer (timm.optim.list_optimizers()), "
                         "e.g. adamw, sgd, lamb")

@@ -49,6 +49,10 @@ TABLE = [
     (TINY + ["--output", "{a_file}/run"], "cannot create output folder"),
     (TINY + ["--device", "tpu"], "argument --device: invalid choice"),
     (TINY + ["--lr", "1e9"], "training diverged"),
+    (TINY + ["--label-smoothing", "5"] + OUT, "--label-smoothing 5 is out of range: a probability in [0, 1)"),
+    (TINY + ["--set", "drop_rate=2.0"] + OUT, "--set drop_rate=2.0 is out of range"),
+    (TINY + ["--set", "drop_path_rate=-0.1"] + OUT, "--set drop_path_rate=-0.1 is out of range"),
+    (TINY + ["--sched", "plateau"] + OUT, "--sched plateau steps on a validation metric"),
 ]
 
 
