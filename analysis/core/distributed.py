@@ -9,13 +9,12 @@ the identity, so library code calls them unconditionally.
 """
 from __future__ import annotations
 
-import os
 from typing import Any, Sequence
 
 import torch
 import torch.distributed as dist
 
-from .errors import not_a_command, ranks_may_diverge
+from .errors import launch_environment, not_a_command, ranks_may_diverge
 
 __all__ = ["World"]
 
@@ -35,9 +34,8 @@ class World:
 
     @classmethod
     def from_env(cls, device: torch.device | str = "cpu") -> "World":
-        env = os.environ
-        return cls(int(env.get("WORLD_SIZE", "1")), int(env.get("RANK", "0")), int(env.get("LOCAL_RANK", "0")),
-                   device)
+        """The world torchrun's variables describe, checked first (`core.errors.launch_environment`)."""
+        return cls(*launch_environment(), device)
 
     @property
     def main(self) -> bool:

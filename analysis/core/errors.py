@@ -12,7 +12,7 @@ import threading
 import time
 from typing import Callable
 
-__all__ = ["UserError", "Terminated", "is_user_error", "exit_on_user_error", "wait_for_rank_0", "not_a_command",
+__all__ = ["UserError", "LaunchError", "launch_environment", "Terminated", "is_user_error", "exit_on_user_error", "wait_for_rank_0", "not_a_command",
            "ranks_may_diverge", "COMMANDS"]
 
 COMMANDS = ("head_similarity", "head_ablation", "attention_maps", "gradcam", "cost", "breakdown", "roofline",
@@ -21,6 +21,11 @@ COMMANDS = ("head_similarity", "head_ablation", "attention_maps", "gradcam", "co
 
 class UserError(Exception):
     """Bad input from the user (unknown model, missing folder, unwritable output, ...)."""
+
+
+class LaunchError(UserError):
+    """A user error in this process's own environment (RANK, WORLD_SIZE, ...): every process that meets it
+    reports it itself, at once, whatever its rank (no rank 0 may exist to report it)."""
 
 
 class Terminated(BaseException):
@@ -35,6 +40,30 @@ def is_user_error(error: BaseException) -> bool:
     """
     weights = sys.modules.get("shvit.weights")
     return isinstance(error, UserError) or (weights is not None and isinstance(error, weights.CheckpointError))
+
+
+def launch_environment() -> tuple[int, int, int]:
+    """(WORLD_SIZE, RANK, LOCAL_RANK) as torchrun sets them (1, 0, 0 without it), checked: whole numbers,
+    RANK and LOCAL_RANK below WORLD_SIZE, and MASTER_ADDR / MASTER_PORT present for several processes. A
+    stray RANK=1 or a WORLD_SIZE=2 without a rendezvous is a `LaunchError`, not a wait or a traceback."""
+    env = os.environ
+
+    def number(name: str, default: int) -> int:
+        text = env.get(name, str(default)).strip()
+        if not text.isdigit():
+            raise LaunchError(f"environment variable {name}={env[name]!r} is not a whole number >= 0 (torchrun sets "
+                              "it; unset it to run as one process)")
+        return int(text)
+
+    size, rank, local_rank = number("WORLD_SIZE", 1), number("RANK", 0), number("LOCAL_RANK", 0)
+    if size < 1 or rank >= size or local_rank >= size:
+        raise LaunchError(f"RANK={rank} / LOCAL_RANK={local_rank} do not fit WORLD_SIZE={size} (torchrun sets them; "
+                          "unset them to run as one process)")
+    missing = [v for v in ("MASTER_ADDR", "MASTER_PORT") if size > 1 and not env.get(v)]
+    if missing:
+        raise LaunchError(f"WORLD_SIZE={size} without {' and '.join(missing)}: start the processes with torchrun "
+                          "(or unset WORLD_SIZE to run as one process)")
+    return size, rank, local_rank
 
 
 def not_a_command(module: str) -> int:
@@ -100,6 +129,7 @@ def exit_on_user_error(main: Callable[..., int | None], prog: str = "analysis") 
         main_thread = threading.current_thread() is threading.main_thread()  # signals: main thread only
         previous = signal.signal(signal.SIGTERM, _raise_terminated) if main_thread else None
         try:
+            launch_environment()
             return main(*args, **kwargs) or 0
         except KeyboardInterrupt:
             _print_once("interrupted")
@@ -114,6 +144,9 @@ def exit_on_user_error(main: Callable[..., int | None], prog: str = "analysis") 
                 raise SystemExit(1) from None
             if not is_user_error(e):
                 raise
+            if isinstance(e, LaunchError):
+                print(f"{prog}: error: {e}", file=sys.stderr)
+                raise SystemExit(2) from None
             _print_once(f"{prog}: error: {e}", rank_local=True)
             wait_for_rank_0()
             raise SystemExit(2) from None

@@ -129,12 +129,30 @@ def test_user_errors_are_printed_by_rank_0_only_and_the_other_ranks_wait_for_it(
         raise UserError("bad")
     waits = []
     monkeypatch.setattr("analysis.core.errors.time.sleep", waits.append)
+    for name, value in (("WORLD_SIZE", "2"), ("MASTER_ADDR", "127.0.0.1"), ("MASTER_PORT", "29500")):
+        monkeypatch.setenv(name, value)
     for rank, expected, waited in (("0", "t: error: bad\n", []), ("1", "", [60.0])):
         monkeypatch.setenv("RANK", rank)
         waits.clear()
         with pytest.raises(SystemExit) as exc:
             exit_on_user_error(fails, prog="t")()
         assert exc.value.code == 2 and capsys.readouterr().err == expected and waits == waited
+
+
+@pytest.mark.parametrize("env,needle", [({"RANK": "1"}, "RANK=1 / LOCAL_RANK=0 do not fit WORLD_SIZE=1"),
+                                        ({"WORLD_SIZE": "2"}, "WORLD_SIZE=2 without MASTER_ADDR and MASTER_PORT"),
+                                        ({"WORLD_SIZE": "two"}, "WORLD_SIZE='two' is not a whole number"),
+                                        ({"LOCAL_RANK": "-1"}, "LOCAL_RANK='-1' is not a whole number")])
+def test_a_bad_launch_environment_is_reported_by_the_process_itself_without_waiting(env, needle, capsys, monkeypatch):
+    """A stray RANK=1 in a one-process run: one line from this process and exit 2, not silence and a 60 s wait."""
+    waits = []
+    monkeypatch.setattr("analysis.core.errors.time.sleep", waits.append)
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    with pytest.raises(SystemExit) as exc:
+        exit_on_user_error(lambda: 0, prog="t")()
+    err = capsys.readouterr().err
+    assert exc.value.code == 2 and needle in err and err.count("\n") == 1 and waits == []
 
 
 @pytest.mark.parametrize("n,text", [(0, "0"), (985, "985"), (97440, "97.4K"), (241400128, "241.4M"), (4.5e9, "4.5G")])
