@@ -3,7 +3,7 @@ the papers' reference numbers, figure style, notebook plumbing (`core.notebook`)
 from .._lazy import lazy_exports
 
 EXPORTS = {
-    ".errors": ("UserError", "LaunchError", "launch_environment", "Terminated", "is_user_error", "exit_on_user_error", "wait_for_rank_0", "not_a_command",
+    ".errors": ("UserError", "LaunchError", "launch_environment", "FOLDER_VARIABLES", "Terminated", "is_user_error", "exit_on_user_error", "wait_for_rank_0", "not_a_command",
                 "ranks_may_diverge", "COMMANDS"),
     ".files": ("check_writable", "check_distinct", "check_inputs_kept", "check_sidecar", "atomic_path", "write_atomic",
                "write_set", "write_json"),

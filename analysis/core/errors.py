@@ -12,7 +12,7 @@ import threading
 import time
 from typing import Callable
 
-__all__ = ["UserError", "LaunchError", "launch_environment", "Terminated", "is_user_error", "exit_on_user_error", "wait_for_rank_0", "not_a_command",
+__all__ = ["UserError", "LaunchError", "launch_environment", "FOLDER_VARIABLES", "Terminated", "is_user_error", "exit_on_user_error", "wait_for_rank_0", "not_a_command",
            "ranks_may_diverge", "COMMANDS"]
 
 COMMANDS = ("head_similarity", "head_ablation", "attention_maps", "gradcam", "cost", "breakdown", "roofline",
@@ -42,10 +42,15 @@ def is_user_error(error: BaseException) -> bool:
     return isinstance(error, UserError) or (weights is not None and isinstance(error, weights.CheckpointError))
 
 
+FOLDER_VARIABLES = ("HF_HOME", "HF_HUB_CACHE", "TORCH_HOME", "SHVIT_LAB_ROOT", "SHVIT_LAB_OUTPUT")
+
+
 def launch_environment() -> tuple[int, int, int]:
     """(WORLD_SIZE, RANK, LOCAL_RANK) as torchrun sets them (1, 0, 0 without it), checked: whole numbers,
-    RANK and LOCAL_RANK below WORLD_SIZE, and MASTER_ADDR / MASTER_PORT present for several processes. A
-    stray RANK=1 or a WORLD_SIZE=2 without a rendezvous is a `LaunchError`, not a wait or a traceback."""
+    RANK and LOCAL_RANK below WORLD_SIZE, and MASTER_ADDR / MASTER_PORT present for several processes; and
+    the folders of `FOLDER_VARIABLES` (hub caches, the lab's project and output roots), where set, are folders
+    (or do not exist yet). A stray RANK=1, a WORLD_SIZE=2 without a rendezvous or HF_HOME pointing at a file
+    is a `LaunchError`, not a wait or a traceback."""
     env = os.environ
 
     def number(name: str, default: int) -> int:
@@ -63,6 +68,10 @@ def launch_environment() -> tuple[int, int, int]:
     if missing:
         raise LaunchError(f"WORLD_SIZE={size} without {' and '.join(missing)}: start the processes with torchrun "
                           "(or unset WORLD_SIZE to run as one process)")
+    for name in FOLDER_VARIABLES:   # folders the tools read or write: a file there fails later, as a traceback
+        value = env.get(name)
+        if value is not None and (not value.strip() or (os.path.exists(value) and not os.path.isdir(value))):
+            raise LaunchError(f"environment variable {name}={value!r} is not a folder; point it at one or unset it")
     return size, rank, local_rank
 
 

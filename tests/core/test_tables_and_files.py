@@ -142,7 +142,9 @@ def test_user_errors_are_printed_by_rank_0_only_and_the_other_ranks_wait_for_it(
 @pytest.mark.parametrize("env,needle", [({"RANK": "1"}, "RANK=1 / LOCAL_RANK=0 do not fit WORLD_SIZE=1"),
                                         ({"WORLD_SIZE": "2"}, "WORLD_SIZE=2 without MASTER_ADDR and MASTER_PORT"),
                                         ({"WORLD_SIZE": "two"}, "WORLD_SIZE='two' is not a whole number"),
-                                        ({"LOCAL_RANK": "-1"}, "LOCAL_RANK='-1' is not a whole number")])
+                                        ({"LOCAL_RANK": "-1"}, "LOCAL_RANK='-1' is not a whole number"),
+                                        ({"HF_HOME": __file__}, "environment variable HF_HOME="),
+                                        ({"SHVIT_LAB_OUTPUT": __file__}, "is not a folder; point it at one")])
 def test_a_bad_launch_environment_is_reported_by_the_process_itself_without_waiting(env, needle, capsys, monkeypatch):
     """A stray RANK=1 in a one-process run: one line from this process and exit 2, not silence and a 60 s wait."""
     waits = []
