@@ -77,7 +77,9 @@ class ImageFolderSource:
         if not self.root.is_dir():
             raise UserError(f"image folder {self.root} does not exist")
         subdirs = sorted(p for p in self.root.iterdir() if p.is_dir() and not p.name.startswith("."))
-        self.classes = [p.name for p in subdirs if any(_image_files(p))]
+        # every class subfolder keeps its index, empty ones too (as torchvision's find_classes): skipping an
+        # empty one would shift every later label (timm's ImageNet index for synset folders)
+        self.classes = [p.name for p in subdirs] if any(any(_image_files(p)) for p in subdirs) else []
         if self.classes:
             files = [(f, i) for i, c in enumerate(self.classes) for f in _image_files(self.root / c)]
         else:

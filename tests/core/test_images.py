@@ -35,6 +35,17 @@ def test_class_subfolders_give_labels_and_skip_unreadable(tmp_path, model):
     assert torch.equal(x, second[0][0]) and src.num_skipped == 1 and src.num_used == 2
 
 
+def test_an_empty_class_folder_keeps_its_label_index(tmp_path, model):
+    """n01 (images), n02 (empty), n03 (images): n03's images are class 2, as in ImageNet's index, not 1."""
+    for c in ("n01", "n02", "n03"):
+        (tmp_path / c).mkdir()
+    _png(tmp_path / "n01" / "a.png", 0)
+    _png(tmp_path / "n03" / "b.png", 1)
+    src = ImageFolderSource(tmp_path, seed=0)
+    assert src.classes == ["n01", "n02", "n03"]
+    assert sorted((p.name, label) for p, label in src.files) == [("a.png", 0), ("b.png", 2)]
+
+
 def test_flat_folder_is_unlabelled_and_num_images_respected(tmp_path, model):
     for i in range(5):
         _png(tmp_path / f"{i}.png", i)
