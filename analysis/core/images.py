@@ -25,7 +25,7 @@ import numpy as np
 import timm.data
 import torch
 import torch.nn as nn
-from PIL import Image
+from PIL import Image, ImageOps
 from sklearn.datasets import load_sample_images
 
 from .distributed import World
@@ -146,6 +146,8 @@ def to_rgb(im: Image.Image) -> Image.Image:
     model sees for "nothing there", instead of showing whatever colour they hide."""
     if im.mode in ("I;16", "I;16B", "I;16L", "I", "F"):
         a = np.asarray(im, dtype=np.float64)
+        if not np.isfinite(a).all():
+            raise ValueError("the image has non-finite (NaN or infinite) pixel values")
         top = 65535.0 if im.mode.startswith("I;16") or (im.mode == "I" and a.max(initial=0) <= 65535) else a.max()
         a = np.clip(np.round(a / max(top, 1e-12) * 255.0), 0, 255).astype(np.uint8)
         return Image.fromarray(a, mode="L").convert("RGB")
@@ -158,10 +160,11 @@ def to_rgb(im: Image.Image) -> Image.Image:
 
 
 def _load(path: Path) -> Optional[Image.Image]:
-    """The decoded RGB image (`to_rgb`), or None when the file cannot be decoded."""
+    """The decoded RGB image (`to_rgb`) the right way up (its EXIF orientation applied, as a viewer shows
+    it), or None when the file cannot be decoded."""
     try:
         with Image.open(path) as im:
-            return to_rgb(im)
+            return to_rgb(ImageOps.exif_transpose(im))
     except (OSError, ValueError, Image.DecompressionBombError):
         return None
 
@@ -171,6 +174,18 @@ def load_image(path: str | os.PathLike) -> Image.Image:
     path = Path(path)
     if not path.is_file():
         raise UserError(f"image {path} does not exist" if not path.exists() else f"image {path} is not a file")
+    limit = Image.MAX_IMAGE_PIXELS
+    try:  # the header's size, read with PIL's own bomb check off so that the refusal can say how large
+        Image.MAX_IMAGE_PIXELS = None
+        with Image.open(path) as im:
+            pixels = im.size[0] * im.size[1]
+    except (OSError, ValueError):
+        pixels = 0
+    finally:
+        Image.MAX_IMAGE_PIXELS = limit
+    if limit is not None and pixels > limit:
+        raise UserError(f"image {path} has {pixels:,} pixels, more than the {Image.MAX_IMAGE_PIXELS:,} an image may "
+                        "have (a decompression bomb?)")
     image = _load(path)
     if image is None:
         raise UserError(f"cannot read {path} as an image ({', '.join(IMAGE_EXTENSIONS[:4])}, ...)")

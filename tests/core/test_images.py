@@ -106,3 +106,19 @@ def test_load_image_converts_and_refuses_what_is_not_an_image(tmp_path):
                          (tmp_path / "text.jpg", "cannot read")):
         with pytest.raises(UserError, match=needle):
             load_image(path)
+
+
+def test_exif_orientation_non_finite_pixels_and_decompression_bombs(tmp_path, monkeypatch):
+    """A phone photo stored sideways (EXIF orientation 6) loads the right way up; a float TIFF of NaNs is
+    refused, not read as black; an image over PIL's pixel limit is refused with its pixel count."""
+    exif = Image.Exif()
+    exif[0x0112] = 6                                   # rotate 90 degrees clockwise to display
+    Image.fromarray(np.zeros((20, 30, 3), np.uint8)).save(tmp_path / "sideways.jpg", exif=exif)
+    assert load_image(tmp_path / "sideways.jpg").size == (20, 30)      # width 20, height 30 once rotated
+    Image.fromarray(np.full((8, 8), np.nan, np.float32), mode="F").save(tmp_path / "nan.tif")
+    with pytest.raises(UserError, match="cannot read"):
+        load_image(tmp_path / "nan.tif")
+    _png(tmp_path / "big.png", 0)
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 100)
+    with pytest.raises(UserError, match="has 600 pixels, more than the 100"):
+        load_image(tmp_path / "big.png")
