@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import re
+import sys
 from typing import Dict, Mapping
 
 import torch
@@ -66,7 +67,30 @@ def read_state_dict(path: str | os.PathLike) -> StateDict:
     if not isinstance(obj, Mapping) or not obj or not all(isinstance(v, torch.Tensor) for v in obj.values()):
         raise CheckpointError(f"{path} holds no state dict (expected name -> tensor, "
                               f"optionally under 'model' or 'state_dict')")
-    return {k.removeprefix("module."): v for k, v in obj.items()}
+    bad_keys = [repr(k) for k in obj if not isinstance(k, str)]
+    if bad_keys:
+        raise CheckpointError(f"{path} has keys that are not names: {_listing(bad_keys, 3)}")
+    odd = [f"{k} ({_kind(v)})" for k, v in obj.items() if _kind(v) != "dense"]
+    if odd:
+        raise CheckpointError(f"{path} holds tensors that are not plain dense ones: {_listing(odd, 3)}")
+    sd = {}
+    for k, v in obj.items():
+        name = k.removeprefix("module.")
+        if name in sd:   # DataParallel's prefix stripped: the same name twice, one would silently win
+            raise CheckpointError(f"{path} has both {k!r} and {name!r} (after removing 'module.'); which one is meant?")
+        sd[name] = v
+    return sd
+
+
+def _kind(t: torch.Tensor) -> str:
+    """'dense' for a plain strided tensor with data; else what it is (sparse, meta, quantized, ...)."""
+    if t.is_quantized:
+        return "quantized"
+    if t.is_meta or t.device.type == "meta":
+        return "meta, no data"
+    if t.layout != torch.strided:
+        return str(t.layout).removeprefix("torch.")
+    return "dense"
 
 
 def convert_official_state_dict(sd: Mapping[str, torch.Tensor]) -> StateDict:
@@ -112,9 +136,18 @@ def load_state_dict_strict(model: nn.Module, sd: Mapping[str, torch.Tensor], sou
     own = model.state_dict()
     missing = own.keys() - sd.keys()
     unexpected = sd.keys() - own.keys()
-    misshaped = [f"{k} {tuple(sd[k].shape)} vs {tuple(own[k].shape)}"
-                 for k in own.keys() & sd.keys() if sd[k].shape != own[k].shape]
+    shared = sorted(own.keys() & sd.keys())
+    misshaped = [f"{k} {tuple(sd[k].shape)} vs {tuple(own[k].shape)}" for k in shared if sd[k].shape != own[k].shape]
+    # a weight must be a float (int / bool / complex would be cast silently); integer buffers (BatchNorm's
+    # num_batches_tracked) stay integers
+    wrong_type = [f"{k} {str(sd[k].dtype).removeprefix('torch.')}" for k in shared
+                  if own[k].is_floating_point() != sd[k].is_floating_point() or sd[k].is_complex()]
+    non_finite = [k for k in shared if sd[k].is_floating_point() and not bool(torch.isfinite(sd[k]).all())]
     problems = []
+    if wrong_type:
+        problems.append(f"{len(wrong_type)} tensors of the wrong type: {_listing(wrong_type, 3)}")
+    if non_finite:
+        problems.append(f"{len(non_finite)} tensors hold NaN or inf: {_listing(non_finite, 3)}")
     if missing:
         problems.append(f"{len(missing)} missing keys: {_listing(missing)}")
     if unexpected:
@@ -123,6 +156,10 @@ def load_state_dict_strict(model: nn.Module, sd: Mapping[str, torch.Tensor], sou
         problems.append(f"{len(misshaped)} shape mismatches: {_listing(misshaped, 3)}")
     if problems:
         raise CheckpointError(f"{source} does not fit {type(model).__name__}: " + "; ".join(problems))
+    converted = sorted({f"{str(sd[k].dtype).removeprefix('torch.')} -> {str(own[k].dtype).removeprefix('torch.')}"
+                        for k in shared if sd[k].is_floating_point() and sd[k].dtype != own[k].dtype})
+    if converted:
+        print(f"note: {source}: weights converted to the model's precision ({', '.join(converted)})", file=sys.stderr)
     model.load_state_dict(sd, strict=True)
 
 

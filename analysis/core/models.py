@@ -26,7 +26,7 @@ from huggingface_hub.errors import LocalEntryNotFoundError, OfflineModeIsEnabled
 from timm.utils.model import reparameterize_model
 
 import shvit  # noqa: F401  (registers shvitlab_* with timm)
-from shvit.weights import convert_official_state_dict, load_state_dict_strict, read_state_dict
+from shvit.weights import CheckpointError, convert_official_state_dict, load_state_dict_strict, read_state_dict
 
 from .errors import UserError, not_a_command
 
@@ -88,9 +88,18 @@ def _load_local(model: nn.Module, path: str) -> None:
     filter_fn = getattr(module, "checkpoint_filter_fn", None)
     if filter_fn is not None:  # timm's own converter for official layouts (EfficientViT, DeiT, ...)
         try:
-            sd = filter_fn(sd, model)
+            converted = filter_fn(sd, model)
         except Exception:  # noqa: BLE001  a foreign layout: fall through to the strict key check
-            pass
+            converted = sd
+        # a converter may re-lay a tensor out (a linear patch kernel as a conv), but resampling one to another
+        # size (pos_embed to another grid, the patch kernel to another stride) changes the model: refused
+        resampled = [f"{k} {tuple(sd[k].shape)} -> {tuple(v.shape)}" for k, v in converted.items()
+                     if k in sd and v.numel() != sd[k].numel()]
+        if resampled:
+            raise CheckpointError(f"{path} does not fit {type(model).__name__}: timm would resample "
+                                  f"{', '.join(resampled[:3])}; a checkpoint is loaded as it is, never resampled "
+                                  "silently (build the model at the checkpoint's resolution)")
+        sd = converted
     sd = convert_official_state_dict(sd)
     load_state_dict_strict(model, sd, source=path)
 

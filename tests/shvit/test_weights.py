@@ -123,3 +123,41 @@ def test_non_tensor_checkpoint_rejected(tmp_path):
     torch.save({"epoch": 3, "lr": 0.1}, path)
     with pytest.raises(CheckpointError, match="holds no state dict"):
         load_checkpoint(shvit.create("s1"), path)
+
+
+def test_checkpoints_are_validated_not_just_keyed(tmp_path, capsys):
+    """Wrong dtypes, NaN, sparse or meta tensors, non-string keys, a name twice after 'module.' and timm's
+    silent resampling are refused in one line; half precision is converted and said."""
+    import timm
+
+    from analysis.core.models import create_model
+    from shvit.weights import CheckpointError, load_state_dict_strict, read_state_dict
+
+    def small(**kw):
+        return timm.create_model("deit_tiny_patch16_224", patch_size=8, embed_dim=48, depth=1, num_heads=3, **kw)
+
+    model = small(img_size=32)
+    sd = model.state_dict()
+    key = "blocks.0.attn.qkv.weight"
+    for change, needle in (({key: sd[key].to(torch.int32)}, "tensors of the wrong type: blocks.0.attn.qkv.weight int32"),
+                           ({key: sd[key].bool()}, "wrong type"),
+                           ({key: sd[key].to(torch.complex64)}, "wrong type"),
+                           ({key: torch.full_like(sd[key], float("nan"))}, "1 tensors hold NaN or inf")):
+        with pytest.raises(CheckpointError, match=needle):
+            load_state_dict_strict(small(img_size=32), {**sd, **change})
+    for bad, needle in (({**sd, key: sd[key].to_sparse()}, "not plain dense ones"),
+                        ({**sd, key: torch.empty(sd[key].shape, device="meta")}, "not plain dense ones"),
+                        ({**sd, 3: sd[key]}, "keys that are not names"),
+                        ({**sd, "module." + key: sd[key]}, "has both")):
+        path = tmp_path / "bad.pth"
+        torch.save(bad, path)
+        with pytest.raises(CheckpointError, match=needle):
+            read_state_dict(path)
+    half = tmp_path / "half.pth"
+    torch.save({k: v.half() if v.is_floating_point() else v for k, v in sd.items()}, half)
+    load_state_dict_strict(small(img_size=32), read_state_dict(half), source="half.pth")
+    assert "note: half.pth: weights converted to the model's precision (float16 -> float32)" in capsys.readouterr().err
+    torch.save(sd, tmp_path / "at32.pth")
+    with pytest.raises(CheckpointError, match=r"timm would resample pos_embed \(1, 17, 48\) -> \(1, 65, 48\)"):
+        create_model("deit_tiny_patch16_224", str(tmp_path / "at32.pth"), img_size=64, patch_size=8, embed_dim=48,
+                     depth=1, num_heads=3)
