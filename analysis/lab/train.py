@@ -155,6 +155,21 @@ def _check_resume(ckpt: dict, cfg: TrainConfig, path: str) -> None:
             if saved.get(k) != current[k]]
     if diff:
         raise CheckpointError(f"{path} was trained with a different setup ({'; '.join(diff)})")
+    if str(saved.get("opt", "")).lower() != cfg.opt.lower():
+        raise CheckpointError(f"{path} was trained with --opt {saved.get('opt')!r}; its optimizer state cannot "
+                              f"continue with --opt {cfg.opt!r}")
+    epoch, step = ckpt["epoch"], ckpt["step"]
+    if isinstance(epoch, bool) or isinstance(step, bool) or not 0 <= epoch <= cfg.epochs or step < 0:
+        raise CheckpointError(f"{path} is at epoch {epoch!r}, step {step!r}: resuming needs 0 <= epoch <= --epochs "
+                              f"({cfg.epochs}) and step >= 0")
+    optimizer = ckpt["optimizer"]
+    if not isinstance(optimizer.get("state"), dict) or not isinstance(optimizer.get("param_groups"), list) \
+            or not optimizer["param_groups"] or not all(isinstance(g, dict) for g in optimizer["param_groups"]):
+        raise CheckpointError(f"{path} has no usable optimizer state (state and param_groups)")
+    history = ckpt.get("metrics", {"history": []})
+    if not isinstance(history, dict) or not isinstance(history.get("history"), list) or not all(
+            isinstance(h, dict) and isinstance(h.get("epoch"), int) for h in history["history"]):
+        raise CheckpointError(f"{path} has a malformed training history (metrics.history: one dict per epoch)")
 
 
 def resize_inputs(x: torch.Tensor, side: Optional[int]) -> torch.Tensor:
@@ -236,6 +251,10 @@ def fit(cfg: TrainConfig, output: Optional[str | os.PathLike] = None, *, resume:
     check_model_name(cfg.model)
     _check_recipe(cfg)
     num_classes = datasets[2] if datasets is not None else _num_classes(cfg)
+    ckpt = None
+    if resume is not None:   # before the output folder is made: a bad checkpoint leaves nothing behind
+        ckpt = load_checkpoint(resume)
+        _check_resume(ckpt, cfg, os.fspath(resume))
     ckpt_path = None
     if output is not None:
         output = Path(output)
@@ -249,7 +268,7 @@ def fit(cfg: TrainConfig, output: Optional[str | os.PathLike] = None, *, resume:
         if ckpt_path is not None and ckpt_path.exists() and resume is None and not overwrite:
             raise UserError(f"{output} already holds a training run ({ckpt_path.name}); continue it with --resume "
                             f"{ckpt_path}, or replace it with --overwrite")
-        return _train(cfg, output, ckpt_path, num_classes, device, resume, progress, stop_after, datasets)
+        return _train(cfg, output, ckpt_path, num_classes, device, resume, ckpt, progress, stop_after, datasets)
 
 
 @contextlib.contextmanager
@@ -273,12 +292,8 @@ def _output_lock(output: Optional[Path]):
 
 
 def _train(cfg: TrainConfig, output: Optional[Path], ckpt_path: Optional[Path], num_classes: int,
-           device: torch.device, resume, progress: bool, stop_after: Optional[int], datasets):
-    """`fit` once its arguments and output folder are checked (and the folder locked)."""
-    ckpt = None
-    if resume is not None:
-        ckpt = load_checkpoint(resume)
-        _check_resume(ckpt, cfg, os.fspath(resume))
+           device: torch.device, resume, ckpt: Optional[dict], progress: bool, stop_after: Optional[int], datasets):
+    """`fit` once its arguments, resumed checkpoint and output folder are checked (and the folder locked)."""
 
     world = World.from_env(device)
     if device.type == "cuda":

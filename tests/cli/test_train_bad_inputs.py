@@ -99,3 +99,26 @@ def test_a_second_run_into_a_folder_being_written_is_refused(tmp_path, capsys):
         os.close(fd)
     assert main(TINY + ["--output", str(run)]) == 0
     assert sorted(p.name for p in run.iterdir()) == ["last.pth", "summary.json"]
+
+
+def test_a_resumed_checkpoint_is_validated_field_by_field(tmp_path, capsys):
+    """Another optimizer, an epoch beyond --epochs or negative, a bool step, an empty optimizer state and a
+    malformed history are one-line errors before any work (they were tracebacks or silently accepted)."""
+    import torch
+
+    assert main(TINY + ["--output", str(tmp_path / "run")]) == 0
+    capsys.readouterr()
+    good = torch.load(tmp_path / "run" / "last.pth", weights_only=True)
+    cases = [({}, ["--opt", "sgd"], "was trained with --opt 'adamw'"),
+             ({"epoch": 10 ** 9}, [], "is at epoch 1000000000"),
+             ({"epoch": -1}, [], "is at epoch -1"),
+             ({"step": True}, [], "step True"),
+             ({"optimizer": {}}, [], "has no usable optimizer state"),
+             ({"metrics": {"history": [{"loss": 1}]}}, [], "malformed training history")]
+    for change, extra, needle in cases:
+        path = tmp_path / "in" / "changed.pth"
+        path.parent.mkdir(exist_ok=True)
+        torch.save({**good, **change}, path)
+        argv = TINY + ["--epochs", "2", "--resume", str(path), "--output", str(tmp_path / "next")] + extra
+        assert_rejected(main, argv, needle, capsys, tmp_path)
+        assert not (tmp_path / "next").exists()
