@@ -152,6 +152,12 @@ def create_model_at(name: str, resolution: Optional[int] = None, *, seed: int = 
     """
     model = create_model(name, "random", seed=seed)
     c, h, w = input_size(model, resolution)
+    patch = getattr(getattr(model, "patch_embed", None), "patch_size", None)
+    patch = patch[0] if isinstance(patch, (tuple, list)) else patch
+    if isinstance(patch, int) and patch > 1 and (h % patch or w % patch):  # the patch grid would drop pixels
+        lower, upper = (h // patch) * patch, (h // patch + 1) * patch
+        raise UserError(f"{name} cuts its input into {patch}x{patch} px patches: {h} px would leave pixels out; use "
+                        f"a multiple of {patch}, e.g. {lower} or {upper}")
     error = None
     for attempt in ("default", "img_size"):
         if attempt == "img_size":

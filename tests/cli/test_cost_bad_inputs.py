@@ -33,6 +33,7 @@ TABLE = [
     (M + ["--warmup", "0", "--threads", "1"], "--warmup, --threads would be ignored"),
     (M + ["--depth", "2"], "--depth would be ignored"),
     (M + ["--by", "operator", "--depth", "2"], "--depth would be ignored"),
+    (["--model", "deit_tiny_patch16_224", "--resolution", "225"], "16x16 px patches: 225 px would leave pixels out; use a multiple of 16, e.g. 224 or 240"),
 ]
 
 
