@@ -137,6 +137,8 @@ def exit_on_user_error(main: Callable[..., int | None], prog: str = "analysis") 
     def wrapper(*args, **kwargs) -> int:
         main_thread = threading.current_thread() is threading.main_thread()  # signals: main thread only
         previous = signal.signal(signal.SIGTERM, _raise_terminated) if main_thread else None
+        hangup = signal.signal(signal.SIGHUP, _raise_terminated) if main_thread and hasattr(signal, "SIGHUP") \
+            else None  # a closed terminal: cleaned up as SIGTERM is, not left with temporary files
         try:
             launch_environment()
             return main(*args, **kwargs) or 0
@@ -162,6 +164,8 @@ def exit_on_user_error(main: Callable[..., int | None], prog: str = "analysis") 
         finally:
             if main_thread:
                 signal.signal(signal.SIGTERM, previous)
+                if hangup is not None:
+                    signal.signal(signal.SIGHUP, hangup)
 
     return wrapper
 

@@ -36,6 +36,11 @@ def check_writable(path: str | os.PathLike) -> Path:
         raise UserError(f"output directory {parent} is not writable") from None
     if path.exists() and not os.access(path, os.W_OK):
         raise UserError(f"output file {path} is not writable")
+    # the temporary file beside it is named `.<name>.<random><suffix>`: that name must fit too
+    limit = os.pathconf(parent, "PC_NAME_MAX") if hasattr(os, "pathconf") else 255
+    if len(os.fsencode(path.name)) + 10 + len(os.fsencode(path.suffix)) > limit:
+        raise UserError(f"output file name {path.name[:40]}... is too long ({len(os.fsencode(path.name))} bytes; "
+                        f"this file system allows {limit} with the temporary name's 10 more)")
     return path
 
 
@@ -104,12 +109,14 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     """Yield a temporary path beside `path` (beside its target when `path` is a symlink); on
     success rename it onto that target, else delete it."""
     path = Path(os.path.realpath(path))
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=path.suffix)
+    with _write_errors(path):
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=path.suffix)
     os.close(fd)
     try:
-        yield Path(tmp)
-        os.chmod(tmp, _new_file_mode(str(path)))
-        os.replace(tmp, path)
+        with _write_errors(path):
+            yield Path(tmp)
+            os.chmod(tmp, _new_file_mode(str(path)))
+            os.replace(tmp, path)
     except BaseException:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
@@ -123,10 +130,22 @@ def write_set(writers: dict) -> list[Path]:
     with contextlib.ExitStack() as stack:
         temps = [(Path(path), stack.enter_context(_deferred(path))) for path in writers]
         for (path, tmp), write in zip(temps, writers.values()):
-            write(tmp.path)
-        for _, tmp in temps:
-            tmp.commit()
+            with _write_errors(path):
+                write(tmp.path)
+        for path, tmp in temps:
+            with _write_errors(path):
+                tmp.commit()
     return [path for path, _ in temps]
+
+
+@contextlib.contextmanager
+def _write_errors(path: Path) -> Iterator[None]:
+    """An OS error while writing `path` (disk full, quota, file size limit, a name too long) is the user's to
+    fix: one line, not a traceback (the caller removes the temporary files)."""
+    try:
+        yield
+    except OSError as e:
+        raise UserError(f"cannot write {path}: {e.strerror or e}") from None
 
 
 class _Deferred:
@@ -142,7 +161,8 @@ class _Deferred:
 def _deferred(path: str | os.PathLike) -> Iterator[_Deferred]:
     """A temporary file beside `path` that is moved onto it by `commit()`, and deleted if it never was."""
     target = Path(os.path.realpath(path))
-    fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=target.suffix)
+    with _write_errors(target):
+        fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=target.suffix)
     os.close(fd)
     try:
         yield _Deferred(target, Path(tmp))

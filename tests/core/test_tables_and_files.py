@@ -115,12 +115,34 @@ exit_on_user_error(run, prog="t")()
 """
 
 
-def test_sigterm_exits_143_quietly_and_removes_the_temporary_file(tmp_path):
+@pytest.mark.parametrize("signal_name", ["SIGTERM", "SIGHUP"])
+def test_sigterm_and_sighup_exit_143_quietly_and_remove_the_temporary_file(tmp_path, signal_name):
     target = tmp_path / "out.csv"
-    r = subprocess.run([sys.executable, "-c", SIGTERM_SCRIPT, str(target)], capture_output=True, text=True,
-                       timeout=60)
+    script = SIGTERM_SCRIPT.replace("signal.SIGTERM", f"signal.{signal_name}")
+    r = subprocess.run([sys.executable, "-c", script, str(target)], capture_output=True, text=True, timeout=60)
     assert r.returncode == 143 and r.stderr == "terminated\n"
     assert list(tmp_path.iterdir()) == []
+
+
+def test_write_time_os_errors_are_one_line_user_errors_and_leave_nothing(tmp_path):
+    """A full disk, a file-size limit or a name the file system refuses: a UserError naming the file, no
+    temporary file left, the old file untouched; a name too long is caught before any work."""
+    import errno
+
+    from analysis.core.files import write_atomic, write_set
+
+    (tmp_path / "t.csv").write_text("old\n")
+
+    def full(tmp):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    with pytest.raises(UserError, match=r"cannot write .*t\.csv: No space left on device"):
+        write_atomic(tmp_path / "t.csv", full)
+    with pytest.raises(UserError, match="cannot write .*a.png: No space left on device"):
+        write_set({tmp_path / "a.pdf": lambda tmp: tmp.write_text("pdf"), tmp_path / "a.png": full})
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["t.csv"] and (tmp_path / "t.csv").read_text() == "old\n"
+    with pytest.raises(UserError, match="is too long"):
+        check_writable(tmp_path / ("x" * 250 + ".csv"))
 
 
 def test_user_errors_are_printed_by_rank_0_only_and_the_other_ranks_wait_for_it(capsys, monkeypatch):
@@ -203,7 +225,7 @@ def test_a_set_of_outputs_appears_together_or_not_at_all(tmp_path):
     def fail(tmp):
         raise OSError("disk full")
 
-    with pytest.raises(OSError):
+    with pytest.raises(UserError, match="disk full"):
         write_set({tmp_path / "am.csv": lambda tmp: tmp.write_text("new\n"),
                    tmp_path / "am.png": lambda tmp: tmp.write_bytes(b"png"), tmp_path / "am.pdf": fail})
     assert sorted(p.name for p in tmp_path.iterdir()) == ["am.csv"]          # no new file, no temp left
