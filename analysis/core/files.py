@@ -107,20 +107,10 @@ def _new_file_mode(path: str) -> int:
 @contextlib.contextmanager
 def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     """Yield a temporary path beside `path` (beside its target when `path` is a symlink); on
-    success rename it onto that target, else delete it."""
-    path = Path(os.path.realpath(path))
-    with _write_errors(path):
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=path.suffix)
-    os.close(fd)
-    try:
-        with _write_errors(path):
-            yield Path(tmp)
-            os.chmod(tmp, _new_file_mode(str(path)))
-            os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
-        raise
+    success rename it onto that target, else delete it (`write_set` of one file)."""
+    with _deferred(path) as tmp, _write_errors(tmp.target):
+        yield tmp.path
+        tmp.commit()
 
 
 def write_set(writers: dict) -> list[Path]:

@@ -34,8 +34,7 @@ def plot_scorecard(card: pd.DataFrame, columns: int = 4) -> plt.Figure:
     rows = math.ceil(len(card) / columns)
     fig, axes = plt.subplots(rows, columns, figsize=(3.4 * columns, 2.2 * rows), squeeze=False)
     for ax, r in zip(axes.flat, card.itertuples()):
-        rule = rules.get(r.row) or next(c.rule for c in CLAIMS if c.id == r.claim)
-        lo, hi = rule.region(r.paper_value)
+        lo, hi = rules[r.row].region(r.paper_value)
         values = _finite(r.ci_low, r.ci_high, r.ours, r.paper_value, lo, hi)
         span = (max(values) - min(values)) or 1.0
         left, right = min(values) - 0.25 * span, max(values) + 0.25 * span

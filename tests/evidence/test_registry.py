@@ -33,6 +33,15 @@ def test_every_row_is_complete():
     assert {c.row for c in sc.CLAIMS} == {c.row for c in rows}
 
 
+def test_the_registrys_settings_are_the_ones_the_code_applies():
+    """level, power and multiplicity are declared in the registry; the code must apply exactly those."""
+    from analysis.evidence.intervals import LEVEL
+    from analysis.evidence.power import POWER
+
+    assert sc.tomllib.loads(sc.REGISTRY.read_text())["settings"] == {"level": LEVEL, "power": POWER,
+                                                                   "multiplicity": "holm"}
+
+
 def test_a_registry_text_round_trips():
     text = sc.REGISTRY.read_text()
     assert [c.spec for c in sc.load_registry(text)] == [c.spec for c in sc.CLAIMS]
