@@ -3,8 +3,9 @@ cluttered digits on two CPU cores (library: `analysis.lab.recipes`, `.cache`, `.
 
 Trains the recipes whose checkpoints are missing, then writes each table as
 `results/micro/<table>.csv` (under `--root`; default from `core.paths.micro_root`). `--meso` runs
-the meso suite instead (the claims' model pairs at 112 px, 3 seeds) into `results/meso/`, with its
-provenance in `suite.json`.
+the meso suite instead (a learning-rate search on a tune split, then the claims' models and the
+Fig. 2 speed-accuracy sweep at 112 px from 5 seeds, trained two at a time) into `results/meso/`,
+with its provenance in `suite.json`.
 """
 from __future__ import annotations
 
@@ -23,7 +24,19 @@ EPILOG = """examples:
   python -m analysis.ablations --train stem4 stem8   # just these models
   python -m analysis.ablations --table macro --refresh
   python -m analysis.ablations --seeds               # the scorecard's seed replicates and per-image tables
-  python -m analysis.ablations --meso                # the meso suite (112 px, 3 seeds; ~40 min on 2 cores)"""
+  python -m analysis.ablations --meso                # the meso suite (112 px, 5 seeds; ~100 min on 2 cores)"""
+
+
+def _rounds(text: str) -> int:
+    import argparse
+
+    try:
+        n = int(text)
+    except ValueError:
+        n = 0
+    if n < 10:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number of at least 10 rounds")
+    return n
 
 
 def build_parser() -> ArgumentParser:
@@ -37,8 +50,11 @@ def build_parser() -> ArgumentParser:
                         "and write their per-image tables (predictions, head_similarity_images, ablation_images, "
                         "ablation_heads_images)")
     p.add_argument("--meso", action="store_true",
-                   help="run the meso suite: the claims' models at 112 px from 3 seeds (~40 min on 2 cores; resumes "
-                        "from its cache) and its tables, into results/meso (or --root)")
+                   help="run the meso suite: the learning-rate search on the tune split, the claims' models and the "
+                        "Fig. 2 sweep at 112 px from 5 seeds, their tables and timing rounds (~100 min on 2 cores; "
+                        "resumes from its cache), into results/meso (or --root)")
+    p.add_argument("--rounds", type=_rounds, default=12,
+                   help="--meso: interleaved timing rounds of the Fig. 2 sweep (at least 10; default 12)")
     p.add_argument("--list", action="store_true", help="list the recipes and their cache state")
     p.add_argument("--retrain", action="store_true", help="ignore cached checkpoints")
     p.add_argument("--refresh", action="store_true", help="recompute cached tables")
@@ -127,55 +143,80 @@ def _commit() -> str:
 
 
 def _meso(args) -> int:
-    """Train every meso replicate (resuming from the cache), write the meso tables and the suite's provenance."""
+    """The meso suite, resumable from its cache: the search (`lab.tuning`), every tuned recipe from every
+    seed, the per-image tables, training curves, timing rounds, the frontier table and `suite.json`."""
     import platform
 
     import pandas as pd
     import torch
-    from tqdm import tqdm
 
     from .core.files import write_json
     from .core.paths import meso_root
     from .core.runtime import cpu_name
     from .core.tables import write_csv
-    from .lab import experiments
-    from .lab.cache import checkpoint_path, load_or_train, table_path
-    from .lab.recipes import MESO_GRADCAM_KEYS, MESO_GRADCAM_LAYERS, MESO_RECIPES, SEEDS, recipe
+    from .lab import experiments, frontier, tuning
+    from .lab.cache import checkpoint_path, load_or_train, micro_datasets, table_path, train_all
+    from .lab.recipes import MESO_FAMILIES, MESO_GRADCAM_KEYS, MESO_GRADCAM_LAYERS, MESO_SEEDS
 
     root = meso_root(args.root)
     _prepare(root, args.threads)
     t0 = time.perf_counter()
-    replicates = [recipe(k, s) for s in SEEDS for k in MESO_RECIPES]
-    rows, trained = [], 0
-    for r in tqdm(replicates, desc="meso suite", unit="model", file=sys.stderr):
-        trained += args.retrain or not checkpoint_path(r.key, root, r.seed).is_file()
-        _, s = load_or_train(r.key, seed=r.seed, root=root, retrain=args.retrain)
-        rows.append({"key": r.key, "seed": r.seed, "digest": s["digest"], "val_top1": s["val_top1"],
-                     "train_seconds": s["train_seconds"], "threads": s["threads"]})
-    write_csv(pd.DataFrame(rows), root / "models.csv")
-    keys, deits = list(MESO_RECIPES), ("meso_deit_3h", "meso_deit_6h")
-    tables = {"predictions": lambda: experiments.predictions_table(keys, SEEDS, root=root, refresh=args.refresh),
-              "head_similarity_images": lambda: experiments.head_similarity_images_table(deits, SEEDS, root=root,
-                                                                                         refresh=args.refresh),
-              "ablation_images": lambda: experiments.ablation_images_table(deits, SEEDS, root=root,
-                                                                           refresh=args.refresh),
-              "ablation_heads_images": lambda: experiments.ablation_heads_images_table(("meso_deit_3h",), SEEDS,
-                                                                                       root=root, refresh=args.refresh),
-              "gradcam": lambda: experiments.gradcam_table(MESO_GRADCAM_KEYS, min_side=7, root=root,
-                                                           refresh=args.refresh),
-              "gradcam_images": lambda: experiments.gradcam_images_table(MESO_GRADCAM_LAYERS, SEEDS, root=root,
-                                                                         refresh=args.refresh)}
+    search = tuning.search_table(root=root, workers=args.threads, refresh=args.refresh)
+    recipes = tuning.tuned_recipes(tuning.choose(search))
+    replicates = [r.with_seed(s) for s in MESO_SEEDS for r in recipes.values()]
+    missing = sum(args.retrain or not checkpoint_path(r, root).is_file() for r in replicates)
+    train_all(replicates, root=root, workers=args.threads, retrain=args.retrain, desc="meso suite")
+    torch.set_num_threads(args.threads)
+    rows = []
+    for r in replicates:
+        s = load_or_train(r, root=root, progress=False)[1]
+        rows.append({"key": r.key, "seed": r.seed, "digest": s["digest"], "lr": r.config().lr,
+                     "augment": r.config().augment, "val_top1": s["val_top1"], "train_seconds": s["train_seconds"],
+                     "threads": s["threads"]})
+    models = pd.DataFrame(rows)
+    write_csv(models, root / "models.csv")
+    tuned = list(recipes.values())
+    deits = [recipes["meso_deit_3h"], recipes["meso_deit_6h"]]
+    val = micro_datasets(tuned[0].config().data_kwargs)[1]
+    seeds = MESO_SEEDS
+    tables = {
+        "predictions": lambda: experiments.predictions_table(tuned, seeds, root=root, refresh=args.refresh),
+        "head_similarity_images": lambda: experiments.head_similarity_images_table(deits, seeds, root=root,
+                                                                                   refresh=args.refresh),
+        "ablation_images": lambda: experiments.ablation_images_table(deits, seeds, root=root, refresh=args.refresh),
+        "ablation_heads_images": lambda: experiments.ablation_heads_images_table(deits[:1], seeds, root=root,
+                                                                                 refresh=args.refresh),
+        "gradcam": lambda: experiments.gradcam_table([(recipes[k], s) for k, s in MESO_GRADCAM_KEYS], min_side=7,
+                                                     root=root, refresh=args.refresh),
+        "gradcam_images": lambda: experiments.gradcam_images_table(MESO_GRADCAM_LAYERS, seeds, recipes=recipes,
+                                                                   root=root, refresh=args.refresh)}
     for name, build in tables.items():
         print(f"{name}: {len(build())} rows -> {table_path(name, root)}", file=sys.stderr)
+    write_csv(frontier.training_curves(replicates, root=root), root / "training_curves.csv.gz")
+    write_csv(pd.DataFrame({"image": range(len(val)), "label": val.labels.numpy(), "source": val.sources.numpy()}),
+              root / "val_sources.csv")
+    train_wall = time.perf_counter() - t0
+    sweep = {k: recipes[k] for keys in MESO_FAMILIES.values() for k in keys}
+    if args.retrain or missing or not (root / "latency_rounds.csv").is_file():  # timed once the cores are quiet
+        latency = frontier.sweep_latency(sweep, root=root, rounds=args.rounds)
+        write_csv(latency.assign(cpu=cpu_name(), host=platform.node(), torch=torch.__version__),
+                  root / "latency_rounds.csv")
+    from .core.tables import read_csv
+    latency = read_csv(root / "latency_rounds.csv")
+    predictions = read_csv(table_path("predictions", root))
+    write_csv(frontier.frontier_table(recipes, MESO_FAMILIES, predictions, latency, clusters=val.sources.numpy(),
+                                      models=models), root / "frontier.csv")
     commit = _commit()
     wall = time.perf_counter() - t0
     previous = _provenance(root)
     write_json({"command": "python -m analysis.ablations " + " ".join(sys.argv[1:]), "commit": commit,
-                "seeds": list(SEEDS), "models": len(MESO_RECIPES), "host": platform.node(),
-                "cpu": cpu_name(), "threads": torch.get_num_threads(),
-                "torch": torch.__version__, "train_seconds_total": round(sum(r["train_seconds"] for r in rows), 1),
-                "trained_this_run": trained, "wall_seconds_this_run": round(wall, 1),
-                **from_scratch(previous, trained, len(replicates), wall, commit)}, root / "suite.json")
+                "seeds": list(seeds), "models": len(recipes), "replicates": len(replicates),
+                "search_runs": len(search), "workers": args.threads, "host": platform.node(),
+                "cpu": cpu_name(), "threads": args.threads, "torch": torch.__version__,
+                "train_seconds_total": round(float(models.train_seconds.sum()), 1),
+                "trained_this_run": missing, "wall_seconds_this_run": round(wall, 1),
+                "wall_seconds_before_timing": round(train_wall, 1),
+                **from_scratch(previous, missing, len(replicates), wall, commit)}, root / "suite.json")
     return 0
 
 

@@ -3,6 +3,7 @@
     >>> lat = stage_latency(model, x, repeats=20)  # tidy DataFrame: stage, latency_ms, spread_ms
     >>> lat.attrs["model_latency_ms"]              # whole forward, timed in the same loop
     >>> model_latency(model, x, repeats=20)        # float, ms
+    >>> interleaved_rounds({"a": (m1, x1), "b": (m2, x2)}, rounds=12)   # tidy: round, name, seconds
 
 How: forward pre-hooks on the stage modules mark the moment each stage starts; a stage
 lasts until the next stage starts (the last one until the forward returns), so ops
@@ -30,7 +31,33 @@ from tqdm import tqdm
 from ..core.errors import not_a_command
 from .stages import StageMap, stage_map
 
-__all__ = ["stage_latency", "model_latency"]
+__all__ = ["stage_latency", "model_latency", "interleaved_rounds"]
+
+
+def interleaved_rounds(models, rounds: int, *, passes: int = 3, threads: Optional[int] = 1,
+                       progress: bool = False) -> pd.DataFrame:
+    """Seconds per forward pass of each `models` entry ({name: (model, input)}) on the CPU, in `rounds`
+    interleaved rounds: each round times every model once (the best of `passes` passes), in an order
+    rotated from round to round, so that load drift on a shared machine and the order hit all models
+    alike and a round is a paired replicate. One warm-up pass per model first; `torch.inference_mode`,
+    `threads` CPU threads. Columns round, name, seconds (one row per round and model)."""
+    from ..core.runtime import cpu_threads
+
+    names = list(models)
+    rows = []
+    with cpu_threads(threads), torch.inference_mode():
+        for model, x in models.values():
+            model(x)
+        for r in tqdm(range(rounds), disable=not progress, file=sys.stderr, desc="timing rounds", unit="round"):
+            for name in names[r % len(names):] + names[:r % len(names)]:
+                model, x = models[name]
+                times = []
+                for _ in range(passes):
+                    t0 = time.perf_counter()
+                    model(x)
+                    times.append(time.perf_counter() - t0)
+                rows.append({"round": r, "name": name, "seconds": min(times)})
+    return pd.DataFrame(rows).sort_values(["round", "name"], ignore_index=True)
 
 
 class _Clock:

@@ -208,29 +208,16 @@ def fig2_speed_rounds(rounds: int = TIMING_ROUNDS, *, batch_size: int = 4, resol
     """Seconds per forward pass of Fig. 2's (a) and (b) (random weights, CPU, one thread), in
     `rounds` interleaved rounds (each the best of `passes` passes), so that load drift on a shared
     machine hits both designs of a round alike: the data of the `shvit_fig2_speed` claim."""
-    import time
-
     import torch
 
     from ..core.models import create_model
-    from ..core.runtime import cpu_threads
+    from ..cost.latency import interleaved_rounds
 
-    models = {d: create_model(f"shvitlab_fig2_{k}", "random") for d, k in (("(a)", "a"), ("(b)", "b"))}
     x = torch.randn(batch_size, 3, resolution, resolution, generator=torch.Generator().manual_seed(0))
-    rows = []
-    with cpu_threads(1), torch.inference_mode():
-        for m in models.values():
-            m(x)  # warm-up
-        for r in range(rounds):
-            for design, m in models.items():
-                times = []
-                for _ in range(passes):
-                    t0 = time.perf_counter()
-                    m(x)
-                    times.append(time.perf_counter() - t0)
-                rows.append({"round": r, "design": design, "model": f"shvitlab_fig2_{design[1]}", "seconds": min(times),
-                             "batch_size": batch_size, "resolution": resolution, "threads": 1})
-    return pd.DataFrame(rows)
+    models = {d: (create_model(f"shvitlab_fig2_{d[1]}", "random"), x) for d in ("(a)", "(b)")}
+    df = interleaved_rounds(models, rounds, passes=passes, threads=1).rename(columns={"name": "design"})
+    return df.assign(model=[f"shvitlab_fig2_{d[1]}" for d in df.design], batch_size=batch_size,
+                     resolution=resolution, threads=1)
 
 
 def memory_bound_rounds(rounds: int = TIMING_ROUNDS, *, models=MULTI_HEAD_MODELS + ("efficientvit_m4",),

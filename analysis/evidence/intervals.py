@@ -26,13 +26,13 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field, replace
-from typing import Callable, Sequence
+from typing import Callable, Optional, Sequence
 
 import numpy as np
 
 from ..core.errors import not_a_command
 
-__all__ = ["Estimate", "seeded", "bootstrap", "exact", "t_interval", "log_ratio_interval", "proportion_difference",
+__all__ = ["Estimate", "seeded", "random_effect", "cluster_indices", "bootstrap", "exact", "t_interval", "log_ratio_interval", "proportion_difference",
            "LEVEL"]
 
 LEVEL = 0.95
@@ -87,12 +87,33 @@ def _t_estimate(value: float, replicate_var: float, n: int, fixed_var: float, me
                     tuple(float(v) for v in per_replicate))
 
 
+def random_effect(per_seed: Sequence[float], fixed_var: float, method: str) -> Estimate:
+    """Mean of `per_seed` values (seeds as a random effect, t with S - 1 df) with `fixed_var` (the variance
+    of the seed mean from other sources: images, timing rounds) added to its squared standard error."""
+    x = np.asarray(per_seed, dtype=float)
+    if len(x) < 2:
+        return Estimate(float(x.mean()), -math.inf, math.inf, method + " (one seed: seed variance unknown)",
+                        math.inf, 0.0, replicate_unit="seeds", replicates=len(x), fixed_var=fixed_var,
+                        per_replicate=tuple(x))
+    return _t_estimate(float(x.mean()), float(x.var(ddof=1)), len(x), fixed_var, method, "seeds", x)
+
+
 def exact(value: float, method: str = "deterministic count: no sampling error") -> Estimate:
     return Estimate(float(value), float(value), float(value), method, se=0.0, df=math.inf)
 
 
+def cluster_indices(clusters: Optional[np.ndarray], n: int, rng: np.random.Generator) -> np.ndarray:
+    """One bootstrap resample of `n` units: units drawn with replacement, or, given each unit's cluster id,
+    whole clusters drawn with replacement (all of a drawn cluster's units, as often as it is drawn)."""
+    if clusters is None:
+        return rng.integers(0, n, n)
+    ids, inverse = np.unique(np.asarray(clusters), return_inverse=True)
+    members = np.split(np.argsort(inverse, kind="stable"), np.cumsum(np.bincount(inverse))[:-1])
+    return np.concatenate([members[c] for c in rng.integers(0, len(ids), len(ids))])
+
+
 def seeded(statistic: Callable[..., float], *arrays: np.ndarray, resamples: int = 2000, seed: int = 0,
-           unit: str = "images") -> Estimate:
+           unit: str = "images", clusters: Optional[np.ndarray] = None) -> Estimate:
     """`statistic` per training seed, averaged over seeds, with seeds as a random effect.
 
     Each array is [seeds, units, ...], all sharing their seed and unit axes (paired: seed s of
@@ -100,7 +121,9 @@ def seeded(statistic: Callable[..., float], *arrays: np.ndarray, resamples: int 
     one seed's slices. Interval: mean +- t(S - 1) * sqrt(s_seed^2 / S + v_images), where s_seed^2
     is the variance of the per-seed values and v_images the bootstrap variance (over `resamples`
     resamples of the units, the same for every seed) of the seed-averaged statistic. Both parts contain the residual (seed x image) noise once, so the interval
-    errs wide. One seed: the seed variance is unknown and the interval unbounded.
+    errs wide. One seed: the seed variance is unknown and the interval unbounded. `clusters` (one id per
+    unit, e.g. each val image's source digit): the bootstrap draws whole clusters, for units that are
+    not independent.
     """
     arrays = [np.asarray(a) for a in arrays]
     s, n = arrays[0].shape[:2]
@@ -111,10 +134,11 @@ def seeded(statistic: Callable[..., float], *arrays: np.ndarray, resamples: int 
     rng = np.random.default_rng(seed)
     boot = np.empty(resamples)
     for i in range(resamples):
-        idx = rng.integers(0, n, n)
+        idx = cluster_indices(clusters, n, rng)
         boot[i] = np.mean([statistic(*(a[k][idx] for a in arrays)) for k in range(s)])
     v_images = float(boot.var(ddof=1))
-    method = (f"seeds as a random effect: t over {s} seeds + bootstrap over {n} {unit} ({resamples} resamples), "
+    drawn = unit if clusters is None else f"{unit} clustered in {len(np.unique(clusters))} source digits"
+    method = (f"seeds as a random effect: t over {s} seeds + bootstrap over {n} {drawn} ({resamples} resamples), "
               f"{s - 1} df")
     if s < 2:
         return Estimate(value, -math.inf, math.inf, method + " (one seed: seed variance unknown)", math.inf, 0.0,

@@ -5,7 +5,10 @@ Cluttered digits (micro scale): real handwritten digits from scikit-learn's `loa
 real photos shipped with scikit-learn (`load_sample_images`), plus a few fragments of other
 digits as clutter. Ten classes, a ground-truth box per image (so Grad-CAM localisation can be
 scored), generated deterministically from a seed with nothing downloaded. Train and val use
-disjoint digit writers (the first / last 20% of `load_digits`) and disjoint photo halves.
+disjoint digit writers (the first 80% / last 20% of `load_digits`) and disjoint photo halves.
+With `num_tune` > 0 a third split, "tune", takes the writers 70-80% of `load_digits` (train keeps
+the first 70%): images for choosing hyperparameters that share no source digit with train or val.
+`sources` names each image's source digit (its `load_digits` index), the unit a bootstrap clusters on.
 
     >>> train = ClutteredDigits("train", seed=0)     # 64x64 px, 4000 images
     >>> image, label = train[0]                      # normalised float tensor, int
@@ -36,7 +39,8 @@ __all__ = ["DigitsConfig", "ClutteredDigits", "render_example", "export_image_fo
 
 DIGITS_NAME = "cluttered-digits"
 NUM_CLASSES = 10
-_SPLITS = ("train", "val")
+_SPLITS = ("train", "val", "tune")
+_TUNE_WRITERS = (0.7, 0.8)  # the tune split's share of `load_digits` (carved from the train writers)
 _MEAN = torch.tensor(IMAGENET_DEFAULT_MEAN).view(3, 1, 1)
 _STD = torch.tensor(IMAGENET_DEFAULT_STD).view(3, 1, 1)
 
@@ -48,6 +52,7 @@ class DigitsConfig:
     image_size: int = 64
     num_train: int = 4000
     num_val: int = 1000
+    num_tune: int = 0  # images of the "tune" split (0: no tune split; train keeps 80% of the writers)
     digit_size: Optional[Tuple[int, int]] = None  # pasted digit's side, px (inclusive); default 7/16..11/16 of image
     clutter: int = 3  # fragments (a quarter of the side) of other digits per image
     jitter: float = 1.0  # digit offset from the centre, as a share of the free space (1: anywhere)
@@ -71,16 +76,18 @@ class DigitsConfig:
         return d
 
 
-def _sources(split: str):
-    """(digit images 8x8 float 0..1, labels, photos list of HxWx3 uint8) of one split."""
+def _sources(split: str, tune: bool = False):
+    """(digit images 8x8 float 0..1, labels, their `load_digits` indices, photos list of HxWx3 uint8) of one
+    split; `tune`: a tune split exists, so train keeps the first 70% of the writers instead of 80%."""
     digits = load_digits()
-    cut = int(len(digits.images) * 0.8)
-    sel = slice(0, cut) if split == "train" else slice(cut, None)
+    n = len(digits.images)
+    lo, hi = (int(n * f) for f in _TUNE_WRITERS)
+    idx = np.arange(*{"train": (0, lo if tune else hi), "tune": (lo, hi), "val": (hi, n)}[split])
     photos = []
-    for photo in load_sample_images().images:  # china.jpg, flower.jpg
+    for photo in load_sample_images().images:  # china.jpg, flower.jpg; tune crops the val half (unseen photos)
         half = photo.shape[1] // 2
         photos.append(photo[:, :half] if split == "train" else photo[:, half:])
-    return digits.images[sel] / 16.0, digits.target[sel], photos
+    return digits.images[idx] / 16.0, digits.target[idx], idx, photos
 
 
 def _resize(a: np.ndarray, side: int) -> np.ndarray:
@@ -152,6 +159,8 @@ class ClutteredDigits(torch.utils.data.Dataset):
         images: uint8 tensor (N, 3, H, W), the raw bytes (identical for identical config).
         labels: int64 tensor (N,).
         boxes: int64 tensor (N, 4), ground-truth digit boxes (x0, y0, x1, y1), end-exclusive.
+        sources: int64 tensor (N,), the `load_digits` index of each image's digit (images sharing a
+            source digit are not independent: bootstraps over images cluster on it).
     Pixels are normalised with ImageNet mean / std, as timm's transforms do for real data.
     """
 
@@ -163,15 +172,19 @@ class ClutteredDigits(torch.utils.data.Dataset):
         cfg = config or DigitsConfig()
         if overrides:
             cfg = DigitsConfig(**{**asdict(cfg), **overrides})
+        if split == "tune" and cfg.num_tune <= 0:
+            raise UserError("this configuration has no tune split (num_tune = 0)")
         self.split, self.config = split, cfg
-        digits, targets, photos = _sources(split)
+        digits, targets, indices, photos = _sources(split, tune=cfg.num_tune > 0)
         rng = np.random.default_rng([cfg.seed, _SPLITS.index(split)])
-        count = cfg.num_train if split == "train" else cfg.num_val
+        count = {"train": cfg.num_train, "val": cfg.num_val, "tune": cfg.num_tune}[split]
         images = np.empty((count, cfg.image_size, cfg.image_size, 3), np.uint8)
         labels = np.empty(count, np.int64)
         boxes = np.empty((count, 4), np.int64)
+        sources = np.empty(count, np.int64)
         for i in range(count):
             k = int(rng.integers(len(digits)))
+            sources[i] = indices[k]
             frags = tuple(digits[j] for j in rng.integers(len(digits), size=cfg.clutter))
             photo = photos[int(rng.integers(len(photos)))]
             images[i], _, boxes[i] = render_example(rng, digits[k], photo, cfg, frags)
@@ -179,6 +192,7 @@ class ClutteredDigits(torch.utils.data.Dataset):
         self.images = torch.from_numpy(images).permute(0, 3, 1, 2).contiguous()
         self.labels = torch.from_numpy(labels)
         self.boxes = torch.from_numpy(boxes)
+        self.sources = torch.from_numpy(sources)
 
     def __len__(self) -> int:
         return len(self.labels)
@@ -200,7 +214,7 @@ def export_image_folder(root: str | os.PathLike, config: Optional[DigitsConfig] 
     """
     root = Path(root)
     cfg = config or DigitsConfig()
-    for split in _SPLITS:
+    for split in _SPLITS if cfg.num_tune > 0 else _SPLITS[:2]:
         ds = ClutteredDigits(split, cfg)
         rows = []
         for c in ds.classes:
@@ -226,7 +240,7 @@ def image_folder_datasets(root: str | os.PathLike, input_size: Tuple[int, int, i
     root = Path(root)
     if not root.is_dir():
         raise UserError(f"data folder {root} does not exist")
-    for split in _SPLITS:
+    for split in _SPLITS[:2]:
         if not (root / split).is_dir():
             raise UserError(f"data folder {root} has no {split}/ subfolder (expected ImageNet layout "
                             f"{root}/{split}/<class>/*.jpg)")
@@ -234,7 +248,7 @@ def image_folder_datasets(root: str | os.PathLike, input_size: Tuple[int, int, i
     # one class index per train/ subfolder, shared by both splits (even when a split lacks a class)
     class_map = {p.name: i for i, p in enumerate(sorted(q for q in (root / "train").iterdir() if q.is_dir()))}
     out = []
-    for split in _SPLITS:
+    for split in _SPLITS[:2]:
         train = split == "train" and augment
         tf = create_transform(**common, is_training=train, **({} if train else {"crop_pct": crop_pct}))
         ds = create_dataset("", root=str(root), split=split, is_training=split == "train", transform=tf,

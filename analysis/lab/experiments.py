@@ -35,7 +35,7 @@ from ..heads.similarity import similarity_per_image
 from .cache import cached_table, load_or_train, micro_datasets
 from .datasets import ClutteredDigits
 from .gradcam import GradCAM, localisation, localisation_images
-from .recipes import FIG6_ROWS, GRADCAM_KEYS, MACRO_ROWS, RECIPES, SEEDED_KEYS, SEEDS, STEM_ROWS, TABLE6_ROWS, recipe
+from .recipes import FIG6_ROWS, GRADCAM_KEYS, MACRO_ROWS, RECIPES, SEEDED_KEYS, SEEDS, STEM_ROWS, TABLE6_ROWS, resolve
 from .train import resize_inputs
 
 __all__ = ["macro_table", "single_head_table", "heads_table", "importance_table", "importance_agreement",
@@ -211,19 +211,22 @@ def gradcam_table(keys=GRADCAM_KEYS, *, min_side: int = CAM_MIN_SIDE, root: Opti
                   refresh: bool = False, progress: bool = True) -> pd.DataFrame:
     """Pointing game of the 4x4- vs 16x16-stem models over the whole val set (captum LayerGradCam on
     `cam_layer` with maps of at least `min_side`, target = true class); `box_area` is the hit rate of a
-    random point. `keys`: (recipe, stem stride) pairs trained on the same data (micro by default)."""
+    random point. `keys`: (recipe key or `MicroRecipe`, stem stride) pairs trained on the same data
+    (micro by default)."""
+    recipes = [(resolve(k), stride) for k, stride in keys]
+
     def compute():
-        _, val, _ = micro_datasets(recipe(keys[0][0]).config().data_kwargs)
+        _, val, _ = micro_datasets(recipes[0][0].config().data_kwargs)
         frames = []
-        for key, stride in keys:
-            model, _ = load_or_train(key, root=root, progress=progress)
-            name, side = cam_layer(model, recipe(key).resolution, min_side)
+        for r, stride in recipes:
+            model, _ = load_or_train(r, root=root, progress=progress)
+            name, side = cam_layer(model, r.resolution, min_side)
             df = localisation(model, val, layer=model.get_submodule(name), progress=progress)
-            for col, value in (("map_side", side), ("layer", name), ("stem_stride", stride), ("key", key)):
+            for col, value in (("map_side", side), ("layer", name), ("stem_stride", stride), ("key", r.key)):
                 df.insert(0, col, value)
             frames.append(df)
         return pd.concat(frames, ignore_index=True)
-    return cached_table("gradcam", [k for k, _ in keys], compute, root, refresh)
+    return cached_table("gradcam", [r for r, _ in recipes], compute, root, refresh)
 
 
 def gradcam_examples(n: int = 8, *, root: Optional[PathLike] = None) -> dict:
@@ -241,7 +244,8 @@ def gradcam_examples(n: int = 8, *, root: Optional[PathLike] = None) -> dict:
 
 
 def _replicates(keys, seeds):
-    return [recipe(k, s) for k in keys for s in seeds]
+    """Each recipe (a key or a `MicroRecipe`) trained from each seed."""
+    return [resolve(k, s) for k in keys for s in seeds]
 
 
 def predictions_table(keys=SEEDED_KEYS, seeds=SEEDS, *, root: Optional[PathLike] = None, refresh: bool = False,
@@ -251,7 +255,7 @@ def predictions_table(keys=SEEDED_KEYS, seeds=SEEDS, *, root: Optional[PathLike]
     def compute():
         frames = []
         for r in _replicates(keys, seeds):
-            model, _ = load_or_train(r.key, seed=r.seed, root=root, progress=progress)
+            model, _ = load_or_train(r, root=root, progress=progress)
             _, val, _ = micro_datasets(r.config().data_kwargs)
             x, y = torch.stack([v[0] for v in val]), torch.as_tensor(val.labels)
             x = resize_inputs(x, r.input_size)
@@ -272,7 +276,7 @@ def head_similarity_images_table(keys=("deit_3h", "deit_6h"), seeds=SEEDS, *, im
     def compute():
         frames = []
         for r in _replicates(keys, seeds):
-            model, _ = load_or_train(r.key, seed=r.seed, root=root, progress=progress)
+            model, _ = load_or_train(r, root=root, progress=progress)
             _, val, _ = micro_datasets(r.config().data_kwargs)
             x = torch.stack([val[i][0] for i in range(images)])
             sim = similarity_per_image(model, x)  # [layers, images]
@@ -299,7 +303,7 @@ def ablation_images_table(keys=("deit_3h", "deit_6h"), seeds=SEEDS, *, root: Opt
     def compute():
         frames = []
         for r in _replicates(keys, seeds):
-            model, _ = load_or_train(r.key, seed=r.seed, root=root, progress=progress)
+            model, _ = load_or_train(r, root=root, progress=progress)
             _, val, _ = micro_datasets(r.config().data_kwargs)
             batches = list(DataLoader(val, batch_size=200))
             best = best_heads(head_ablation(model, batches, modes=("remove1",)))
@@ -323,7 +327,7 @@ def ablation_heads_images_table(keys=("deit_3h",), seeds=SEEDS, *, root: Optiona
     def compute():
         frames = []
         for r in _replicates(keys, seeds):
-            model, _ = load_or_train(r.key, seed=r.seed, root=root, progress=progress)
+            model, _ = load_or_train(r, root=root, progress=progress)
             _, val, _ = micro_datasets(r.config().data_kwargs)
             batches = list(DataLoader(val, batch_size=200))  # the batches `ablation_images_table` uses
             labels = torch.cat([y for _, y in batches]).numpy()
@@ -339,20 +343,21 @@ def ablation_heads_images_table(keys=("deit_3h",), seeds=SEEDS, *, root: Optiona
     return cached_table("ablation_heads_images", _replicates(keys, seeds), compute, root, refresh)
 
 
-def gradcam_images_table(layers: Mapping[str, Sequence[str]], seeds=SEEDS, *, root: Optional[PathLike] = None,
-                         refresh: bool = False, progress: bool = True) -> pd.DataFrame:
+def gradcam_images_table(layers: Mapping[str, Sequence[str]], seeds=SEEDS, *, recipes: Optional[Mapping] = None,
+                         root: Optional[PathLike] = None, refresh: bool = False, progress: bool = True) -> pd.DataFrame:
     """Per replicate of each recipe in `layers` ({key: [layer names]}, e.g. `MESO_GRADCAM_LAYERS`), layer and
     val image: the strict pointing-game hit (1/0) of Grad-CAM on that layer, target = true class (as
     `gradcam_table`; `localisation_images`), and the side of the layer's map. Columns key, seed, layer,
-    map_side, image, hit, sorted by key, seed, layer, image; a cached table with other layers is recomputed."""
+    map_side, image, hit, sorted by key, seed, layer, image; a cached table with other layers is recomputed.
+    `recipes`: {key: `MicroRecipe`} for recipes not in the registries as they are (tuned meso recipes)."""
     layers = {k: tuple(v) for k, v in layers.items()}
-    keys = list(layers)
+    keys = [(recipes or {}).get(k, k) for k in layers]
     wanted = {(k, name) for k, names in layers.items() for name in names}
 
     def compute():
         frames = []
         for r in _replicates(keys, seeds):
-            model, _ = load_or_train(r.key, seed=r.seed, root=root, progress=progress)
+            model, _ = load_or_train(r, root=root, progress=progress)
             _, val, _ = micro_datasets(r.config().data_kwargs)
             for name in layers[r.key]:
                 module = model.get_submodule(name)

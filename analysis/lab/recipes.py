@@ -19,11 +19,12 @@ from dataclasses import dataclass, field, replace
 from typing import Dict, Optional
 
 from ..core.errors import UserError, not_a_command
+from .datasets import DigitsConfig
 from .train import TrainConfig
 
 __all__ = ["MicroRecipe", "RECIPES", "MESO_RECIPES", "MESO_DATA", "MESO_GRADCAM_KEYS", "MESO_GRADCAM_LAYERS", "recipe",
            "SEEDED_KEYS", "SEEDS", "DATA", "TRAIN", "MACRO_ROWS", "STEM_ROWS",
-           "TABLE6_ROWS",
+           "TABLE6_ROWS", "MESO_SEEDS", "MESO_FAMILIES", "STEM16", "STEM4", "resolve",
            "FIG6_ROWS", "GRADCAM_KEYS", "CACHE_FORMAT"]
 
 CACHE_FORMAT = 1
@@ -55,6 +56,7 @@ class MicroRecipe:
     input_size: Optional[int] = None
     train: dict = field(default_factory=dict)  # overrides of TRAIN
     data: dict = field(default_factory=dict)  # overrides of DATA
+    design: str = ""  # meso: the design whose one search (`lab.tuning`) sets this recipe's lr and augmentation
 
     def config(self) -> TrainConfig:
         return TrainConfig(model=self.model, model_kwargs=dict(self.model_kwargs), data_kwargs={**DATA, **self.data},
@@ -64,6 +66,8 @@ class MicroRecipe:
         cfg = self.config().to_dict()
         for k in ("workers", "amp", "sync_bn"):  # how it runs, not what it learns
             cfg.pop(k)
+        if cfg["augment"] == "none":  # the default before augmentation existed: old digests stay valid
+            cfg.pop("augment")
         blob = json.dumps({"format": CACHE_FORMAT, **cfg}, sort_keys=True)
         return hashlib.sha256(blob.encode()).hexdigest()[:12]
 
@@ -78,6 +82,16 @@ class MicroRecipe:
     def with_seed(self, seed: int) -> "MicroRecipe":
         """The same recipe trained from another seed (initialisation and batch order; same data)."""
         return self if seed == self.seed else replace(self, train={**self.train, "seed": seed})
+
+    def with_train(self, **overrides) -> "MicroRecipe":
+        """The same recipe with training hyperparameters overridden (lr, augment, epochs, seed, ...)."""
+        return replace(self, train={**self.train, **overrides})
+
+    @property
+    def train_images(self) -> int:
+        """Images seen in training: epochs x training-set size."""
+        cfg = self.config()
+        return cfg.epochs * DigitsConfig(**cfg.data_kwargs).num_train
 
     @property
     def label(self) -> str:
@@ -126,26 +140,48 @@ SEEDS = (0, 1, 2)
 
 # Meso scale: the models the paper's claims compare, at 112 px, where the 16x16 stem keeps a 7x7 token grid
 # (and Grad-CAM a 7x7 map), DeiT its 16x16 patches (7x7 tokens); 1.5x the images of the micro scale, the same
-# epochs (so 1.5x the steps) and 2x the val images. `python -m analysis.ablations --meso`: ~40 min on 2 cores.
+# epochs (so 1.5x the steps) and 2x the val images, plus a writer-disjoint tune split for the search
+# (`lab.tuning`). Fig. 2 as the paper draws it, a speed-accuracy plane: a sweep of each macro design,
+# the 16x16-stem 3-stage family at four sizes ((b), (b') at 128 px = 112 x 256/224, and two widths) and the
+# 4x4-stem 4-stage family at two ((a) and half its widths). `python -m analysis.ablations --meso`.
 MESO = 112
-MESO_DATA = {"image_size": MESO, "digit_size": [61, 89], "num_train": 15000, "num_val": 2000}  # digits x 112/48
+MESO_DATA = {"image_size": MESO, "digit_size": [61, 89], "num_train": 15000, "num_val": 2000,  # digits x 112/48
+             "num_tune": 2000}
+MESO_SEEDS = (0, 1, 2, 3, 4)
+MESO_B_PRIME = 128
+STEM16, STEM4 = "16x16 stem, 3 stages", "4x4 stem, 4 stages"
+_MESO_A = {**BASE, "img_size": MESO, "embed_dims": [16, 32, 64, 96], "depths": [1, 1, 2, 2],
+           "partial_dims": [4, 7, 14, 21]}
 MESO_RECIPES: Dict[str, MicroRecipe] = {r.key: r for r in [
     MicroRecipe("meso_fig2_b", "shvitlab_fig2_b", "meso SHViT: 16x16 stem, 3 stages, SHSA ratio 1/4.67 (Fig. 2 b)",
-                {**BASE, "img_size": MESO}, data=MESO_DATA),
+                {**BASE, "img_size": MESO}, data=MESO_DATA, design=STEM16),
+    MicroRecipe("meso_fig2_b128", "shvitlab_fig2_b", "meso Fig. 2 (b'): (b) at 128 px (112 x 256/224)",
+                {**BASE, "img_size": MESO_B_PRIME}, input_size=MESO_B_PRIME, data=MESO_DATA, design=STEM16),
+    MicroRecipe("meso_fig2_b_w64", "shvitlab_fig2_b", "meso (b) at twice its widths (64/128/192)",
+                {**BASE, "img_size": MESO, "embed_dims": [64, 128, 192], "partial_dims": [14, 28, 41]},
+                data=MESO_DATA, design=STEM16),
+    MicroRecipe("meso_fig2_b_w96", "shvitlab_fig2_b", "meso (b) at three times its widths (96/192/288)",
+                {**BASE, "img_size": MESO, "embed_dims": [96, 192, 288], "partial_dims": [21, 41, 62]},
+                data=MESO_DATA, design=STEM16),
     MicroRecipe("meso_fig2_a", "shvitlab_fig2_a", "meso Fig. 2 (a): 4x4 stem, extra stage in front",
-                {**BASE, "img_size": MESO, "embed_dims": [16, 32, 64, 96], "depths": [1, 1, 2, 2],
-                 "partial_dims": [4, 7, 14, 21]}, data=MESO_DATA),
+                _MESO_A, data=MESO_DATA, design=STEM4),
+    MicroRecipe("meso_fig2_a_half", "shvitlab_fig2_a", "meso (a) at half its widths (8/16/32/48)",
+                {**_MESO_A, "embed_dims": [8, 16, 32, 48], "partial_dims": [2, 4, 7, 10]}, data=MESO_DATA,
+                design=STEM4),
     MicroRecipe("meso_t6_mhsa", "shvitlab_t6_mhsa", "meso Table 6 row 1: single head -> MHSA (4 heads)",
-                {**BASE, "img_size": MESO}, data=MESO_DATA),
+                {**BASE, "img_size": MESO}, data=MESO_DATA, design="MHSA"),
     MicroRecipe("meso_t6_none", "shvitlab_t6_none", "meso Table 6 row 2: no attention (DWConv only)",
-                {**BASE, "img_size": MESO}, data=MESO_DATA),
+                {**BASE, "img_size": MESO}, data=MESO_DATA, design="no attention"),
     MicroRecipe("meso_deit_3h", "deit_tiny_patch16_224", "meso Fig. 3: DeiT-T-shaped ViT, 16x16 patches, 3 heads",
                 {**DEIT, "img_size": MESO, "patch_size": 16, "num_heads": 3}, train=DEIT_TRAIN,
-                data={**MESO_DATA, **DEIT_DATA}),
+                data={**MESO_DATA, **DEIT_DATA}, design="DeiT, 3 heads"),
     MicroRecipe("meso_deit_6h", "deit_tiny_patch16_224", "meso Fig. 3: DeiT-T-shaped ViT, 16x16 patches, 6 heads",
                 {**DEIT, "img_size": MESO, "patch_size": 16, "num_heads": 6}, train=DEIT_TRAIN,
-                data={**MESO_DATA, **DEIT_DATA}),
+                data={**MESO_DATA, **DEIT_DATA}, design="DeiT, 6 heads"),
 ]}
+# The sweep behind Fig. 2's speed-accuracy plane: (family, members) in order of size.
+MESO_FAMILIES = {STEM16: ("meso_fig2_b", "meso_fig2_b128", "meso_fig2_b_w64", "meso_fig2_b_w96"),
+                 STEM4: ("meso_fig2_a_half", "meso_fig2_a")}
 MESO_GRADCAM_KEYS = (("meso_fig2_a", 4), ("meso_fig2_b", 16))
 # Per-image Grad-CAM (`experiments.gradcam_images_table`), at layers declared before any of their numbers
 # were read: each model's last stage ((a) stages.3, 4x4 at 112 px; (b) stages.2, 2x2) and (b)'s stages.1,
@@ -159,6 +195,13 @@ def recipe(key: str, seed: int = 0) -> MicroRecipe:
     if key not in known:
         raise UserError(f"unknown recipe {key!r}; known: {', '.join(known)}")
     return known[key].with_seed(seed)
+
+
+def resolve(key: "str | MicroRecipe", seed: Optional[int] = None) -> MicroRecipe:
+    """A recipe named by its key (`recipe`) or given as is (a tuned meso recipe), from `seed` when given."""
+    if isinstance(key, MicroRecipe):
+        return key if seed is None else key.with_seed(seed)
+    return recipe(key, 0 if seed is None else seed)
 
 
 if __name__ == "__main__":  # a library module, not a command

@@ -74,6 +74,7 @@ class TrainConfig:
     sched: str = "cosine"
     warmup_epochs: int = 1
     label_smoothing: float = 0.0
+    augment: str = "none"  # cluttered digits: "shift" translates each training image by up to 1/8 of its side
     seed: int = 0
     amp: bool = True  # CUDA only; CPU always trains in float32
     sync_bn: bool = False  # DDP on CUDA: BatchNorm statistics over all processes
@@ -202,9 +203,30 @@ def evaluate(model: nn.Module, loader, device: torch.device, input_size: Optiona
 _PROBABILITY_KWARGS = ("drop_rate", "drop_path_rate", "attn_drop_rate", "proj_drop_rate", "pos_drop_rate")
 
 
+AUGMENTS = ("none", "shift")
+
+
+def shift_images(x: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+    """Each image of [B, C, H, W] translated by its own random offset of up to H // 8 px on each axis,
+    the vacated border filled with 0 (the mean colour after normalisation): the augmentation `augment =
+    "shift"` applies to training batches (a digit placed anywhere stays a digit)."""
+    m = x.shape[-1] // 8
+    if m == 0:
+        return x
+    offsets = torch.randint(0, 2 * m + 1, (len(x), 2), generator=generator).tolist()
+    padded = F.pad(x, (m, m, m, m))
+    h, w = x.shape[-2:]
+    return torch.stack([padded[i, :, dy:dy + h, dx:dx + w] for i, (dy, dx) in enumerate(offsets)])
+
+
 def _check_recipe(cfg: TrainConfig) -> None:
     """Optimizer and scheduler names that timm knows (and this loop can drive), label smoothing and dropout
-    probabilities in range, checked before anything is built."""
+    probabilities in range, the augmentation known, checked before anything is built."""
+    if cfg.augment not in AUGMENTS:
+        raise UserError(f"unknown augment {cfg.augment!r}; choose one of {', '.join(AUGMENTS)}")
+    if cfg.augment != "none" and cfg.data != DIGITS_NAME:
+        raise UserError(f"augment {cfg.augment!r} is for cluttered digits; an image folder uses timm's train "
+                        "transform")
     if not 0 <= cfg.label_smoothing < 1:
         raise UserError(f"--label-smoothing {cfg.label_smoothing:g} is out of range: a probability in [0, 1)")
     for key in _PROBABILITY_KWARGS:
@@ -353,9 +375,12 @@ def _train(cfg: TrainConfig, output: Optional[Path], ckpt_path: Optional[Path], 
     for epoch in range(start_epoch, last_epoch):
         sampler.set_epoch(epoch)
         torch.manual_seed(cfg.seed * 1000 + epoch)  # dropout / drop-path: reproducible on resume
+        shifts = torch.Generator().manual_seed(cfg.seed * 1000 + epoch)  # augmentation: reproducible on resume
         net.train()
         seen = correct = loss_sum = 0.0
         for x, y in loader:
+            if cfg.augment == "shift":
+                x = shift_images(x, shifts)
             x, y = resize_inputs(x.to(device, non_blocking=True), cfg.input_size), y.to(device, non_blocking=True)
             with torch.autocast(device.type, dtype=amp_dtype, enabled=use_amp):
                 logits = net(x)
