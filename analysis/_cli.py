@@ -17,10 +17,11 @@ from pathlib import Path
 from typing import Callable, Optional
 
 from .core.errors import UserError, exit_on_user_error, wait_for_rank_0
-from .core.files import check_inputs_kept, check_writable
+from .core.files import CLAIMS, check_inputs_kept, check_writable
 
 __all__ = ["ArgumentParser", "command", "model_on_image", "write_figure_and_table", "positive_int", "non_negative_int", "seed", "resolution", "positive_float",
-           "non_negative_float", "output_path", "output_stem", "cpu_threads", "add_device_arg", "add_threads_arg", "add_seed_arg",
+           "non_negative_float", "output_path", "output_file", "output_stem", "add_overwrite_arg", "add_resample_arg",
+           "resample_pos_embed", "cpu_threads", "add_device_arg", "add_threads_arg", "add_seed_arg",
            "add_attention_backend_arg", "ATTENTION_BACKENDS"]
 
 ATTENTION_BACKENDS = ("auto", "math", "flash", "efficient", "cudnn")  # = core.runtime.ATTENTION_BACKENDS
@@ -62,8 +63,17 @@ def command(build_parser: Callable[[], ArgumentParser], run: Callable[[argparse.
 
     def main(argv: Optional[list[str]] = None) -> int:
         parser = build_parser()
+        CLAIMS.__init__()
         args = parser.parse_args(argv)
-        return exit_on_user_error(run, prog=parser.prog.removeprefix("python -m "))(args)
+        prog = parser.prog.removeprefix("python -m ")
+
+        def claimed_run(args):
+            CLAIMS.start(prog, bool(getattr(args, "overwrite", False)))  # named outputs: ours, or --overwrite
+            try:
+                return run(args)
+            finally:
+                CLAIMS.__init__()
+        return exit_on_user_error(claimed_run, prog=prog)(args)
 
     return main
 
@@ -106,11 +116,22 @@ def non_negative_float(text: str) -> float:
 
 
 def output_path(text: str) -> Path:
-    """A file we can write (its folder exists and is writable; it is not a folder)."""
+    """A file we can write (its folder exists and is writable; it is not a folder), claimed by the command
+    (`core.files.OutputClaims`: an existing file that it did not write needs --overwrite)."""
     try:
-        return check_writable(text)
+        return CLAIMS.claim(check_writable(text))
     except UserError as e:
         raise argparse.ArgumentTypeError(str(e)) from None
+
+
+def output_file(path: str | os.PathLike) -> Path:
+    """`output_path` for an output whose name is known only in `run` (a figure stem's .png and .pdf)."""
+    return CLAIMS.claim(check_writable(path))
+
+
+def add_overwrite_arg(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--overwrite", action="store_true",
+                        help="replace output files that exist and were not written by this tool (default: refuse)")
 
 
 def output_stem(text: str) -> Path:
@@ -123,7 +144,7 @@ def output_stem(text: str) -> Path:
         stem = stem.with_suffix("")
     try:
         for ext in (".png", ".pdf", ".csv"):
-            check_writable(f"{stem}{ext}")
+            CLAIMS.claim(check_writable(f"{stem}{ext}"))
     except UserError as e:
         raise argparse.ArgumentTypeError(str(e)) from None
     return stem
@@ -151,6 +172,21 @@ def add_seed_arg(parser: argparse.ArgumentParser, help: str = "seed for the rand
     parser.add_argument("--seed", type=seed, default=0, help=help)
 
 
+def add_resample_arg(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--resample-pos-embed", action="store_true",
+                        help="let a checkpoint with another position-embedding grid or patch size be resampled to "
+                             "the model (timm's converter; default: refuse it)")
+
+
+def resample_pos_embed(args, weights) -> bool:
+    """`--resample-pos-embed`, refused where no checkpoint file is loaded (it would be ignored)."""
+    given = weights if isinstance(weights, (list, tuple)) else [weights]
+    files = [w for w in given if w not in ("random", "pretrained")]
+    if args.resample_pos_embed and not files:
+        raise UserError("--resample-pos-embed would be ignored: it applies to --weights PATH (a checkpoint file)")
+    return args.resample_pos_embed
+
+
 def add_attention_backend_arg(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--attention-backend", default="auto", choices=ATTENTION_BACKENDS,
                         help="force one scaled_dot_product_attention kernel (default auto: torch's choice "
@@ -172,7 +208,8 @@ def model_on_image(args):
     image = load_image(args.image)
     device = resolve_device(args.device)
     set_threads(args.threads)
-    model = create_model(args.model, args.weights, seed=args.seed).to(device)
+    model = create_model(args.model, args.weights, seed=args.seed,
+                         resample_pos_embed=resample_pos_embed(args, args.weights)).to(device)
     view = view_image(model, image)
     return model, view, view.input.to(device)
 

@@ -66,6 +66,13 @@ def build_parser() -> ArgumentParser:
 
 
 def run(args) -> int:
+    import contextlib
+
+    with contextlib.ExitStack() as held:   # the results folder's lock, until the run ends
+        return _run(args, held)
+
+
+def _run(args, held) -> int:
     from .core.files import write_json
     from .core.paths import micro_root
     from .core.tables import read_csv
@@ -86,10 +93,10 @@ def run(args) -> int:
                 print(f"{'  seed ' + str(seed):16s} {recipe(key, seed).digest()} {state:8s}")
         return 0
     if args.meso:
-        return _meso(args)
+        return _meso(args, held)
     if not (args.all or args.train or args.table or args.seeds):
         raise UserError("nothing to do: pass --all, --train KEY..., --table NAME..., --seeds, --meso or --list")
-    _prepare(root, args.threads)
+    _prepare(root, args.threads, held)
     t0 = time.perf_counter()
     trained = sum(args.retrain or not checkpoint_path(key, root).is_file() for key in RECIPES) if args.all else 0
     if args.all or args.train:
@@ -112,9 +119,10 @@ def run(args) -> int:
     return 0
 
 
-def _prepare(root, threads: int) -> None:
-    """Create the results folder (a one-line error if it cannot be written) and set the CPU threads."""
-    from .core.files import check_writable
+def _prepare(root, threads: int, held) -> None:
+    """Create the results folder (a one-line error if it cannot be written), lock it for this run (`held`: the
+    run's ExitStack; a second run into it is refused) and set the CPU threads."""
+    from .core.files import check_writable, exclusive_folder
     from .core.runtime import set_threads
 
     try:
@@ -122,6 +130,8 @@ def _prepare(root, threads: int) -> None:
     except OSError as e:
         raise UserError(f"cannot create results folder {root} ({e.strerror})") from None
     check_writable(root / "models.csv")
+    held.enter_context(exclusive_folder(root, f"another `python -m analysis.ablations` run is writing {root}; wait "
+                                              "for it or choose another --root"))
     set_threads(threads)
 
 
@@ -142,7 +152,7 @@ def _commit() -> str:
     return (commit + " with uncommitted changes" if dirty else commit) or "unknown"
 
 
-def _meso(args) -> int:
+def _meso(args, held) -> int:
     """The meso suite, resumable from its cache: the search (`lab.tuning`), every tuned recipe from every
     seed, the per-image tables, training curves, timing rounds, the frontier table and `suite.json`."""
     import platform
@@ -159,8 +169,8 @@ def _meso(args) -> int:
     from .lab.recipes import MESO_FAMILIES, MESO_GRADCAM_KEYS, MESO_GRADCAM_LAYERS, MESO_SEEDS
 
     root = meso_root(args.root)
-    _prepare(root, args.threads)
-    t0 = time.perf_counter()
+    _prepare(root, args.threads, held)
+    t0, commit = time.perf_counter(), _commit()   # the code that trains: the commit the run starts from
     search = tuning.search_table(root=root, workers=args.threads, refresh=args.refresh)
     recipes = tuning.tuned_recipes(tuning.choose(search))
     replicates = [r.with_seed(s) for s in MESO_SEEDS for r in recipes.values()]
@@ -206,7 +216,6 @@ def _meso(args) -> int:
     predictions = read_csv(table_path("predictions", root))
     write_csv(frontier.frontier_table(recipes, MESO_FAMILIES, predictions, latency, clusters=val.sources.numpy(),
                                       models=models), root / "frontier.csv")
-    commit = _commit()
     wall = time.perf_counter() - t0
     previous = _provenance(root)
     write_json({"command": "python -m analysis.ablations " + " ".join(sys.argv[1:]), "commit": commit,

@@ -6,8 +6,8 @@ from __future__ import annotations
 import argparse
 import sys
 
-from ._cli import (ArgumentParser, add_device_arg, add_seed_arg, add_threads_arg, command, model_on_image, output_stem,
-                   write_figure_and_table)
+from ._cli import (ArgumentParser, add_device_arg, add_overwrite_arg, add_resample_arg, add_seed_arg, add_threads_arg,
+                   command, model_on_image, output_stem, write_figure_and_table)
 
 EPILOG = """examples:
   # every head of DeiT-T's last attention layer, from the centre of the image
@@ -54,6 +54,8 @@ def build_parser() -> ArgumentParser:
     add_seed_arg(p, "seed for the random weights")
     p.add_argument("--out", required=True, metavar="STEM", type=output_stem,
                    help="writes STEM.png, STEM.pdf (the figure) and STEM.csv (the maps)")
+    add_overwrite_arg(p)
+    add_resample_arg(p)
     return p
 
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from ._cli import (ArgumentParser, add_device_arg, add_seed_arg, add_threads_arg, command, output_path, positive_int,
-                   resolution)
+from ._cli import (ArgumentParser, add_device_arg, add_overwrite_arg, add_seed_arg, add_threads_arg, command,
+                   output_file, output_path, positive_int, resolution)
 
 PAPER_MODELS = ("deit_tiny_patch16_224", "swin_tiny_patch4_window7_224", "efficientvit_m4", "shvit_s4")
 EPILOG = """examples:
@@ -30,13 +30,14 @@ def build_parser() -> ArgumentParser:
                    help="keep timm's fused attention kernels (default: explicit attention, as the papers)")
     p.add_argument("--csv", metavar="PATH", type=output_path, help="write the tidy table")
     p.add_argument("--figure", metavar="STEM", help="write STEM.png and STEM.pdf (stacked bars)")
+    add_overwrite_arg(p)
     return p
 
 
 def run(args) -> int:
     import pandas as pd
 
-    from .core.files import check_distinct, check_writable, write_set
+    from .core.files import check_distinct, write_set
     from .core.models import check_model_name
     from .core.plotting import figure_writers, provenance
     from .core.runtime import resolve_device, set_threads
@@ -48,7 +49,8 @@ def run(args) -> int:
     for n in names:
         check_model_name(n)
     if args.figure:
-        check_writable(args.figure + ".png")
+        for ext in (".png", ".pdf"):
+            output_file(args.figure + ext)
         check_distinct(**{"--csv": args.csv, "--figure (.png)": args.figure + ".png",
                           "--figure (.pdf)": args.figure + ".pdf"})
     device = resolve_device(args.device)

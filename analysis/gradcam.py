@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import sys
 
-from ._cli import (ArgumentParser, add_device_arg, add_seed_arg, add_threads_arg, command, model_on_image,
-                   non_negative_int, output_stem, write_figure_and_table)
+from ._cli import (ArgumentParser, add_device_arg, add_overwrite_arg, add_resample_arg, add_seed_arg, add_threads_arg,
+                   command, model_on_image, non_negative_int, output_stem, write_figure_and_table)
 
 METHODS = ("gradcam", "gradcam++", "rollout")  # = lab.gradcam.CAM_METHODS
 
@@ -43,6 +43,8 @@ def build_parser() -> ArgumentParser:
     add_seed_arg(p, "seed for the random weights")
     p.add_argument("--out", required=True, metavar="STEM", type=output_stem,
                    help="writes STEM.png, STEM.pdf (the figure) and STEM.csv (the map)")
+    add_overwrite_arg(p)
+    add_resample_arg(p)
     return p
 
 

@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import sys
 
-from ._cli import ArgumentParser, add_device_arg, add_seed_arg, command, output_path, positive_int
+from ._cli import (ArgumentParser, add_device_arg, add_overwrite_arg, add_resample_arg, add_seed_arg, command,
+                   output_path, positive_int, resample_pos_embed)
 from .core.errors import UserError
 
 MODES = ("remove1", "leave1")  # = the modes heads.ablation.head_ablation accepts
@@ -41,6 +42,8 @@ def build_parser() -> ArgumentParser:
     add_device_arg(p)
     add_seed_arg(p, "image choice/order and random weights")
     p.add_argument("--out", required=True, metavar="CSV", type=output_path, help="tidy results (written atomically)")
+    add_overwrite_arg(p)
+    add_resample_arg(p)
     return p
 
 
@@ -53,7 +56,8 @@ def run(args) -> int:
     from .core.distributed import World
     from .core.files import check_distinct, check_inputs_kept, check_sidecar, write_json
     from .core.images import ImageFolderSource
-    from .core.models import create_model
+    from .core.memory import check_memory
+    from .core.models import create_model, input_size
     from .core.runtime import resolve_device
     from .core.tables import write_csv
     from .heads.ablation import best_heads, head_ablation
@@ -75,7 +79,9 @@ def run(args) -> int:
     source = ImageFolderSource(args.data, args.num_images, seed=args.seed)
     if not source.labelled:
         raise UserError(f"{args.data} has no class subfolders: head ablation needs labelled images")
-    model = create_model(args.model, args.weights, seed=args.seed)
+    model = create_model(args.model, args.weights, seed=args.seed,
+                         resample_pos_embed=resample_pos_embed(args, args.weights))
+    check_memory(args.model, (args.batch_size, *input_size(model)), device=device)
     names = {layer.name for layer in attention_layers(model)}
     unknown = sorted(set(args.layer or ()) - names)
     if unknown:
@@ -84,6 +90,8 @@ def run(args) -> int:
     batches = list(source.batches(model, args.batch_size, world=world))  # decoded once, reused by every ablation
     identity = {"model": args.model, "weights": args.weights, "data": source.describe(),
                 "num_images": args.num_images, "seed": args.seed}
+    if args.weights not in ("random", "pretrained"):   # a partial run resumes only on the very same checkpoint
+        identity["weights_sha256"] = _sha256(args.weights)
     df = head_ablation(model, batches, device=device, modes=modes, layers=args.layer, progress=True, world=world,
                        partial=partial, identity=identity)
     df.insert(0, "model", args.model)
@@ -100,6 +108,16 @@ def run(args) -> int:
         print(f"wrote {out}, {sidecar}", file=sys.stderr)
     world.close()
     return 0
+
+
+def _sha256(path) -> str:
+    import hashlib
+
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
 
 
 main = command(build_parser, run)

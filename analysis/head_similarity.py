@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import sys
 
-from ._cli import (ArgumentParser, add_device_arg, add_seed_arg, command, output_path, positive_int)
+from ._cli import (ArgumentParser, add_device_arg, add_overwrite_arg, add_resample_arg, add_seed_arg, command,
+                   output_file, output_path, positive_int, resample_pos_embed)
 from .core.errors import UserError
 
 # The registries' names, here so that --help needs no torch (tests/test_layout.py checks they match).
@@ -48,6 +49,8 @@ def build_parser() -> ArgumentParser:
     add_seed_arg(p, "image choice/order and random weights")
     p.add_argument("--out", required=True, metavar="CSV", type=output_path, help="tidy results (written atomically)")
     p.add_argument("--plot", metavar="PNG", help="also write a figure (PNG + PDF)")
+    add_overwrite_arg(p)
+    add_resample_arg(p)
     return p
 
 
@@ -65,16 +68,15 @@ def _metrics(text: str) -> list[str]:
 
 
 def run(args) -> int:
-    from pathlib import Path
-
     import pandas as pd
     import timm
     import torch
 
     from .core.distributed import World
-    from .core.files import check_distinct, check_inputs_kept, check_sidecar, check_writable, write_json
+    from .core.files import check_distinct, check_inputs_kept, check_sidecar, write_json
     from .core.images import ImageFolderSource, SampleImages
-    from .core.models import check_model_name, create_model, describe_weights
+    from .core.memory import check_memory
+    from .core.models import check_model_name, create_model, describe_weights, input_size
     from .core.runtime import resolve_device
     from .core.tables import write_csv
     from .heads.attention import attention_layers
@@ -87,9 +89,10 @@ def run(args) -> int:
         raise UserError(f"give --weights once, or once per --model ({len(args.model)} models, {len(weights)} weights)")
     weights = weights * len(args.model) if len(weights) == 1 else weights
     out = args.out
-    plot = check_writable(Path(args.plot).with_suffix(".png")) if args.plot else None
+    stem = args.plot[:-4] if args.plot and args.plot.lower().endswith((".png", ".pdf")) else args.plot
+    plot = output_file(f"{stem}.png") if args.plot else None   # a stem keeps its dots: --plot fig.v1 -> fig.v1.png
     if plot is not None:
-        check_writable(plot.with_suffix(".pdf"))
+        output_file(f"{stem}.pdf")
     sidecar = out.with_suffix(".json")
     check_distinct(**{"--out": out, "the metadata file (--out with .json)": sidecar,
                       "--plot": plot, "--plot (.pdf)": plot and plot.with_suffix(".pdf")})
@@ -109,10 +112,11 @@ def run(args) -> int:
     source = (ImageFolderSource(args.data, args.num_images, seed=args.seed) if args.data
               else SampleImages(args.num_images, seed=args.seed))
 
-    models = []
+    models, resample = [], resample_pos_embed(args, weights)
     for name, w in zip(args.model, weights):
-        model = create_model(name, w, seed=args.seed)
+        model = create_model(name, w, seed=args.seed, resample_pos_embed=resample)
         attention_layers(model)  # unsupported architecture: fail before any compute
+        check_memory(name, (args.batch_size, *input_size(model)), device=device)
         models.append((name, w, model))
 
     frames, skipped, used, per_rank = [], {}, {}, {}

@@ -6,8 +6,8 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from ._cli import (ArgumentParser, add_device_arg, add_seed_arg, add_threads_arg, command, non_negative_int,
-                   output_path, positive_int, resolution)
+from ._cli import (ArgumentParser, add_device_arg, add_overwrite_arg, add_seed_arg, add_threads_arg, command,
+                   non_negative_int, output_file, output_path, positive_int, resolution)
 
 ROOFLINE_MODELS = ("deit_tiny_patch16_224", "swin_tiny_patch4_window7_224", "efficientvit_m4", "shvit_s4",
                    "shvitlab_fig2_a", "shvitlab_fig2_b")  # = analysis.cost.roofline.ROOFLINE_MODELS
@@ -42,6 +42,7 @@ def build_parser() -> ArgumentParser:
     p.add_argument("--csv", metavar="PATH", type=output_path, help="write the tidy table (see --by) to PATH")
     p.add_argument("--figure", metavar="STEM", help="write STEM.png and STEM.pdf (ops on the roofline, "
                                                    "predicted vs measured)")
+    add_overwrite_arg(p)
     return p
 
 
@@ -49,7 +50,7 @@ def run(args) -> int:
     import pandas as pd
 
     from .core.errors import UserError
-    from .core.files import check_distinct, check_writable, write_set
+    from .core.files import check_distinct, write_set
     from .core.models import check_model_name
     from .core.plotting import figure_writers, provenance
     from .core.runtime import resolve_device, set_threads
@@ -66,8 +67,8 @@ def run(args) -> int:
     repeats = 10 if args.repeats is None else args.repeats
     warmup = 2 if args.warmup is None else args.warmup
     machine = Machine.load(args.machine) if args.machine else None
-    if args.figure:
-        check_writable(args.figure + ".png")
+    for ext in (".png", ".pdf") if args.figure else ():
+        output_file(args.figure + ext)
     check_distinct(**{"--csv": args.csv, "--save-machine": args.save_machine, "--machine": args.machine,
                       **({"--figure (.png)": args.figure + ".png", "--figure (.pdf)": args.figure + ".pdf"}
                          if args.figure else {})})

@@ -5,8 +5,8 @@ from __future__ import annotations
 import json
 import sys
 
-from ._cli import (ArgumentParser, add_seed_arg, command, cpu_threads, non_negative_float, output_path, positive_float,
-                   positive_int, resolution)
+from ._cli import (ArgumentParser, add_overwrite_arg, add_seed_arg, command, cpu_threads, non_negative_float,
+                   output_path, positive_float, positive_int, resolution)
 from .core.errors import UserError
 
 RUNTIMES = ("cpu", "cuda", "onnx")  # = cost.throughput.RUNTIMES
@@ -42,6 +42,7 @@ def build_parser() -> ArgumentParser:
     add_seed_arg(p, "seed for the random weights")
     p.add_argument("--json", action="store_true", help="print one JSON record per model")
     p.add_argument("--csv", metavar="PATH", type=output_path, help="write the results as a tidy CSV")
+    add_overwrite_arg(p)
     return p
 
 

@@ -4,16 +4,17 @@ Standard library only: the CLIs use it while parsing, before torch is imported.
 """
 from __future__ import annotations
 
+import contextlib
 import functools
 import os
 import signal
 import sys
 import threading
 import time
-from typing import Callable
+from typing import Callable, Optional
 
 __all__ = ["UserError", "LaunchError", "launch_environment", "FOLDER_VARIABLES", "Terminated", "is_user_error", "exit_on_user_error", "wait_for_rank_0", "not_a_command",
-           "ranks_may_diverge", "COMMANDS"]
+           "ranks_may_diverge", "COMMANDS", "interrupted_by", "recording_interrupts"]
 
 COMMANDS = ("head_similarity", "head_ablation", "attention_maps", "gradcam", "cost", "breakdown", "roofline",
             "throughput", "train", "ablations", "make_figures")
@@ -82,6 +83,11 @@ def not_a_command(module: str) -> int:
     return 2
 
 
+# how gloo / NCCL / the TCP store say that another process of the job is gone (killed, crashed)
+_PEER_GONE = ("Connection closed by peer", "Connection reset by peer", "remote worker crash", "Broken pipe",
+              "ProcessGroupNCCL is aborted", "NCCL communicator was aborted")
+
+
 def _peer_failed(error: BaseException) -> bool:
     """A collective that failed because another process of a diverged torchrun job died (its own message
     says why); looked up, not imported, as `is_user_error` does."""
@@ -90,11 +96,40 @@ def _peer_failed(error: BaseException) -> bool:
         return False
     text = str(error)
     return isinstance(error, getattr(dist, "DistError", ())) or (
-        isinstance(error, RuntimeError) and ("Connection closed by peer" in text or "remote worker crash" in text))
+        isinstance(error, RuntimeError) and any(s in text for s in _PEER_GONE))
+
+
+received_signals: list[int] = []   # signals this process was stopped by (`interrupted_by`)
 
 
 def _raise_terminated(signum, frame):
+    received_signals.append(signum)
     raise Terminated()
+
+
+def interrupted_by() -> Optional[type]:
+    """KeyboardInterrupt or Terminated if this process received SIGINT or SIGTERM / SIGHUP (a signal to its
+    process group also stops its children: their failure, e.g. a dead notebook kernel, is then this
+    interrupt, not an error of their own); None otherwise."""
+    if signal.SIGINT in received_signals:
+        return KeyboardInterrupt
+    return Terminated if received_signals else None
+
+
+@contextlib.contextmanager
+def recording_interrupts():
+    """Within the block, Ctrl-C is recorded (`interrupted_by`) before it raises KeyboardInterrupt as usual."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    def on_interrupt(signum, frame):
+        received_signals.append(signum)
+        raise KeyboardInterrupt
+    previous = signal.signal(signal.SIGINT, on_interrupt)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
 
 
 _ranks_diverge = False

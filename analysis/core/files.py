@@ -3,6 +3,12 @@ target, then a rename), so an interrupted run never leaves a half-written result
 file gets the mode the user's umask gives a new file (or keeps the mode of the file it
 replaces), and a symlinked output is written through its link.
 
+Outputs a user names (`--out`, `--csv`, `--figure`, ...) are claimed by the running command
+(`OutputClaims`): an existing file is replaced only when this command wrote it before and nobody
+changed it since (the folder's `.analysis-outputs.json` records what each command wrote, with its
+size and modification time) or with `--overwrite`. Temporary files of a run killed outright (SIGKILL,
+power loss) are swept on the next write into their folder once they are an hour old.
+
 Standard library only: the CLIs use it while parsing, before torch is imported.
 """
 from __future__ import annotations
@@ -17,7 +23,138 @@ from typing import Any, Callable, Iterator, Optional
 from .errors import UserError, not_a_command
 
 __all__ = ["check_writable", "check_distinct", "check_inputs_kept", "check_sidecar", "atomic_path", "write_atomic",
-           "write_set", "write_json"]
+           "write_set", "write_json", "OutputClaims", "CLAIMS", "MANIFEST", "sweep_stale_temporaries", "exclusive_folder"]
+
+MANIFEST = ".analysis-outputs.json"   # per folder: {file name: {"command", "size", "mtime_ns"}}
+STALE_SECONDS = 3600                  # a temporary file this old belongs to no live run of ours
+
+
+class OutputClaims:
+    """The outputs the running command was asked to write, and whether it may replace files it did not
+    write: `command()` (`analysis._cli`) starts it after parsing; `claim(path)` refuses an existing file
+    that is not this command's unchanged output (unless `overwrite`); a claimed file is recorded in its
+    folder's manifest when written. Outside a command (library use) nothing is checked or recorded."""
+
+    def __init__(self):
+        self.command: Optional[str] = None
+        self.overwrite = False
+        self.pending: list[Path] = []   # named while parsing, before the command is known
+        self.claimed: set[Path] = set()
+
+    def start(self, command: str, overwrite: bool) -> None:
+        self.command, self.overwrite = command, overwrite
+        pending, self.pending = self.pending, []
+        for path in pending:
+            self.claim(path)
+
+    def claim(self, path: str | os.PathLike) -> Path:
+        """Mark `path` as a user-named output of the running command; refuse it if it is someone else's."""
+        path = Path(path)
+        if self.command is None:
+            self.pending.append(path)
+            return path
+        real = Path(os.path.realpath(path))
+        if real.exists() and not self.overwrite and not self._ours(real):
+            raise UserError(f"{path} exists and was not written by python -m {self.command} (or has changed since); "
+                            "pass --overwrite to replace it, or choose another name")
+        self.claimed.add(real)
+        return path
+
+    def _ours(self, real: Path) -> bool:
+        entry = _read_manifest(real.parent).get(real.name)
+        try:
+            st = real.stat()
+        except OSError:
+            return False
+        return isinstance(entry, dict) and entry.get("command") == self.command and \
+            entry.get("size") == st.st_size and entry.get("mtime_ns") == st.st_mtime_ns
+
+    def written(self, real: Path) -> None:
+        """Record a claimed output in its folder's manifest (best effort: a manifest that cannot be written
+        only means the next run asks for --overwrite)."""
+        if self.command is None or real not in self.claimed:
+            return
+        with contextlib.suppress(OSError), _folder_lock(real.parent):
+            entries = _read_manifest(real.parent)
+            st = real.stat()
+            entries[real.name] = {"command": self.command, "size": st.st_size, "mtime_ns": st.st_mtime_ns}
+            fd, tmp = tempfile.mkstemp(dir=real.parent, prefix=f".{MANIFEST}.")
+            with os.fdopen(fd, "w") as f:
+                json.dump(entries, f, indent=1, sort_keys=True)
+            os.replace(tmp, real.parent / MANIFEST)
+
+
+CLAIMS = OutputClaims()
+
+
+def _read_manifest(folder: Path) -> dict:
+    try:
+        path = folder / MANIFEST
+        if path.stat().st_size > 1 << 22:   # a manifest of 4 MiB is not ours
+            return {}
+        data = json.loads(path.read_text())
+    except (OSError, ValueError, UnicodeDecodeError):
+        return {}
+    return data if isinstance(data, dict) else {}
+
+
+@contextlib.contextmanager
+def _folder_lock(folder: Path, tries: int = 50) -> Iterator[None]:
+    """The folder's lock for a manifest update, waiting up to ~1 s for another writer (an OSError after that:
+    the caller gives up on recording, never blocks)."""
+    import fcntl
+    import time
+
+    fd = os.open(folder, os.O_RDONLY)
+    try:
+        for _ in range(tries):
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                time.sleep(0.02)
+        else:
+            raise OSError(f"{folder} is locked")
+        yield
+    finally:
+        os.close(fd)
+
+
+@contextlib.contextmanager
+def exclusive_folder(folder: str | os.PathLike, busy: str) -> Iterator[None]:
+    """Hold an exclusive lock on `folder` (its own `flock`: nothing is left behind, and the OS drops it if the
+    process dies) for a run that writes into it; a second run is refused at once with `busy` (one line)."""
+    import fcntl
+
+    fd = os.open(folder, os.O_RDONLY)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise UserError(busy) from None
+        yield
+    finally:
+        os.close(fd)
+
+
+def sweep_stale_temporaries(folder: str | os.PathLike, name: str) -> list[Path]:
+    """Delete this module's temporary files for `name` in `folder` (`.<name>.<random><suffix>`) that are older
+    than an hour: leftovers of a run killed before it could clean up. Returns what was deleted."""
+    folder, swept = Path(folder), []
+    now = __import__("time").time()
+    with contextlib.suppress(OSError):
+        for tmp in folder.glob(f".{_glob_escape(name)}.*"):
+            with contextlib.suppress(OSError):
+                if tmp.is_file() and not tmp.is_symlink() and now - tmp.stat().st_mtime > STALE_SECONDS:
+                    tmp.unlink()
+                    swept.append(tmp)
+    return swept
+
+
+def _glob_escape(name: str) -> str:
+    import glob
+
+    return glob.escape(name)
 
 
 def check_writable(path: str | os.PathLike) -> Path:
@@ -145,12 +282,14 @@ class _Deferred:
     def commit(self) -> None:
         os.chmod(self.path, _new_file_mode(str(self.target)))
         os.replace(self.path, self.target)
+        CLAIMS.written(self.target)
 
 
 @contextlib.contextmanager
 def _deferred(path: str | os.PathLike) -> Iterator[_Deferred]:
     """A temporary file beside `path` that is moved onto it by `commit()`, and deleted if it never was."""
     target = Path(os.path.realpath(path))
+    sweep_stale_temporaries(target.parent, target.name)
     with _write_errors(target):
         fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=target.suffix)
     os.close(fd)

@@ -29,6 +29,7 @@ import shvit  # noqa: F401  (registers shvitlab_* with timm)
 from shvit.weights import CheckpointError, convert_official_state_dict, load_state_dict_strict, read_state_dict
 
 from .errors import UserError, not_a_command
+from .memory import check_memory
 
 __all__ = ["create_model", "create_model_at", "fuse_model", "check_model_name", "suggest_model_names",
            "describe_weights", "input_size", "hub_reachable"]
@@ -82,7 +83,7 @@ def describe_weights(weights: str) -> str:
     return weights if weights in ("random", "pretrained") else os.path.basename(os.fspath(weights))
 
 
-def _load_local(model: nn.Module, path: str) -> None:
+def _load_local(model: nn.Module, path: str, resample: bool = False) -> None:
     sd = read_state_dict(path)
     module = sys.modules.get(type(model).__module__)
     filter_fn = getattr(module, "checkpoint_filter_fn", None)
@@ -95,18 +96,24 @@ def _load_local(model: nn.Module, path: str) -> None:
         # size (pos_embed to another grid, the patch kernel to another stride) changes the model: refused
         resampled = [f"{k} {tuple(sd[k].shape)} -> {tuple(v.shape)}" for k, v in converted.items()
                      if k in sd and v.numel() != sd[k].numel()]
-        if resampled:
+        if resampled and not resample:
             raise CheckpointError(f"{path} does not fit {type(model).__name__}: timm would resample "
                                   f"{', '.join(resampled[:3])}; a checkpoint is loaded as it is, never resampled "
-                                  "silently (build the model at the checkpoint's resolution)")
+                                  "silently (build the model at the checkpoint's resolution, or pass "
+                                  "--resample-pos-embed to resample it)")
+        if resampled:
+            print(f"note: resampled {', '.join(resampled)} from {path} to fit {type(model).__name__} "
+                  "(timm's checkpoint_filter_fn: bicubic position embeddings / patch kernels)", file=sys.stderr)
         sd = converted
     sd = convert_official_state_dict(sd)
     load_state_dict_strict(model, sd, source=path)
 
 
 def create_model(name: str, weights: str = "random", *, seed: int = 0, num_classes: Optional[int] = None,
-                 **kwargs) -> nn.Module:
-    """Build `name` with `weights`, in eval mode. User errors raise `UserError` / `CheckpointError`."""
+                 resample_pos_embed: bool = False, **kwargs) -> nn.Module:
+    """Build `name` with `weights`, in eval mode. User errors raise `UserError` / `CheckpointError`. A local
+    checkpoint whose position embedding or patch kernel has another size is refused, unless
+    `resample_pos_embed` (then timm's converter resamples it, and a note on stderr says what)."""
     check_model_name(name)
     if num_classes is not None:
         kwargs["num_classes"] = num_classes
@@ -128,7 +135,7 @@ def create_model(name: str, weights: str = "random", *, seed: int = 0, num_class
         model = timm.create_model(name, pretrained=False, **kwargs)
     else:
         model = timm.create_model(name, pretrained=False, **kwargs)
-        _load_local(model, os.fspath(weights))
+        _load_local(model, os.fspath(weights), resample=resample_pos_embed)
     return model.eval()
 
 
@@ -143,12 +150,14 @@ def input_size(model: nn.Module, resolution: Optional[int] = None) -> tuple:
     return (c, h, w)
 
 
-def create_model_at(name: str, resolution: Optional[int] = None, *, seed: int = 0) -> tuple:
+def create_model_at(name: str, resolution: Optional[int] = None, *, seed: int = 0, batch_size: int = 1,
+                    device: torch.device | str = "cpu") -> tuple:
     """(model with random weights, (C, H, W)) for `name` at `resolution` (default: its pretrained config).
 
     Models whose input size is fixed at construction (ViT, Swin) are rebuilt with
     `img_size=resolution` when the default build cannot run at it; a resolution the model
-    cannot take at all is a UserError (one line, exit 2 in the CLIs).
+    cannot take at all is a UserError (one line, exit 2 in the CLIs), and so is a `batch_size` at that
+    resolution whose estimated memory exceeds what `device` has (`core.memory.check_memory`).
     """
     model = create_model(name, "random", seed=seed)
     c, h, w = input_size(model, resolution)
@@ -160,6 +169,8 @@ def create_model_at(name: str, resolution: Optional[int] = None, *, seed: int = 
                         f"a multiple of {patch}, e.g. {lower} or {upper}")
     error = None
     for attempt in ("default", "img_size"):
+        kwargs = {} if attempt == "default" else {"img_size": h}
+        check_memory(name, (batch_size, c, h, w), device=device, **kwargs)
         if attempt == "img_size":
             try:
                 model = create_model(name, "random", seed=seed, img_size=h)

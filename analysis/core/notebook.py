@@ -11,7 +11,9 @@ Deterministic tables (MACs, bytes, similarities of seeded models) are recomputed
 from __future__ import annotations
 
 import ast
+import contextlib
 import os
+import subprocess
 import sys
 import time
 from dataclasses import dataclass
@@ -25,7 +27,7 @@ from tqdm import tqdm
 
 from shvit.weights import CheckpointError
 
-from .errors import UserError, not_a_command
+from .errors import UserError, interrupted_by, not_a_command, received_signals, recording_interrupts
 from .files import write_atomic
 from .paths import ENV_OUTPUT_ROOT, output_root, project_root
 from .plotting import use_style
@@ -115,6 +117,30 @@ def inject_parameters(nb, parameters: dict) -> None:
     nb.cells.insert(at, nbformat.v4.new_code_cell(source, metadata={"tags": ["injected-parameters"]}))
 
 
+@contextlib.contextmanager
+def _loop_signals_recorded():
+    """While nbclient executes, it handles SIGINT / SIGTERM on its event loop (to shut the kernel down), in
+    place of this process's handlers: wrap the handlers it adds so that the signal is also recorded
+    (`core.errors.interrupted_by`), and the run still exits 130 / 143 once the kernel is down."""
+    from jupyter_core.utils import ensure_event_loop
+
+    loop = ensure_event_loop()
+    add = loop.add_signal_handler
+
+    def recording(signum, callback, *args):
+        def handler():
+            received_signals.append(signum)
+            callback(*args)
+        return add(signum, handler)
+    loop.add_signal_handler = recording
+    try:
+        yield
+    finally:
+        del loop.add_signal_handler    # the loop's own method again
+        if interrupted_by() is not None:  # nbclient's tasks of the stopped kernel fail quietly, not at exit
+            loop.set_exception_handler(lambda loop, context: None)
+
+
 def run_notebook(path: Path, timeout: int = 1800, *, output_root: Optional[Path] = None, save: bool = True,
                  parameters: Optional[dict] = None, save_to: Optional[Path] = None) -> float:
     """Execute `path` with the current environment's kernel; returns seconds taken.
@@ -137,10 +163,16 @@ def run_notebook(path: Path, timeout: int = 1800, *, output_root: Optional[Path]
     env = {**os.environ, **({ENV_OUTPUT_ROOT: str(output_root)} if output_root else {})}
     start = time.perf_counter()
     try:
-        client.execute(env=env)
+        with recording_interrupts(), _loop_signals_recorded():
+            # the kernel's own log (its ZMQ transport notes; a traceback when it is stopped mid-message) stays out
+            # of the command's stderr: what cells print and raise reaches the notebook through the kernel protocol
+            client.execute(env=env, stderr=subprocess.DEVNULL)
     except Exception as e:
-        if _caused_by_interrupt(e):  # Ctrl-C during kernel start / stop surfaces as jupyter_client's cleanup error
-            raise KeyboardInterrupt from None
+        # Ctrl-C or SIGTERM to the process group also kills the kernel: its death (DeadKernelError) or jupyter
+        # client's cleanup error is then this interrupt, and exits 130 / 143 as one
+        stopped = interrupted_by() or (KeyboardInterrupt if _caused_by_interrupt(e) else None)
+        if stopped is not None:
+            raise stopped() from None
         raise
     finally:
         bar.close()

@@ -5,8 +5,8 @@ import json
 import sys
 import time
 
-from .._cli import (ArgumentParser, add_attention_backend_arg, add_device_arg, add_seed_arg, add_threads_arg, command,
-                    non_negative_int, output_path, positive_int, resolution)
+from .._cli import (ArgumentParser, add_attention_backend_arg, add_device_arg, add_overwrite_arg, add_seed_arg,
+                    add_threads_arg, command, non_negative_int, output_path, positive_int, resolution)
 
 EPILOG = """examples:
   python -m analysis.cost --model shvit_s4                      # counts per stage, 256 px (pretrained cfg)
@@ -43,6 +43,7 @@ def build_parser() -> ArgumentParser:
                    help="untimed forward passes before timing, with --latency (default 5)")
     p.add_argument("--json", action="store_true", help="print the total and per-stage table as JSON")
     p.add_argument("--csv", metavar="PATH", type=output_path, help="write the tidy table (see --by) to PATH")
+    add_overwrite_arg(p)
     return p
 
 

@@ -135,7 +135,7 @@ def breakdown_table(names: Iterable[str] = PAPER_MODELS, *, device="cpu", batch_
     unless `resolution` is given), stacked into one tidy table with model, device, batch_size, resolution."""
     frames = []
     for name in tqdm(list(names), desc="breakdown", disable=not progress, file=sys.stderr):
-        model, (c, h, w) = create_model_at(name, resolution, seed=seed)
+        model, (c, h, w) = create_model_at(name, resolution, seed=seed, batch_size=batch_size, device=device)
         x = torch.randn(batch_size, c, h, w, generator=torch.Generator().manual_seed(seed)).to(device)
         df = runtime_breakdown(model, x, repeats=repeats, warmup=warmup, fused_attn=fused_attn)
         df.insert(0, "resolution", h)

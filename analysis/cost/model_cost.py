@@ -24,7 +24,7 @@ def analyse(name: str, *, resolution: Optional[int] = None, batch_size: int = 1,
     `repeats=0` counts without timing."""
     if batch_size < 1:
         raise UserError(f"--batch-size must be at least 1, got {batch_size}")
-    model, (c, h, w) = create_model_at(name, resolution, seed=seed)
+    model, (c, h, w) = create_model_at(name, resolution, seed=seed, batch_size=batch_size, device=device)
     model = (fuse_model(model, inplace=True) if fuse else model).to(device)
     torch.manual_seed(seed)
     x = torch.randn(batch_size, c, h, w, device=device)

@@ -304,7 +304,7 @@ def model_roofline(name: str, machine: Machine, *, batch_size: int = 16, resolut
                    device="cpu", seed: int = 0) -> Roofline:
     """The roofline of model `name` (random weights, BN folded in place) at `resolution` (default: its
     pretrained config) on a seeded batch; `.cost.model` / `.cost.inputs` are what to time."""
-    model, (c, h, w) = create_model_at(name, resolution, seed=seed)
+    model, (c, h, w) = create_model_at(name, resolution, seed=seed, batch_size=batch_size, device=device)
     model = fuse_model(model, inplace=True).to(device)
     x = torch.randn(batch_size, c, h, w, generator=torch.Generator().manual_seed(seed)).to(device)
     return Roofline(model, x, machine, fuse=False)

@@ -158,7 +158,9 @@ def model_throughput(name: str, *, runtime: str = "cpu", resolution: Optional[in
                **kwargs) -> dict:
     """`measure_throughput` of a model by name (timm or shvitlab_*), with random weights: speed does not
     depend on them. ViT / Swin are built for `resolution` when it differs from their default."""
-    model, (_, h, _) = create_model_at(name, resolution, seed=seed)
+    batch = kwargs.get("batch_size") or DEFAULT_BATCH[runtime]
+    model, (_, h, _) = create_model_at(name, resolution, seed=seed, batch_size=batch,
+                                       device="cuda" if runtime == "cuda" else "cpu")
     return {**measure_throughput(model, runtime=runtime, resolution=h, **kwargs), "model": name}
 
 

@@ -32,9 +32,9 @@ from ..core.paths import PathLike, meso_root, micro_root, project_root
 from ..core.reference import load_reference
 from ..core.tables import read_csv
 from ..lab.cache import table_path
-from ..lab.recipes import recipe
+from ..lab.recipes import MESO_FAMILIES, recipe
 from ..lab.replicates import (correct_matrix, crossfit_remove_one, removed_all_heads, removed_correct,
-                              similarity_array, top1_difference)
+                              similarity_array)
 from .intervals import Estimate, bootstrap, exact, log_ratio_interval, proportion_difference, seeded, t_interval
 from .power import detectable_effect, replicates_needed
 from .provenance import is_prospective, measured_commit
@@ -138,6 +138,20 @@ class _Tables:
                 return read_csv(path)
         raise UserError(f"the scorecard needs results/{name}: run the notebook that writes it first")
 
+    def clusters(self, images: int) -> Optional[np.ndarray]:
+        """The source digit of each of the first `images` val images of this lab suite (its `val_sources.csv`),
+        for bootstraps that draw whole source digits; None where the suite records none."""
+        path = self.lab / "val_sources.csv" if self.lab is not None else None
+        if path is None or not path.is_file():
+            return None
+        self.read.append(path)
+        return _read_cached(path, path.stat().st_mtime_ns).sort_values("image").source.to_numpy()[:images]
+
+    def seeded(self, statistic, *arrays) -> Estimate:
+        """`intervals.seeded` over [seeds, images, ...] arrays of this suite's val images, clustered by source digit
+        where the suite records them."""
+        return seeded(statistic, *arrays, clusters=self.clusters(np.shape(arrays[0])[1]))
+
     def lab_table(self, name: str) -> pd.DataFrame:
         path = table_path(name, self.lab)
         if not path.is_file():
@@ -191,6 +205,12 @@ def check_preconditions(claim: Claim, t: _Tables) -> tuple[bool, str]:
         ok &= all(g >= need for g in grids.values())
         said.append("first attention sees " + ", ".join(f"{g}x{g} ({m})" for m, g in grids.items())
                     + f" tokens (needs {need}x{need})")
+    if gates.get("bracketed"):
+        family, base, x = claim.params["family"], t.key(claim.params["baseline"]), claim.params["x"]
+        xs = _frontier_x(t, x).reindex(MESO_FAMILIES[family])
+        x0 = float(_frontier_x(t, x)[base])
+        ok &= bool(xs.min() <= x0 <= xs.max())
+        said.append(f"{base}'s {x} {x0:.4g} within the family's {xs.min():.4g}-{xs.max():.4g}")
     if "quality_floor" in gates:
         floor_key = gates["quality_floor"]
         floor = _mean_top1(t, floor_key)
@@ -264,9 +284,36 @@ def _fig2_speed(t: _Tables) -> Measurement:
 
 def _top1_difference(t: _Tables, model: str, baseline: str, paper_row: Optional[int] = None) -> Measurement:
     paper = math.nan if paper_row is None else _table6_paper(4) - _table6_paper(paper_row)
-    est = top1_difference(t.lab_table("predictions"), t.key(model), t.key(baseline))
+    predictions = t.lab_table("predictions")
+    est = t.seeded(lambda a, b: 100 * (a.mean() - b.mean()), correct_matrix(predictions, t.key(model)),
+                   correct_matrix(predictions, t.key(baseline)))
     return Measurement(est, paper, _lab_scale(t), _seeds(t), "CPU (accuracy)",
                        "the two models see the same val images; seeds paired")
+
+
+def _frontier_x(t: _Tables, x: str) -> pd.Series:
+    """Per model of the sweep, its point on the x axis: latency (ms per image, geometric mean over rounds) or
+    training compute (MACs)."""
+    return t.lab_table("frontier").set_index("key")[{"latency": "latency_ms", "training_macs": "training_macs"}[x]]
+
+
+def _frontier(t: _Tables, family: str, baseline: str, x: str) -> Measurement:
+    from ..lab.frontier import matched_accuracy
+
+    members, base = MESO_FAMILIES[family], t.key(baseline)
+    predictions = t.lab_table("predictions")
+    correct = {k: correct_matrix(predictions, k) for k in (*members, base)}
+    if x == "latency":
+        lat = t.lab_table("latency_rounds")
+        xs = {k: lat[lat.key == k].sort_values("round").ms_per_image.to_numpy() for k in correct}
+        on = f"CPU, 1 thread, batch {int(lat.batch_size.iloc[0])}, {lat['round'].nunique()} interleaved rounds"
+    else:
+        xs = {k: np.array([v]) for k, v in _frontier_x(t, x).items() if k in correct}
+        on = "forward MACs x images seen (deterministic)"
+    est = matched_accuracy(correct, xs, members, base, clusters=t.clusters(correct[base].shape[1]),
+                           what={"latency": "latency", "training_macs": "training compute"}[x])
+    return Measurement(est, math.nan, _lab_scale(t), _seeds(t), on,
+                       f"{family} family: {', '.join(members)}; each seed's curve interpolated at {base}'s {x}")
 
 
 def _fig3_paper_similarity() -> pd.DataFrame:
@@ -286,14 +333,14 @@ def _similarity(t: _Tables, name: str) -> np.ndarray:
 def _late_layers(t: _Tables, model: str) -> Measurement:
     ref = _fig3_paper_similarity()
     paper = _late_minus_early(ref[ref.heads == 3].sort_values("layer").similarity_pct.to_numpy())
-    return Measurement(seeded(_late_minus_early, _similarity(t, model)), paper,
+    return Measurement(t.seeded(_late_minus_early, _similarity(t, model)), paper,
                        _lab_scale(t) + ", DeiT-T-shaped, 6 layers", _seeds(t), "CPU")
 
 
 def _similarity_difference(t: _Tables, model: str, baseline: str) -> Measurement:
     ref = _fig3_paper_similarity()
     paper = float(ref[ref.heads == 3].similarity_pct.mean() - ref[ref.heads == 6].similarity_pct.mean())
-    est = seeded(lambda a, b: float(a.mean() - b.mean()), _similarity(t, model), _similarity(t, baseline))
+    est = t.seeded(lambda a, b: float(a.mean() - b.mean()), _similarity(t, model), _similarity(t, baseline))
     return Measurement(est, paper, _lab_scale(t) + ", DeiT-T-shaped", _seeds(t), "CPU",
                        "the two models see the same val images; seeds paired")
 
@@ -307,7 +354,7 @@ def _remove_one_in_sample(t: _Tables, model: str) -> Measurement:
     predictions = t.lab_table("predictions")
     key = t.key(model)
     removed = removed_correct(t.lab_table("ablation_images"), predictions, key)   # [seeds, images, layers]
-    est = seeded(lambda r, b: float(100 * (r.mean() - b.mean())), removed, correct_matrix(predictions, key))
+    est = t.seeded(lambda r, b: float(100 * (r.mean() - b.mean())), removed, correct_matrix(predictions, key))
     return Measurement(est, _remove_one_paper(), _lab_scale(t) + ", DeiT-T-shaped, 3 heads", _seeds(t), "CPU",
                        "per layer the head whose removal costs least on the images it is scored on; mean over layers")
 
@@ -315,7 +362,7 @@ def _remove_one_in_sample(t: _Tables, model: str) -> Measurement:
 def _remove_one_crossfit(t: _Tables, model: str, folds: int = 2, split_seed: int = 0) -> Measurement:
     removed, base = removed_all_heads(t.lab_table("ablation_heads_images"), t.key(model))   # [s, i, l, h], [s, i]
     fold = np.broadcast_to(np.random.default_rng(split_seed).permutation(base.shape[1]) % folds, base.shape)
-    est = seeded(lambda r, b, f: crossfit_remove_one(r, b, f, folds), removed, base, fold)
+    est = t.seeded(lambda r, b, f: crossfit_remove_one(r, b, f, folds), removed, base, fold)
     return Measurement(est, _remove_one_paper(), _lab_scale(t) + ", DeiT-T-shaped, 3 heads",
                        f"trained here ({removed.shape[0]} seeds)", "CPU",
                        f"per layer the head chosen on {folds - 1} of {folds} folds of the val images, scored on the "
@@ -376,7 +423,7 @@ def _gradcam_paired(t: _Tables, model: str, layer: str, baseline: str, baseline_
         return h.hit.to_numpy(float).reshape(h.seed.nunique(), -1), int(h.map_side.iloc[0])
 
     (b, side_b), (a, side_a) = hits(model, layer), hits(baseline, baseline_layer)
-    est = seeded(lambda x, y: float(100 * (x.mean() - y.mean())), b, a)
+    est = t.seeded(lambda x, y: float(100 * (x.mean() - y.mean())), b, a)
     return Measurement(est, math.nan, _lab_scale(t), f"trained here ({b.shape[0]} seeds)", "CPU",
                        f"Grad-CAM of {model} at {layer} ({side_b}x{side_b}) vs {baseline} at {baseline_layer} "
                        f"({side_a}x{side_a}); paired per image and seed")
@@ -387,7 +434,7 @@ MEASURES: dict[str, Callable[..., Measurement]] = {
     "top1_difference": _top1_difference, "late_minus_early": _late_layers,
     "similarity_difference": _similarity_difference, "remove_one_in_sample": _remove_one_in_sample,
     "remove_one_crossfit": _remove_one_crossfit, "table6_speed": _table6_speed, "memory_bound": _memory_bound,
-    "gradcam_seed0": _gradcam_seed0, "gradcam_paired": _gradcam_paired,
+    "gradcam_seed0": _gradcam_seed0, "gradcam_paired": _gradcam_paired, "frontier": _frontier,
 }
 
 CLAIMS: tuple[Claim, ...] = load_registry()

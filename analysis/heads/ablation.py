@@ -101,7 +101,7 @@ def _finished(partial: Optional[Path], identity: dict) -> list[dict]:
     except (ValueError, KeyError, TypeError):
         raise UserError(f"{partial} is not a partial head-ablation run; delete it to start afresh") from None
     if not same:
-        raise UserError(f"{partial} holds a partial run of another ablation (model, data or options differ); "
+        raise UserError(f"{partial} holds a partial run of another ablation (model, weights, data or options differ); "
                         "delete it to start afresh, or choose another output")
     return saved["rows"]
 

@@ -15,12 +15,51 @@ from matplotlib.patches import Rectangle
 from ..core.errors import not_a_command
 from ..core.plotting import OURS_COLOR, PAPER_COLOR, use_style
 
-__all__ = ["plot_single_head_designs", "plot_gradcam_stem", "plot_cam_overlay"]
+__all__ = ["plot_single_head_designs", "plot_gradcam_stem", "plot_cam_overlay", "plot_frontier"]
 
 _RUNTIME_NAMES = {"cpu": "CPU", "onnx": "ONNX", "cuda": "GPU"}
 # One colour per source and runtime, in legend order: the paper in greys, ours in blues.
 _SPEED_PALETTE = {"paper CPU": "0.45", "paper ONNX": "0.7", "paper GPU": "0.85",
                   "ours CPU": OURS_COLOR, "ours ONNX": "#7fb3e0", "ours GPU": "#c6dbef"}
+
+
+_FAMILY_STYLE = {"16x16 stem, 3 stages": (OURS_COLOR, "o"), "4x4 stem, 4 stages": ("#d95f02", "s")}
+_SWEEP_LABELS = {"meso_fig2_a": "(a)", "meso_fig2_b": "(b)", "meso_fig2_b128": "(b')", "meso_fig2_a_half": "(a) 1/2 w",
+                 "meso_fig2_b_w64": "(b) 2x w", "meso_fig2_b_w96": "(b) 3x w"}
+
+
+def plot_frontier(frontier: pd.DataFrame, matched: pd.DataFrame | None = None):
+    """SHViT Fig. 2 as a speed-accuracy plane: per macro design (family), top-1 against CPU latency and
+    against training compute, each member with its 95% intervals on both axes (latency: timing rounds;
+    top-1: seeds and images), members joined in order of x. `frontier`: `lab.frontier.frontier_table`.
+    `matched` (rows with x = "latency" / "training_macs", value, low, high): the family's interpolated
+    top-1 at (a)'s x minus (a)'s, written on its panel. Returns the figure."""
+    use_style()
+    fig, axes = plt.subplots(1, 2, figsize=(12, 4.6), layout="constrained")
+    panels = (("latency", "latency_ms", "CPU latency, ms per image (1 thread, log scale)"),
+              ("training_macs", "training_macs", "training compute, MACs (forward MACs x images seen, log scale)"))
+    for ax, (x, col, label) in zip(axes, panels):
+        for family, g in frontier.groupby("family", sort=False):
+            g = g.sort_values(col)
+            color, marker = _FAMILY_STYLE.get(family, ("0.3", "^"))
+            xerr = None if x != "latency" else [g.latency_ms - g.latency_low, g.latency_high - g.latency_ms]
+            ax.errorbar(g[col], g.top1, xerr=xerr, yerr=[g.top1 - g.top1_low, g.top1_high - g.top1], fmt=marker + "-",
+                        color=color, ms=7, capsize=3, label=f"{family} ({int(g.seeds.iloc[0])} seeds)")
+            for row in g.itertuples():
+                ax.annotate(_SWEEP_LABELS.get(row.key, row.key), (getattr(row, col), row.top1), xytext=(5, -12),
+                            textcoords="offset points", fontsize=8, color=color)
+        ax.set_xscale("log")
+        ax.set(xlabel=label, ylabel="top-1 (%, meso val, mean over seeds)")
+        if matched is not None and (m := matched[matched.x == x]).shape[0]:
+            m = m.iloc[0]
+            ax.text(0.02, 0.97, f"16x16 family at (a)'s {'latency' if x == 'latency' else 'compute'} minus (a):\n"
+                    f"{m.value:+.1f} pp [{m.low:+.1f}, {m.high:+.1f}]", transform=ax.transAxes, va="top", fontsize=9)
+        ax.legend(fontsize=8, loc="lower right")
+    axes[0].set_title("accuracy against measured latency")
+    axes[1].set_title("accuracy against training compute")
+    fig.suptitle("SHViT Fig. 2 as a speed-accuracy plane: two macro designs, each swept in size "
+                 "(paper's Fig. 2 values are not transcribed in core.reference: none drawn)")
+    return fig
 
 
 def plot_single_head_designs(speed: pd.DataFrame, accuracy: pd.DataFrame):

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-import fcntl
 import json
 import math
 import os
@@ -41,9 +40,10 @@ from tqdm import tqdm
 from shvit.weights import CheckpointError, load_state_dict_strict, unreadable_reason
 
 from ..core.errors import UserError, not_a_command
-from ..core.files import atomic_path, check_writable, write_json
+from ..core.files import atomic_path, check_writable, exclusive_folder, write_json
 from ..core.models import check_model_name, create_model
 from ..core.distributed import World
+from ..core.memory import check_memory
 from ..core.runtime import resolve_device
 from .datasets import DIGITS_NAME, ClutteredDigits, DigitsConfig, image_folder_datasets
 
@@ -272,6 +272,8 @@ def fit(cfg: TrainConfig, output: Optional[str | os.PathLike] = None, *, resume:
     device = resolve_device(device) if isinstance(device, str) else device
     check_model_name(cfg.model)
     _check_recipe(cfg)
+    side = cfg.input_size or (DigitsConfig(**cfg.data_kwargs).image_size if cfg.data == DIGITS_NAME else 224)
+    check_memory(cfg.model, (cfg.batch_size, 3, side, side), device=device, training=True, **cfg.model_kwargs)
     num_classes = datasets[2] if datasets is not None else _num_classes(cfg)
     ckpt = None
     if resume is not None:   # before the output folder is made: a bad checkpoint leaves nothing behind
@@ -301,16 +303,8 @@ def _output_lock(output: Optional[Path]):
     if output is None or int(os.environ.get("RANK", "0")) != 0:
         yield
         return
-    fd = os.open(output, os.O_RDONLY)
-    try:
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            raise UserError(f"another training run is writing {output}; wait for it or choose another --output") \
-                from None
+    with exclusive_folder(output, f"another training run is writing {output}; wait for it or choose another --output"):
         yield
-    finally:
-        os.close(fd)
 
 
 def _train(cfg: TrainConfig, output: Optional[Path], ckpt_path: Optional[Path], num_classes: int,

@@ -13,6 +13,7 @@ of a design (e.g. the 16x16-stem sweep's sizes) share it.
     >>> table = search_table(root=meso_root())      # trains what is missing, one row per search run
     >>> choice = choose(table)                       # {design: {"lr": ..., "augment": ...}}
     >>> tuned_recipes(choice)                        # MESO_RECIPES with those settings
+    >>> suite_recipes(meso_root())                   # the same, from a suite's committed lr_search.csv
 """
 from __future__ import annotations
 
@@ -22,15 +23,16 @@ import pandas as pd
 import torch
 from torch.utils.data import DataLoader
 
-from ..core.errors import not_a_command
-from ..core.paths import PathLike
-from .cache import cached_table, load_or_train, train_all
+from ..core.errors import UserError, not_a_command
+from ..core.paths import PathLike, meso_root
+from ..core.tables import read_csv
+from .cache import cached_table, load_or_train, table_path, train_all
 from .datasets import ClutteredDigits, DigitsConfig
 from .recipes import MESO_RECIPES, STEM4, STEM16, MicroRecipe
 from .train import evaluate
 
 __all__ = ["LR_FACTORS", "SEARCH_SEED", "SEARCH_EPOCH_SHARE", "AUGMENT_DESIGNS", "design_bases", "search_recipes",
-           "search_table", "choose", "tuned_recipes"]
+           "search_table", "choose", "tuned_recipes", "suite_recipes"]
 
 LR_FACTORS = (0.5, 1.0, 2.0)
 SEARCH_SEED = 100  # not one of the replicates' seeds: the chosen setting's scored models are trained afresh
@@ -115,6 +117,15 @@ def tuned_recipes(choice: Mapping[str, dict], recipes: Mapping[str, MicroRecipe]
     """`recipes` with each one's design's chosen learning rate and augmentation."""
     return {k: r.with_train(lr=choice[r.design]["lr"], augment=choice[r.design]["augment"])
             for k, r in recipes.items()}
+
+
+def suite_recipes(root: Optional[PathLike] = None) -> Dict[str, MicroRecipe]:
+    """The meso recipes as the suite in `root` (default `results/meso`) tuned them: its `lr_search.csv`, read
+    without training anything; a one-line error if the suite has not run its search."""
+    path = table_path("lr_search", meso_root(root))
+    if not path.is_file():
+        raise UserError(f"{path} does not exist: run `python -m analysis.ablations --meso` first")
+    return tuned_recipes(choose(read_csv(path)))
 
 
 if __name__ == "__main__":  # a library module, not a command

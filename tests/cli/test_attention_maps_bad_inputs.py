@@ -33,7 +33,8 @@ TABLE = [
     (M + ["--out", "{empty}"], "is a directory; give a file name stem"),
     (M + ["--out", "{tmp}/maps.csv/"], "is a directory; give a file name stem"),
     (M, "the following arguments are required: --out"),
-    (M[:2] + ["--image", "{flat}/im1.png", "--out", "{flat}/im1"], "would replace the input --image"),
+    (M[:2] + ["--image", "{flat}/im1.png", "--out", "{flat}/im1"], "exists and was not written by"),
+    (M[:2] + ["--image", "{flat}/im1.png", "--out", "{flat}/im1", "--overwrite"], "would replace the input --image"),
 ]
 
 

@@ -26,8 +26,9 @@ TABLE = [
     (M + OUT + ["--threads", "0"], "argument --threads: must be between 1 and the"),
     (M + ["--out", "{missing}"], "does not exist"),
     (M + ["--out", "{empty}/"], "is a directory; give a file name stem"),
-    (M[:2] + ["--image", "{flat}/im1.png", "--out", "{flat}/im1.png"], "would replace the input --image"),
-    (M[:2] + ["--image", "{flat}/im1.png", "--out", "{flat}/im1"], "would replace the input --image"),
+    (M[:2] + ["--image", "{flat}/im1.png", "--out", "{flat}/im1.png"], "exists and was not written by"),
+    (M[:2] + ["--image", "{flat}/im1.png", "--out", "{flat}/im1.png", "--overwrite"], "would replace the input --image"),
+    (M[:2] + ["--image", "{flat}/im1.png", "--out", "{flat}/im1", "--overwrite"], "would replace the input --image"),
 ]
 
 

@@ -37,3 +37,34 @@ def digits(tmp_path):
 def test_bad_input(argv, needle, bad, digits, tmp_path, capsys):
     argv = [a.format(tmp=tmp_path, digits=digits, **bad) for a in argv]
     assert_rejected(main, argv, needle, capsys, tmp_path)
+
+
+def test_a_partial_run_of_other_weights_is_not_resumed(digits, tmp_path, capsys, monkeypatch):
+    """The partial file of an interrupted run names the checkpoint's content (sha256), not just its path:
+    a checkpoint replaced under the same name is refused instead of mixing two models in one table."""
+    import json
+
+    import torch
+
+    from analysis.core.errors import UserError
+    from analysis.core.models import create_model
+    from analysis.heads import ablation
+
+    ckpt = tmp_path / "w.pth"
+    torch.save(create_model("deit_tiny_patch16_224", "random", seed=1).state_dict(), ckpt)
+    argv = ["--model", "deit_tiny_patch16_224", "--weights", str(ckpt), "--data", digits, "--num-images", "2",
+            "--modes", "remove1", "--layer", "blocks.0.attn", "--out", str(tmp_path / "a.csv")]
+    seen = {}
+
+    def interrupted(*args, identity, **kwargs):   # the run stops where an interrupted one would have
+        seen.update(identity, modes=list(kwargs["modes"]), layers=list(kwargs["layers"]))
+        raise UserError("stopped")
+    monkeypatch.setattr(ablation, "head_ablation", interrupted)
+    with pytest.raises(SystemExit):
+        main(argv)
+    monkeypatch.undo()
+    assert len(seen["weights_sha256"]) == 64
+    (tmp_path / "a.csv.partial.json").write_text(json.dumps({"identity": seen, "rows": []}))
+    torch.save(create_model("deit_tiny_patch16_224", "random", seed=2).state_dict(), ckpt)   # same name, new weights
+    capsys.readouterr()
+    assert_rejected(main, argv, "holds a partial run of another ablation (model, weights, data", capsys, tmp_path)

@@ -35,11 +35,12 @@ TABLE = [
     (D + ["--out", "{a_file}/x.csv"], "does not exist"),
     (D + ["--out", "{tmp}/res.json"], "would both write"),
     (D + ["--out", "{tmp}/same.png", "--plot", "{tmp}/same.png"], "would both write"),
-    (D + ["--out", "{unrelated_csv}"], "is not a metadata file of analysis.head_similarity"),
+    (D + ["--out", "{unrelated_csv}"], "exists and was not written by python -m analysis.head_similarity"),
+    (D + ["--out", "{unrelated_csv}", "--overwrite"], "is not a metadata file of analysis.head_similarity"),
     (D + OUT + ["--plot", "{missing}.png"], "does not exist"),
-    (D + ["--weights", "{text_pth}", "--out", "{text_pth}"], "would replace the input --weights"),
+    (D + ["--weights", "{text_pth}", "--out", "{text_pth}", "--overwrite"], "would replace the input --weights"),
     (D + ["--data", "{flat}", "--out", "{flat}/o.csv"], "would write inside the input folder --data"),
-    (D + ["--data", "{flat}", "--plot", "{flat}/im0.png"] + OUT, "would write inside the input folder --data"),
+    (D + ["--data", "{flat}", "--plot", "{flat}/im0.png", "--overwrite"] + OUT, "would write inside the input folder --data"),
 ]
 
 

@@ -1,6 +1,7 @@
 """Meso suite: its recipes are the micro comparisons at 112 px (7x7 tokens after the 16x16 stem and
-the 16x16 patches), and a slice of its committed numbers is recomputed from the committed seed-0
-weights: predictions and head similarity of the first val images, within a stated tolerance."""
+the 16x16 patches) plus the Fig. 2 sweep, and a slice of its committed numbers is recomputed: predictions
+and head similarity of the first val images from the committed seed-0 weights, and one replicate retrained
+from scratch, within stated tolerances."""
 import json
 
 import pandas as pd
@@ -9,10 +10,12 @@ import torch
 
 from analysis.ablations import from_scratch
 from analysis.core.paths import meso_root
+from analysis.core.runtime import cpu_threads
 from analysis.heads.similarity import similarity_per_image
 from analysis.lab import cache
 from analysis.lab.datasets import ClutteredDigits, DigitsConfig
-from analysis.lab.recipes import MESO_RECIPES, RECIPES, recipe
+from analysis.lab.recipes import MESO_FAMILIES, MESO_RECIPES, MESO_SEEDS, RECIPES, recipe
+from analysis.lab.tuning import suite_recipes
 from shvit import get_config
 
 SLICE = 400  # val images re-evaluated in CI
@@ -23,15 +26,24 @@ def _val(key: str) -> ClutteredDigits:
     return ClutteredDigits("val", DigitsConfig(**recipe(key).config().data_kwargs))
 
 
-def test_meso_recipes_are_the_micro_comparisons_at_112_px():
+def test_meso_recipes_are_the_micro_comparisons_at_112_px_plus_the_fig2_sweep():
+    sweep = {k for keys in MESO_FAMILIES.values() for k in keys}
     for key, r in MESO_RECIPES.items():
-        micro = RECIPES[key.removeprefix("meso_")]
+        micro = RECIPES.get(key.removeprefix("meso_"))
+        if micro is None:   # a sweep member: a Fig. 2 design at another width or resolution
+            assert key in sweep and r.model in ("shvitlab_fig2_a", "shvitlab_fig2_b")
+            continue
         assert r.model == micro.model and r.resolution == 112 and r.model_kwargs["img_size"] == 112
         assert {k: v for k, v in r.model_kwargs.items() if k not in ("img_size", "patch_size")} == \
             {k: v for k, v in micro.model_kwargs.items() if k not in ("img_size", "patch_size")}
         ours, theirs = r.config().to_dict(), micro.config().to_dict()
         assert {k for k in ours if ours[k] != theirs[k]} == {"model_kwargs", "data_kwargs"}  # same training recipe
         assert ours["data_kwargs"]["num_train"] > theirs["data_kwargs"]["num_train"]
+    assert len(MESO_FAMILIES["16x16 stem, 3 stages"]) >= 3 and len(MESO_FAMILIES["4x4 stem, 4 stages"]) >= 2
+    assert MESO_RECIPES["meso_fig2_b128"].resolution == 128 == 112 * 256 // 224   # (b'): the paper's 256/224
+    assert {r.design for k, r in MESO_RECIPES.items() if k in MESO_FAMILIES["16x16 stem, 3 stages"]} == \
+        {"16x16 stem, 3 stages"}
+    assert len(MESO_SEEDS) >= 5
     assert 112 // get_config("shvitlab_fig2_b").stem_stride == 7
     assert MESO_RECIPES["meso_deit_3h"].model_kwargs["patch_size"] == 16
 
@@ -51,10 +63,11 @@ def test_a_slice_of_the_committed_meso_numbers_is_recomputed_from_its_weights():
     suite = json.loads((root / "suite.json").read_text())
     assert {"command", "commit", "seeds", "host", "wall_seconds_this_run", "wall_seconds_from_scratch"} <= set(suite)
     predictions = pd.read_csv(cache.table_path("predictions", root))
+    recipes = suite_recipes(root)
     for key in ("meso_fig2_b", "meso_deit_3h"):
-        path = cache.checkpoint_path(key, root)
+        path = cache.checkpoint_path(recipes[key], root)
         assert path.is_file(), f"{path} is not committed"
-        model, _ = cache.load_or_train(key, root=root, progress=False)  # served from the cache: the file exists
+        model, _ = cache.load_or_train(recipes[key], root=root, progress=False)  # served from the cache
         val = _val(key)
         x = torch.stack([val[i][0] for i in range(SLICE)])
         with torch.no_grad():
@@ -62,9 +75,27 @@ def test_a_slice_of_the_committed_meso_numbers_is_recomputed_from_its_weights():
         committed = predictions[(predictions.key == key) & (predictions.seed == 0)].sort_values("image").pred.to_numpy()
         assert (pred != committed[:SLICE]).mean() <= 0.005  # argmax near-ties may flip across hosts' kernels
     similarity = pd.read_csv(cache.table_path("head_similarity_images", root))
-    model, _ = cache.load_or_train("meso_deit_3h", root=root, progress=False)
+    model, _ = cache.load_or_train(recipes["meso_deit_3h"], root=root, progress=False)
     val = _val("meso_deit_3h")
     ours = 100 * similarity_per_image(model, torch.stack([val[i][0] for i in range(8)]))  # [layers, images]
     ref = similarity[(similarity.key == "meso_deit_3h") & (similarity.seed == 0) & (similarity.image < 8)]
     ref = ref.pivot(index="layer", columns="image", values="similarity_pct").to_numpy()
     assert ours.numpy() == pytest.approx(ref, abs=1e-3)
+
+
+@pytest.mark.artifacts
+def test_a_retrained_replicate_matches_its_committed_accuracy_and_curve(tmp_path):
+    """The suite's smallest 16x16-stem model, seed 0, retrained from scratch with the committed search's
+    choice (one thread, as the suite's workers train): the same val top-1 and per-epoch curve within 2
+    points (training on another CPU's kernels drifts; on the committing host it is bit-identical)."""
+    root = meso_root()
+    r = suite_recipes(root)["meso_fig2_b"]
+    models = pd.read_csv(root / "models.csv")
+    committed = models[(models.key == r.key) & (models.seed == 0)].iloc[0]
+    assert committed.digest == r.digest() and committed.threads == 1
+    with cpu_threads(1):
+        _, summary = cache.load_or_train(r, root=tmp_path, progress=False)
+    assert summary["val_top1"] == pytest.approx(committed.val_top1, abs=2.0)
+    curves = pd.read_csv(root / "training_curves.csv.gz")
+    curve = curves[(curves.key == r.key) & (curves.seed == 0)].sort_values("epoch").val_top1.to_numpy()
+    assert [h["val_top1"] for h in summary["history"]] == pytest.approx(list(curve), abs=2.0)

@@ -12,7 +12,8 @@ from analysis.heads.attention import attention_layers
 from analysis.lab import cache, experiments
 from analysis.lab.datasets import ClutteredDigits, DigitsConfig
 from analysis.lab.gradcam import localisation, localisation_images
-from analysis.lab.recipes import MESO_GRADCAM_LAYERS, SEEDS, recipe
+from analysis.lab.recipes import MESO_GRADCAM_LAYERS, MESO_SEEDS, SEEDS, recipe, resolve
+from analysis.lab.tuning import suite_recipes
 from analysis.lab.train import build_model
 
 IMAGES = 16
@@ -22,15 +23,16 @@ def _tiny(monkeypatch, scale: float = 1.0):
     """The lab's tables on tiny random models (one per recipe and seed) and IMAGES val images."""
     models = {}
 
-    def load_or_train(key, *, seed=0, root=None, progress=True, retrain=False):
-        if (key, seed) not in models:
-            torch.manual_seed(seed)
-            model = build_model(recipe(key, seed).config(), 10).eval()
+    def load_or_train(key, *, seed=None, root=None, progress=True, retrain=False):
+        r = resolve(key, seed)
+        if (r.key, r.seed) not in models:
+            torch.manual_seed(r.seed)
+            model = build_model(r.config(), 10).eval()
             with torch.no_grad():  # larger weights: predictions that differ between images and heads
                 for p in model.parameters():
                     p.mul_(scale)
-            models[key, seed] = model
-        return models[key, seed], {}
+            models[r.key, r.seed] = model
+        return models[r.key, r.seed], {}
 
     def micro_datasets(data_kwargs=None):
         cfg = DigitsConfig(**{**data_kwargs, "num_train": 1, "num_val": IMAGES})
@@ -118,11 +120,13 @@ def test_the_meso_gradcam_layers_are_the_declared_ones():
 
 
 def test_the_suites_write_the_new_tables(tmp_path, monkeypatch):
-    """`ablations --meso` writes both tables (meso DeiT 3 heads; the declared Grad-CAM layers), and
-    `ablations --seeds` the all-heads table of the micro 3-head DeiT (no Grad-CAM rows: 3x3 tokens)."""
+    """`ablations --meso` writes both tables (meso DeiT 3 heads, tuned; the declared Grad-CAM layers) from
+    every meso seed, and `ablations --seeds` the all-heads table of the micro 3-head DeiT (no Grad-CAM rows:
+    3x3 tokens)."""
     import inspect
 
-    from analysis.ablations import main
+    from analysis import ablations
+    from analysis.lab import frontier, tuning
 
     assert experiments.REPLICATE_TABLES["ablation_heads_images"] is experiments.ablation_heads_images_table
     assert inspect.signature(experiments.ablation_heads_images_table).parameters["keys"].default == ("deit_3h",)
@@ -131,22 +135,36 @@ def test_the_suites_write_the_new_tables(tmp_path, monkeypatch):
 
     def record(name):
         def table(*args, root=None, refresh=False, progress=True, **kwargs):
-            calls[name] = args
+            calls[name] = (args, kwargs)
             return pd.DataFrame({"x": [0]})
         return table
     for name in ("predictions", "head_similarity_images", "ablation_images", "ablation_heads_images", "gradcam",
                  "gradcam_images"):
         monkeypatch.setattr(experiments, f"{name}_table", record(name))
-    monkeypatch.setattr(cache, "load_or_train", lambda key, seed=0, **k: (None, {
-        "digest": recipe(key, seed).digest(), "val_top1": 50.0, "train_seconds": 1.0, "threads": 2}))
-    assert main(["--meso", "--root", str(tmp_path / "meso")]) == 0
-    assert calls["ablation_heads_images"] == (("meso_deit_3h",), SEEDS)
-    assert calls["gradcam_images"] == (MESO_GRADCAM_LAYERS, SEEDS)
+    search = pd.DataFrame([{"design": d, "augment": a, "lr": r.config().lr, "tune_top1": top1}
+                           for d, r in tuning.design_bases().items() for a, top1 in (("none", 40.0), ("shift", 50.0))])
+    monkeypatch.setattr(tuning, "search_table", lambda **k: search)
+    monkeypatch.setattr(cache, "train_all", lambda *a, **k: 0)
+    monkeypatch.setattr(cache, "load_or_train", lambda r, seed=None, **k: (None, {
+        "digest": resolve(r, seed).digest(), "val_top1": 50.0, "train_seconds": 1.0, "threads": 1, "history": []}))
+    monkeypatch.setattr(cache, "micro_datasets", lambda d: (None, ClutteredDigits(
+        "val", DigitsConfig(**{**d, "num_train": 1, "num_val": 4, "num_tune": 1})), 10))
+    for name in ("training_curves", "sweep_latency", "frontier_table"):
+        monkeypatch.setattr(frontier, name, lambda *a, **k: pd.DataFrame({"x": [0]}))
+    from analysis.core import tables
+    monkeypatch.setattr(tables, "read_csv", lambda path: pd.DataFrame({"x": [0]}))   # the mocked tables above
+    assert ablations.main(["--meso", "--root", str(tmp_path / "meso")]) == 0
+    args, _ = calls["ablation_heads_images"]
+    assert [r.key for r in args[0]] == ["meso_deit_3h"] and args[1] == MESO_SEEDS
+    assert {r.config().augment for r in args[0]} == {"shift"}
+    args, kwargs = calls["gradcam_images"]
+    assert args == (MESO_GRADCAM_LAYERS, MESO_SEEDS) and kwargs["recipes"]["meso_fig2_a"].config().augment == "shift"
+    assert (tmp_path / "meso" / "val_sources.csv").is_file() and (tmp_path / "meso" / "suite.json").is_file()
 
     calls.clear()
     for name in experiments.REPLICATE_TABLES:
         monkeypatch.setitem(experiments.REPLICATE_TABLES, name, record(name))
-    assert main(["--seeds", "--root", str(tmp_path / "micro")]) == 0
+    assert ablations.main(["--seeds", "--root", str(tmp_path / "micro")]) == 0
     assert set(calls) == {"predictions", "head_similarity_images", "ablation_images", "ablation_heads_images"}
 
 
@@ -172,22 +190,22 @@ def _read(name, root):
 
 
 @pytest.mark.artifacts
-@pytest.mark.parametrize("key,root", [("deit_3h", micro_root), ("meso_deit_3h", meso_root)])
-def test_committed_all_heads_tables_are_complete_and_contain_the_best_heads(key, root):
+@pytest.mark.parametrize("key,root,seeds", [("deit_3h", micro_root, SEEDS), ("meso_deit_3h", meso_root, MESO_SEEDS)])
+def test_committed_all_heads_tables_are_complete_and_contain_the_best_heads(key, root, seeds):
     heads, best = _read("ablation_heads_images", root()), _read("ablation_images", root())
     images = recipe(key).config().data_kwargs["num_val"]
     heads = heads[heads.key == key]
-    assert set(heads.seed) == set(SEEDS) and len(heads) == len(SEEDS) * 6 * 3 * images
+    assert set(heads.seed) == set(seeds) and len(heads) == len(seeds) * 6 * 3 * images
     merged = best[best.key == key].merge(heads, on=["key", "seed", "layer", "head", "image"], suffixes=("_best", ""),
                                          validate="one_to_one")
-    assert len(merged) == len(SEEDS) * 6 * images
-    # Which replicates have the weights behind predictions.csv.gz: training differs per CPU, and the meso
-    # seed-1/2 weights behind it were not kept, so this table's meso seeds 1-2 were retrained on another host.
+    assert len(merged) == len(seeds) * 6 * images
+    # Which replicates have the weights behind predictions.csv.gz: training differs per CPU, and only seed 0's
+    # weights are committed, so a table may hold other seeds computed from weights trained on another host.
     p = _read("predictions", root())
     committed = p[p.key == key].rename(columns={"label": "committed_label", "pred": "committed_pred"})
     intact = heads[(heads.layer == 1) & (heads["head"] == 0)].merge(
         committed[["seed", "image", "committed_label", "committed_pred"]], on=["seed", "image"], validate="one_to_one")
-    assert len(intact) == len(SEEDS) * images and (intact.label == intact.committed_label).all()
+    assert len(intact) == len(seeds) * images and (intact.label == intact.committed_label).all()
     same = (intact.intact_pred == intact.committed_pred).groupby(intact.seed).mean()
     same_weights = list(same[same >= 0.999].index)          # near-ties only: the same weights
     assert 0 in same_weights, f"{key}: seed 0 (committed weights) agrees on {same[0]:.1%} of intact predictions"
@@ -201,10 +219,10 @@ def test_committed_gradcam_images_cover_the_declared_layers_and_a_slice_recomput
     root = meso_root()
     table = _read("gradcam_images", root)
     assert {k: tuple(sorted(g.layer.unique())) for k, g in table.groupby("key")} == MESO_GRADCAM_LAYERS
-    assert set(table.seed) == set(SEEDS) and len(table) == len(SEEDS) * 3 * 2000
+    assert set(table.seed) == set(MESO_SEEDS) and len(table) == len(MESO_SEEDS) * 3 * 2000
     assert table.groupby("layer").map_side.unique().map(list).to_dict() == \
         {"stages.1": [4], "stages.2": [2], "stages.3": [4]}
-    model, _ = cache.load_or_train("meso_fig2_b", root=root, progress=False)
+    model, _ = cache.load_or_train(suite_recipes(root)["meso_fig2_b"], root=root, progress=False)
     val = _First(ClutteredDigits("val", DigitsConfig(**recipe("meso_fig2_b").config().data_kwargs)), 100)
     ours = localisation_images(model, val, layer=model.get_submodule("stages.1")).hit.to_numpy()
     ref = table[(table.key == "meso_fig2_b") & (table.seed == 0) & (table.layer == "stages.1")].sort_values("image")
@@ -217,7 +235,7 @@ def test_committed_gradcam_images_seed0_equal_localisation_over_the_whole_val_se
     root = meso_root()
     table = _read("gradcam_images", root)
     for key, names in MESO_GRADCAM_LAYERS.items():
-        model, _ = cache.load_or_train(key, root=root, progress=False)
+        model, _ = cache.load_or_train(suite_recipes(root)[key], root=root, progress=False)
         val = ClutteredDigits("val", DigitsConfig(**recipe(key).config().data_kwargs))
         for name in names:
             pg = localisation(model, val, layer=model.get_submodule(name))["pointing_game"].item()

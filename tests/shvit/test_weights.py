@@ -161,3 +161,24 @@ def test_checkpoints_are_validated_not_just_keyed(tmp_path, capsys):
     with pytest.raises(CheckpointError, match=r"timm would resample pos_embed \(1, 17, 48\) -> \(1, 65, 48\)"):
         create_model("deit_tiny_patch16_224", str(tmp_path / "at32.pth"), img_size=64, patch_size=8, embed_dim=48,
                      depth=1, num_heads=3)
+
+
+def test_resampling_is_opt_in_and_said(tmp_path, capsys):
+    """`resample_pos_embed` lets timm's converter resample a checkpoint's position embedding to the model's
+    grid, and a note says what was resampled; the resampled model runs at its own resolution."""
+    from analysis.core.models import create_model
+
+    small = dict(patch_size=8, embed_dim=48, depth=1, num_heads=3)
+    torch.save(create_model("deit_tiny_patch16_224", "random", img_size=32, **small).state_dict(), tmp_path / "a.pth")
+    model = create_model("deit_tiny_patch16_224", str(tmp_path / "a.pth"), img_size=64, resample_pos_embed=True,
+                         **small)
+    assert "note: resampled pos_embed (1, 17, 48) -> (1, 65, 48)" in capsys.readouterr().err
+    assert model(torch.zeros(1, 3, 64, 64)).shape == (1, 1000)
+
+
+def test_resample_flag_without_a_checkpoint_is_refused(tmp_path, capsys):
+    from analysis.head_similarity import main
+    from tests.helpers import assert_rejected
+
+    assert_rejected(main, ["--model", "deit_tiny_patch16_224", "--resample-pos-embed", "--num-images", "2",
+                           "--out", str(tmp_path / "o.csv")], "--resample-pos-embed would be ignored", capsys, tmp_path)
