@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Callable, Optional
 
 from .core.errors import UserError, exit_on_user_error, wait_for_rank_0
-from .core.files import CLAIMS, check_inputs_kept, check_writable
+from .core.files import OUTPUT_CLAIMS, check_inputs_kept, check_writable
 
 __all__ = ["ArgumentParser", "command", "model_on_image", "write_figure_and_table", "positive_int", "non_negative_int", "seed", "resolution", "positive_float",
            "non_negative_float", "output_path", "output_file", "output_stem", "add_overwrite_arg", "add_resample_arg",
@@ -63,16 +63,16 @@ def command(build_parser: Callable[[], ArgumentParser], run: Callable[[argparse.
 
     def main(argv: Optional[list[str]] = None) -> int:
         parser = build_parser()
-        CLAIMS.__init__()
+        OUTPUT_CLAIMS.__init__()
         args = parser.parse_args(argv)
         prog = parser.prog.removeprefix("python -m ")
 
         def claimed_run(args):
-            CLAIMS.start(prog, bool(getattr(args, "overwrite", False)))  # named outputs: ours, or --overwrite
+            OUTPUT_CLAIMS.start(prog, bool(getattr(args, "overwrite", False)))  # named outputs: ours, or --overwrite
             try:
                 return run(args)
             finally:
-                CLAIMS.__init__()
+                OUTPUT_CLAIMS.__init__()
         return exit_on_user_error(claimed_run, prog=prog)(args)
 
     return main
@@ -119,14 +119,14 @@ def output_path(text: str) -> Path:
     """A file we can write (its folder exists and is writable; it is not a folder), claimed by the command
     (`core.files.OutputClaims`: an existing file that it did not write needs --overwrite)."""
     try:
-        return CLAIMS.claim(check_writable(text))
+        return OUTPUT_CLAIMS.claim(check_writable(text))
     except UserError as e:
         raise argparse.ArgumentTypeError(str(e)) from None
 
 
 def output_file(path: str | os.PathLike) -> Path:
     """`output_path` for an output whose name is known only in `run` (a figure stem's .png and .pdf)."""
-    return CLAIMS.claim(check_writable(path))
+    return OUTPUT_CLAIMS.claim(check_writable(path))
 
 
 def add_overwrite_arg(parser: argparse.ArgumentParser) -> None:
@@ -144,7 +144,7 @@ def output_stem(text: str) -> Path:
         stem = stem.with_suffix("")
     try:
         for ext in (".png", ".pdf", ".csv"):
-            CLAIMS.claim(check_writable(f"{stem}{ext}"))
+            OUTPUT_CLAIMS.claim(check_writable(f"{stem}{ext}"))
     except UserError as e:
         raise argparse.ArgumentTypeError(str(e)) from None
     return stem

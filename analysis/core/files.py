@@ -23,7 +23,7 @@ from typing import Any, Callable, Iterator, Optional
 from .errors import UserError, not_a_command
 
 __all__ = ["check_writable", "check_distinct", "check_inputs_kept", "check_sidecar", "atomic_path", "write_atomic",
-           "write_set", "write_json", "OutputClaims", "CLAIMS", "MANIFEST", "sweep_stale_temporaries", "exclusive_folder"]
+           "write_set", "write_json", "OutputClaims", "OUTPUT_CLAIMS", "MANIFEST", "sweep_stale_temporaries", "exclusive_folder"]
 
 MANIFEST = ".analysis-outputs.json"   # per folder: {file name: {"command", "size", "mtime_ns"}}
 STALE_SECONDS = 3600                  # a temporary file this old belongs to no live run of ours
@@ -84,7 +84,7 @@ class OutputClaims:
             os.replace(tmp, real.parent / MANIFEST)
 
 
-CLAIMS = OutputClaims()
+OUTPUT_CLAIMS = OutputClaims()
 
 
 def _read_manifest(folder: Path) -> dict:
@@ -282,7 +282,7 @@ class _Deferred:
     def commit(self) -> None:
         os.chmod(self.path, _new_file_mode(str(self.target)))
         os.replace(self.path, self.target)
-        CLAIMS.written(self.target)
+        OUTPUT_CLAIMS.written(self.target)
 
 
 @contextlib.contextmanager

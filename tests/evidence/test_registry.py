@@ -11,7 +11,7 @@ from analysis.evidence.provenance import POST_HOC, file_at, git, is_prospective
 
 REPO = Path(__file__).resolve().parents[2]
 COMMIT = re.compile(r"^[0-9a-f]{40}$")
-GATES = {"stem_grid", "attention_grid", "quality_floor"}
+GATES = {"stem_grid", "attention_grid", "quality_floor", "bracketed"}
 
 
 def _history() -> bool:

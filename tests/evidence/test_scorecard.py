@@ -197,3 +197,37 @@ def test_committed_intervals_are_at_least_as_wide_as_an_independent_recomputatio
             assert r.verdict not in DECIDED, f"{r.row} claims {r.verdict}; the independent interval cannot"
         checked += 1
     assert checked >= 12
+
+
+def _write_frontier(root: Path, latency: dict, macs: dict):
+    """The meso sweep's frontier.csv and latency_rounds.csv: `latency[key]` ms per image (every round alike),
+    `macs[key]` training MACs."""
+    pd.DataFrame({"key": list(latency), "latency_ms": list(latency.values()),
+                  "training_macs": [macs[k] for k in latency]}).to_csv(root / "frontier.csv", index=False)
+    pd.DataFrame([{"round": r, "key": k, "ms_per_image": v, "batch_size": 16} for k, v in latency.items()
+                  for r in range(10)]).to_csv(root / "latency_rounds.csv", index=False)
+    pd.DataFrame({"image": range(40), "source": np.arange(40) // 4}).to_csv(root / "val_sources.csv", index=False)
+
+
+def test_frontier_known_answer_and_the_bracketed_gate(tmp_path):
+    """The 16x16 family at 60% and 80% top-1 (latency 1 and 4 ms), (a) at 65% and 2 ms: the family reads 70%
+    at (a)'s latency (halfway on log latency), so +5 pp; with (a) slower than every family member the row is
+    not testable (no extrapolation). Training compute the same way."""
+    family = sc.MESO_FAMILIES["16x16 stem, 3 stages"]
+    shares = dict(zip(family, (0.6, 0.8, 0.8, 0.8)))
+    lab = _write_lab(tmp_path, {**shares, "meso_fig2_a": 0.65}, images=40)
+    lat = dict(zip(family, (1.0, 4.0, 8.0, 16.0)))
+    _write_frontier(lab, {**lat, "meso_fig2_a": 2.0}, {**{k: 10 * v for k, v in lat.items()}, "meso_fig2_a": 20.0})
+    t = sc._Tables(None, lab, "meso")
+    row = _row("shvit_fig2_frontier_latency", "meso")
+    est = sc._frontier(t, **row.params).ours
+    assert est.value == pytest.approx(5.0) and est.per_replicate == pytest.approx((5.0,) * 3)
+    assert "clustered in 10 source digits" in est.method and "10 timing rounds" in est.method
+    assert sc.check_preconditions(row, t)[0]
+    compute = sc._frontier(t, **_row("shvit_fig2_frontier_compute", "meso").params).ours
+    assert compute.value == pytest.approx(5.0)
+    _write_frontier(lab, {**lat, "meso_fig2_a": 32.0}, {**{k: 10 * v for k, v in lat.items()}, "meso_fig2_a": 20.0})
+    t = sc._Tables(None, lab, "meso")
+    ok, said = sc.check_preconditions(row, t)
+    assert not ok and "within the family's 1-16" in said
+    assert math.isnan(sc._frontier(t, **row.params).ours.value)

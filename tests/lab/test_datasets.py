@@ -35,7 +35,7 @@ def test_dataset_shapes_and_boxes_inside_image():
 
 
 def test_digit_pixels_lie_in_the_box_and_the_box_is_tight():
-    digits, labels, photos = _sources("val")
+    digits, labels, _, photos = _sources("val")
     cfg = DigitsConfig(image_size=64, clutter=0)
     rng = np.random.default_rng(0)
     for k in range(20):
