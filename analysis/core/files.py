@@ -14,9 +14,11 @@ Standard library only: the CLIs use it while parsing, before torch is imported.
 from __future__ import annotations
 
 import contextlib
+import glob
 import json
 import os
 import tempfile
+import time
 from pathlib import Path
 from typing import Any, Callable, Iterator, Optional
 
@@ -102,22 +104,19 @@ def _read_manifest(folder: Path) -> dict:
 def _folder_lock(folder: Path, tries: int = 50) -> Iterator[None]:
     """The folder's lock for a manifest update, waiting up to ~1 s for another writer (an OSError after that:
     the caller gives up on recording, never blocks)."""
-    import fcntl
-    import time
-
-    fd = os.open(folder, os.O_RDONLY)
+    for _ in range(tries):
+        try:
+            lock = exclusive_folder(folder, "busy")
+            lock.__enter__()
+            break
+        except UserError:
+            time.sleep(0.02)
+    else:
+        raise OSError(f"{folder} is locked")
     try:
-        for _ in range(tries):
-            try:
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                break
-            except BlockingIOError:
-                time.sleep(0.02)
-        else:
-            raise OSError(f"{folder} is locked")
         yield
     finally:
-        os.close(fd)
+        lock.__exit__(None, None, None)
 
 
 @contextlib.contextmanager
@@ -141,20 +140,15 @@ def sweep_stale_temporaries(folder: str | os.PathLike, name: str) -> list[Path]:
     """Delete this module's temporary files for `name` in `folder` (`.<name>.<random><suffix>`) that are older
     than an hour: leftovers of a run killed before it could clean up. Returns what was deleted."""
     folder, swept = Path(folder), []
-    now = __import__("time").time()
+    now = time.time()
     with contextlib.suppress(OSError):
-        for tmp in folder.glob(f".{_glob_escape(name)}.*"):
+        for tmp in folder.glob(f".{glob.escape(name)}.*"):
             with contextlib.suppress(OSError):
                 if tmp.is_file() and not tmp.is_symlink() and now - tmp.stat().st_mtime > STALE_SECONDS:
                     tmp.unlink()
                     swept.append(tmp)
     return swept
 
-
-def _glob_escape(name: str) -> str:
-    import glob
-
-    return glob.escape(name)
 
 
 def check_writable(path: str | os.PathLike) -> Path:
