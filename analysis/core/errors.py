@@ -164,6 +164,15 @@ def wait_for_rank_0(timeout_s: float = 60.0) -> None:
         raise SystemExit(143) from None
 
 
+def _print_stopped(prog: str, how: str) -> None:
+    """One line for a signal: from one process alone, or, in a job of several, from every rank it
+    reached (torchrun stops the survivors with SIGTERM when one rank dies; each says so)."""
+    if os.environ.get("WORLD_SIZE", "1") not in ("", "1"):
+        print(f"{prog}: {how} (rank {os.environ.get('RANK', '0')})", file=sys.stderr)
+    else:
+        print(how, file=sys.stderr)
+
+
 def exit_on_user_error(main: Callable[..., int | None], prog: str = "analysis") -> Callable[..., int]:
     """Wrap a CLI `main`: a user error prints `prog: error: message` and exits 2; Ctrl-C exits
     130 and SIGTERM 143, quietly, after the temporary files of unfinished writes are removed."""
@@ -178,15 +187,15 @@ def exit_on_user_error(main: Callable[..., int | None], prog: str = "analysis") 
             launch_environment()
             return main(*args, **kwargs) or 0
         except KeyboardInterrupt:
-            _print_once("interrupted")
+            _print_stopped(prog, "interrupted")
             raise SystemExit(130) from None
         except Terminated:
-            _print_once("terminated")
+            _print_stopped(prog, "terminated")
             raise SystemExit(143) from None
         except Exception as e:
             if _peer_failed(e):
                 _print_once(f"{prog}: stopped (rank {os.environ.get('RANK', '0')}): another process of the job "
-                            "failed (its message is above)", rank_local=True)
+                            "failed or was killed (its message, if any, is above)", rank_local=True)
                 raise SystemExit(1) from None
             if not is_user_error(e):
                 raise

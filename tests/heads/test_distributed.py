@@ -195,3 +195,33 @@ def test_an_error_on_one_rank_ends_the_job_with_that_ranks_message(tmp_path):
     parse = subprocess.run([torchrun, "--nproc_per_node=2", "-m", "analysis.head_similarity", "--model", "deit_tiny"],
                            env=env, cwd=tmp_path, capture_output=True, text=True, timeout=300)
     assert parse.stderr.count("the following arguments are required: --out") == 1, parse.stderr[-3000:]
+
+
+RANK_ONE_DIES = """
+import os, signal, sys, time
+from analysis.core.distributed import World
+from analysis.core.errors import exit_on_user_error
+
+def main():
+    world = World.from_env()
+    world.barrier()
+    if world.rank == 1:
+        os.kill(os.getpid(), signal.SIGKILL)   # a rank the OOM killer or a user took away
+    time.sleep(120)
+
+sys.exit(exit_on_user_error(main, prog="demo")())
+"""
+
+
+@pytest.mark.slow
+def test_a_killed_rank_ends_the_job_with_one_line_on_the_survivor(tmp_path):
+    """torchrun stops the surviving ranks when one is killed; each survivor says so in one line, with no
+    traceback of its own, and the job ends without waiting out the survivor's work."""
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}
+    torchrun = str(Path(sys.executable).with_name("torchrun"))
+    (tmp_path / "demo.py").write_text(RANK_ONE_DIES)
+    r = subprocess.run([torchrun, "--nproc_per_node=2", "demo.py"], env=env, cwd=tmp_path, capture_output=True,
+                       text=True, timeout=100)
+    assert r.returncode != 0
+    assert r.stderr.count("demo: terminated (rank 0)") == 1, r.stderr[-3000:]
+    assert "[rank0]: Traceback" not in r.stderr and "demo: terminated (rank 1)" not in r.stderr, r.stderr[-3000:]
