@@ -17,7 +17,7 @@ and every CLI's `--help` stay instant. The CLIs are the top-level modules
 """
 from . import core, cost, evidence, heads, lab
 from ._lazy import lazy_exports
-from .core.errors import COMMANDS as CLI_MODULES
+from .core.names import COMMANDS as CLI_MODULES
 
 EXPORTS = {f".{room.__name__.rpartition('.')[2]}{module}": tuple(n for n in names if n not in CLI_MODULES)
            for room in (core, heads, cost, lab, evidence) for module, names in room.EXPORTS.items()}

@@ -18,13 +18,13 @@ from typing import Callable, Optional
 
 from .core.errors import UserError, exit_on_user_error, wait_for_rank_0
 from .core.files import OUTPUT_CLAIMS, check_inputs_kept, check_writable
+from .core.names import ATTENTION_BACKENDS
 
 __all__ = ["ArgumentParser", "command", "model_on_image", "write_figure_and_table", "positive_int", "non_negative_int", "seed", "resolution", "positive_float",
            "non_negative_float", "output_path", "output_file", "output_stem", "add_overwrite_arg", "add_resample_arg",
            "resample_pos_embed", "cpu_threads", "add_device_arg", "add_threads_arg", "add_seed_arg",
-           "add_attention_backend_arg", "ATTENTION_BACKENDS"]
+           "add_attention_backend_arg"]
 
-ATTENTION_BACKENDS = ("auto", "math", "flash", "efficient", "cudnn")  # = core.runtime.ATTENTION_BACKENDS
 
 
 class HelpFormatter(argparse.RawDescriptionHelpFormatter):

@@ -16,8 +16,8 @@ import time
 
 from ._cli import ArgumentParser, command, cpu_threads
 from .core.errors import UserError
+from .core.names import SUITE_TABLES as TABLE_NAMES
 
-TABLE_NAMES = ("gradcam", "heads", "macro", "single_head")  # = sorted(lab.experiments.TABLES)
 EPILOG = """examples:
   python -m analysis.ablations --all                 # train missing recipes, write results/micro/*.csv
   python -m analysis.ablations --list

@@ -7,13 +7,14 @@ from pathlib import Path
 
 from ._cli import (ArgumentParser, add_device_arg, add_overwrite_arg, add_seed_arg, add_threads_arg, command,
                    output_file, output_path, positive_int, resolution)
+from .core.names import PAPER_MODELS
 
-PAPER_MODELS = ("deit_tiny_patch16_224", "swin_tiny_patch4_window7_224", "efficientvit_m4", "shvit_s4")
 EPILOG = """examples:
   python -m analysis.breakdown                                   # the papers' four models, CPU, batch 16
   python -m analysis.breakdown --model deit_tiny_patch16_224 --batch-size 1 --csv breakdown.csv
   python -m analysis.breakdown --device cuda --figure figures/breakdown   # PNG + PDF
 """
+
 
 
 def build_parser() -> ArgumentParser:

@@ -7,8 +7,8 @@ import sys
 
 from ._cli import (ArgumentParser, add_device_arg, add_overwrite_arg, add_resample_arg, add_seed_arg, add_threads_arg,
                    command, model_on_image, non_negative_int, output_stem, write_figure_and_table)
+from .core.names import CAM_METHODS as METHODS
 
-METHODS = ("gradcam", "gradcam++", "rollout")  # = lab.gradcam.CAM_METHODS
 
 EPILOG = """examples:
   # Grad-CAM of DeiT-T's predicted class (read at the last block's input: the class token's last attention)

@@ -13,8 +13,8 @@ import sys
 from ._cli import (ArgumentParser, add_device_arg, add_overwrite_arg, add_resample_arg, add_seed_arg, command,
                    output_path, positive_int, resample_pos_embed)
 from .core.errors import UserError
+from .core.names import ABLATION_MODES as MODES
 
-MODES = ("remove1", "leave1")  # = the modes heads.ablation.head_ablation accepts
 EPILOG = """examples:
   # DeiT-T on 500 ImageNet-val images, both ablations (12 layers x 3 heads x 2 modes)
   python -m analysis.head_ablation --model deit_tiny_patch16_224 --weights pretrained \\

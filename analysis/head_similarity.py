@@ -8,13 +8,11 @@ import sys
 from ._cli import (ArgumentParser, add_device_arg, add_overwrite_arg, add_resample_arg, add_seed_arg, command,
                    output_file, output_path, positive_int, resample_pos_embed)
 from .core.errors import UserError
+from .core.names import AMP_CHOICES, PAPER_METRICS
+from .core.names import HEAD_METRICS as METRICS
 
 # The registries' names, here so that --help needs no torch (tests/test_layout.py checks they match).
-METRICS = ("mean_pairwise_cosine", "mean_max_cosine", "linear_cka", "attention_entropy",
-           "mean_attention_distance")  # = heads.metrics.METRICS
-PAPER_METRICS = ("mean_pairwise_cosine", "mean_max_cosine")  # = heads.similarity.PAPER_METRICS
 IMPORTANCE = "importance"  # both heads.importance.IMPORTANCE_METRICS, from one backward pass per batch
-AMP_CHOICES = ("none", "fp16", "bf16")  # = heads.similarity.AMP_DTYPES
 
 EPILOG = """examples:
   # the paper's DeiT-T measurement on 128 ImageNet-val images

@@ -8,9 +8,8 @@ from pathlib import Path
 
 from ._cli import (ArgumentParser, add_device_arg, add_overwrite_arg, add_seed_arg, add_threads_arg, command,
                    non_negative_int, output_file, output_path, positive_int, resolution)
+from .core.names import ROOFLINE_MODELS
 
-ROOFLINE_MODELS = ("deit_tiny_patch16_224", "swin_tiny_patch4_window7_224", "efficientvit_m4", "shvit_s4",
-                   "shvitlab_fig2_a", "shvitlab_fig2_b")  # = analysis.cost.roofline.ROOFLINE_MODELS
 EPILOG = """examples:
   python -m analysis.roofline --model shvit_s4                     # 1 thread, batch 16: predicted vs measured
   python -m analysis.roofline                      # DeiT-T, Swin-T, EfficientViT-M4, SHViT-S4, Fig 2 (a)/(b)
@@ -18,6 +17,7 @@ EPILOG = """examples:
   python -m analysis.roofline --machine cpu.json --by op --csv ops.csv --model deit_tiny_patch16_224
   python -m analysis.roofline --device cuda --figure roofline      # PNG + PDF
 """
+
 
 
 def build_parser() -> ArgumentParser:

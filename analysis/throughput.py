@@ -8,8 +8,8 @@ import sys
 from ._cli import (ArgumentParser, add_overwrite_arg, add_seed_arg, command, cpu_threads, non_negative_float,
                    output_path, positive_float, positive_int, resolution)
 from .core.errors import UserError
+from .core.names import RUNTIMES
 
-RUNTIMES = ("cpu", "cuda", "onnx")  # = cost.throughput.RUNTIMES
 EPILOG = """examples:
   python -m analysis.throughput --model shvit_s1                          # CPU, batch 16, 1 thread
   python -m analysis.throughput --model shvit_s1 --model efficientvit_m4 --json

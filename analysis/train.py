@@ -11,8 +11,8 @@ from typing import Any
 from ._cli import (ArgumentParser, add_device_arg, add_seed_arg, command, non_negative_float, non_negative_int,
                    positive_float, positive_int, seed)
 from .core.errors import UserError
+from .core.names import DIGITS_NAME
 
-DIGITS_NAME = "cluttered-digits"  # = lab.datasets.DIGITS_NAME
 
 
 def _parse_value(text: str) -> Any:

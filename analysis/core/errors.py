@@ -13,11 +13,11 @@ import threading
 import time
 from typing import Callable, Optional
 
-__all__ = ["UserError", "LaunchError", "launch_environment", "FOLDER_VARIABLES", "Terminated", "is_user_error", "exit_on_user_error", "wait_for_rank_0", "not_a_command",
-           "ranks_may_diverge", "COMMANDS", "interrupted_by", "recording_interrupts"]
+from .names import COMMANDS
 
-COMMANDS = ("head_similarity", "head_ablation", "attention_maps", "gradcam", "cost", "breakdown", "roofline",
-            "throughput", "train", "ablations", "make_figures")
+__all__ = ["UserError", "LaunchError", "launch_environment", "FOLDER_VARIABLES", "Terminated", "is_user_error", "exit_on_user_error", "wait_for_rank_0", "not_a_command",
+           "ranks_may_diverge", "interrupted_by", "recording_interrupts"]
+
 
 
 class UserError(Exception):

@@ -11,10 +11,10 @@ import torch
 from torch.nn.attention import SDPBackend, sdpa_kernel
 
 from .errors import UserError, not_a_command
+from .names import ATTENTION_BACKENDS
 
-__all__ = ["resolve_device", "set_threads", "cpu_threads", "cpu_name", "attention_backend", "ATTENTION_BACKENDS"]
+__all__ = ["resolve_device", "set_threads", "cpu_threads", "cpu_name", "attention_backend"]
 
-ATTENTION_BACKENDS = ("auto", "math", "flash", "efficient", "cudnn")
 _SDPA = {"math": SDPBackend.MATH, "flash": SDPBackend.FLASH_ATTENTION,
          "efficient": SDPBackend.EFFICIENT_ATTENTION, "cudnn": SDPBackend.CUDNN_ATTENTION}
 

@@ -34,6 +34,7 @@ from tqdm import tqdm
 
 from ..core.errors import not_a_command
 from ..core.models import create_model_at, fuse_model
+from ..core.names import PAPER_MODELS
 from .counter import CostAnalysis
 
 __all__ = ["CATEGORIES", "MEMORY_BOUND", "PAPER_MODELS", "categorize", "runtime_breakdown", "breakdown_table",
@@ -42,7 +43,6 @@ __all__ = ["CATEGORIES", "MEMORY_BOUND", "PAPER_MODELS", "categorize", "runtime_
 CATEGORIES = ("conv/matmul", "reshape/copy", "element-wise", "normalisation", "softmax", "activation", "other")
 MEMORY_BOUND = {"conv/matmul": False, "reshape/copy": True, "element-wise": True, "normalisation": True,
                 "softmax": True, "activation": True, "other": False}
-PAPER_MODELS = ("deit_tiny_patch16_224", "swin_tiny_patch4_window7_224", "efficientvit_m4", "shvit_s4")
 
 _OPS = {
     "conv/matmul": {"conv1d", "conv2d", "conv3d", "convolution", "_convolution", "mkldnn_convolution",

@@ -55,6 +55,7 @@ from tqdm import tqdm
 from ..core.errors import UserError, not_a_command
 from ..core.files import write_json
 from ..core.models import create_model_at, fuse_model
+from ..core.names import ROOFLINE_MODELS
 from ..core.runtime import cpu_name
 from .breakdown import MEMORY_BOUND, categorize
 from .counter import CostAnalysis
@@ -65,8 +66,6 @@ MAX_MACHINE_BYTES = 1 << 16   # a machine description is a few hundred bytes
 __all__ = ["Machine", "measure_machine", "fit_overhead", "Roofline", "model_roofline", "measure_stage_latency",
            "roofline_stages", "validate_roofline", "roofline_summary", "ROOFLINE_MODELS"]
 
-ROOFLINE_MODELS = ("deit_tiny_patch16_224", "swin_tiny_patch4_window7_224", "efficientvit_m4", "shvit_s4",
-                   "shvitlab_fig2_a", "shvitlab_fig2_b")
 _CHAIN_LENGTHS = (8, 32, 128)  # blocks per calibration chain for the overhead fit
 
 

@@ -33,13 +33,13 @@ from tqdm import tqdm
 
 from ..core.errors import UserError, not_a_command
 from ..core.models import create_model_at, fuse_model, input_size
+from ..core.names import RUNTIMES
 from ..core.reference import load_reference
 from ..core.runtime import cpu_threads
 
 __all__ = ["RUNTIMES", "DEFAULT_BATCH", "ONNX_MISSING", "measure_throughput", "model_throughput", "cuda_graph_forward",
            "time_passes", "table2_comparison", "rank_agreement"]
 
-RUNTIMES = ("cpu", "cuda", "onnx")
 DEFAULT_BATCH = {"cpu": 16, "cuda": 256, "onnx": 16}
 ONNX_MISSING = ("ONNX Runtime is not installed; install the optional extra: pip install 'shvit-analysis-lab[onnx]' "
                  "(onnx, onnxruntime, onnxscript)")

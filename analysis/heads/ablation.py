@@ -35,6 +35,7 @@ from tqdm import tqdm
 from ..core.distributed import World
 from ..core.errors import UserError, not_a_command
 from ..core.files import write_json
+from ..core.names import ABLATION_MODES
 from .attention import AttentionLayer, ProjectionInputHooks, attention_layers
 
 __all__ = ["HeadMask", "evaluate_top1", "head_ablation", "best_heads", "extreme_heads"]
@@ -107,7 +108,7 @@ def _finished(partial: Optional[Path], identity: dict) -> list[dict]:
 
 
 def head_ablation(model: nn.Module, batches: Iterable, *, device: torch.device | str = "cpu",
-                  modes: Sequence[str] = ("remove1", "leave1"), layers: Optional[Sequence[str]] = None,
+                  modes: Sequence[str] = ABLATION_MODES, layers: Optional[Sequence[str]] = None,
                   progress: bool = False, world: Optional[World] = None,
                   partial: Optional[str | os.PathLike] = None, identity: Optional[dict] = None) -> pd.DataFrame:
     """Top-1 with each head removed ("remove1") / each head alone ("leave1"), per layer.
@@ -129,7 +130,7 @@ def head_ablation(model: nn.Module, batches: Iterable, *, device: torch.device |
     world = world or World()
     partial = Path(partial) if partial is not None else None
     identity = {**(identity or {}), "modes": list(modes), "layers": list(layers or [])}
-    bad = set(modes) - {"remove1", "leave1"}
+    bad = set(modes) - set(ABLATION_MODES)
     if bad:
         raise ValueError(f"unknown modes {sorted(bad)}; use 'remove1' and/or 'leave1'")
     model = model.to(device).eval()

@@ -32,11 +32,12 @@ import torch
 
 from ..core.distributed import World
 from ..core.errors import UserError, not_a_command
+from ..core.names import HEAD_METRICS
 from .attention import AttentionMaps
 
 __all__ = ["HeadStatistics", "METRICS", "PAIRWISE_METRICS", "pairwise_cosine", "linear_cka"]
 
-METRICS = ("mean_pairwise_cosine", "mean_max_cosine", "linear_cka", "attention_entropy", "mean_attention_distance")
+METRICS = HEAD_METRICS
 PAIRWISE_METRICS = ("mean_pairwise_cosine", "mean_max_cosine", "linear_cka")
 _F64 = torch.float64
 

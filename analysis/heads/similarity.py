@@ -23,6 +23,7 @@ from tqdm import tqdm
 from ..core.errors import not_a_command
 from ..core.distributed import World
 from ..core.models import create_model, describe_weights
+from ..core.names import AMP_CHOICES, PAPER_METRICS
 from .attention import AttentionCapture
 from .importance import head_importance
 from .metrics import METRICS, HeadStatistics, pairwise_cosine
@@ -32,8 +33,7 @@ __all__ = ["head_similarity", "similarity_per_image", "model_head_similarity", "
 
 COLUMNS = ["model", "weights", "layer", "layer_index", "stage", "family", "num_heads", "head",
            "metric", "value", "applicable", "num_images", "data", "seed"]
-PAPER_METRICS = ("mean_pairwise_cosine", "mean_max_cosine")  # SHViT Fig. 3/4, EfficientViT Fig. 4
-AMP_DTYPES = {"none": None, "fp16": torch.float16, "bf16": torch.bfloat16}
+AMP_DTYPES = dict(zip(AMP_CHOICES, (None, torch.float16, torch.bfloat16)))
 
 
 @torch.inference_mode()

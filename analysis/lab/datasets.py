@@ -31,13 +31,14 @@ from PIL import Image
 from sklearn.datasets import load_digits, load_sample_images
 from timm.data import IMAGENET_DEFAULT_MEAN, IMAGENET_DEFAULT_STD, create_dataset, create_transform
 
+from ..core import names
 from ..core.errors import UserError, not_a_command
 from ..core.tables import write_csv
 
 __all__ = ["DigitsConfig", "ClutteredDigits", "render_example", "export_image_folder", "image_folder_datasets",
            "DIGITS_NAME", "NUM_CLASSES"]
 
-DIGITS_NAME = "cluttered-digits"
+DIGITS_NAME = names.DIGITS_NAME
 NUM_CLASSES = 10
 _SPLITS = ("train", "val", "tune")
 _TUNE_WRITERS = (0.7, 0.8)  # the tune split's share of `load_digits` (carved from the train writers)

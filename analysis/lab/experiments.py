@@ -24,6 +24,7 @@ from torch.utils.data import DataLoader
 from shvit import get_config
 
 from ..core.errors import not_a_command
+from ..core.names import SUITE_TABLES
 from ..core.paths import PathLike
 from ..cost.counter import CostAnalysis
 from ..heads.ablation import HeadMask, best_heads, extreme_heads, head_ablation
@@ -374,6 +375,7 @@ def gradcam_images_table(layers: Mapping[str, Sequence[str]], seeds=SEEDS, *, re
 
 
 TABLES = {"macro": macro_table, "heads": heads_table, "single_head": single_head_table, "gradcam": gradcam_table}
+assert tuple(sorted(TABLES)) == SUITE_TABLES, "core.names.SUITE_TABLES lists the suite's tables"
 # Seed replicates for the scorecard (`ablations --seeds`): not part of the CI-default micro suite.
 REPLICATE_TABLES = {"predictions": predictions_table, "head_similarity_images": head_similarity_images_table,
                     "ablation_images": ablation_images_table, "ablation_heads_images": ablation_heads_images_table}

@@ -36,6 +36,7 @@ import torch.nn as nn
 from captum.attr import LayerAttribution, LayerGradCam
 from tqdm import tqdm
 
+from ..core import names
 from ..core.errors import UserError, not_a_command
 from ..heads.maps import attention_rollout
 from .train import resize_inputs
@@ -181,7 +182,7 @@ class RolloutCAM:
         return maps[:, 0]
 
 
-CAM_METHODS = {"gradcam": GradCAM, "gradcam++": GradCAMPlusPlus, "rollout": RolloutCAM}
+CAM_METHODS = dict(zip(names.CAM_METHODS, (GradCAM, GradCAMPlusPlus, RolloutCAM)))
 
 
 def pointing_game(maps: torch.Tensor, boxes: torch.Tensor) -> torch.Tensor:

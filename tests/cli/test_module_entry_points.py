@@ -6,7 +6,7 @@ import runpy
 import pytest
 
 import analysis
-from analysis.core.errors import COMMANDS
+from analysis.core.names import COMMANDS
 
 MODULES = sorted(m.name for m in pkgutil.walk_packages(analysis.__path__, "analysis.")
                  if not m.name.rpartition(".")[2].startswith("_"))
