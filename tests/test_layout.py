@@ -23,31 +23,49 @@ def _submodules(package) -> set[str]:
             if (p.suffix == ".py" and p.stem != "__init__") or (p / "__init__.py").is_file()}
 
 
+def _stub_modules(package) -> set[str]:
+    stub = Path(package.__file__).with_suffix(".pyi")
+    return {node.module for node in ast.parse(stub.read_text()).body if isinstance(node, ast.ImportFrom)}
+
+
 @pytest.mark.parametrize("room", ROOMS, ids=lambda r: r.__name__)
-def test_room_exports_are_exactly_the_modules_public_names(room):
-    for module, names in room.EXPORTS.items():
-        assert set(names) == set(importlib.import_module(module, room.__name__).__all__), module
-    public_modules = {f".{m}" for m in _submodules(room) if not m.startswith("_")} - {".notebook"}
-    assert set(room.EXPORTS) == public_modules  # core.notebook is imported as a module by notebooks
+def test_a_room_exports_every_public_module_through_its_stub(room):
+    """A room's `__init__.pyi` star-imports each public module: its `__all__` is the room's list."""
+    public_modules = {m for m in _submodules(room) if not m.startswith("_")} - {"notebook"}
+    assert _stub_modules(room) == public_modules  # core.notebook is imported as a module by notebooks
+    for module in public_modules:
+        names = importlib.import_module(f"{room.__name__}.{module}").__all__
+        assert set(names) <= set(room.__all__) and all(getattr(room, n) is not None for n in names), module
 
 
 @pytest.mark.parametrize("package", (analysis,) + ROOMS, ids=lambda p: p.__name__)
 def test_no_exported_name_shadows_a_module(package):
-    exported = {n for names in package.EXPORTS.values() for n in names}
-    assert not exported & _submodules(package)
-    for name in sorted(exported)[:5] + sorted(exported)[-5:]:
+    assert not set(package.__all__) & _submodules(package)
+    for name in package.__all__:
         assert getattr(package, name) is not None
     with pytest.raises(AttributeError):
         getattr(package, "no_such_name")
 
 
-def test_top_level_exports_every_room_name_except_the_cli_names():
+def test_top_level_holds_classes_and_functions_of_the_rooms():
     cli = {m for m in _submodules(analysis) if not m.startswith("_")} - {r.__name__.split(".")[1] for r in ROOMS}
-    assert set(analysis.CLI_MODULES) == cli | {"cost"}  # analysis.cost is a room with a __main__
-    room_names = {n for r in ROOMS for names in r.EXPORTS.values() for n in names}
-    top = {n for names in analysis.EXPORTS.values() for n in names}
-    assert top == room_names - cli and "head_similarity" in room_names - top
+    assert set(core.COMMANDS) == cli | {"cost"}  # analysis.cost is a room with a __main__
+    room_names = {n for r in ROOMS for n in r.__all__}
+    assert set(analysis.__all__) <= room_names - cli and not any(n.isupper() for n in analysis.__all__)
     assert analysis.CostAnalysis is cost.CostAnalysis and analysis.fit is lab.fit
+
+
+@pytest.mark.slow  # jedi parses the package: a few seconds
+def test_editors_see_concrete_types_through_the_lazy_exports():
+    """Jedi (IPython's and JupyterLab's completion engine) reads the stubs: a lazily exported name has
+    its real definition, at the top level and in a room."""
+    import jedi
+    source = "from analysis import CostAnalysis, fit\nfrom analysis.heads import AttentionCapture\n"
+    script = jedi.Script(source + "CostAnalysis\nfit\nAttentionCapture\n", path=ROOT / "probe.py",
+                         project=jedi.Project(ROOT))
+    found = [[(d.type, d.full_name) for d in script.infer(line=line, column=1)] for line in (3, 4, 5)]
+    assert found == [[("class", "analysis.cost.counter.CostAnalysis")], [("function", "analysis.lab.train.fit")],
+                     [("class", "analysis.heads.attention.AttentionCapture")]]
 
 
 @pytest.mark.slow  # a fresh interpreter importing every room: ~12 s

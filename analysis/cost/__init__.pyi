@@ -1,0 +1,12 @@
+"""The public names of analysis.cost: each module's `__all__` (read lazily by `analysis._lazy`)."""
+from .counter import *
+from .op_rules import *
+from .model_cost import *
+from .stages import *
+from .latency import *
+from .breakdown import *
+from .throughput import *
+from .roofline import *
+from .macro_design import *
+from .variant_table import *
+from .plots import *

@@ -1,0 +1,7 @@
+"""The public names of analysis.evidence: each module's `__all__` (read lazily by `analysis._lazy`)."""
+from .intervals import *
+from .power import *
+from .verdicts import *
+from .provenance import *
+from .plots import *
+from .claims import *
