@@ -20,8 +20,9 @@ __all__ = ["UserError", "LaunchError", "launch_environment", "FOLDER_VARIABLES",
 
 
 
-class UserError(Exception):
-    """Bad input from the user (unknown model, missing folder, unwritable output, ...)."""
+class UserError(ValueError):
+    """Bad input from the user (unknown model, missing folder, unwritable output, ...). A `ValueError`, so
+    library callers that catch the standard exception for a bad argument catch it too."""
 
 
 class LaunchError(UserError):

@@ -165,6 +165,8 @@ def _load(path: Path) -> Optional[Image.Image]:
     try:
         with Image.open(path) as im:
             return to_rgb(ImageOps.exif_transpose(im))
+    except UserError:
+        raise                 # decoded, and refused (e.g. a float image with NaN)
     except (OSError, ValueError, Image.DecompressionBombError):
         return None
 

@@ -5,7 +5,7 @@ from importlib import resources
 
 import pandas as pd
 
-from .errors import not_a_command
+from .errors import UserError, not_a_command
 
 __all__ = ["load_reference", "REFERENCE_TABLES"]
 
@@ -16,7 +16,7 @@ REFERENCE_TABLES = ("shvit_variants", "shvit_table2", "shvit_table6_ablation",
 def load_reference(name: str) -> pd.DataFrame:
     """A paper table as a DataFrame, e.g. `load_reference("shvit_table2")`."""
     if name not in REFERENCE_TABLES:
-        raise KeyError(f"unknown reference table {name!r}; known: {', '.join(REFERENCE_TABLES)}")
+        raise UserError(f"unknown reference table {name!r}; known: {', '.join(REFERENCE_TABLES)}")
     with resources.files("analysis.core").joinpath("reference", f"{name}.csv").open() as f:
         return pd.read_csv(f)
 

@@ -102,7 +102,7 @@ def measure_throughput(model: nn.Module, *, runtime: str = "cpu", batch_size: Op
     if cuda_graph and runtime != "cuda":
         raise ValueError("cuda_graph needs runtime='cuda'")
     if runtime not in RUNTIMES:
-        raise ValueError(f"runtime must be one of {RUNTIMES}, got {runtime!r}")
+        raise UserError(f"unknown runtime {runtime!r}; choose from {', '.join(RUNTIMES)}")
     batch = batch_size or DEFAULT_BATCH[runtime]
     c, h, w = input_size(model, resolution)
     net = fuse_model(model) if fuse else model.eval()

@@ -455,7 +455,7 @@ def scorecard(claims=CLAIMS, *, results: Optional[PathLike] = None, micro: Optio
     rows, measured = [], []
     for c in claims:
         if c.measure not in MEASURES:
-            raise ValueError(f"{c.row}: unknown measure {c.measure!r} (known: {', '.join(MEASURES)})")
+            raise UserError(f"{c.row}: unknown measure {c.measure!r} (known: {', '.join(MEASURES)})")
         t = _Tables(results, roots.get(c.scale), c.scale)
         if c.scale == "meso" and not table_path("predictions", t.lab).is_file():
             continue

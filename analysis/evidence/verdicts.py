@@ -22,7 +22,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from ..core.errors import not_a_command
+from ..core.errors import UserError, not_a_command
 from .intervals import LEVEL, Estimate
 
 __all__ = ["Direction", "Equivalence", "rule_from_spec", "verdict", "VERDICTS", "DECIDED"]
@@ -120,7 +120,7 @@ def rule_from_spec(spec: dict):
         return Direction(**spec)
     if kind == "equivalence":
         return Equivalence(**spec)
-    raise ValueError(f"unknown rule type {kind!r} (direction, equivalence)")
+    raise UserError(f"unknown rule type {kind!r} (direction, equivalence)")
 
 
 def verdict(rule, est: Estimate, paper: float = math.nan, testable: bool = True, p_value: float | None = None,

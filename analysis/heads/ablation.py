@@ -36,7 +36,7 @@ from ..core.distributed import World
 from ..core.errors import UserError, not_a_command
 from ..core.files import write_json
 from ..core.names import ABLATION_MODES
-from .attention import AttentionLayer, ProjectionInputHooks, attention_layers
+from .layers import AttentionLayer, ProjectionInputHooks, attention_layers
 
 __all__ = ["HeadMask", "evaluate_top1", "head_ablation", "best_heads", "extreme_heads"]
 
@@ -132,7 +132,7 @@ def head_ablation(model: nn.Module, batches: Iterable, *, device: torch.device |
     identity = {**(identity or {}), "modes": list(modes), "layers": list(layers or [])}
     bad = set(modes) - set(ABLATION_MODES)
     if bad:
-        raise ValueError(f"unknown modes {sorted(bad)}; use 'remove1' and/or 'leave1'")
+        raise UserError(f"unknown modes {sorted(bad)}; use {' and/or '.join(ABLATION_MODES)}")
     model = model.to(device).eval()
     batches = _reiterable(batches)
     todo = [layer for layer in attention_layers(model) if layer.num_heads > 1

@@ -22,7 +22,7 @@ from tqdm import tqdm
 
 from shvit.weights import CheckpointError, load_state_dict_strict, unreadable_reason
 
-from ..core.errors import not_a_command
+from ..core.errors import UserError, not_a_command
 from ..core.files import atomic_path
 from ..core.paths import PathLike, micro_root
 from ..core.tables import read_csv, write_csv
@@ -74,6 +74,8 @@ def _read_cached(path: Path, cfg: TrainConfig) -> tuple[nn.Module, dict]:
             summary = json.loads((f.metadata() or {})["summary"])
             sd = {k: f.get_tensor(k) for k in f.keys()}
         model = build_model(cfg, int(summary["num_classes"]))
+    except UserError:
+        raise
     except (SafetensorError, OSError, KeyError, TypeError, ValueError) as e:
         raise CheckpointError(unreadable_reason(e)) from None
     load_state_dict_strict(model, {k: v.float() if v.is_floating_point() else v for k, v in sd.items()},

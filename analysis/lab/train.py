@@ -124,6 +124,8 @@ def build_model(cfg: TrainConfig, num_classes: int) -> nn.Module:
     try:
         return create_model(cfg.model, "random", seed=cfg.seed, num_classes=num_classes,
                             **cfg.model_kwargs).train()
+    except UserError:
+        raise
     except TypeError as e:
         raise UserError(f"bad model override for {cfg.model}: {e}") from None
     except ValueError as e:
