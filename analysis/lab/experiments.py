@@ -37,7 +37,7 @@ from .cache import cached_table, load_or_train, micro_datasets
 from .datasets import ClutteredDigits
 from .gradcam import GradCAM, localisation, localisation_images
 from .recipes import FIG6_ROWS, GRADCAM_KEYS, MACRO_ROWS, RECIPES, SEEDED_KEYS, SEEDS, STEM_ROWS, TABLE6_ROWS, resolve
-from .train import resize_inputs
+from .augment import resize_inputs
 
 __all__ = ["macro_table", "single_head_table", "heads_table", "importance_table", "importance_agreement",
            "gradcam_table", "predictions_table", "head_similarity_images_table", "ablation_images_table",

@@ -39,7 +39,7 @@ from tqdm import tqdm
 from ..core import names
 from ..core.errors import UserError, not_a_command
 from ..heads.maps import attention_rollout
-from .train import resize_inputs
+from .augment import resize_inputs
 
 __all__ = ["GradCAM", "GradCAMPlusPlus", "RolloutCAM", "CAM_METHODS", "last_stage", "cam_target", "pointing_game",
            "localisation", "localisation_images"]

@@ -37,24 +37,20 @@ from timm.optim import create_optimizer_v2, list_optimizers
 from timm.scheduler import create_scheduler_v2
 from tqdm import tqdm
 
-from shvit.weights import CheckpointError, load_state_dict_strict, unreadable_reason
+from shvit.weights import load_state_dict_strict
 
 from ..core.errors import UserError, not_a_command
-from ..core.files import atomic_path, check_writable, exclusive_folder, write_json
+from ..core.files import check_writable, exclusive_folder, write_json
 from ..core.models import check_model_name, create_model
 from ..core.distributed import World
 from ..core.memory import check_memory
 from ..core.runtime import resolve_device
+from .checkpoints import check_resume, load_checkpoint, save_checkpoint, training_state
+from .augment import AUGMENTS, resize_inputs, shift_images
 from .datasets import DIGITS_NAME, ClutteredDigits, DigitsConfig, image_folder_datasets
 
-__all__ = ["TrainConfig", "fit", "evaluate", "build_model", "build_datasets", "load_checkpoint",
-           "resize_inputs", "CHECKPOINT_FORMAT"]
+__all__ = ["TrainConfig", "fit", "train_one_epoch", "evaluate", "build_model", "build_datasets"]
 
-CHECKPOINT_FORMAT = "analysis.train/1"
-# Fields that define the network and its data: a checkpoint resumes only when they match.
-# What `fit` resumes from: a readable file whose fields are damaged is a CheckpointError, not a crash later.
-_CHECKPOINT_FIELDS = {"config": dict, "model": dict, "optimizer": dict, "epoch": int, "step": int}
-_IDENTITY_FIELDS = ("model", "model_kwargs", "data", "data_kwargs", "input_size")
 
 
 @dataclass
@@ -132,57 +128,6 @@ def build_model(cfg: TrainConfig, num_classes: int) -> nn.Module:
         raise UserError(f"bad model override for {cfg.model}: {str(e).splitlines()[0]}") from None
 
 
-def load_checkpoint(path: str | os.PathLike) -> dict:
-    """Read a training checkpoint (weights_only: it can never run code) and check its layout."""
-    path = os.fspath(path)
-    if not os.path.isfile(path):
-        raise CheckpointError(f"checkpoint not found: {path}")
-    try:
-        ckpt = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as e:  # noqa: BLE001  corrupt files raise many types
-        raise CheckpointError(f"{path} is not a readable checkpoint ({unreadable_reason(e)})") from None
-    if not isinstance(ckpt, dict) or ckpt.get("format") != CHECKPOINT_FORMAT:
-        raise CheckpointError(f"{path} is not an analysis.train checkpoint (no format {CHECKPOINT_FORMAT!r})")
-    bad = [name for name, kind in _CHECKPOINT_FIELDS.items() if not isinstance(ckpt.get(name), kind)]
-    if "model" not in bad and not all(isinstance(v, torch.Tensor) for v in ckpt["model"].values()):
-        bad.append("model tensors")
-    if bad:
-        raise CheckpointError(f"{path} is a damaged analysis.train checkpoint (missing or malformed: {', '.join(bad)})")
-    return ckpt
-
-
-def _check_resume(ckpt: dict, cfg: TrainConfig, path: str) -> None:
-    saved = ckpt.get("config", {})
-    current = cfg.to_dict()
-    diff = [f"{k}: {saved.get(k)!r} in checkpoint vs {current[k]!r}" for k in _IDENTITY_FIELDS
-            if saved.get(k) != current[k]]
-    if diff:
-        raise CheckpointError(f"{path} was trained with a different setup ({'; '.join(diff)})")
-    if str(saved.get("opt", "")).lower() != cfg.opt.lower():
-        raise CheckpointError(f"{path} was trained with --opt {saved.get('opt')!r}; its optimizer state cannot "
-                              f"continue with --opt {cfg.opt!r}")
-    epoch, step = ckpt["epoch"], ckpt["step"]
-    if isinstance(epoch, bool) or isinstance(step, bool) or not 0 <= epoch <= cfg.epochs or step < 0:
-        raise CheckpointError(f"{path} is at epoch {epoch!r}, step {step!r}: resuming needs 0 <= epoch <= --epochs "
-                              f"({cfg.epochs}) and step >= 0")
-    optimizer = ckpt["optimizer"]
-    if not isinstance(optimizer.get("state"), dict) or not isinstance(optimizer.get("param_groups"), list) \
-            or not optimizer["param_groups"] or not all(isinstance(g, dict) for g in optimizer["param_groups"]):
-        raise CheckpointError(f"{path} has no usable optimizer state (state and param_groups)")
-    history = ckpt.get("metrics", {"history": []})
-    if not isinstance(history, dict) or not isinstance(history.get("history"), list) or not all(
-            isinstance(h, dict) and isinstance(h.get("epoch"), int) for h in history["history"]):
-        raise CheckpointError(f"{path} has a malformed training history (metrics.history: one dict per epoch)")
-
-
-def resize_inputs(x: torch.Tensor, side: Optional[int]) -> torch.Tensor:
-    """Images [B, C, H, W] resized to side x side (antialiased bilinear), as recipes with an
-    `input_size` see them in training and evaluation; unchanged when `side` is None or already met."""
-    if side is None or x.shape[-1] == side:
-        return x
-    return F.interpolate(x, size=(side, side), mode="bilinear", align_corners=False, antialias=True)
-
-
 @torch.no_grad()
 def evaluate(model: nn.Module, loader, device: torch.device, input_size: Optional[int] = None,
              world: Optional[World] = None) -> dict:
@@ -203,22 +148,6 @@ def evaluate(model: nn.Module, loader, device: torch.device, input_size: Optiona
 
 
 _PROBABILITY_KWARGS = ("drop_rate", "drop_path_rate", "attn_drop_rate", "proj_drop_rate", "pos_drop_rate")
-
-
-AUGMENTS = ("none", "shift")
-
-
-def shift_images(x: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
-    """Each image of [B, C, H, W] translated by its own random offset of up to H // 8 px on each axis,
-    the vacated border filled with 0 (the mean colour after normalisation): the augmentation `augment =
-    "shift"` applies to training batches (a digit placed anywhere stays a digit)."""
-    m = x.shape[-1] // 8
-    if m == 0:
-        return x
-    offsets = torch.randint(0, 2 * m + 1, (len(x), 2), generator=generator).tolist()
-    padded = F.pad(x, (m, m, m, m))
-    h, w = x.shape[-2:]
-    return torch.stack([padded[i, :, dy:dy + h, dx:dx + w] for i, (dy, dx) in enumerate(offsets)])
 
 
 def _check_recipe(cfg: TrainConfig) -> None:
@@ -250,11 +179,6 @@ def _check_recipe(cfg: TrainConfig) -> None:
                         "multistep, poly, tanh, constant") from None
 
 
-def _save(path: Path, state: dict) -> None:
-    with atomic_path(path) as tmp:
-        torch.save(state, tmp)
-
-
 # ----------------------------------------------------------------------------- training loop
 
 def fit(cfg: TrainConfig, output: Optional[str | os.PathLike] = None, *, resume: Optional[str] = None,
@@ -280,7 +204,7 @@ def fit(cfg: TrainConfig, output: Optional[str | os.PathLike] = None, *, resume:
     ckpt = None
     if resume is not None:   # before the output folder is made: a bad checkpoint leaves nothing behind
         ckpt = load_checkpoint(resume)
-        _check_resume(ckpt, cfg, os.fspath(resume))
+        check_resume(ckpt, cfg, os.fspath(resume))
     ckpt_path = None
     if output is not None:
         output = Path(output)
@@ -309,34 +233,63 @@ def _output_lock(output: Optional[Path]):
         yield
 
 
-def _train(cfg: TrainConfig, output: Optional[Path], ckpt_path: Optional[Path], num_classes: int,
-           device: torch.device, resume, ckpt: Optional[dict], progress: bool, stop_after: Optional[int], datasets):
-    """`fit` once its arguments, resumed checkpoint and output folder are checked (and the folder locked)."""
+@dataclass
+class _Optimization:
+    """What one training step needs besides the model and the batch."""
+    optimizer: torch.optim.Optimizer
+    scheduler: Any
+    scaler: torch.amp.GradScaler
+    amp_dtype: torch.dtype
+    use_amp: bool               # CUDA only: CPU always trains in float32
 
-    world = World.from_env(device)
-    if device.type == "cuda":
-        device = torch.device("cuda", world.local_rank)
-        torch.cuda.set_device(device)
-    elif world.size > 1:
-        torch.set_num_threads(max(1, torch.get_num_threads() // world.size))
-    if cfg.batch_size % world.size:
-        raise UserError(f"--batch-size {cfg.batch_size} is not divisible by the {world.size} processes")
 
-    model = build_model(cfg, num_classes)
-    if world.size > 1 and world.main and not (cfg.sync_bn and device.type == "cuda") and any(
-            isinstance(m, nn.modules.batchnorm._BatchNorm) for m in model.modules()):
-        print(f"note: BatchNorm statistics are per process ({world.size} processes; --sync-bn on CUDA shares "
-              "them), so this run differs slightly from one process", file=sys.stderr)
-    if ckpt is not None:
-        load_state_dict_strict(model, ckpt["model"], source=os.fspath(resume))
-    train_ds, val_ds, _ = datasets if datasets is not None else build_datasets(cfg, model)
-    model.to(device)
-    net = model
-    if world.size > 1:
-        if device.type == "cuda" and cfg.sync_bn:
-            net = nn.SyncBatchNorm.convert_sync_batchnorm(net)
-        net = nn.parallel.DistributedDataParallel(net, device_ids=[device.index] if device.type == "cuda" else None)
+def _optimization(cfg: TrainConfig, model: nn.Module, steps_per_epoch: int, device: torch.device) -> _Optimization:
+    optimizer = create_optimizer_v2(model, opt=cfg.opt, lr=cfg.lr, weight_decay=cfg.weight_decay)
+    scheduler, _ = create_scheduler_v2(optimizer, sched=cfg.sched, num_epochs=cfg.epochs,
+                                       warmup_epochs=cfg.warmup_epochs, step_on_epochs=False,
+                                       updates_per_epoch=steps_per_epoch, min_lr=cfg.lr * 1e-2,
+                                       warmup_lr=cfg.lr * 1e-2)
+    use_amp = cfg.amp and device.type == "cuda"
+    amp_dtype = torch.bfloat16 if use_amp and torch.cuda.is_bf16_supported() else torch.float16
+    scaler = torch.amp.GradScaler("cuda", enabled=use_amp and amp_dtype == torch.float16)
+    return _Optimization(optimizer, scheduler, scaler, amp_dtype, use_amp)
 
+
+def train_one_epoch(net: nn.Module, loader, opt: _Optimization, cfg: TrainConfig, device: torch.device, epoch: int,
+                    step: int, bar: tqdm) -> tuple[int, dict]:
+    """One pass over `loader` (timm's `train_one_epoch`): returns the step reached and this process's
+    sums (`seen`, `correct`, `loss_sum`). One host sync per step (the loss, checked finite before the
+    optimizer steps); the correct count stays on the device until the epoch ends."""
+    torch.manual_seed(cfg.seed * 1000 + epoch)  # dropout / drop-path: reproducible on resume
+    shifts = torch.Generator().manual_seed(cfg.seed * 1000 + epoch)  # augmentation: reproducible on resume
+    net.train()
+    seen, loss_sum, correct = 0, 0.0, torch.zeros((), dtype=torch.int64, device=device)
+    for x, y in loader:
+        if cfg.augment == "shift":
+            x = shift_images(x, shifts)
+        x, y = resize_inputs(x.to(device, non_blocking=True), cfg.input_size), y.to(device, non_blocking=True)
+        with torch.autocast(device.type, dtype=opt.amp_dtype, enabled=opt.use_amp):
+            logits = net(x)
+            loss = F.cross_entropy(logits.float(), y, label_smoothing=cfg.label_smoothing)
+        loss_value = loss.item()
+        if not math.isfinite(loss_value):
+            raise UserError(f"training diverged: loss is {loss_value} at step {step + 1}; lower --lr")
+        opt.optimizer.zero_grad(set_to_none=True)
+        opt.scaler.scale(loss).backward()
+        opt.scaler.step(opt.optimizer)
+        opt.scaler.update()
+        step += 1
+        opt.scheduler.step_update(num_updates=step)
+        seen += len(y)
+        loss_sum += loss_value * len(y)
+        correct += (logits.argmax(1) == y).sum()
+        bar.update()
+        bar.set_postfix(epoch=epoch + 1, loss=f"{loss_sum / seen:.3f}")
+    return step, {"seen": seen, "correct": int(correct), "loss_sum": loss_sum}
+
+
+def _loaders(cfg: TrainConfig, train_ds, val_ds, world: World, device: torch.device):
+    """The training loader (each process its share of every global batch) and the validation loader."""
     per_rank = cfg.batch_size // world.size
     sampler = DistributedSampler(train_ds, num_replicas=world.size, rank=world.rank, shuffle=True, seed=cfg.seed)
     loader = DataLoader(train_ds, batch_size=per_rank, sampler=sampler, drop_last=True,
@@ -345,90 +298,92 @@ def _train(cfg: TrainConfig, output: Optional[Path], ckpt_path: Optional[Path], 
         raise UserError(f"the training set ({len(train_ds)} images) is smaller than one batch of {cfg.batch_size}")
     val_loader = DataLoader(Subset(val_ds, range(world.rank, len(val_ds), world.size)),
                             batch_size=max(per_rank, 64), num_workers=cfg.workers)
+    return loader, val_loader
 
-    optimizer = create_optimizer_v2(model, opt=cfg.opt, lr=cfg.lr, weight_decay=cfg.weight_decay)
-    scheduler, _ = create_scheduler_v2(optimizer, sched=cfg.sched, num_epochs=cfg.epochs,
-                                       warmup_epochs=cfg.warmup_epochs, step_on_epochs=False,
-                                       updates_per_epoch=len(loader), min_lr=cfg.lr * 1e-2,
-                                       warmup_lr=cfg.lr * 1e-2)
-    use_amp = cfg.amp and device.type == "cuda"
-    amp_dtype = torch.bfloat16 if use_amp and torch.cuda.is_bf16_supported() else torch.float16
-    scaler = torch.amp.GradScaler("cuda", enabled=use_amp and amp_dtype == torch.float16)
 
+def _training_world(cfg: TrainConfig, device: torch.device) -> tuple[World, torch.device]:
+    """The process group (one process, or torchrun's) and this process's device."""
+    world = World.from_env(device)
+    if device.type == "cuda":
+        device = torch.device("cuda", world.local_rank)
+        torch.cuda.set_device(device)
+    elif world.size > 1:
+        torch.set_num_threads(max(1, torch.get_num_threads() // world.size))
+    if cfg.batch_size % world.size:
+        raise UserError(f"--batch-size {cfg.batch_size} is not divisible by the {world.size} processes")
+    return world, device
+
+
+def _distributed(model: nn.Module, cfg: TrainConfig, world: World, device: torch.device) -> nn.Module:
+    """`model` as DDP over the processes of `world` (itself for one process)."""
+    if world.size == 1:
+        return model
+    if world.main and not (cfg.sync_bn and device.type == "cuda") and any(
+            isinstance(m, nn.modules.batchnorm._BatchNorm) for m in model.modules()):
+        print(f"note: BatchNorm statistics are per process ({world.size} processes; --sync-bn on CUDA shares "
+              "them), so this run differs slightly from one process", file=sys.stderr)
+    net = nn.SyncBatchNorm.convert_sync_batchnorm(model) if device.type == "cuda" and cfg.sync_bn else model
+    return nn.parallel.DistributedDataParallel(net, device_ids=[device.index] if device.type == "cuda" else None)
+
+
+def _train(cfg: TrainConfig, output: Optional[Path], ckpt_path: Optional[Path], num_classes: int,
+           device: torch.device, resume, ckpt: Optional[dict], progress: bool, stop_after: Optional[int], datasets):
+    """`fit` once its arguments, resumed checkpoint and output folder are checked (and the folder locked)."""
+    world, device = _training_world(cfg, device)
+    model = build_model(cfg, num_classes)
+    if ckpt is not None:
+        load_state_dict_strict(model, ckpt["model"], source=os.fspath(resume))
+    train_ds, val_ds, _ = datasets if datasets is not None else build_datasets(cfg, model)
+    net = _distributed(model.to(device), cfg, world, device)
+    loader, val_loader = _loaders(cfg, train_ds, val_ds, world, device)
+    opt = _optimization(cfg, model, len(loader), device)
     start_epoch, step, history = 0, 0, []
     if ckpt is not None:
-        optimizer.load_state_dict(ckpt["optimizer"])
+        opt.optimizer.load_state_dict(ckpt["optimizer"])
         start_epoch, step = int(ckpt["epoch"]), int(ckpt["step"])
         history = list(ckpt.get("metrics", {}).get("history", []))
-        if "scaler" in ckpt and scaler.is_enabled():
-            scaler.load_state_dict(ckpt["scaler"])
-    scheduler.step_update(num_updates=step)
+        if "scaler" in ckpt and opt.scaler.is_enabled():
+            opt.scaler.load_state_dict(ckpt["scaler"])
+    opt.scheduler.step_update(num_updates=step)
 
     last_epoch = cfg.epochs if stop_after is None else min(cfg.epochs, start_epoch + stop_after)
     t0 = time.perf_counter()
     bar = tqdm(total=(last_epoch - start_epoch) * len(loader), disable=not (progress and world.main),
                desc=cfg.model, file=sys.stderr, dynamic_ncols=True, leave=False)
     for epoch in range(start_epoch, last_epoch):
-        sampler.set_epoch(epoch)
-        torch.manual_seed(cfg.seed * 1000 + epoch)  # dropout / drop-path: reproducible on resume
-        shifts = torch.Generator().manual_seed(cfg.seed * 1000 + epoch)  # augmentation: reproducible on resume
-        net.train()
-        seen = correct = loss_sum = 0.0
-        for x, y in loader:
-            if cfg.augment == "shift":
-                x = shift_images(x, shifts)
-            x, y = resize_inputs(x.to(device, non_blocking=True), cfg.input_size), y.to(device, non_blocking=True)
-            with torch.autocast(device.type, dtype=amp_dtype, enabled=use_amp):
-                logits = net(x)
-                loss = F.cross_entropy(logits.float(), y, label_smoothing=cfg.label_smoothing)
-            optimizer.zero_grad(set_to_none=True)
-            scaler.scale(loss).backward()
-            scaler.step(optimizer)
-            scaler.update()
-            step += 1
-            scheduler.step_update(num_updates=step)
-            if not math.isfinite(loss.item()):
-                raise UserError(f"training diverged: loss is {loss.item()} at step {step}; lower --lr")
-            seen += len(y)
-            loss_sum += loss.item() * len(y)
-            correct += (logits.argmax(1) == y).sum().item()
-            bar.update()
-            bar.set_postfix(epoch=epoch + 1, loss=f"{loss_sum / seen:.3f}", acc=f"{100 * correct / seen:.1f}")
-        seen, correct, loss_sum = world.sum(seen, correct, loss_sum)
+        loader.sampler.set_epoch(epoch)
+        step, sums = train_one_epoch(net, loader, opt, cfg, device, epoch, step, bar)
+        seen, correct, loss_sum = world.sum(float(sums["seen"]), float(sums["correct"]), sums["loss_sum"])
         val = evaluate(model, val_loader, device, cfg.input_size, world)
         if not math.isfinite(val["loss"]):
             raise UserError(f"training diverged: validation loss is {val['loss']} after epoch {epoch + 1}; lower --lr")
         history.append({"epoch": epoch + 1, "step": step, "train_loss": loss_sum / seen,
                         "train_top1": 100 * correct / seen, "val_loss": val["loss"], "val_top1": val["top1"],
-                        "lr": float(optimizer.param_groups[0]["lr"])})
+                        "lr": float(opt.optimizer.param_groups[0]["lr"])})
+        bar.set_postfix(epoch=epoch + 1, loss=f"{loss_sum / seen:.3f}", acc=f"{100 * correct / seen:.1f}")
         if ckpt_path is not None and world.main:
-            _save(ckpt_path, _checkpoint(cfg, model, optimizer, scaler, epoch + 1, step, history))
+            save_checkpoint(ckpt_path, training_state(cfg, model, opt.optimizer, opt.scaler, epoch + 1, step, history))
         world.barrier()
     bar.close()
-
-    final = history[-1] if history else {}
-    summary = {
-        "model": cfg.model, "config": cfg.to_dict(), "num_classes": num_classes,
-        "epochs_done": history[-1]["epoch"] if history else start_epoch, "step": step,
-        "val_top1": final.get("val_top1"), "val_loss": final.get("val_loss"),
-        "train_loss": final.get("train_loss"), "train_seconds": round(time.perf_counter() - t0, 3),
-        "world_size": world.size, "device": device.type,
-        "params": sum(p.numel() for p in model.parameters()),
-        "checkpoint": os.fspath(ckpt_path) if ckpt_path else None, "history": history,
-    }
+    summary = _summary(cfg, model, num_classes, history, start_epoch, step, time.perf_counter() - t0, world, device,
+                       ckpt_path)
     if output is not None and world.main:
         write_json(summary, output / "summary.json")
     world.close()
     return model.eval(), summary
 
 
-def _checkpoint(cfg, model, optimizer, scaler, epoch, step, history) -> dict:
-    state = {"format": CHECKPOINT_FORMAT, "config": cfg.to_dict(), "epoch": epoch, "step": step,
-             "model": {k: v.detach().cpu() for k, v in model.state_dict().items()},
-             "optimizer": optimizer.state_dict(), "metrics": {"history": history}}
-    if scaler.is_enabled():
-        state["scaler"] = scaler.state_dict()
-    return state
+def _summary(cfg, model, num_classes, history, start_epoch, step, seconds, world, device, ckpt_path) -> dict:
+    final = history[-1] if history else {}
+    return {
+        "model": cfg.model, "config": cfg.to_dict(), "num_classes": num_classes,
+        "epochs_done": history[-1]["epoch"] if history else start_epoch, "step": step,
+        "val_top1": final.get("val_top1"), "val_loss": final.get("val_loss"),
+        "train_loss": final.get("train_loss"), "train_seconds": round(seconds, 3),
+        "world_size": world.size, "device": device.type,
+        "params": sum(p.numel() for p in model.parameters()),
+        "checkpoint": os.fspath(ckpt_path) if ckpt_path else None, "history": history,
+    }
 
 
 # ----------------------------------------------------------------------------- CLI

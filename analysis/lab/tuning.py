@@ -29,6 +29,7 @@ from ..core.tables import read_csv
 from .cache import cached_table, load_or_train, table_path, train_all
 from .datasets import ClutteredDigits, DigitsConfig
 from .recipes import MESO_RECIPES, STEM4, STEM16, MicroRecipe
+from .augment import AUGMENTS
 from .train import evaluate
 
 __all__ = ["LR_FACTORS", "SEARCH_SEED", "SEARCH_EPOCH_SHARE", "AUGMENT_DESIGNS", "design_bases", "search_recipes",
@@ -38,7 +39,6 @@ LR_FACTORS = (0.5, 1.0, 2.0)
 SEARCH_SEED = 100  # not one of the replicates' seeds: the chosen setting's scored models are trained afresh
 SEARCH_EPOCH_SHARE = 0.4
 AUGMENT_DESIGNS = (STEM16, STEM4)
-AUGMENTS = ("none", "shift")
 
 
 def design_bases(recipes: Mapping[str, MicroRecipe] = MESO_RECIPES) -> Dict[str, MicroRecipe]:

@@ -10,7 +10,7 @@ from analysis.cost.latency import interleaved_rounds
 from analysis.evidence.intervals import cluster_indices, seeded
 from analysis.lab.datasets import ClutteredDigits, DigitsConfig
 from analysis.lab.frontier import interpolate, matched_accuracy
-from analysis.lab.train import shift_images
+from analysis.lab.augment import shift_images
 
 
 def test_interpolation_is_linear_in_log_x_and_never_extrapolates():

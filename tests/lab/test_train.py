@@ -9,7 +9,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from analysis.lab.train import build_datasets, fit, load_checkpoint, TrainConfig
+from analysis.lab.checkpoints import load_checkpoint
+from analysis.lab.train import build_datasets, fit, TrainConfig
 
 from analysis.train import main
 

@@ -8,7 +8,7 @@ import pytest
 import torch
 from safetensors.torch import save_file
 
-from analysis.lab.train import load_checkpoint
+from analysis.lab.checkpoints import load_checkpoint
 from shvit.weights import CheckpointError, read_state_dict
 
 
@@ -115,7 +115,7 @@ def test_text_and_fake_safetensors_files(tmp_path):
 
 
 def test_a_damaged_training_checkpoint_is_refused_before_fit_reads_it(tmp_path):
-    from analysis.lab.train import CHECKPOINT_FORMAT
+    from analysis.lab.checkpoints import CHECKPOINT_FORMAT
     good = {"format": CHECKPOINT_FORMAT, "config": {}, "model": {"w": torch.ones(1)}, "optimizer": {},
             "epoch": 1, "step": 2}
     path = tmp_path / "last.pth"
