@@ -2,8 +2,9 @@
 
 Runs each model over an image source, captures every attention layer's per-head maps
 (`heads.attention`) and streams the statistics of `heads.metrics` into one tidy table: one row per model x layer x metric (plus
-per-head rows), similarities as fractions in [-1, 1]. By default the papers' two
-similarity metrics; `metrics=METRICS` adds linear CKA, entropy and attention distance.
+per-head rows), similarities as fractions in [-1, 1]. `metrics` names registered head metrics
+(`heads.metrics.METRICS` by default: the papers' two similarity metrics, linear CKA, entropy and
+attention distance) or passes `HeadMetric` classes, registered or not.
 
 Library use: `head_similarity(model, batches)` -> DataFrame.
 """
@@ -26,7 +27,7 @@ from ..core.models import create_model, describe_weights
 from ..core.names import AMP_CHOICES, PAPER_METRICS
 from .attention import AttentionCapture
 from .importance import head_importance
-from .metrics import METRICS, HeadStatistics, pairwise_cosine
+from .metrics import METRICS, HeadMetric, HeadStatistics, pairwise_cosine
 
 __all__ = ["head_similarity", "similarity_per_image", "model_head_similarity", "head_similarity_table", "similarity_summary", "COLUMNS",
            "PAPER_METRICS", "AMP_DTYPES"]
@@ -38,7 +39,7 @@ AMP_DTYPES = dict(zip(AMP_CHOICES, (None, torch.float16, torch.bfloat16)))
 
 @torch.inference_mode()
 def head_similarity(model: nn.Module, batches: Iterable, *, device: torch.device | str = "cpu",
-                    amp: Optional[torch.dtype] = None, metrics: Iterable[str] = METRICS,
+                    amp: Optional[torch.dtype] = None, metrics: Iterable[str | type[HeadMetric]] = METRICS,
                     progress: bool = False, total: Optional[int] = None,
                     world: Optional[World] = None) -> pd.DataFrame:
     """Stream `batches` (images, or (images, labels)) through `model`; per-layer head statistics.
@@ -88,7 +89,7 @@ def similarity_per_image(model: nn.Module, x: torch.Tensor) -> torch.Tensor:
 
 def model_head_similarity(name: str, weights: str, model: nn.Module, source, *, batch_size: int = 32,
                           device: torch.device | str = "cpu", amp: Optional[torch.dtype] = None,
-                          metrics: Iterable[str] = METRICS, seed: int = 0, progress: bool = True,
+                          metrics: Iterable[str | type[HeadMetric]] = METRICS, seed: int = 0, progress: bool = True,
                           importance: bool = False, world: Optional[World] = None) -> pd.DataFrame:
     """`head_similarity` of one named model over an image source, as rows with `COLUMNS`; with
     `importance`, also `heads.importance.head_importance`'s rows (a second pass, with gradients)."""
