@@ -7,7 +7,9 @@ from .core.distributed import World as World
 from .core.images import ImageFolderSource as ImageFolderSource, SampleImages as SampleImages, load_image as load_image
 from .core.memory import estimate_memory as estimate_memory
 from .core.reference import load_reference as load_reference
-from .heads.attention import AttentionCapture as AttentionCapture, AttentionMaps as AttentionMaps, attention_layers as attention_layers, register_attention_family as register_attention_family
+from .heads.families import register_attention_family as register_attention_family
+from .heads.layers import attention_layers as attention_layers
+from .heads.attention import AttentionCapture as AttentionCapture, AttentionMaps as AttentionMaps
 from .heads.metrics import HeadStatistics as HeadStatistics
 from .heads.similarity import model_head_similarity as model_head_similarity, head_similarity_table as head_similarity_table, similarity_summary as similarity_summary
 from .heads.importance import head_importance as head_importance

@@ -61,7 +61,7 @@ def run(args) -> int:
     from .core.runtime import resolve_device
     from .core.tables import write_csv
     from .heads.ablation import best_heads, head_ablation
-    from .heads.attention import attention_layers
+    from .heads.layers import attention_layers
 
     modes = [m.strip() for m in args.modes.split(",") if m.strip()]
     if not modes or set(modes) - set(MODES) or len(set(modes)) < len(modes):

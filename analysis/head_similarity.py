@@ -77,7 +77,7 @@ def run(args) -> int:
     from .core.models import check_model_name, create_model, describe_weights, input_size
     from .core.runtime import resolve_device
     from .core.tables import write_csv
-    from .heads.attention import attention_layers
+    from .heads.layers import attention_layers
     from .heads.plots import plot_head_similarity
     from .heads.similarity import AMP_DTYPES, model_head_similarity, similarity_summary
 

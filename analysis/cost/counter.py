@@ -46,7 +46,7 @@ from __future__ import annotations
 
 import functools
 from dataclasses import dataclass
-from typing import List, Optional, Sequence
+from typing import Any, Callable, List, Mapping, Optional, Sequence
 
 import pandas as pd
 import torch
@@ -56,9 +56,10 @@ from torch.overrides import TorchFunctionMode
 from torch.utils._python_dispatch import TorchDispatchMode
 from torch.utils.module_tracker import ModuleTracker
 
-from ..core.errors import not_a_command
+from ..core.errors import UserError, not_a_command
 from ..core.models import fuse_model
-from .op_rules import UNSUPPORTED, _tensors, classify, is_free, op_macs, op_mem_bytes, sdpa_macs, sdpa_mem_bytes
+from .op_rules import (UNSUPPORTED, _tensors, classify, is_free, macs_rules, op_macs, op_mem_bytes, sdpa_macs,
+                       sdpa_mem_bytes)
 from .stages import StageMap, stage_map
 
 __all__ = ["CostAnalysis", "OpRecord"]
@@ -83,11 +84,13 @@ class OpRecord:
 
 
 class _CostMode(TorchDispatchMode):
-    """Dispatch mode that records every aten op with the innermost module running it."""
+    """Dispatch mode that records every aten op with the innermost module running it; `rules`
+    (`op_rules.macs_rules`) are this analysis's own macs rules, consulted before the registered ones."""
 
-    def __init__(self, tracker: ModuleTracker, model: nn.Module):
+    def __init__(self, tracker: ModuleTracker, model: nn.Module, rules: Optional[dict] = None):
         super().__init__()
         self.tracker, self.root, self.records = tracker, type(model).__name__, []
+        self.rules = rules or {}
         self.modules = dict(model.named_modules())
         self.paused = False
 
@@ -110,9 +113,9 @@ class _CostMode(TorchDispatchMode):
         kwargs = kwargs or {}
         out = func(*args, **kwargs)
         if not self.paused:
-            self.record(str(func.overloadpacket), lambda module: op_macs(func, args, kwargs, out, module),
+            self.record(str(func.overloadpacket), lambda module: op_macs(func, args, kwargs, out, module, self.rules),
                         lambda: op_mem_bytes(func, args, kwargs, out), () if is_free(func) else out,
-                        classify(func))
+                        classify(func, self.rules))
         return out
 
 
@@ -157,12 +160,17 @@ class CostAnalysis:
         inputs: a tensor or a tuple of positional inputs.
         fuse: analyse a BN-fused copy (default; the papers' convention), else the model as given.
         stages: a `StageMap` overriding `analysis.stages.stage_map(model)`.
+        rules: `{op: rule}` macs rules for this analysis only (ops and rules as `op_rules.register_macs`
+            takes them), before the registered ones: an op gets a rule, or another one, without touching
+            the registry (torch's `FlopCounterMode(custom_mapping=...)`, fvcore's `set_op_handle`).
 
     The forward runs once, lazily, under `torch.no_grad()` in eval mode. `total()` returns
     ints; `ops()`, `by_operator()`, `by_module()` and `by_stage()` return tidy DataFrames.
     """
 
-    def __init__(self, model: nn.Module, inputs, *, fuse: bool = True, stages: Optional[StageMap] = None):
+    def __init__(self, model: nn.Module, inputs, *, fuse: bool = True, stages: Optional[StageMap] = None,
+                 rules: Optional[Mapping[Any, Callable[..., int]]] = None):
+        self.rules = macs_rules(rules)  # first: an unknown op name fails before the model is copied
         self.model = fuse_model(model) if fuse else model
         self.inputs = inputs if isinstance(inputs, tuple) else (inputs,)
         self.fused = fuse
@@ -178,7 +186,7 @@ class CostAnalysis:
         was_training = model.training
         model.eval()
         tracker = ModuleTracker()
-        mode = _CostMode(tracker, model)
+        mode = _CostMode(tracker, model, self.rules)
         try:
             with torch.no_grad(), tracker, mode, _AttentionMode(mode):
                 model(*self.inputs)
@@ -221,7 +229,7 @@ class CostAnalysis:
         if metric == "params":
             return sum(p.numel() for p in self.model.parameters())
         if metric not in _SUMS:
-            raise KeyError(f"unknown metric {metric!r}; choose from {_SUMS + ['params']}")
+            raise UserError(f"unknown metric {metric!r}; choose from {', '.join(_SUMS + ['params'])}")
         return int(self.ops()[metric].sum())
 
     def by_operator(self) -> pd.DataFrame:

@@ -4,7 +4,8 @@ Every op the cost counter meets falls in exactly one class (`classify`):
 
 counted             a macs rule is registered for it (`register_macs`): torch's own flop
                     formulas (conv, mm, bmm, addmm, baddbmm, ...; flops / 2), and the rules
-                    below (norms, upsampling, global pooling, every attention kernel).
+                    below (norms, upsampling, global pooling, every attention kernel); or one
+                    analysis gives it a rule of its own (`CostAnalysis(..., rules={op: rule})`).
 no arithmetic       views and metadata ops, copies, concatenation, padding, indexing and
                     tensor creation (`NO_ARITHMETIC_OPS`, or any op torch marks as a view).
 zero by convention  element-wise ops, activations, softmax, reductions, pooling and dropout:
@@ -20,17 +21,17 @@ Attention is counted from the call's shapes, whichever kernel runs: the counter 
 from __future__ import annotations
 
 import math
-from typing import Any, Callable, List, Optional
+from typing import Any, Callable, List, Mapping, Optional
 
 import torch
 import torch.nn as nn
 from torch.utils.flop_counter import flop_registry
 
-from ..core.errors import not_a_command
+from ..core.errors import UserError, not_a_command
 
-__all__ = ["register_macs", "classify", "op_macs", "op_mem_bytes", "is_free", "sdpa_macs", "sdpa_mem_bytes",
-           "NO_ARITHMETIC_OPS", "ZERO_MAC_OPS", "SDPA_KERNELS", "COUNTED", "NO_ARITHMETIC", "ZERO_BY_CONVENTION",
-           "UNSUPPORTED"]
+__all__ = ["register_macs", "unregister_macs", "macs_rules", "classify", "op_macs", "op_mem_bytes", "is_free",
+           "sdpa_macs", "sdpa_mem_bytes", "NO_ARITHMETIC_OPS", "ZERO_MAC_OPS", "SDPA_KERNELS", "COUNTED",
+           "NO_ARITHMETIC", "ZERO_BY_CONVENTION", "UNSUPPORTED"]
 
 aten = torch.ops.aten
 
@@ -41,19 +42,71 @@ _MAC_RULES: dict = {}  # packet -> fn(*args, out=..., module=..., **kwargs) -> m
 _CLASS_CACHE: dict = {}  # op overload -> its class
 
 
-def register_macs(*ops) -> Callable:
-    """Decorator registering `fn(*args, out, module, **kwargs) -> int` as the macs of `ops`.
+def _packet(op) -> torch._ops.OpOverloadPacket:
+    """The overload packet of an op given as a packet (`torch.ops.aten.foo`), an overload
+    (`torch.ops.aten.foo.default`) or a name (`"aten.foo"`; an unknown one is a `UserError`)."""
+    if isinstance(op, str):
+        namespace, _, name = op.partition(".")
+        packet = getattr(getattr(torch.ops, namespace, None), name, None) if name and "." not in name else None
+        if packet is None:
+            raise UserError(f"no op named {op!r} (expected 'namespace.op', e.g. 'aten.mm')")
+        return packet
+    packet = getattr(op, "overloadpacket", op)
+    if not isinstance(packet, torch._ops.OpOverloadPacket):
+        raise TypeError(f"expected an op (torch.ops.aten.foo, an overload of it, or 'aten.foo'), got {op!r}")
+    return packet
 
-    `ops` are aten overload packets (`torch.ops.aten.foo`); `args`/`kwargs` are the op's own
-    arguments, `out` its output and `module` the innermost `nn.Module` running it. A rule
-    registered later replaces an earlier one (as `torch.utils.flop_counter.register_flop_formula`).
+
+def _packets_of(ops) -> list:
+    return [_packet(op) for op in (ops if isinstance(ops, (tuple, list, frozenset, set)) else (ops,))]
+
+
+Rule = Callable[..., int]  # fn(*args, out=..., module=..., **kwargs) -> macs
+
+
+def register_macs(ops, rule: Optional[Rule] = None, *, replace: bool = False):
+    """Register `rule(*args, out, module, **kwargs) -> int` as the macs of `ops` (one op or a tuple of them).
+
+    `ops` are aten ops (`torch.ops.aten.foo`, an overload, or `"aten.foo"`); `args`/`kwargs` are the op's
+    own arguments, `out` its output and `module` the innermost `nn.Module` running it. Without `rule`,
+    a decorator: `@register_macs(aten.foo)`. An op that has a rule already is refused (`UserError`)
+    unless `replace=True`, as `torch.utils.flop_counter.register_flop_formula` refuses a duplicate
+    registration (`RuntimeError`). For one analysis only, pass `CostAnalysis(..., rules={op: rule})`
+    (torch's `FlopCounterMode(custom_mapping=...)`, fvcore's `set_op_handle`): the registry is untouched.
     """
-    def register(fn: Callable) -> Callable:
-        for op in ops:
-            _MAC_RULES[getattr(op, "overloadpacket", op)] = fn
-        _CLASS_CACHE.clear()
-        return fn
-    return register
+    if rule is None:
+        return lambda fn: register_macs(ops, fn, replace=replace)
+    if isinstance(rule, (torch._ops.OpOverloadPacket, torch._ops.OpOverload)) or not callable(rule):
+        raise TypeError(f"the rule must be a function, got {rule!r}; pass several ops as a tuple")
+    packets = _packets_of(ops)
+    taken = [str(p) for p in packets if p in _MAC_RULES]
+    if taken and not replace:
+        raise UserError(f"a macs rule is already registered for {', '.join(taken)}; pass replace=True to replace it")
+    for packet in packets:
+        _MAC_RULES[packet] = rule
+    _CLASS_CACHE.clear()
+    return rule
+
+
+def unregister_macs(op) -> Rule:
+    """Remove the registered macs rule of `op` and return it (`UserError` if it has none): the op then
+    counts as its class says without a rule (`classify`)."""
+    packet = _packet(op)
+    if packet not in _MAC_RULES:
+        raise UserError(f"no macs rule is registered for {packet}")
+    _CLASS_CACHE.clear()
+    return _MAC_RULES.pop(packet)
+
+
+def macs_rules(rules: Optional[Mapping[Any, Rule]]) -> dict:
+    """`{op: rule}` (ops as `register_macs` takes them) keyed by overload packet: the rules of one
+    analysis, which `classify` and `op_macs` consult before the registered ones."""
+    out = {}
+    for op, rule in (rules or {}).items():
+        if not callable(rule):
+            raise TypeError(f"the macs rule of {op} must be a function, got {rule!r}")
+        out.update(dict.fromkeys(_packets_of(op), rule))
+    return out
 
 
 def _shapes(x):
@@ -79,7 +132,7 @@ def _torch_formula(formula: Callable) -> Callable:
 
 for _op, _formula in flop_registry.items():
     if isinstance(_op, torch._ops.OpOverloadPacket) and "backward" not in str(_op):
-        register_macs(_op)(_torch_formula(_formula))
+        register_macs(_op, _torch_formula(_formula))
 
 
 # --------------------------------------------------------------------------- attention
@@ -105,7 +158,8 @@ SDPA_KERNELS = tuple(getattr(aten, n) for n in (
     "_scaled_dot_product_flash_attention_for_cpu", "_scaled_dot_product_flash_attention",
     "_scaled_dot_product_efficient_attention", "_scaled_dot_product_cudnn_attention",
     "_scaled_dot_product_fused_attention_overrideable") if hasattr(aten, n))
-register_macs(*SDPA_KERNELS)(lambda q, k, v, *args, out=None, module=None, **kwargs: sdpa_macs(q, k, v))
+register_macs(SDPA_KERNELS, lambda q, k, v, *args, out=None, module=None, **kwargs: sdpa_macs(q, k, v),
+              replace=True)  # torch's formulas for some of them: the same products, one rule for all
 
 
 # --------------------------------------------------------------------------- other rules (fvcore's)
@@ -115,7 +169,7 @@ def _bn_eval(x, weight=None, *args, out=None, module=None, **kwargs) -> int:
     return x.numel() * (2 if weight is not None else 1)
 
 
-@register_macs(aten.native_batch_norm, aten._native_batch_norm_legit)
+@register_macs((aten.native_batch_norm, aten._native_batch_norm_legit))
 def _bn_any(x, weight=None, bias=None, running_mean=None, running_var=None, training=False, *args,
             out=None, module=None, **kwargs) -> int:
     if training:
@@ -152,8 +206,8 @@ def _out_numel(scale: int) -> Callable:
     return count
 
 
-register_macs(aten.upsample_nearest2d)(_out_numel(1))
-register_macs(aten.upsample_bilinear2d, aten.grid_sampler_2d)(_out_numel(4))
+register_macs(aten.upsample_nearest2d, _out_numel(1))
+register_macs((aten.upsample_bilinear2d, aten.grid_sampler_2d), _out_numel(4))
 
 
 # --------------------------------------------------------------------------- zero-mac classes
@@ -183,8 +237,11 @@ _ZERO_TAGS = (torch.Tag.pointwise, torch.Tag.reduction)
 _ONE_KERNEL_ATTENTION = frozenset(SDPA_KERNELS) | _packets("_flash_attention_forward", "_efficient_attention_forward")
 
 
-def classify(func) -> str:
-    """`COUNTED`, `NO_ARITHMETIC`, `ZERO_BY_CONVENTION` or `UNSUPPORTED` for an aten op (overload)."""
+def classify(func, rules: Optional[dict] = None) -> str:
+    """`COUNTED`, `NO_ARITHMETIC`, `ZERO_BY_CONVENTION` or `UNSUPPORTED` for an aten op (overload);
+    `rules` (`macs_rules`) are one analysis's own, an op with one of them is `COUNTED`."""
+    if rules and func.overloadpacket in rules:
+        return COUNTED
     cls = _CLASS_CACHE.get(func)
     if cls is None:
         packet = func.overloadpacket
@@ -200,9 +257,13 @@ def classify(func) -> str:
     return cls
 
 
-def op_macs(func, args: tuple, kwargs: dict, out: Any, module: Optional[nn.Module] = None) -> int:
-    """Multiply-accumulates of one aten op call (0 unless a rule is registered; see `classify`)."""
-    rule = _MAC_RULES.get(func.overloadpacket)
+def op_macs(func, args: tuple, kwargs: dict, out: Any, module: Optional[nn.Module] = None,
+            rules: Optional[dict] = None) -> int:
+    """Multiply-accumulates of one aten op call (0 unless a rule is registered, or given in `rules`, one
+    analysis's own (`macs_rules`), which come first; see `classify`)."""
+    rule = rules.get(func.overloadpacket) if rules else None
+    if rule is None:
+        rule = _MAC_RULES.get(func.overloadpacket)
     return 0 if rule is None else int(rule(*args, out=out, module=module, **kwargs))
 
 

@@ -35,7 +35,7 @@ from tqdm import tqdm
 
 from ..core.distributed import World
 from ..core.errors import UserError, not_a_command
-from .attention import AttentionLayer, ProjectionInputHooks, attention_layers
+from .layers import AttentionLayer, ProjectionInputHooks, attention_layers
 
 __all__ = ["HeadGates", "head_importance", "IMPORTANCE_METRICS"]
 

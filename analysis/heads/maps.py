@@ -25,7 +25,8 @@ import torch
 import torch.nn as nn
 
 from ..core.errors import UserError, not_a_command
-from .attention import AttentionCapture, AttentionLayer, AttentionMaps, attention_layers
+from .attention import AttentionCapture, AttentionMaps
+from .layers import AttentionLayer, attention_layers
 
 __all__ = ["select_layer", "query_attention", "QueryMaps", "attention_rollout", "Rollout"]
 

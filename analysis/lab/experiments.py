@@ -28,8 +28,9 @@ from ..core.names import SUITE_TABLES
 from ..core.paths import PathLike
 from ..cost.counter import CostAnalysis
 from ..heads.ablation import HeadMask, best_heads, extreme_heads, head_ablation
-from ..heads.attention import AttentionCapture, attention_layers
+from ..heads.attention import AttentionCapture
 from ..heads.importance import head_importance
+from ..heads.layers import attention_layers
 from ..heads.maps import query_attention
 from ..heads.metrics import HeadStatistics
 from ..heads.similarity import similarity_per_image

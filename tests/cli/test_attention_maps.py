@@ -9,7 +9,7 @@ from PIL import Image
 from analysis.attention_maps import main
 from analysis.core.images import load_image, view_image
 from analysis.core.models import create_model
-from analysis.heads.attention import attention_layers
+from analysis.heads.layers import attention_layers
 from analysis.heads.maps import attention_rollout, query_attention
 
 pytestmark = pytest.mark.usefixtures("one_thread")

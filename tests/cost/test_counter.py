@@ -153,18 +153,92 @@ def test_unsupported_op_is_reported_not_silent():
     assert ops.loc["aten.sum", "counted_as"] == "zero by convention"
 
 
-def test_registered_rule_counts_an_op_from_outside(monkeypatch):
-    from analysis.cost import op_rules
-    monkeypatch.setattr(op_rules, "_MAC_RULES", dict(op_rules._MAC_RULES))
-    monkeypatch.setattr(op_rules, "_CLASS_CACHE", {})
+def fft_macs(x, *args, out=None, module=None, **kwargs):  # N log2 N per row, a toy rule
+    n = x.shape[-1]
+    return x.numel() // n * n * (n.bit_length() - 1)
 
-    @op_rules.register_macs(torch.ops.aten._fft_r2c)
-    def fft_macs(x, *args, out=None, module=None, **kwargs):  # N log2 N per row, a toy rule
-        n = x.shape[-1]
-        return x.numel() // n * n * (n.bit_length() - 1)
 
+@pytest.fixture
+def fft_rule():
+    """A macs rule for aten._fft_r2c registered from outside the package, as a user would; unregistered after."""
+    from analysis.cost.op_rules import register_macs, unregister_macs
+    register_macs(torch.ops.aten._fft_r2c, fft_macs)
+    yield fft_macs
+    unregister_macs(torch.ops.aten._fft_r2c)
+
+
+def test_registered_rule_counts_an_op_from_outside(fft_rule):
     ca = CostAnalysis(Fn(torch.fft.rfft), torch.randn(4, 16), fuse=False)
     assert ca.total("macs") == 4 * 16 * 4 and not ca.unsupported_ops()
+
+
+def test_unregistered_rule_leaves_the_op_unsupported_again():
+    from analysis.cost.op_rules import register_macs, unregister_macs
+    x = torch.randn(4, 16)
+    register_macs("aten._fft_r2c", fft_macs)
+    try:
+        assert CostAnalysis(Fn(torch.fft.rfft), x, fuse=False).total("macs") == 4 * 16 * 4
+    finally:
+        assert unregister_macs("aten._fft_r2c") is fft_macs
+    assert CostAnalysis(Fn(torch.fft.rfft), x, fuse=False).unsupported_ops() == {"aten._fft_r2c": 1}
+
+
+def test_duplicate_rule_is_refused_unless_replaced(fft_rule):
+    from analysis.core.errors import UserError
+    from analysis.cost.op_rules import register_macs
+    with pytest.raises(UserError, match="already registered for aten._fft_r2c"):
+        register_macs(torch.ops.aten._fft_r2c.default, lambda *a, **k: 1)
+    with pytest.raises(UserError, match="already registered for aten.mm"):  # a built-in (torch's formula)
+        register_macs(torch.ops.aten.mm, lambda *a, **k: 1)
+    x = torch.randn(4, 16)
+    assert CostAnalysis(Fn(torch.fft.rfft), x, fuse=False).total("macs") == 4 * 16 * 4
+
+    @register_macs(torch.ops.aten._fft_r2c, replace=True)
+    def one_per_output(*args, out=None, module=None, **kwargs):
+        return out.numel()
+
+    assert CostAnalysis(Fn(torch.fft.rfft), x, fuse=False).total("macs") == 4 * 9
+
+
+def test_unknown_op_names_are_user_errors():
+    from analysis.core.errors import UserError
+    from analysis.cost.op_rules import register_macs, unregister_macs
+    with pytest.raises(UserError, match="no op named 'aten.no_such_op'"):
+        register_macs("aten.no_such_op", fft_macs)
+    with pytest.raises(UserError, match="no macs rule is registered for aten._fft_r2c"):
+        unregister_macs(torch.ops.aten._fft_r2c)
+    with pytest.raises(UserError, match="no op named 'aten.no_such_op'"):
+        CostAnalysis(Fn(torch.fft.rfft), torch.randn(4, 16), fuse=False, rules={"aten.no_such_op": fft_macs})
+    with pytest.raises(TypeError, match="pass several ops as a tuple"):
+        register_macs(torch.ops.aten._fft_r2c, torch.ops.aten._fft_c2r)
+
+
+def test_unknown_metric_is_a_user_error():
+    from analysis.core.errors import UserError
+    with pytest.raises(UserError, match="unknown metric 'flops'; choose from macs, mem_bytes"):
+        CostAnalysis(nn.Linear(2, 2), torch.randn(1, 2), fuse=False).total("flops")
+
+
+def test_scoped_rule_counts_for_one_analysis_only():
+    x = torch.randn(4, 16)
+    scoped = CostAnalysis(Fn(torch.fft.rfft), x, fuse=False, rules={torch.ops.aten._fft_r2c: fft_macs})
+    assert scoped.total("macs") == 4 * 16 * 4 and not scoped.unsupported_ops()
+    assert scoped.ops().set_index("op").loc["aten._fft_r2c", "counted_as"] == "counted"
+    again = CostAnalysis(Fn(torch.fft.rfft), x, fuse=False)  # the next analysis without it: as before
+    assert again.total("macs") == 0 and again.unsupported_ops() == {"aten._fft_r2c": 1}
+
+
+def test_scoped_rule_replaces_a_registered_one_for_one_analysis_only():
+    """A custom rule for one op changes that op's macs by a known amount, and nothing else."""
+    model, x = nn.Sequential(nn.Linear(16, 32), nn.ReLU(), nn.Linear(32, 8)), torch.randn(4, 16)
+    base = CostAnalysis(model, x, fuse=False)
+    doubled = CostAnalysis(model, x, fuse=False, rules={"aten.addmm": lambda bias, a, b, *args, out=None, **kwargs:
+                                                        2 * a.shape[0] * a.shape[1] * b.shape[1]})
+    addmm = base.ops().query("op == 'aten.addmm'")["macs"].sum()
+    assert addmm == 4 * 16 * 32 + 4 * 32 * 8 and base.total("macs") == addmm
+    assert doubled.total("macs") == base.total("macs") + addmm
+    assert (doubled.ops()["mem_bytes"] == base.ops()["mem_bytes"]).all()
+    assert CostAnalysis(model, x, fuse=False).total("macs") == addmm
 
 
 def test_broadcast_input_counts_held_elements():
@@ -330,8 +404,8 @@ def test_cli_csv_is_reproducible(tmp_path):
 def test_cli_warns_and_reports_unsupported_ops(monkeypatch, capsys):
     from analysis.cost import counter, op_rules
     real = op_rules.classify
-    monkeypatch.setattr(counter, "classify", lambda f: "unsupported" if f.overloadpacket is torch.ops.aten.gelu
-                        else real(f))
+    monkeypatch.setattr(counter, "classify", lambda f, rules=None: "unsupported"
+                        if f.overloadpacket is torch.ops.aten.gelu else real(f, rules))
     assert main(["--model", "deit_tiny_patch16_224", "--resolution", "32", "--json"]) == 0
     captured = capsys.readouterr()
     assert json.loads(captured.out)["unsupported_ops"] == {"aten.gelu": 12}

@@ -15,8 +15,11 @@ from timm.models.shvit import SHSA
 from timm.models.swin_transformer import WindowAttention
 
 import shvit  # noqa: F401
-from analysis.heads.attention import attention_layers, AttentionCapture, UnsupportedModelError
-from analysis.heads.attention import _cpu_flash_with_logsumexp, _sdpa_arguments, _sdpa_map
+from analysis.heads._recorder import _cpu_flash_with_logsumexp, _sdpa_arguments, _sdpa_map
+from analysis.heads.attention import AttentionCapture
+from analysis.heads.families import (AttentionFamily, attention_family, register_attention_family,
+                                     supported_families, unregister_attention_family)
+from analysis.heads.layers import UnsupportedModelError, attention_layers
 from analysis.core.errors import UserError
 from shvit.layers import MHSA, BottleneckSHSA
 from tests.helpers import randomize_batchnorm
@@ -410,43 +413,105 @@ class ToyAttention(nn.Module):
         return self.out((attn @ v).transpose(1, 2).reshape(B, N, C))
 
 
+class Toy(AttentionFamily):
+    """The family of ToyAttention, defined outside the package as a user would."""
+
+    key, name, types = "toy", "toy (tests.ToyAttention)", (ToyAttention,)
+
+    def num_heads(self, m):
+        return m.heads
+
+    def layout(self, m):
+        return m.out, -1, m.qkv.in_features // m.heads
+
+    def positions(self, m, parent, x, image_hw, model):
+        pos = torch.stack([torch.arange(x.shape[1], dtype=torch.float32)] * 2, -1)[None]
+        return pos, pos
+
+
+class SingleHeadToy(Toy):
+    """Another reading of ToyAttention under the same key: one head (for precedence and replacement)."""
+
+    name = "toy, one head"
+
+    def num_heads(self, m):
+        return 1
+
+    def layout(self, m):
+        return m.out, -1, m.qkv.in_features
+
+
 @pytest.fixture
-def toy_family(monkeypatch):
-    """Register a family for ToyAttention from outside the package, as a user would; unregistered after."""
-    from analysis.heads import attention
-    from analysis.heads.attention import AttentionFamily, register_attention_family
-    monkeypatch.setattr(attention, "_FAMILIES", list(attention._FAMILIES))
-
-    @register_attention_family
-    class Toy(AttentionFamily):
-        name, types = "toy (tests.ToyAttention)", (ToyAttention,)
-
-        def num_heads(self, m):
-            return m.heads
-
-        def layout(self, m):
-            return m.out, -1, m.qkv.in_features // m.heads
-
-        def positions(self, m, parent, x, image_hw, model):
-            pos = torch.stack([torch.arange(x.shape[1], dtype=torch.float32)] * 2, -1)[None]
-            return pos, pos
-
-    return Toy
+def toy_family():
+    """Register the toy family through the public API; unregistered after."""
+    register_attention_family(Toy)
+    yield Toy
+    unregister_attention_family("toy")
 
 
-def test_registered_family_is_captured(toy_family):
-    from analysis.heads.attention import supported_families
-    model = nn.Sequential(ToyAttention(), ToyAttention()).eval()
-    x = torch.randn(3, 5, 8)
-    assert supported_families()[-1] == toy_family.name
-    with torch.no_grad(), AttentionCapture(model, head_outputs=True) as cap:
-        model(x)
+def _check_toy_capture(cap, model, x):
     assert [(m.layer, m.num_heads, m.family) for m in cap.maps] == [("0", 2, "toy"), ("1", 2, "toy")]
     with torch.no_grad():
         q, k, _ = model[0].qkv(x).view(3, 5, 3, 2, -1).permute(2, 0, 3, 1, 4)
         expected = (q @ k.transpose(-2, -1)).softmax(-1)
     assert torch.equal(cap.maps[0].attn, expected)
     assert cap.maps[0].head_outputs.shape == (3 * 5, 2, 4)
+
+
+def test_registered_family_is_captured(toy_family):
+    model = nn.Sequential(ToyAttention(), ToyAttention()).eval()
+    x = torch.randn(3, 5, 8)
+    assert supported_families()[-1] == toy_family.name and attention_family("toy").name == toy_family.name
+    with torch.no_grad(), AttentionCapture(model, head_outputs=True) as cap:
+        model(x)
+    _check_toy_capture(cap, model, x)
+
+
+def test_scoped_family_reads_one_capture_and_leaves_the_registry_alone():
+    model = nn.Sequential(ToyAttention(), ToyAttention()).eval()
+    x = torch.randn(3, 5, 8)
+    before = supported_families()
+    with torch.no_grad(), AttentionCapture(model, head_outputs=True, families=[Toy()]) as cap:
+        model(x)
+    _check_toy_capture(cap, model, x)
+    assert [layer.family for layer in attention_layers(model, families=[Toy])] == ["toy", "toy"]
+    assert supported_families() == before and "toy" not in [layer.family for layer in attention_layers(
+        _build("deit_tiny_patch16_224", dict(depth=1)))]
+    with pytest.raises(UnsupportedModelError):  # the next analysis without it: as before
+        AttentionCapture(model)
+
+
+def test_scoped_family_takes_precedence_over_the_registered_one(toy_family):
+    model = nn.Sequential(ToyAttention()).eval()
+    assert [layer.num_heads for layer in attention_layers(model)] == [2]
+    assert [layer.num_heads for layer in attention_layers(model, families=[SingleHeadToy()])] == [1]
+    assert [layer.num_heads for layer in attention_layers(model)] == [2]
+
+
+def test_duplicate_key_is_refused_unless_replaced(toy_family):
+    with pytest.raises(UserError, match="'toy' is already registered"):
+        register_attention_family(SingleHeadToy())
+    assert attention_family("toy").name == Toy.name
+    register_attention_family(SingleHeadToy(), replace=True)
+    assert attention_family("toy").name == SingleHeadToy.name and supported_families().count(SingleHeadToy.name) == 1
+    assert [layer.num_heads for layer in attention_layers(nn.Sequential(ToyAttention()))] == [1]
+    with pytest.raises(UserError, match="'timm ViT/DeiT' is already registered"):
+        register_attention_family(type("Other", (Toy,), {"key": "timm ViT/DeiT"}))
+
+
+def test_unknown_family_key_is_a_user_error():
+    with pytest.raises(UserError, match="no attention family 'nope'; registered: timm ViT/DeiT, Swin"):
+        unregister_attention_family("nope")
+    with pytest.raises(UserError, match="no attention family 'nope'"):
+        attention_family("nope")
+
+
+def test_builtin_family_keys_are_the_layer_families():
+    """A layer's `family` is its family's key: the short name the tables have always carried."""
+    keys = ("timm ViT/DeiT", "Swin", "LeViT", "EfficientViT-M", "SHViT")
+    assert supported_families()[:5] == tuple(attention_family(k).name for k in keys)
+    assert all(attention_family(k).name.startswith(k + " (") for k in keys)
+    assert {layer.family for layer in attention_layers(_build("deit_tiny_patch16_224", dict(depth=1)))} == {keys[0]}
 
 
 def test_unregistered_module_is_not_a_family():

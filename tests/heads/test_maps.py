@@ -6,7 +6,7 @@ import timm
 import torch
 
 from analysis.core.errors import UserError
-from analysis.heads.attention import attention_layers
+from analysis.heads.layers import attention_layers
 from analysis.heads.maps import attention_rollout, query_attention, select_layer
 
 pytestmark = pytest.mark.usefixtures("one_thread")  # a shared 2-core CPU: no thread contention

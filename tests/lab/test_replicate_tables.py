@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from analysis.core.paths import meso_root, micro_root
-from analysis.heads.attention import attention_layers
+from analysis.heads.layers import attention_layers
 from analysis.lab import cache, experiments
 from analysis.lab.datasets import ClutteredDigits, DigitsConfig
 from analysis.lab.gradcam import localisation, localisation_images

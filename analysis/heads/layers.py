@@ -1,0 +1,90 @@
+"""The attention layers of a model: every module an attention family reads, its heads and their layout,
+and the base of the hooks that rewrite the per-head slices of the output projection's input."""
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Iterable
+
+import torch.nn as nn
+
+from ..core.errors import UserError, not_a_command
+from .families import FamilyLike, _family_of, _precedence
+
+__all__ = ["AttentionLayer", "ProjectionInputHooks", "attention_layers", "UnsupportedModelError"]
+
+
+class UnsupportedModelError(UserError):
+    """The model has no attention layer of a family this module knows."""
+
+
+@dataclass
+class AttentionLayer:
+    """One attention module and how its heads are laid out.
+
+    `family` is the key of the family that reads it. Head `h`'s output occupies channels
+    `[h * head_dim, (h + 1) * head_dim)` of the input of `proj` along `channel_dim` (-1: tokens-last
+    [B, N, C]; 1: channels-first [B, C, H, W]); nulling that slice removes the head (see `analysis.head_ablation`).
+    """
+
+    name: str
+    index: int
+    stage: int
+    family: str
+    module: nn.Module
+    num_heads: int
+    proj: nn.Module
+    channel_dim: int
+    head_dim: int
+
+
+class ProjectionInputHooks:
+    """Base of the context managers that rewrite the input of some layers' output projection, where each
+    head has its slice (`HeadMask` zeroes heads, `HeadGates` scales them): a subclass fills `self._plan`
+    with (layer, argument) pairs and defines `_hook(layer, argument)`; leaving the context removes the hooks."""
+
+    _plan: list
+
+    def __enter__(self):
+        self._handles = [layer.proj.register_forward_pre_hook(self._hook(layer, arg)) for layer, arg in self._plan]
+        return self
+
+    def __exit__(self, *exc) -> None:
+        for h in self._handles:
+            h.remove()
+        self._handles.clear()
+
+    @staticmethod
+    def _hook(layer: AttentionLayer, arg):
+        raise NotImplementedError
+
+
+_STAGE_RE = re.compile(r"(?:^|\.)(?:stages|layers)\.(\d+)(?:\.|$)")
+
+
+def attention_layers(model: nn.Module, families: Iterable[FamilyLike] = ()) -> list[AttentionLayer]:
+    """Every attention module of `model` that a family reads, in module order.
+
+    `families` (instances or subclasses of `AttentionFamily`) are read for this call only, before the
+    registered ones; the registry is untouched. Raises `UnsupportedModelError` (a `UserError`) naming
+    the supported families when there is none.
+    """
+    lookup, layers = _precedence(families), []
+    for name, m in model.named_modules():
+        fam = _family_of(m, lookup)
+        if fam is None:
+            continue
+        stage = _STAGE_RE.search(name)
+        proj, channel_dim, head_dim = fam.layout(m)
+        layers.append(AttentionLayer(name=name, index=len(layers), stage=int(stage.group(1)) if stage else 0,
+                                     family=fam.key, module=m, num_heads=fam.num_heads(m),
+                                     proj=proj, channel_dim=channel_dim, head_dim=head_dim))
+    if not layers:
+        raise UnsupportedModelError(
+            f"{type(model).__name__} has no supported attention layer; supported families: "
+            + "; ".join(f.name for f in reversed(lookup)))
+    return layers
+
+
+if __name__ == "__main__":  # a library module, not a command
+    raise SystemExit(not_a_command(__spec__.name))
