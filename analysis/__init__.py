@@ -2,11 +2,13 @@
 
 Five rooms, one concern each:
 
-    analysis.core    model creation, errors, files and tables, paths, images, reference numbers, figure style
+    analysis.core    model creation, errors, files and tables, paths, images, intervals, reference numbers, figure style
     analysis.heads   attention capture, head similarity, head ablation, query maps and rollout
     analysis.cost    macs / bytes per op, module and stage; latency, roofline, runtime breakdown, throughput
     analysis.lab     cluttered digits, training, the micro suite of trained ablations, Grad-CAM / ++ / rollout
-    analysis.evidence  intervals, verdict rules fixed before the numbers, the papers' claim scorecard
+    analysis.evidence  power, verdict rules fixed before the numbers, the papers' claim scorecard
+
+Each room imports only the rooms above it in that list (heads and cost are side by side): no cycle.
 
 The classes and functions a user calls are re-exported here, as `__init__.pyi` declares (editors and
 type checkers read it), and imported on first use, so `import analysis` and every CLI's `--help` stay

@@ -27,7 +27,7 @@ from .lab.datasets import DigitsConfig as DigitsConfig, ClutteredDigits as Clutt
 from .lab.train import TrainConfig as TrainConfig, fit as fit, evaluate as evaluate, load_checkpoint as load_checkpoint
 from .lab.cache import load_or_train as load_or_train
 from .lab.gradcam import GradCAM as GradCAM, GradCAMPlusPlus as GradCAMPlusPlus, RolloutCAM as RolloutCAM, pointing_game as pointing_game, localisation as localisation
-from .evidence.intervals import Estimate as Estimate, seeded as seeded, bootstrap as bootstrap
+from .core.intervals import Estimate as Estimate, seeded as seeded, bootstrap as bootstrap
 from .evidence.power import detectable_effect as detectable_effect, replicates_needed as replicates_needed
 from .evidence.verdicts import verdict as verdict
 from .evidence.claims import scorecard as scorecard

@@ -46,7 +46,7 @@ import torch
 
 from analysis.core.images import SampleImages
 from analysis.core.models import create_model
-from analysis.evidence.intervals import log_ratio_interval
+from analysis.core.intervals import log_ratio_interval
 from analysis.heads._recorder import _FusedMaps, _MapRecorder
 from analysis.heads.metrics import METRICS
 from analysis.heads.similarity import PAPER_METRICS, head_similarity

@@ -142,3 +142,22 @@ def test_names_offered_by_the_clis_are_the_librarys():
     from analysis.core import names
     assert tuple(heads.AMP_DTYPES) == names.AMP_CHOICES and tuple(lab.CAM_METHODS) == names.CAM_METHODS
     assert tuple(sorted(lab.TABLES)) == names.SUITE_TABLES and heads.METRICS == names.HEAD_METRICS
+
+
+LAYERS = {"core": 0, "heads": 1, "cost": 1, "lab": 2, "evidence": 3}
+
+
+def test_rooms_are_layered_without_cycles():
+    """A room imports only rooms of a lower layer (core < heads, cost < lab < evidence), at module level or
+    inside functions: no cycle between rooms."""
+    upward = []
+    for path in LIBRARY:
+        room = path.relative_to(ROOT / "analysis").parts[0]
+        if room not in LAYERS:
+            continue
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.ImportFrom) and node.level == 2 and node.module:
+                target = node.module.split(".")[0]
+                if target in LAYERS and target != room and LAYERS[target] >= LAYERS[room]:
+                    upward.append(f"{path.relative_to(ROOT)} imports {node.module}")
+    assert upward == []

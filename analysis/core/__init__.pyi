@@ -8,6 +8,7 @@ from .distributed import *
 from .runtime import *
 from .names import *
 from .images import *
+from .intervals import *
 from .reference import *
 from .plotting import *
 from .memory import *

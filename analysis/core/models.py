@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import copy
 import difflib
+import functools
 import os
 import socket
 import sys
@@ -32,7 +33,24 @@ from .errors import UserError, not_a_command
 from .memory import check_memory
 
 __all__ = ["create_model", "create_model_at", "fuse_model", "check_model_name", "suggest_model_names",
-           "describe_weights", "input_size", "hub_reachable"]
+           "describe_weights", "input_size", "hub_reachable", "leaves_model_as_found"]
+
+
+def leaves_model_as_found(analysis):
+    """Decorate an analysis `analysis(model, ...)` that moves the model or puts it in eval mode: the
+    caller gets the model back as it was (every module's train/eval flag, the device of its tensors)."""
+    @functools.wraps(analysis)
+    def wrapper(model: nn.Module, *args, **kwargs):
+        modes = [(m, m.training) for m in model.modules()]
+        devices = {t.device for t in (*model.parameters(), *model.buffers())}
+        try:
+            return analysis(model, *args, **kwargs)
+        finally:
+            if len(devices) == 1:
+                model.to(devices.pop())
+            for module, training in modes:
+                module.training = training
+    return wrapper
 
 
 def hub_reachable(timeout: float = 3.0) -> bool:

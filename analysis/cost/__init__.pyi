@@ -4,6 +4,7 @@ from .op_rules import *
 from .model_cost import *
 from .stages import *
 from .latency import *
+from .timing import *
 from .breakdown import *
 from .throughput import *
 from .roofline import *

@@ -35,11 +35,14 @@ from tqdm import tqdm
 from ..core.errors import not_a_command
 from ..core.models import create_model_at, fuse_model
 from ..core.names import PAPER_MODELS
+from ..core.runtime import cpu_threads
 from .counter import CostAnalysis
+from .timing import TIMING_ROUNDS
 
-__all__ = ["CATEGORIES", "MEMORY_BOUND", "PAPER_MODELS", "categorize", "runtime_breakdown", "breakdown_table",
+__all__ = ["CATEGORIES", "MEMORY_BOUND", "PAPER_MODELS", "MULTI_HEAD_MODELS", "memory_bound_rounds", "categorize", "runtime_breakdown", "breakdown_table",
            "memory_bound_shares"]
 
+MULTI_HEAD_MODELS = ("deit_tiny_patch16_224", "swin_tiny_patch4_window7_224")  # EfficientViT Fig. 2's profiles
 CATEGORIES = ("conv/matmul", "reshape/copy", "element-wise", "normalisation", "softmax", "activation", "other")
 MEMORY_BOUND = {"conv/matmul": False, "reshape/copy": True, "element-wise": True, "normalisation": True,
                 "softmax": True, "activation": True, "other": False}
@@ -157,6 +160,19 @@ def memory_bound_shares(df: pd.DataFrame) -> pd.DataFrame:
     bound = bound.reindex(models, fill_value=0)
     total_bytes = df.groupby("model")["mem_bytes"].sum().reindex(models)
     return pd.DataFrame({"runtime_share": bound["share"], "mem_bytes_share": bound["mem_bytes"] / total_bytes})
+
+
+def memory_bound_rounds(rounds: int = TIMING_ROUNDS, *, models=MULTI_HEAD_MODELS + ("efficientvit_m4",),
+                        batch_size: int = 4) -> pd.DataFrame:
+    """Share of CPU runtime (one thread, torch.profiler) in memory-bound operator categories
+    (`cost.breakdown`), per model and interleaved round: the data of the `effvit_fig2_memory_bound` claim."""
+    frames = []
+    with cpu_threads(1):
+        for r in range(rounds):
+            shares = memory_bound_shares(breakdown_table(models, batch_size=batch_size, repeats=1, progress=False))
+            frames.append(shares.rename_axis("model").reset_index().assign(round=r, batch_size=batch_size, threads=1))
+    return pd.concat(frames, ignore_index=True)[["round", "model", "runtime_share", "mem_bytes_share", "batch_size",
+                                                 "threads"]]
 
 
 if __name__ == "__main__":  # a library module, not a command

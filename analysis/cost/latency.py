@@ -3,7 +3,6 @@
     >>> lat = stage_latency(model, x, repeats=20)  # tidy DataFrame: stage, latency_ms, spread_ms
     >>> lat.attrs["model_latency_ms"]              # whole forward, timed in the same loop
     >>> model_latency(model, x, repeats=20)        # float, ms
-    >>> interleaved_rounds({"a": (m1, x1), "b": (m2, x2)}, rounds=12)   # tidy: round, name, seconds
 
 How: forward pre-hooks on the stage modules mark the moment each stage starts; a stage
 lasts until the next stage starts (the last one until the forward returns), so ops
@@ -19,7 +18,6 @@ the spread and the probes' own cost.
 from __future__ import annotations
 
 import sys
-import time
 from typing import List, Optional
 
 import numpy as np
@@ -30,55 +28,9 @@ from tqdm import tqdm
 
 from ..core.errors import not_a_command
 from .stages import StageMap, stage_map
+from .timing import Clock, time_calls
 
-__all__ = ["stage_latency", "model_latency", "interleaved_rounds"]
-
-
-def interleaved_rounds(models, rounds: int, *, passes: int = 3, threads: Optional[int] = 1,
-                       progress: bool = False) -> pd.DataFrame:
-    """Seconds per forward pass of each `models` entry ({name: (model, input)}) on the CPU, in `rounds`
-    interleaved rounds: each round times every model once (the best of `passes` passes), in an order
-    rotated from round to round, so that load drift on a shared machine and the order hit all models
-    alike and a round is a paired replicate. One warm-up pass per model first; `torch.inference_mode`,
-    `threads` CPU threads. Columns round, name, seconds (one row per round and model)."""
-    from ..core.runtime import cpu_threads
-
-    names = list(models)
-    rows = []
-    with cpu_threads(threads), torch.inference_mode():
-        for model, x in models.values():
-            model(x)
-        for r in tqdm(range(rounds), disable=not progress, file=sys.stderr, desc="timing rounds", unit="round"):
-            for name in names[r % len(names):] + names[:r % len(names)]:
-                model, x = models[name]
-                times = []
-                for _ in range(passes):
-                    t0 = time.perf_counter()
-                    model(x)
-                    times.append(time.perf_counter() - t0)
-                rows.append({"round": r, "name": name, "seconds": min(times)})
-    return pd.DataFrame(rows).sort_values(["round", "name"], ignore_index=True)
-
-
-class _Clock:
-    """Timestamps on the model's device: CUDA events, or perf_counter on CPU."""
-
-    def __init__(self, device: torch.device):
-        self.cuda = device.type == "cuda"
-
-    def mark(self):
-        if self.cuda:
-            ev = torch.cuda.Event(enable_timing=True)
-            ev.record()
-            return ev
-        return time.perf_counter()
-
-    def elapsed_ms(self, a, b) -> float:
-        return a.elapsed_time(b) if self.cuda else (b - a) * 1e3
-
-    def sync(self):
-        if self.cuda:
-            torch.cuda.synchronize()
+__all__ = ["stage_latency", "model_latency"]
 
 
 @torch.no_grad()
@@ -88,17 +40,8 @@ def model_latency(model: nn.Module, x: torch.Tensor, *, repeats: int = 20, warmu
 
 
 def _model_times(model, x, *, repeats, warmup) -> List[float]:
-    clock, times = _Clock(x.device), []
     model.eval()
-    for i in range(warmup + repeats):
-        clock.sync()
-        a = clock.mark()
-        model(x)
-        b = clock.mark()
-        clock.sync()
-        if i >= warmup:
-            times.append(clock.elapsed_ms(a, b))
-    return times
+    return [1e3 * s for s in time_calls(lambda: model(x), device=x.device, warmup=warmup, calls=repeats)]
 
 
 @torch.no_grad()
@@ -110,7 +53,7 @@ def stage_latency(model: nn.Module, x: torch.Tensor, *, repeats: int = 20, warmu
     `progress` shows a bar of the passes on stderr.
     """
     smap = stages or stage_map(model)
-    clock = _Clock(x.device)
+    clock = Clock(x.device)
     marks: list = []
     probing = [False]
     hooks = []
@@ -142,11 +85,11 @@ def stage_latency(model: nn.Module, x: torch.Tensor, *, repeats: int = 20, warmu
             clock.sync()
             if i < warmup:
                 continue
-            whole.append(clock.elapsed_ms(a, b))
+            whole.append(1e3 * clock.seconds(a, b))
             run = {s: 0.0 for s in smap.names}
             bounds = [(smap.names[0], start)] + marks + [(None, end)]
             for (stage, a), (_, b) in zip(bounds[:-1], bounds[1:]):
-                run[stage] += clock.elapsed_ms(a, b)
+                run[stage] += 1e3 * clock.seconds(a, b)
             for s in smap.names:
                 per_stage[s].append(run[s])
     finally:

@@ -23,11 +23,12 @@ from tqdm import tqdm
 import shvit
 
 from ..core.errors import not_a_command
-from ..core.models import create_model_at, fuse_model
+from ..core.models import create_model, create_model_at, fuse_model
 from .counter import CostAnalysis
 from .latency import stage_latency
+from .timing import TIMING_ROUNDS, interleaved_rounds
 
-__all__ = ["FIG2_MODELS", "stage_costs", "macro_design_table"]
+__all__ = ["FIG2_MODELS", "stage_costs", "macro_design_table", "fig2_speed_rounds"]
 
 FIG2_MODELS = ("shvitlab_fig2_a", "shvitlab_fig2_b", "shvitlab_fig2_b256", "shvitlab_fig2_b_attn1",
                "shvitlab_stem4", "shvitlab_stem8", "shvitlab_stem16", "shvitlab_stem32")
@@ -70,6 +71,18 @@ def macro_design_table(names: Iterable[str] = FIG2_MODELS, *, device="cpu", batc
                 "batch_size": batch_size, "device": torch.device(device).type}
         frames.append(df.assign(**meta)[list(meta) + list(df.columns)])
     return pd.concat(frames, ignore_index=True)
+
+
+def fig2_speed_rounds(rounds: int = TIMING_ROUNDS, *, batch_size: int = 4, resolution: int = 224,
+                      passes: int = 3) -> pd.DataFrame:
+    """Seconds per forward pass of Fig. 2's (a) and (b) (random weights, CPU, one thread), in
+    `rounds` interleaved rounds (each the best of `passes` passes), so that load drift on a shared
+    machine hits both designs of a round alike: the data of the `shvit_fig2_speed` claim."""
+    x = torch.randn(batch_size, 3, resolution, resolution, generator=torch.Generator().manual_seed(0))
+    models = {d: (create_model(f"shvitlab_fig2_{d[1]}", "random"), x) for d in ("(a)", "(b)")}
+    df = interleaved_rounds(models, rounds, passes=passes, threads=1).rename(columns={"name": "design"})
+    return df.assign(model=[f"shvitlab_fig2_{d[1]}" for d in df.design], batch_size=batch_size,
+                     resolution=resolution, threads=1)
 
 
 if __name__ == "__main__":  # a library module, not a command

@@ -40,7 +40,6 @@ import json
 import os
 import stat
 import sys
-import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable, Mapping, Optional, Sequence
@@ -60,6 +59,7 @@ from ..core.runtime import cpu_name
 from .breakdown import MEMORY_BOUND, categorize
 from .counter import CostAnalysis
 from .latency import model_latency, stage_latency
+from .timing import time_calls
 
 MAX_MACHINE_BYTES = 1 << 16   # a machine description is a few hundred bytes
 
@@ -143,23 +143,9 @@ class Machine:
 
 # ----------------------------------------------------------------------------- measuring a machine
 
-def _sync(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-
-
 def _best_seconds(fn, device: torch.device, seconds: float, min_repeats: int = 3) -> float:
-    """Best wall time of `fn()` over repeats lasting about `seconds` (after one untimed call)."""
-    fn()
-    _sync(device)
-    best, spent, n = float("inf"), 0.0, 0
-    while n < min_repeats or spent < seconds:
-        t0 = time.perf_counter()
-        fn()
-        _sync(device)
-        dt = time.perf_counter() - t0
-        best, spent, n = min(best, dt), spent + dt, n + 1
-    return best
+    """Best time of `fn()` over repeats lasting about `seconds` (after one untimed call)."""
+    return min(time_calls(fn, device=device, warmup=1, window_s=seconds, min_calls=min_repeats))
 
 
 def _gemm_flops(device, n: int, seconds: float) -> float:

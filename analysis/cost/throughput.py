@@ -20,9 +20,8 @@ import contextlib
 import os
 import sys
 import tempfile
-import time
 import warnings
-from typing import Callable, Iterable, List, Optional
+from typing import Iterable, List, Optional
 
 import numpy as np
 import pandas as pd
@@ -36,32 +35,14 @@ from ..core.models import create_model_at, fuse_model, input_size
 from ..core.names import RUNTIMES
 from ..core.reference import load_reference
 from ..core.runtime import cpu_threads
+from .timing import time_calls
 
 __all__ = ["RUNTIMES", "DEFAULT_BATCH", "ONNX_MISSING", "measure_throughput", "model_throughput", "cuda_graph_forward",
-           "time_passes", "table2_comparison", "rank_agreement"]
+           "table2_comparison", "rank_agreement"]
 
 DEFAULT_BATCH = {"cpu": 16, "cuda": 256, "onnx": 16}
 ONNX_MISSING = ("ONNX Runtime is not installed; install the optional extra: pip install 'shvit-analysis-lab[onnx]' "
                  "(onnx, onnxruntime, onnxscript)")
-
-
-def time_passes(step: Callable[[], object], *, warmup_s: float, window_s: float, sync: Callable[[], None],
-                min_passes: int = 3) -> List[float]:
-    """Seconds per call of `step`: calls for `warmup_s` (at least one), then times calls for `window_s`."""
-    t_end = time.perf_counter() + warmup_s
-    while True:
-        step()
-        sync()
-        if time.perf_counter() >= t_end:
-            break
-    times: List[float] = []
-    t_end = time.perf_counter() + window_s
-    while len(times) < min_passes or time.perf_counter() < t_end:
-        t0 = time.perf_counter()
-        step()
-        sync()
-        times.append(time.perf_counter() - t0)
-    return times
 
 
 def _summary(times: List[float], batch: int) -> dict:
@@ -117,9 +98,8 @@ def measure_throughput(model: nn.Module, *, runtime: str = "cpu", batch_size: Op
     if runtime == "onnx":
         sess = _onnx_session(net, x, threads or 1)
         feed = {"x": x.numpy()}
-        times = time_passes(lambda: sess.run(None, feed), warmup_s=warmup_s, window_s=window_s, sync=lambda: None)
+        times = time_calls(lambda: sess.run(None, feed), warmup_s=warmup_s, window_s=window_s, min_calls=3)
     else:
-        sync = torch.cuda.synchronize if runtime == "cuda" else (lambda: None)
         if cuda_graph:
             step = cuda_graph_forward(net, x, amp=use_amp)[0].replay
         else:
@@ -129,7 +109,8 @@ def measure_throughput(model: nn.Module, *, runtime: str = "cpu", batch_size: Op
                 with torch.inference_mode(), autocast:
                     net(x)
         with cpu_threads(threads if runtime == "cpu" else None):
-            times = time_passes(step, warmup_s=warmup_s, window_s=window_s, sync=sync)
+            times = time_calls(step, device="cuda" if runtime == "cuda" else "cpu", warmup_s=warmup_s,
+                               window_s=window_s, min_calls=3)
     return {**record, **_summary(times, batch), "warmup_s": warmup_s, "window_s": window_s}
 
 

@@ -1,5 +1,4 @@
-"""Evidence: intervals (seeds as a random effect, paired timing rounds), power, verdict rules
-registered before the numbers (`registry.toml`), and the claim scorecard of the two papers
+"""Evidence: power, verdict rules registered before the numbers (`registry.toml`), and the claim scorecard of the two papers
 (`results/claims.csv`)."""
 from .._lazy import attach_stub
 

@@ -1,5 +1,4 @@
 """The public names of analysis.evidence: each module's `__all__` (read lazily by `analysis._lazy`)."""
-from .intervals import *
 from .power import *
 from .verdicts import *
 from .provenance import *

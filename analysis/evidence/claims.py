@@ -4,7 +4,7 @@ Every row is registered in `registry.toml` (claim, metric, measurement and its p
 margin, preconditions, layers) before its numbers exist, or labelled post hoc there; this module
 only measures and applies what the registry says. A row's `measure` (one of `MEASURES`) reads the
 lab's tables (the notebooks' `results/`, the lab suites' `results/micro|meso/`, the papers' numbers
-in `core.reference`) and returns our value with a 95% interval (`evidence.intervals`: seeds as a
+in `core.reference`) and returns our value with a 95% interval (`core.intervals`: seeds as a
 random effect for trained-here numbers), the paper's value of the same metric where the paper gives
 one, and what it was measured on. `scorecard()` then checks the row's preconditions, states its
 power (`evidence.power`), corrects the findings for multiplicity (Holm) and applies the rule
@@ -31,11 +31,12 @@ from ..core.errors import UserError, not_a_command
 from ..core.paths import PathLike, meso_root, micro_root, project_root
 from ..core.reference import load_reference
 from ..core.tables import read_csv
+from ..cost.breakdown import MULTI_HEAD_MODELS
 from ..lab.cache import table_path
 from ..lab.recipes import MESO_FAMILIES, recipe
 from ..lab.replicates import (correct_matrix, crossfit_remove_one, removed_all_heads, removed_correct,
                               similarity_array)
-from .intervals import Estimate, bootstrap, exact, log_ratio_interval, proportion_difference, seeded, t_interval
+from ..core.intervals import Estimate, bootstrap, exact, log_ratio_interval, proportion_difference, seeded, t_interval
 from .power import detectable_effect, replicates_needed
 from .provenance import is_prospective, measured_commit
 from .verdicts import rule_from_spec, verdict
@@ -46,9 +47,9 @@ else:  # pragma: no cover
     import tomli as tomllib
 
 __all__ = ["Claim", "CLAIMS", "REGISTRY", "MEASURES", "load_registry", "scorecard", "check_preconditions",
-           "attention_grid", "fig2_speed_rounds",
-           "memory_bound_rounds", "SCORECARD_COLUMNS", "FIG2_SPEED_TABLE", "MEMORY_BOUND_TABLE",
-           "EFFICIENTVIT_SIZES_TABLE", "MULTI_HEAD_MODELS", "TIMING_ROUNDS"]
+           "attention_grid",
+           "SCORECARD_COLUMNS", "FIG2_SPEED_TABLE", "MEMORY_BOUND_TABLE",
+           "EFFICIENTVIT_SIZES_TABLE"]
 
 REGISTRY = Path(str(files(__package__) / "registry.toml"))
 SCORECARD_COLUMNS = ["row", "claim", "paper", "where", "title", "statement", "kind", "metric", "paper_value", "ours",
@@ -56,11 +57,9 @@ SCORECARD_COLUMNS = ["row", "claim", "paper", "where", "title", "statement", "ki
                      "p_holm", "detectable_effect", "target_effect", "replicates_needed", "rule", "boundary_from",
                      "scale", "weights", "measured_on", "testable", "precondition", "verdict", "registered",
                      "measured", "prospective", "note"]
-TIMING_ROUNDS = 12      # interleaved rounds behind every timing claim (>= 10)
 FIG2_SPEED_TABLE = "02_macro_design_rounds_cpu.csv"  # interleaved timing rounds of Fig. 2 (a) and (b)
 MEMORY_BOUND_TABLE = "06_runtime_breakdown_rounds_cpu.csv"  # memory-bound runtime share per profiling round
 EFFICIENTVIT_SIZES_TABLE = "08_efficientvit_variants.csv"  # `cost.variant_table.efficientvit_variant_table()`
-MULTI_HEAD_MODELS = ("deit_tiny_patch16_224", "swin_tiny_patch4_window7_224")  # EfficientViT Fig. 2's profiles
 
 
 @dataclass(frozen=True)
@@ -219,41 +218,6 @@ def check_preconditions(claim: Claim, t: _Tables) -> tuple[bool, str]:
         said.append("top-1 " + ", ".join(f"{v:.1f}% ({m})" for m, v in tops.items())
                     + f" vs floor {floor:.1f}% ({floor_key})")
     return bool(ok), "; ".join(said)
-
-
-# ---- timing data --------------------------------------------------------------------------------------------
-
-def fig2_speed_rounds(rounds: int = TIMING_ROUNDS, *, batch_size: int = 4, resolution: int = 224,
-                      passes: int = 3) -> pd.DataFrame:
-    """Seconds per forward pass of Fig. 2's (a) and (b) (random weights, CPU, one thread), in
-    `rounds` interleaved rounds (each the best of `passes` passes), so that load drift on a shared
-    machine hits both designs of a round alike: the data of the `shvit_fig2_speed` claim."""
-    import torch
-
-    from ..core.models import create_model
-    from ..cost.latency import interleaved_rounds
-
-    x = torch.randn(batch_size, 3, resolution, resolution, generator=torch.Generator().manual_seed(0))
-    models = {d: (create_model(f"shvitlab_fig2_{d[1]}", "random"), x) for d in ("(a)", "(b)")}
-    df = interleaved_rounds(models, rounds, passes=passes, threads=1).rename(columns={"name": "design"})
-    return df.assign(model=[f"shvitlab_fig2_{d[1]}" for d in df.design], batch_size=batch_size,
-                     resolution=resolution, threads=1)
-
-
-def memory_bound_rounds(rounds: int = TIMING_ROUNDS, *, models=MULTI_HEAD_MODELS + ("efficientvit_m4",),
-                        batch_size: int = 4) -> pd.DataFrame:
-    """Share of CPU runtime (one thread, torch.profiler) in memory-bound operator categories
-    (`cost.breakdown`), per model and interleaved round: the data of the `effvit_fig2_memory_bound` claim."""
-    from ..core.runtime import cpu_threads
-    from ..cost.breakdown import breakdown_table, memory_bound_shares
-
-    frames = []
-    with cpu_threads(1):
-        for r in range(rounds):
-            shares = memory_bound_shares(breakdown_table(models, batch_size=batch_size, repeats=1, progress=False))
-            frames.append(shares.rename_axis("model").reset_index().assign(round=r, batch_size=batch_size, threads=1))
-    return pd.concat(frames, ignore_index=True)[["round", "model", "runtime_share", "mem_bytes_share", "batch_size",
-                                                 "threads"]]
 
 
 # ---- the measurements -------------------------------------------------------------------------------------

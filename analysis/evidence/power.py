@@ -1,6 +1,6 @@
 """Power before running: the smallest effect a row can detect, and how many replicates it needs.
 
-For an estimate whose variance is `replicate_var / n + fixed_var` (`evidence.intervals.Estimate`:
+For an estimate whose variance is `replicate_var / n + fixed_var` (`core.intervals.Estimate`:
 seeds or timing rounds as replicates, plus the image part that more seeds do not shrink), and the
 row's two-sided t-test at level 1 - LEVEL with the interval's n - 1 df, the detectable effect d is
 the one the test finds with probability `power`: P(|T'| > t_{1 - alpha/2, df}) = power, T' a
@@ -15,7 +15,7 @@ from __future__ import annotations
 import math
 
 from ..core.errors import not_a_command
-from .intervals import LEVEL, Estimate
+from ..core.intervals import LEVEL, Estimate
 
 __all__ = ["detectable_effect", "replicates_needed", "POWER", "MAX_REPLICATES"]
 

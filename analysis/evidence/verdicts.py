@@ -23,7 +23,7 @@ import math
 from dataclasses import dataclass
 
 from ..core.errors import UserError, not_a_command
-from .intervals import LEVEL, Estimate
+from ..core.intervals import LEVEL, Estimate
 
 __all__ = ["Direction", "Equivalence", "rule_from_spec", "verdict", "VERDICTS", "DECIDED"]
 

@@ -35,6 +35,7 @@ from tqdm import tqdm
 from ..core.distributed import World
 from ..core.errors import UserError, not_a_command
 from ..core.files import write_json
+from ..core.models import leaves_model_as_found
 from ..core.names import ABLATION_MODES
 from .layers import AttentionLayer, ProjectionInputHooks, attention_layers
 
@@ -107,6 +108,7 @@ def _finished(partial: Optional[Path], identity: dict) -> list[dict]:
     return saved["rows"]
 
 
+@leaves_model_as_found
 def head_ablation(model: nn.Module, batches: Iterable, *, device: torch.device | str = "cpu",
                   modes: Sequence[str] = ABLATION_MODES, layers: Optional[Sequence[str]] = None,
                   progress: bool = False, world: Optional[World] = None,

@@ -35,6 +35,7 @@ from tqdm import tqdm
 
 from ..core.distributed import World
 from ..core.errors import UserError, not_a_command
+from ..core.models import leaves_model_as_found
 from .layers import AttentionLayer, ProjectionInputHooks, attention_layers
 
 __all__ = ["HeadGates", "head_importance", "IMPORTANCE_METRICS"]
@@ -63,6 +64,7 @@ class HeadGates(ProjectionInputHooks):
         return hook
 
 
+@leaves_model_as_found
 def head_importance(model: nn.Module, batches: Iterable, *, device: torch.device | str = "cpu",
                     progress: bool = False, total: Optional[int] = None,
                     world: Optional[World] = None) -> pd.DataFrame:

@@ -23,7 +23,7 @@ from tqdm import tqdm
 
 from ..core.errors import not_a_command
 from ..core.distributed import World
-from ..core.models import create_model, describe_weights
+from ..core.models import create_model, describe_weights, leaves_model_as_found
 from ..core.names import AMP_CHOICES, PAPER_METRICS
 from .attention import AttentionCapture
 from .importance import head_importance
@@ -37,6 +37,7 @@ COLUMNS = ["model", "weights", "layer", "layer_index", "stage", "family", "num_h
 AMP_DTYPES = dict(zip(AMP_CHOICES, (None, torch.float16, torch.bfloat16)))
 
 
+@leaves_model_as_found
 @torch.inference_mode()
 def head_similarity(model: nn.Module, batches: Iterable, *, device: torch.device | str = "cpu",
                     amp: Optional[torch.dtype] = None, metrics: Iterable[str | type[HeadMetric]] = METRICS,

@@ -21,8 +21,8 @@ import torch
 
 from ..core.errors import not_a_command
 from ..core.paths import PathLike
-from ..cost.latency import interleaved_rounds
-from ..evidence.intervals import Estimate, cluster_indices, random_effect, seeded, t_interval
+from ..cost.timing import interleaved_rounds
+from ..core.intervals import Estimate, cluster_indices, random_effect, seeded, t_interval
 from .cache import forward_macs, load_or_train
 from .recipes import MicroRecipe
 from .replicates import correct_matrix
@@ -37,7 +37,7 @@ LATENCY_BATCH = 16  # images per timed forward pass
 def sweep_latency(recipes: Mapping[str, MicroRecipe], *, root: Optional[PathLike] = None, rounds: int = 12,
                   batch_size: int = LATENCY_BATCH, passes: int = 3, progress: bool = True) -> pd.DataFrame:
     """CPU latency of each trained recipe ({key: recipe}, seed 0's weights) at its own resolution, one thread,
-    in `rounds` interleaved rounds (`cost.latency.interleaved_rounds`). Columns round, key, seconds,
+    in `rounds` interleaved rounds (`cost.timing.interleaved_rounds`). Columns round, key, seconds,
     ms_per_image, batch_size, resolution, threads."""
     gen = torch.Generator().manual_seed(0)
     models = {k: (load_or_train(r, root=root, progress=False)[0],

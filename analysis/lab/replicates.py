@@ -1,6 +1,6 @@
 """What the seed replicates give the figures and the scorecard: top-1 of every micro recipe with its
 95% interval over seeds and val images, paired top-1 differences, the per-layer head-similarity
-and remove-one-head bands of the micro DeiTs (seeds as a random effect, `evidence.intervals.seeded`),
+and remove-one-head bands of the micro DeiTs (seeds as a random effect, `core.intervals.seeded`),
 and the cross-fitted remove-one-head estimate (the head chosen on other images than it is scored on).
 
 Inputs are the replicate tables of `lab.experiments` (`predictions_table`,
@@ -12,7 +12,7 @@ import numpy as np
 import pandas as pd
 
 from ..core.errors import not_a_command
-from ..evidence.intervals import Estimate, seeded
+from ..core.intervals import Estimate, seeded
 
 __all__ = ["correct_matrix", "top1_intervals", "top1_difference", "similarity_array", "removed_correct",
            "removed_all_heads", "crossfit_remove_one", "head_bands"]

@@ -20,7 +20,7 @@ import pandas as pd
 from ..core.errors import not_a_command
 from ..core.reference import load_reference
 from ..cost.throughput import model_throughput
-from ..evidence.intervals import Estimate, log_ratio_interval
+from ..core.intervals import Estimate, log_ratio_interval
 from .replicates import top1_difference
 
 __all__ = ["TABLE6_MODELS", "FIG6_MODELS", "paper_designs", "throughput_rounds", "speed_table", "accuracy_table",
@@ -59,7 +59,7 @@ def throughput_rounds(models: Iterable[str], runtimes: Iterable[str], *, window_
 def relative_speed(runs: pd.DataFrame, model: str, baseline: str, runtime: str) -> Estimate:
     """Throughput of `model` relative to `baseline` on `runtime`, from `throughput_rounds`: the geometric mean
     over rounds of the per-round ratio, with a Student-t 95% interval on the log ratios
-    (`evidence.intervals.log_ratio_interval`). A round counts when it timed both models; at least two must."""
+    (`core.intervals.log_ratio_interval`). A round counts when it timed both models; at least two must."""
     ratios = _round_ratios(runs, model, baseline, runtime)
     if len(ratios) < 2:
         raise ValueError(f"relative_speed: {model} vs {baseline} on {runtime} needs at least 2 rounds that timed "

@@ -15,21 +15,13 @@ from analysis.core.models import create_model, fuse_model
 from analysis.core.reference import load_reference
 from analysis.cost import throughput
 from analysis.cost.throughput import (cuda_graph_forward, measure_throughput, model_throughput, rank_agreement,
-                                      table2_comparison, time_passes)
+                                      table2_comparison)
 from analysis.throughput import main
 
 KEYS = {"model", "device", "batch_size", "resolution", "threads", "images_per_s", "spread"}
 
 
 pytestmark = pytest.mark.usefixtures("one_thread")
-
-
-def test_time_passes_warms_up_then_times_the_window():
-    calls = []
-    times = time_passes(lambda: calls.append(time.sleep(0.01)), warmup_s=0.0, window_s=0.05,
-                        sync=lambda: None, min_passes=3)
-    assert len(calls) == len(times) + 1 and len(times) >= 3
-    assert all(0.009 < t < 1 for t in times)
 
 
 def test_record_follows_the_protocol_defaults():

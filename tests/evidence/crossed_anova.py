@@ -1,6 +1,6 @@
 """An independent interval for a mean over a crossed seed x image design, for the tests: the
 method-of-moments (ANOVA) variance components of y[s, i] = mu + a_s + b_i + e_si and a
-Satterthwaite t-interval on the grand mean. Shares no code with `analysis.evidence.intervals`."""
+Satterthwaite t-interval on the grand mean. Shares no code with `analysis.core.intervals`."""
 import math
 
 import numpy as np

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from scipy import stats
 
-from analysis.evidence.intervals import Estimate, exact, seeded, t_interval
+from analysis.core.intervals import Estimate, exact, seeded, t_interval
 from analysis.evidence.power import detectable_effect, replicates_needed
 from analysis.evidence.verdicts import Direction, verdict
 

@@ -35,7 +35,7 @@ def test_every_row_is_complete():
 
 def test_the_registrys_settings_are_the_ones_the_code_applies():
     """level, power and multiplicity are declared in the registry; the code must apply exactly those."""
-    from analysis.evidence.intervals import LEVEL
+    from analysis.core.intervals import LEVEL
     from analysis.evidence.power import POWER
 
     assert sc.tomllib.loads(sc.REGISTRY.read_text())["settings"] == {"level": LEVEL, "power": POWER,

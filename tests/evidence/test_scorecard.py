@@ -13,7 +13,7 @@ from statsmodels.stats.multitest import multipletests
 
 from analysis.core.errors import UserError
 from analysis.evidence import claims as sc
-from analysis.evidence.intervals import Estimate
+from analysis.core.intervals import Estimate
 from analysis.evidence.plots import VERDICT_COLOURS, plot_scorecard
 from analysis.evidence.verdicts import DECIDED, VERDICTS, verdict
 from analysis.lab.cache import table_path

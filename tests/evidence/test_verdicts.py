@@ -5,7 +5,7 @@ import math
 import numpy as np
 import pytest
 
-from analysis.evidence.intervals import Estimate, exact, log_ratio_interval, t_interval
+from analysis.core.intervals import Estimate, exact, log_ratio_interval, t_interval
 from analysis.evidence.verdicts import VERDICTS, Direction, Equivalence, rule_from_spec, verdict
 
 

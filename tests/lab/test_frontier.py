@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 import torch
 
-from analysis.cost.latency import interleaved_rounds
-from analysis.evidence.intervals import cluster_indices, seeded
+from analysis.cost.timing import interleaved_rounds
+from analysis.core.intervals import cluster_indices, seeded
 from analysis.lab.datasets import ClutteredDigits, DigitsConfig
 from analysis.lab.frontier import interpolate, matched_accuracy
 from analysis.lab.augment import shift_images

@@ -8,10 +8,10 @@ import numpy as np
 import pytest
 from scipy import stats
 
-from analysis.evidence.intervals import (Estimate, bootstrap, exact, log_ratio_interval, proportion_difference, seeded,
+from analysis.core.intervals import (Estimate, bootstrap, exact, log_ratio_interval, proportion_difference, seeded,
                                         t_interval)
 
-from .crossed_anova import anova_interval
+from ..evidence.crossed_anova import anova_interval
 
 
 def test_constant_data_gives_a_zero_width_interval_at_the_value():
@@ -103,7 +103,7 @@ def test_simulated_variances_are_this_labs():
 
     from analysis.lab.replicates import correct_matrix, similarity_array
 
-    from .crossed_anova import variance_components
+    from ..evidence.crossed_anova import variance_components
 
     root = Path(__file__).resolve().parents[2] / "results" / "micro"
     sim = similarity_array(pd.read_csv(root / "head_similarity_images.csv.gz"), "deit_3h")
