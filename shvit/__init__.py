@@ -10,6 +10,7 @@ Importing this package registers the named variants with timm as `shvitlab_*`:
 from .config import MIXERS, STEM_STRIDES, SHViTConfig
 from .model import SHViTNet
 from .variants import PREFIX, VARIANTS, get_config
+from . import shvit as _registration  # noqa: F401  (registers shvitlab_* with timm)
 from .weights import CheckpointError, convert_official_state_dict, load_checkpoint, read_state_dict
 
 __all__ = ["SHViTConfig", "SHViTNet", "MIXERS", "STEM_STRIDES", "VARIANTS", "PREFIX", "get_config", "create",

@@ -1,7 +1,7 @@
 """SHViTConfig: one dataclass that spans the SHViT design space.
 
 Every paper model (S1..S4, the Fig. 2 macro models, the Table 6 / Fig. 6 rows) is a
-value of this config; `shvit.variants` names them.
+value of this config; `shvit.variants` names them (`shvit.shvit` registers them with timm).
 """
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Named configs of the SHViT papers, registered with timm as `shvitlab_*`.
+"""Named configs of the SHViT papers (registered with timm as `shvitlab_*` by `shvit.shvit`).
 
 `timm.create_model("shvitlab_s1")` builds our S1; timm's own `shvit_s1..s4` are left
 untouched. Keyword arguments override config fields:
@@ -14,11 +14,7 @@ from __future__ import annotations
 
 from typing import Dict, NamedTuple
 
-from timm.data import IMAGENET_DEFAULT_MEAN, IMAGENET_DEFAULT_STD
-from timm.models import build_model_with_cfg, generate_default_cfgs, register_model
-
 from .config import SHViTConfig
-from .model import SHViTNet
 
 __all__ = ["VARIANTS", "Variant", "get_config", "PREFIX"]
 
@@ -75,38 +71,3 @@ def get_config(name: str) -> SHViTConfig:
     if key not in VARIANTS:
         raise KeyError(f"unknown shvit variant {name!r}; known: {', '.join(PREFIX + k for k in VARIANTS)}")
     return VARIANTS[key].cfg
-
-
-def _pretrained_cfg(v: Variant) -> dict:
-    side = v.cfg.img_size
-    pool = v.cfg.stage_resolutions(side)[-1]
-    return {
-        "url": "", "num_classes": 1000, "input_size": (3, side, side), "pool_size": (pool, pool),
-        "crop_pct": 0.875, "interpolation": "bicubic",
-        "mean": IMAGENET_DEFAULT_MEAN, "std": IMAGENET_DEFAULT_STD,
-        "first_conv": "patch_embed.0.c", "classifier": "head.l",
-        "paper_ids": "arXiv:2401.16456", "description": v.description,
-    }
-
-
-default_cfgs = generate_default_cfgs({PREFIX + k: _pretrained_cfg(v) for k, v in VARIANTS.items()})
-
-
-def _register(key: str, variant: Variant):
-    name = PREFIX + key
-
-    def factory(pretrained: bool = False, **kwargs) -> SHViTNet:
-        return build_model_with_cfg(
-            SHViTNet, name, pretrained, cfg=variant.cfg,
-            feature_cfg=dict(out_indices=tuple(range(variant.cfg.num_stages)), flatten_sequential=True),
-            **kwargs)
-
-    factory.__name__ = name
-    factory.__qualname__ = name
-    factory.__module__ = __name__
-    factory.__doc__ = variant.description
-    register_model(factory)
-
-
-for _key, _variant in VARIANTS.items():
-    _register(_key, _variant)

@@ -400,3 +400,11 @@ def test_fx_torchscript(name):
     assert out.shape[0] == 1
     assert not torch.isnan(out).any(), "Output included NaNs"
     torch.testing.assert_close(out, eager)  # not in timm
+
+
+def test_timm_files_the_variants_under_its_shvit_module_filter():
+    """timm's tests/test_models.py selects its feature tests by model module (`FEAT_INTER_FILTERS` holds
+    'shvit'): the variants are registered from `shvit.shvit`, so those filters pick them up."""
+    from timm.models import list_models
+    assert set(list_models(module="shvit")) == {CONTROL.replace("s1", s) for s in ("s1", "s2", "s3", "s4")} | {
+        shvit.PREFIX + k for k in shvit.VARIANTS}
