@@ -51,12 +51,16 @@ def build_parser() -> ArgumentParser:
 def run(args) -> int:
     from pathlib import Path
 
-    from nbclient.exceptions import CellExecutionError
+    try:   # the notebook tools come with the `notebooks` extra (and `dev`), not with the library
+        import ipykernel  # noqa: F401  (the kernel the notebooks run in)
+        import nbformat
+        from nbclient.exceptions import CellExecutionError
 
-    import nbformat
-
+        from .core.notebook import parameter_names, run_notebook
+    except ImportError as e:
+        raise UserError(f"make_figures runs the notebooks, which needs {e.name}: pip install "
+                        "'shvit-analysis-lab[notebooks]'") from None
     from .core.files import check_writable
-    from .core.notebook import parameter_names, run_notebook
     from .core.paths import project_root
 
     if args.only is not None and not args.only:

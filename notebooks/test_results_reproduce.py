@@ -1,5 +1,5 @@
 """Every notebook, re-run into a fresh folder, reproduces the committed `results/` within the
-stated tolerance (`analysis.io.table_differences`: floats to rtol 1e-4 / atol 1e-6, every other
+stated tolerance (`analysis.core.tables.table_differences`: floats to rtol 1e-4 / atol 1e-6, every other
 column exactly) and writes each of its figures as PNG and PDF.
 
 Each notebook is checked on the outputs of one complete, clean execution in this session: nbval's

@@ -126,11 +126,9 @@ def test_cli_help_is_parsed_without_torch():
     """Every CLI builds its parser (help, choices, validators) before torch, timm, pandas or matplotlib load."""
     code = """
 import sys, importlib
-for m in ("analysis.head_similarity", "analysis.head_ablation", "analysis.attention_maps", "analysis.gradcam",
-          "analysis.cost.__main__", "analysis.breakdown",
-          "analysis.roofline", "analysis.throughput", "analysis.train",
-          "analysis.ablations", "analysis.make_figures"):
-    importlib.import_module(m).build_parser().format_help()
+from analysis.core.names import COMMANDS
+for c in COMMANDS:
+    importlib.import_module("analysis.cost.__main__" if c == "cost" else f"analysis.{c}").build_parser().format_help()
 print(sorted(k for k in ("torch", "timm", "pandas", "matplotlib") if k in sys.modules))
 """
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, timeout=120)

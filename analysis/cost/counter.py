@@ -159,7 +159,7 @@ class CostAnalysis:
         model: any nn.Module; timm / shvit models get a stage map automatically.
         inputs: a tensor or a tuple of positional inputs.
         fuse: analyse a BN-fused copy (default; the papers' convention), else the model as given.
-        stages: a `StageMap` overriding `analysis.stages.stage_map(model)`.
+        stages: a `StageMap` overriding `analysis.cost.stages.stage_map(model)`.
         rules: `{op: rule}` macs rules for this analysis only (ops and rules as `op_rules.register_macs`
             takes them), before the registered ones: an op gets a rule, or another one, without touching
             the registry (torch's `FlopCounterMode(custom_mapping=...)`, fvcore's `set_op_handle`).

@@ -211,8 +211,6 @@ def measure_machine(device="cpu", threads: Optional[int] = 1, *, gemm_size: Opti
 
 # ----------------------------------------------------------------------------- predicting
 
-_OP_COLUMNS = ["category", "memory_bound_category", "flops_per_byte", "attainable_flops", "compute_s", "memory_s",
-               "overhead_s", "predicted_s", "bound"]
 _SUMS = ["macs", "mem_bytes", "compute_s", "memory_s", "overhead_s", "predicted_s"]
 
 

@@ -1,4 +1,4 @@
-"""Streaming head-redundancy statistics over `AttentionMaps` (see DESIGN.md, "Metric definitions").
+"""Streaming head-redundancy statistics over `AttentionMaps` (the metrics and their definitions: below).
 
 `HeadStatistics` is fed one `AttentionMaps` at a time (it is an `AttentionCapture` callback) and keeps,
 per layer, only fixed-size fp64 sums: its state does not depend on the number of images, so ImageNet-val

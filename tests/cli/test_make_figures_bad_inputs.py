@@ -21,3 +21,11 @@ TABLE = [
 @pytest.mark.parametrize("argv,needle", TABLE, ids=[" ".join(a) for a, _ in TABLE])
 def test_bad_input(argv, needle, bad, tmp_path, capsys):
     assert_rejected(main, [a.format(tmp=tmp_path, **bad) for a in argv], needle, capsys, tmp_path)
+
+
+@pytest.mark.parametrize("missing", ["nbclient", "nbformat", "ipykernel"])
+def test_without_the_notebooks_extra_it_names_the_extra(missing, monkeypatch, tmp_path, capsys):
+    """`pip install shvit-analysis-lab` has no notebook tools: the console script says which extra to add."""
+    monkeypatch.setitem(__import__("sys").modules, missing, None)   # import fails as if not installed
+    monkeypatch.delitem(__import__("sys").modules, "analysis.core.notebook", raising=False)
+    assert_rejected(main, ["--only", "03"], "pip install 'shvit-analysis-lab[notebooks]'", capsys, tmp_path)

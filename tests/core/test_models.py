@@ -1,4 +1,4 @@
-"""analysis.models: names, seeded random weights, hub cache / offline behaviour, local checkpoints."""
+"""analysis.core.models: names, seeded random weights, hub cache / offline behaviour, local checkpoints."""
 import pytest
 import timm
 import torch

@@ -1,4 +1,4 @@
-"""analysis.macro_design: per-stage cost + latency, and the SHViT Fig. 2 table."""
+"""analysis.cost.macro_design: per-stage cost + latency, and the SHViT Fig. 2 table."""
 import pytest
 import timm
 import torch

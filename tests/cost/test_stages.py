@@ -1,4 +1,4 @@
-"""analysis.stages: stage maps of every supported family, and per-stage latency adds up."""
+"""analysis.cost.stages: stage maps of every supported family, and per-stage latency adds up."""
 import pytest
 import timm
 import torch

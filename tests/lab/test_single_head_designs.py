@@ -1,4 +1,4 @@
-"""analysis.single_head_designs: paper rows tied to our models, speeds and accuracy relative to SHViT."""
+"""analysis.lab.single_head_designs: paper rows tied to our models, speeds and accuracy relative to SHViT."""
 import math
 
 import numpy as np
