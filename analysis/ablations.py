@@ -9,10 +9,8 @@ with its provenance in `suite.json`.
 """
 from __future__ import annotations
 
-import json
 import os
 import sys
-import time
 
 from ._cli import ArgumentParser, command, cpu_threads
 from .core.errors import UserError
@@ -66,185 +64,20 @@ def build_parser() -> ArgumentParser:
 
 
 def run(args) -> int:
-    import contextlib
+    from .core.paths import meso_root, micro_root
+    from .lab import suites
 
-    with contextlib.ExitStack() as held:   # the results folder's lock, until the run ends
-        return _run(args, held)
-
-
-def _run(args, held) -> int:
-    from .core.files import write_json
-    from .core.paths import micro_root
-    from .core.tables import read_csv
-    from .lab.cache import checkpoint_path, table_path, train_suite
-    from .lab.experiments import REPLICATE_TABLES, TABLES
-    from .lab.recipes import RECIPES, SEEDED_KEYS, SEEDS, recipe
-
-    root = micro_root(args.root)
-    for key in args.train or ():  # unknown keys fail before anything is trained
-        if key not in RECIPES:
-            raise UserError(f"unknown micro recipe {key!r}; known: {', '.join(RECIPES)} (meso recipes: --meso)")
     if args.list:
-        for key, r in RECIPES.items():
-            state = "cached" if checkpoint_path(key, root).is_file() else "missing"
-            print(f"{key:16s} {r.digest()} {state:8s} {r.description}")
-            for seed in SEEDS[1:] if key in SEEDED_KEYS else ():
-                state = "cached" if checkpoint_path(key, root, seed).is_file() else "missing"
-                print(f"{'  seed ' + str(seed):16s} {recipe(key, seed).digest()} {state:8s}")
-        return 0
-    if args.meso:
-        return _meso(args, held)
-    if not (args.all or args.train or args.table or args.seeds):
+        suites.list_recipes(micro_root(args.root))
+    elif args.meso:
+        suites.meso_suite(meso_root(args.root), rounds=args.rounds, workers=args.threads, retrain=args.retrain,
+                          refresh=args.refresh, command="python -m analysis.ablations " + " ".join(sys.argv[1:]))
+    elif not (args.all or args.train or args.table or args.seeds):
         raise UserError("nothing to do: pass --all, --train KEY..., --table NAME..., --seeds, --meso or --list")
-    _prepare(root, args.threads, held)
-    t0 = time.perf_counter()
-    trained = sum(args.retrain or not checkpoint_path(key, root).is_file() for key in RECIPES) if args.all else 0
-    if args.all or args.train:
-        models = train_suite(args.train if args.train and not args.all else None, root=root, retrain=args.retrain)
-        print(models[["key", "val_top1", "train_seconds"]].to_string(index=False), file=sys.stderr)
-    for name in (TABLES if args.all else args.table or ()):
-        df = TABLES[name](root=root, refresh=args.refresh or args.retrain)
-        print(f"{name}: {len(df)} rows -> {table_path(name, root)}", file=sys.stderr)
-    for name in REPLICATE_TABLES if args.seeds else ():
-        df = REPLICATE_TABLES[name](root=root, refresh=args.refresh or args.retrain)
-        print(f"{name}: {len(df)} rows -> {table_path(name, root)}", file=sys.stderr)
-    if args.all:
-        m, wall = read_csv(root / "models.csv"), time.perf_counter() - t0
-        previous = _provenance(root)
-        write_json({"models": len(m), "train_seconds_total": round(float(m["train_seconds"].sum()), 1),
-                    "trained_this_run": trained, "wall_seconds_this_run": round(wall, 1),
-                    **from_scratch(previous, trained, len(RECIPES), wall, _commit()),
-                    "cache_bytes": sum(p.stat().st_size for p in (root / "checkpoints").glob("*.safetensors"))},
-                   root / "suite.json")
+    else:
+        suites.micro_suite(micro_root(args.root), train_all=args.all, keys=args.train, tables=args.table or (),
+                           seeds=args.seeds, retrain=args.retrain, refresh=args.refresh, threads=args.threads)
     return 0
-
-
-def _prepare(root, threads: int, held) -> None:
-    """Create the results folder (a one-line error if it cannot be written), lock it for this run (`held`: the
-    run's ExitStack; a second run into it is refused) and set the CPU threads."""
-    from .core.files import check_writable, exclusive_folder
-    from .core.runtime import set_threads
-
-    try:
-        root.mkdir(parents=True, exist_ok=True)
-    except OSError as e:
-        raise UserError(f"cannot create results folder {root} ({e.strerror})") from None
-    check_writable(root / "models.csv")
-    held.enter_context(exclusive_folder(root, f"another `python -m analysis.ablations` run is writing {root}; wait "
-                                              "for it or choose another --root"))
-    set_threads(threads)
-
-
-def _commit() -> str:
-    """The project's git commit (marked when tracked files differ from it), or "unknown"."""
-    import subprocess
-
-    from .core.paths import project_root
-
-    def git(*args: str) -> str:
-        return subprocess.run(["git", *args], capture_output=True, text=True, cwd=project_root()).stdout.strip()
-
-    try:
-        commit = git("rev-parse", "HEAD")
-        dirty = commit and git("status", "--porcelain", "--untracked-files=no")
-    except OSError:  # no git
-        return "unknown"
-    return (commit + " with uncommitted changes" if dirty else commit) or "unknown"
-
-
-def _meso(args, held) -> int:
-    """The meso suite, resumable from its cache: the search (`lab.tuning`), every tuned recipe from every
-    seed, the per-image tables, training curves, timing rounds, the frontier table and `suite.json`."""
-    import platform
-
-    import pandas as pd
-    import torch
-
-    from .core.files import write_json
-    from .core.paths import meso_root
-    from .core.runtime import cpu_name
-    from .core.tables import write_csv
-    from .lab import experiments, frontier, tuning
-    from .lab.cache import checkpoint_path, load_or_train, micro_datasets, table_path, train_all
-    from .lab.recipes import MESO_FAMILIES, MESO_GRADCAM_KEYS, MESO_GRADCAM_LAYERS, MESO_SEEDS
-
-    root = meso_root(args.root)
-    _prepare(root, args.threads, held)
-    t0, commit = time.perf_counter(), _commit()   # the code that trains: the commit the run starts from
-    search = tuning.search_table(root=root, workers=args.threads, refresh=args.refresh)
-    recipes = tuning.tuned_recipes(tuning.choose(search))
-    replicates = [r.with_seed(s) for s in MESO_SEEDS for r in recipes.values()]
-    missing = sum(args.retrain or not checkpoint_path(r, root).is_file() for r in replicates)
-    train_all(replicates, root=root, workers=args.threads, retrain=args.retrain, desc="meso suite")
-    torch.set_num_threads(args.threads)
-    rows = []
-    for r in replicates:
-        s = load_or_train(r, root=root, progress=False)[1]
-        rows.append({"key": r.key, "seed": r.seed, "digest": s["digest"], "lr": r.config().lr,
-                     "augment": r.config().augment, "val_top1": s["val_top1"], "train_seconds": s["train_seconds"],
-                     "threads": s["threads"]})
-    models = pd.DataFrame(rows)
-    write_csv(models, root / "models.csv")
-    tuned = list(recipes.values())
-    deits = [recipes["meso_deit_3h"], recipes["meso_deit_6h"]]
-    val = micro_datasets(tuned[0].config().data_kwargs)[1]
-    seeds = MESO_SEEDS
-    tables = {
-        "predictions": lambda: experiments.predictions_table(tuned, seeds, root=root, refresh=args.refresh),
-        "head_similarity_images": lambda: experiments.head_similarity_images_table(deits, seeds, root=root,
-                                                                                   refresh=args.refresh),
-        "ablation_images": lambda: experiments.ablation_images_table(deits, seeds, root=root, refresh=args.refresh),
-        "ablation_heads_images": lambda: experiments.ablation_heads_images_table(deits[:1], seeds, root=root,
-                                                                                 refresh=args.refresh),
-        "gradcam": lambda: experiments.gradcam_table([(recipes[k], s) for k, s in MESO_GRADCAM_KEYS], min_side=7,
-                                                     root=root, refresh=args.refresh),
-        "gradcam_images": lambda: experiments.gradcam_images_table(MESO_GRADCAM_LAYERS, seeds, recipes=recipes,
-                                                                   root=root, refresh=args.refresh)}
-    for name, build in tables.items():
-        print(f"{name}: {len(build())} rows -> {table_path(name, root)}", file=sys.stderr)
-    write_csv(frontier.training_curves(replicates, root=root), root / "training_curves.csv.gz")
-    write_csv(pd.DataFrame({"image": range(len(val)), "label": val.labels.numpy(), "source": val.sources.numpy()}),
-              root / "val_sources.csv")
-    train_wall = time.perf_counter() - t0
-    sweep = {k: recipes[k] for keys in MESO_FAMILIES.values() for k in keys}
-    if args.retrain or missing or not (root / "latency_rounds.csv").is_file():  # timed once the cores are quiet
-        latency = frontier.sweep_latency(sweep, root=root, rounds=args.rounds)
-        write_csv(latency.assign(cpu=cpu_name(), host=platform.node(), torch=torch.__version__),
-                  root / "latency_rounds.csv")
-    from .core.tables import read_csv
-    latency = read_csv(root / "latency_rounds.csv")
-    predictions = read_csv(table_path("predictions", root))
-    write_csv(frontier.frontier_table(recipes, MESO_FAMILIES, predictions, latency, clusters=val.sources.numpy(),
-                                      models=models), root / "frontier.csv")
-    wall = time.perf_counter() - t0
-    previous = _provenance(root)
-    write_json({"command": "python -m analysis.ablations " + " ".join(sys.argv[1:]), "commit": commit,
-                "seeds": list(seeds), "models": len(recipes), "replicates": len(replicates),
-                "search_runs": len(search), "workers": args.threads, "host": platform.node(),
-                "cpu": cpu_name(), "threads": args.threads, "torch": torch.__version__,
-                "train_seconds_total": round(float(models.train_seconds.sum()), 1),
-                "trained_this_run": missing, "wall_seconds_this_run": round(wall, 1),
-                "wall_seconds_before_timing": round(train_wall, 1),
-                **from_scratch(previous, missing, len(replicates), wall, commit)}, root / "suite.json")
-    return 0
-
-
-def _provenance(root) -> dict:
-    """The suite.json a previous run left in `root` ({} if none or unreadable: it is rewritten)."""
-    try:
-        previous = json.loads((root / "suite.json").read_text())
-    except (OSError, ValueError):
-        return {}
-    return previous if isinstance(previous, dict) else {}
-
-
-def from_scratch(previous: dict, trained: int, total: int, wall: float, commit: str) -> dict:
-    """The suite's from-scratch cost for its provenance: this run's wall time and commit when it
-    trained all `total` models, else what the `previous` provenance recorded (a resumed or cached
-    run says nothing about the cost from scratch)."""
-    if trained == total:
-        return {"wall_seconds_from_scratch": round(wall, 1), "from_scratch_commit": commit}
-    return {k: previous[k] for k in ("wall_seconds_from_scratch", "from_scratch_commit") if k in previous}
 
 
 main = command(build_parser, run)

@@ -9,6 +9,7 @@ from .gradcam import *
 from .experiments import *
 from .replicates import *
 from .single_head_designs import *
+from .suites import *
 from .plots import *
 from .frontier import *
 from .tuning import *

@@ -8,7 +8,7 @@ import pandas as pd
 import pytest
 import torch
 
-from analysis.ablations import from_scratch
+from analysis.lab.suites import from_scratch
 from analysis.core.paths import meso_root
 from analysis.core.runtime import cpu_threads
 from analysis.heads.similarity import similarity_per_image
