@@ -2,5 +2,7 @@
 from .power import *
 from .verdicts import *
 from .provenance import *
+from .registry import *
+from .result_tables import *
 from .plots import *
 from .claims import *

@@ -15,11 +15,7 @@ power (`evidence.power`), corrects the findings for multiplicity (Holm) and appl
 from __future__ import annotations
 
 import math
-import sys
-from dataclasses import dataclass, field
-from functools import lru_cache
-from importlib.resources import files
-from pathlib import Path
+from dataclasses import dataclass
 from typing import Callable, Optional
 
 import numpy as np
@@ -28,30 +24,25 @@ import pandas as pd
 from shvit import get_config
 
 from ..core.errors import UserError, not_a_command
-from ..core.paths import PathLike, meso_root, micro_root, project_root
+from ..core.paths import PathLike
 from ..core.reference import load_reference
-from ..core.tables import read_csv
 from ..cost.breakdown import MULTI_HEAD_MODELS
+from ..core.intervals import Estimate, bootstrap, exact, log_ratio_interval, proportion_difference, t_interval
 from ..lab.cache import table_path
 from ..lab.recipes import MESO_FAMILIES, recipe
 from ..lab.replicates import (correct_matrix, crossfit_remove_one, removed_all_heads, removed_correct,
                               similarity_array)
-from ..core.intervals import Estimate, bootstrap, exact, log_ratio_interval, proportion_difference, seeded, t_interval
 from .power import detectable_effect, replicates_needed
 from .provenance import is_prospective, measured_commit
-from .verdicts import rule_from_spec, verdict
+from .registry import CLAIMS, Claim
+from .result_tables import ResultTables
+from .verdicts import verdict
 
-if sys.version_info >= (3, 11):
-    import tomllib
-else:  # pragma: no cover
-    import tomli as tomllib
-
-__all__ = ["Claim", "CLAIMS", "REGISTRY", "MEASURES", "load_registry", "scorecard", "check_preconditions",
+__all__ = ["MEASURES", "scorecard", "check_preconditions",
            "attention_grid",
            "SCORECARD_COLUMNS", "FIG2_SPEED_TABLE", "MEMORY_BOUND_TABLE",
            "EFFICIENTVIT_SIZES_TABLE"]
 
-REGISTRY = Path(str(files(__package__) / "registry.toml"))
 SCORECARD_COLUMNS = ["row", "claim", "paper", "where", "title", "statement", "kind", "metric", "paper_value", "ours",
                      "ci_low", "ci_high", "se", "df", "interval", "per_replicate", "replicates", "replicate_unit", "p_value",
                      "p_holm", "detectable_effect", "target_effect", "replicates_needed", "rule", "boundary_from",
@@ -72,102 +63,9 @@ class Measurement:
     note: str = ""
 
 
-@dataclass(frozen=True)
-class Claim:
-    """One registered row: a claim of a paper tested at one scale (`registry.toml`)."""
-
-    id: str
-    scale: str
-    paper: str
-    where: str
-    title: str
-    statement: str
-    metric: str
-    kind: str               # "finding" or "sanity"
-    measure: str            # a key of MEASURES
-    rule: object
-    boundary_from: str      # "paper" or "lab"
-    registered: str         # a commit, or "post hoc"
-    params: dict = field(default_factory=dict)
-    preconditions: dict = field(default_factory=dict)
-    spec: dict = field(default_factory=dict, compare=False, repr=False)   # the registry entry, resolved
-
-    @property
-    def row(self) -> str:
-        return f"{self.id}@{self.scale}"
-
-
-def load_registry(text: Optional[str] = None) -> tuple[Claim, ...]:
-    """The registry's rows (`registry.toml`, or its `text`), each with its claim's fields resolved."""
-    data = tomllib.loads(text if text is not None else REGISTRY.read_text())
-    rows = []
-    for claim in data["claim"]:
-        shared = {k: v for k, v in claim.items() if k != "row"}
-        for row in claim["row"]:
-            spec = {**shared, **row}
-            rows.append(Claim(id=spec["id"], scale=spec["scale"], paper=spec["paper"], where=spec["where"],
-                              title=spec["title"], statement=spec["statement"], metric=spec["metric"],
-                              kind=spec["kind"], measure=spec["measure"], rule=rule_from_spec(spec["rule"]),
-                              boundary_from=spec["boundary_from"], registered=spec["registered"],
-                              params=dict(spec.get("params", {})), preconditions=dict(spec.get("preconditions", {})),
-                              spec=spec))
-    return tuple(rows)
-
-
-class _Tables:
-    """Reads the tables a row needs: `results/<name>` of the output folder, else the project's; for a
-    lab scale, its suite's tables (micro: `results/micro`, meso: `results/meso`, keys prefixed `meso_`).
-    `read` collects the project's copy of every table read: the files whose commit measured the row
-    (an output folder's copy reproduces the committed one, `notebooks/test_results_reproduce.py`)."""
-
-    def __init__(self, results: Optional[PathLike], lab: Optional[PathLike] = None, scale: str = "full"):
-        self.results = Path(results) if results else project_root() / "results"
-        self.scale = scale
-        self.lab = (micro_root if scale == "micro" else meso_root)(lab) if scale != "full" else None
-        self.read: list[Path] = []
-
-    def key(self, name: str) -> str:
-        """The recipe key of the micro model `name` at this scale."""
-        return name if self.scale == "micro" else f"{self.scale}_{name}"
-
-    def result(self, name: str) -> pd.DataFrame:
-        for path in (self.results / name, project_root() / "results" / name):
-            if path.is_file():
-                self.read.append(project_root() / "results" / name)
-                return read_csv(path)
-        raise UserError(f"the scorecard needs results/{name}: run the notebook that writes it first")
-
-    def clusters(self, images: int) -> Optional[np.ndarray]:
-        """The source digit of each of the first `images` val images of this lab suite (its `val_sources.csv`),
-        for bootstraps that draw whole source digits; None where the suite records none."""
-        path = self.lab / "val_sources.csv" if self.lab is not None else None
-        if path is None or not path.is_file():
-            return None
-        self.read.append(path)
-        return _read_cached(path, path.stat().st_mtime_ns).sort_values("image").source.to_numpy()[:images]
-
-    def seeded(self, statistic, *arrays) -> Estimate:
-        """`intervals.seeded` over [seeds, images, ...] arrays of this suite's val images, clustered by source digit
-        where the suite records them."""
-        return seeded(statistic, *arrays, clusters=self.clusters(np.shape(arrays[0])[1]))
-
-    def lab_table(self, name: str) -> pd.DataFrame:
-        path = table_path(name, self.lab)
-        if not path.is_file():
-            how = "--all --seeds" if self.scale == "micro" else f"--{self.scale}"
-            raise UserError(f"the scorecard needs {path}: run `python -m analysis.ablations {how}` first")
-        self.read.append(path)
-        return _read_cached(path, path.stat().st_mtime_ns)
-
-
-@lru_cache(maxsize=16)
-def _read_cached(path: Path, mtime: int) -> pd.DataFrame:
-    return read_csv(path)
-
-
 # ---- preconditions ------------------------------------------------------------------------------------------
 
-def _stem_grid(t: _Tables) -> int:
+def _stem_grid(t: ResultTables) -> int:
     """Token grid side after the 16x16 stem at this scale."""
     r = recipe(t.key("fig2_b"))
     return r.resolution // get_config(r.model).stem_stride
@@ -183,11 +81,11 @@ def attention_grid(key: str) -> int:
     return r.resolution // int(r.model_kwargs.get("patch_size", 16))   # timm ViT: patch grid
 
 
-def _mean_top1(t: _Tables, name: str) -> float:
+def _mean_top1(t: ResultTables, name: str) -> float:
     return 100 * float(correct_matrix(t.lab_table("predictions"), t.key(name)).mean())
 
 
-def check_preconditions(claim: Claim, t: _Tables) -> tuple[bool, str]:
+def check_preconditions(claim: Claim, t: ResultTables) -> tuple[bool, str]:
     """(testable, what was checked): every declared gate of `claim` at this scale."""
     gates = claim.preconditions
     if not gates or t.scale == "full":
@@ -222,22 +120,22 @@ def check_preconditions(claim: Claim, t: _Tables) -> tuple[bool, str]:
 
 # ---- the measurements -------------------------------------------------------------------------------------
 
-def _lab_scale(t: _Tables) -> str:
+def _lab_scale(t: ResultTables) -> str:
     return f"{t.scale} ({recipe(t.key('fig2_b')).resolution} px cluttered digits)"
 
 
-def _seeds(t: _Tables) -> str:
+def _seeds(t: ResultTables) -> str:
     return f"trained here ({t.lab_table('predictions').seed.nunique()} seeds)"
 
 
-def _size_error(t: _Tables, table: str, models: str, scale: str, note: str = "") -> Measurement:
+def _size_error(t: ResultTables, table: str, models: str, scale: str, note: str = "") -> Measurement:
     """Largest |ours/paper - 1| (%) over a variant table's parameter and MAC counts."""
     worst = float(100 * t.result(table).rel_diff.abs().max())
     return Measurement(exact(worst, f"deterministic count (fvcore MACs, parameters) of {models}"), 0.0, scale,
                        "architecture only", note=note)
 
 
-def _fig2_speed(t: _Tables) -> Measurement:
+def _fig2_speed(t: ResultTables) -> Measurement:
     r = t.result(FIG2_SPEED_TABLE)
     wide = r.pivot(index="round", columns="design", values="seconds")
     est = log_ratio_interval(wide["(a)"] / wide["(b)"], "interleaved timing rounds")
@@ -246,7 +144,7 @@ def _fig2_speed(t: _Tables) -> Measurement:
                        f"CPU, 1 thread, batch {int(row.batch_size)} (paper: GPU)", "host-specific timing")
 
 
-def _top1_difference(t: _Tables, model: str, baseline: str, paper_row: Optional[int] = None) -> Measurement:
+def _top1_difference(t: ResultTables, model: str, baseline: str, paper_row: Optional[int] = None) -> Measurement:
     paper = math.nan if paper_row is None else _table6_paper(4) - _table6_paper(paper_row)
     predictions = t.lab_table("predictions")
     est = t.seeded(lambda a, b: 100 * (a.mean() - b.mean()), correct_matrix(predictions, t.key(model)),
@@ -255,13 +153,13 @@ def _top1_difference(t: _Tables, model: str, baseline: str, paper_row: Optional[
                        "the two models see the same val images; seeds paired")
 
 
-def _frontier_x(t: _Tables, x: str) -> pd.Series:
+def _frontier_x(t: ResultTables, x: str) -> pd.Series:
     """Per model of the sweep, its point on the x axis: latency (ms per image, geometric mean over rounds) or
     training compute (MACs)."""
     return t.lab_table("frontier").set_index("key")[{"latency": "latency_ms", "training_macs": "training_macs"}[x]]
 
 
-def _frontier(t: _Tables, family: str, baseline: str, x: str) -> Measurement:
+def _frontier(t: ResultTables, family: str, baseline: str, x: str) -> Measurement:
     from ..lab.frontier import matched_accuracy
 
     members, base = MESO_FAMILIES[family], t.key(baseline)
@@ -290,18 +188,18 @@ def _late_minus_early(sim: np.ndarray) -> float:
     return float(sim[..., -k:].mean() - sim[..., :k].mean())
 
 
-def _similarity(t: _Tables, name: str) -> np.ndarray:
+def _similarity(t: ResultTables, name: str) -> np.ndarray:
     return similarity_array(t.lab_table("head_similarity_images"), t.key(name))
 
 
-def _late_layers(t: _Tables, model: str) -> Measurement:
+def _late_layers(t: ResultTables, model: str) -> Measurement:
     ref = _fig3_paper_similarity()
     paper = _late_minus_early(ref[ref.heads == 3].sort_values("layer").similarity_pct.to_numpy())
     return Measurement(t.seeded(_late_minus_early, _similarity(t, model)), paper,
                        _lab_scale(t) + ", DeiT-T-shaped, 6 layers", _seeds(t), "CPU")
 
 
-def _similarity_difference(t: _Tables, model: str, baseline: str) -> Measurement:
+def _similarity_difference(t: ResultTables, model: str, baseline: str) -> Measurement:
     ref = _fig3_paper_similarity()
     paper = float(ref[ref.heads == 3].similarity_pct.mean() - ref[ref.heads == 6].similarity_pct.mean())
     est = t.seeded(lambda a, b: float(a.mean() - b.mean()), _similarity(t, model), _similarity(t, baseline))
@@ -314,7 +212,7 @@ def _remove_one_paper() -> float:
     return float(ref[ref.heads == 3].remove1_delta_pct.mean())
 
 
-def _remove_one_in_sample(t: _Tables, model: str) -> Measurement:
+def _remove_one_in_sample(t: ResultTables, model: str) -> Measurement:
     predictions = t.lab_table("predictions")
     key = t.key(model)
     removed = removed_correct(t.lab_table("ablation_images"), predictions, key)   # [seeds, images, layers]
@@ -323,7 +221,7 @@ def _remove_one_in_sample(t: _Tables, model: str) -> Measurement:
                        "per layer the head whose removal costs least on the images it is scored on; mean over layers")
 
 
-def _remove_one_crossfit(t: _Tables, model: str, folds: int = 2, split_seed: int = 0) -> Measurement:
+def _remove_one_crossfit(t: ResultTables, model: str, folds: int = 2, split_seed: int = 0) -> Measurement:
     removed, base = removed_all_heads(t.lab_table("ablation_heads_images"), t.key(model))   # [s, i, l, h], [s, i]
     fold = np.broadcast_to(np.random.default_rng(split_seed).permutation(base.shape[1]) % folds, base.shape)
     est = t.seeded(lambda r, b, f: crossfit_remove_one(r, b, f, folds), removed, base, fold)
@@ -337,7 +235,7 @@ def _table6_paper(row: int) -> float:
     return float(load_reference("shvit_table6_ablation").set_index("row").top1[row])
 
 
-def _table6_speed(t: _Tables) -> Measurement:
+def _table6_speed(t: ResultTables) -> Measurement:
     runs = t.result("05_single_head_throughput.csv")
     cpu = runs[runs.runtime == "cpu"].pivot(index="round", columns="model", values="images_per_s")
     est = log_ratio_interval(cpu["shvitlab_t6_ratio4_67"] / cpu["shvitlab_t6_mhsa"], "interleaved throughput rounds")
@@ -347,7 +245,7 @@ def _table6_speed(t: _Tables) -> Measurement:
                        "CPU, 1 thread, batch 16 (paper: CPU, 1 thread, batch 16)", "host-specific timing")
 
 
-def _table2_ranking(t: _Tables) -> Measurement:
+def _table2_ranking(t: ResultTables) -> Measurement:
     from scipy.stats import spearmanr
 
     s = t.result("01_speed_accuracy.csv")
@@ -357,7 +255,7 @@ def _table2_ranking(t: _Tables) -> Measurement:
                        "CPU, 1 thread (paper: CPU, 1 thread)", f"{len(s)} Table 2 models timm provides")
 
 
-def _memory_bound(t: _Tables) -> Measurement:
+def _memory_bound(t: ResultTables) -> Measurement:
     rounds = t.result(MEMORY_BOUND_TABLE)
     r = rounds.pivot(index="round", columns="model", values="runtime_share")
     diff = 100 * (r[list(MULTI_HEAD_MODELS)].mean(axis=1) - r["efficientvit_m4"])
@@ -367,7 +265,7 @@ def _memory_bound(t: _Tables) -> Measurement:
                        f"CPU, 1 thread, batch {batch} (paper: GPU)", "host-specific timing")
 
 
-def _gradcam_seed0(t: _Tables) -> Measurement:
+def _gradcam_seed0(t: ResultTables) -> Measurement:
     g = t.lab_table("gradcam").set_index("stem_stride")
     n = int(g.images[16])
     est = proportion_difference(g.pointing_game[16] / 100, g.pointing_game[4] / 100, n, int(g.images[4])).scaled(100)
@@ -376,7 +274,7 @@ def _gradcam_seed0(t: _Tables) -> Measurement:
                        f"Grad-CAM maps of {side}x{side} ({g.layer[4]} vs {g.layer[16]}); one seed, unpaired interval")
 
 
-def _gradcam_paired(t: _Tables, model: str, layer: str, baseline: str, baseline_layer: str) -> Measurement:
+def _gradcam_paired(t: ResultTables, model: str, layer: str, baseline: str, baseline_layer: str) -> Measurement:
     g = t.lab_table("gradcam_images")
 
     def hits(name: str, at: str) -> tuple[np.ndarray, int]:
@@ -401,7 +299,6 @@ MEASURES: dict[str, Callable[..., Measurement]] = {
     "gradcam_seed0": _gradcam_seed0, "gradcam_paired": _gradcam_paired, "frontier": _frontier,
 }
 
-CLAIMS: tuple[Claim, ...] = load_registry()
 
 
 def _fmt(values) -> str:
@@ -420,7 +317,7 @@ def scorecard(claims=CLAIMS, *, results: Optional[PathLike] = None, micro: Optio
     for c in claims:
         if c.measure not in MEASURES:
             raise UserError(f"{c.row}: unknown measure {c.measure!r} (known: {', '.join(MEASURES)})")
-        t = _Tables(results, roots.get(c.scale), c.scale)
+        t = ResultTables(results, roots.get(c.scale), c.scale)
         if c.scale == "meso" and not table_path("predictions", t.lab).is_file():
             continue
         testable, checked = check_preconditions(c, t)

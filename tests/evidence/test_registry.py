@@ -7,6 +7,7 @@ import pandas as pd
 import pytest
 
 from analysis.evidence import claims as sc
+from analysis.evidence import registry
 from analysis.evidence.provenance import POST_HOC, file_at, git, is_prospective
 
 REPO = Path(__file__).resolve().parents[2]
@@ -22,7 +23,7 @@ needs_history = pytest.mark.skipif(not _history(), reason="needs the project's f
 
 
 def test_every_row_is_complete():
-    rows = sc.load_registry()
+    rows = registry.load_registry()
     assert len({c.row for c in rows}) == len(rows) >= 20
     for c in rows:
         assert c.measure in sc.MEASURES, c.row
@@ -30,7 +31,7 @@ def test_every_row_is_complete():
             "full", "micro", "meso"), c.row
         assert set(c.preconditions) <= GATES, c.row
         assert c.registered == POST_HOC or COMMIT.match(c.registered), c.row
-    assert {c.row for c in sc.CLAIMS} == {c.row for c in rows}
+    assert {c.row for c in registry.CLAIMS} == {c.row for c in rows}
 
 
 def test_the_registrys_settings_are_the_ones_the_code_applies():
@@ -38,24 +39,24 @@ def test_the_registrys_settings_are_the_ones_the_code_applies():
     from analysis.core.intervals import LEVEL
     from analysis.evidence.power import POWER
 
-    assert sc.tomllib.loads(sc.REGISTRY.read_text())["settings"] == {"level": LEVEL, "power": POWER,
+    assert registry.tomllib.loads(registry.REGISTRY.read_text())["settings"] == {"level": LEVEL, "power": POWER,
                                                                    "multiplicity": "holm"}
 
 
 def test_a_registry_text_round_trips():
-    text = sc.REGISTRY.read_text()
-    assert [c.spec for c in sc.load_registry(text)] == [c.spec for c in sc.CLAIMS]
+    text = registry.REGISTRY.read_text()
+    assert [c.spec for c in registry.load_registry(text)] == [c.spec for c in registry.CLAIMS]
 
 
 @needs_history
 def test_registered_rows_are_unchanged_since_their_registration_commit():
     """A registered row's definition (all but `registered`) equals the one in its registration commit."""
-    registered = [c for c in sc.CLAIMS if c.registered != POST_HOC]
+    registered = [c for c in registry.CLAIMS if c.registered != POST_HOC]
     assert registered, "no row is registered before its numbers"
     for c in registered:
-        text = file_at(c.registered, sc.REGISTRY)
+        text = file_at(c.registered, registry.REGISTRY)
         assert text is not None, f"{c.row}: {c.registered} has no registry"
-        then = {r.row: r.spec for r in sc.load_registry(text)}
+        then = {r.row: r.spec for r in registry.load_registry(text)}
         assert c.row in then, f"{c.row} is not in its registration commit"
         strip = lambda spec: {k: v for k, v in spec.items() if k != "registered"}  # noqa: E731
         assert strip(then[c.row]) == strip(c.spec), f"{c.row} was edited after its registration"
@@ -67,10 +68,10 @@ def test_registration_precedes_measurement_in_the_committed_scorecard():
     """Each prospective row of results/claims.csv: registration commit an ancestor of, and older than,
     its measurement commit; every other row is post hoc, and the registry agrees."""
     card = pd.read_csv(REPO / "results" / "claims.csv")
-    registry = {c.row: c.registered for c in sc.CLAIMS}
-    assert set(card.row) <= set(registry)
+    registered = {c.row: c.registered for c in registry.CLAIMS}
+    assert set(card.row) <= set(registered)
     for r in card.itertuples():
-        assert r.registered == registry[r.row], r.row
+        assert r.registered == registered[r.row], r.row
         assert bool(r.prospective) == is_prospective(r.registered, r.measured, REPO), r.row
         if r.prospective:
             assert git("merge-base", "--is-ancestor", r.registered, r.measured, cwd=REPO) is not None

@@ -13,6 +13,9 @@ from statsmodels.stats.multitest import multipletests
 
 from analysis.core.errors import UserError
 from analysis.evidence import claims as sc
+from analysis.evidence import registry
+from analysis.evidence.result_tables import ResultTables
+from analysis.lab.recipes import MESO_FAMILIES
 from analysis.core.intervals import Estimate
 from analysis.evidence.plots import VERDICT_COLOURS, plot_scorecard
 from analysis.evidence.verdicts import DECIDED, VERDICTS, verdict
@@ -23,8 +26,8 @@ from .crossed_anova import anova_interval
 REPO = Path(__file__).resolve().parents[2]
 
 
-def _row(claim: str, scale: str) -> sc.Claim:
-    return next(c for c in sc.CLAIMS if c.row == f"{claim}@{scale}")
+def _row(claim: str, scale: str) -> registry.Claim:
+    return next(c for c in registry.CLAIMS if c.row == f"{claim}@{scale}")
 
 
 def _write_lab(root: Path, correct: dict, seeds: int = 3, images: int = 40):
@@ -44,7 +47,7 @@ def _write_lab(root: Path, correct: dict, seeds: int = 3, images: int = 40):
 
 def test_top1_difference_known_answers(tmp_path):
     _write_lab(tmp_path, {"fig2_b": 1.0, "fig2_a": 0.0, "t6_mhsa": 1.0})
-    t = sc._Tables(None, tmp_path, "micro")
+    t = ResultTables(None, tmp_path, "micro")
     everything = sc._top1_difference(t, "fig2_b", "fig2_a").ours
     assert (everything.value, everything.low, everything.high) == (100.0, 100.0, 100.0)
     same = sc._top1_difference(t, "fig2_b", "t6_mhsa").ours
@@ -74,7 +77,7 @@ def test_quality_floor_and_seed_spread(tmp_path):
     underpowered, three identical ones decide it."""
     meso = _write_lab(tmp_path, {"meso_deit_3h": 0.4, "meso_t6_none": 0.6, "meso_fig2_b": (0.5, 0.6, 0.7),
                                  "meso_t6_mhsa": (0.6, 0.5, 0.55)})
-    t = sc._Tables(None, meso, "meso")
+    t = ResultTables(None, meso, "meso")
     ok, said = sc.check_preconditions(_row("shvit_fig3_remove_one", "meso"), t)
     assert not ok and "top-1 40.0% (deit_3h) vs floor 60.0% (t6_none)" in said
     e = sc._top1_difference(t, "fig2_b", "t6_mhsa").ours
@@ -128,7 +131,7 @@ def test_committed_scorecard_verdicts_follow_their_rules(card):
     assert len(card) >= 20 and list(card.columns) == sc.SCORECARD_COLUMNS
     assert ((card.ci_low <= card.ours) & (card.ours <= card.ci_high)).all()
     assert set(card.verdict) <= set(VERDICTS) and set(card.kind) == {"sanity", "finding"}
-    rows = {c.row: c for c in sc.CLAIMS}
+    rows = {c.row: c for c in registry.CLAIMS}
     for r in card.itertuples():
         c = rows[r.row]
         est = Estimate(r.ours, r.ci_low, r.ci_high, r.interval, r.se, r.df, c.rule.log)
@@ -141,7 +144,7 @@ def test_committed_scorecard_verdicts_follow_their_rules(card):
             assert r.replicates >= 10, f"{r.row}: a timing claim from {r.replicates} rounds"
 
 
-def _per_image(row: sc.Claim, root: Path) -> np.ndarray:
+def _per_image(row: registry.Claim, root: Path) -> np.ndarray:
     """[seeds, images] of the row's statistic per image, straight from the committed tables (pandas only)."""
     pre = "" if row.scale == "micro" else f"{row.scale}_"
     k = lambda name: pre + name  # noqa: E731
@@ -183,7 +186,7 @@ INDEPENDENT = ("top1_difference", "late_minus_early", "similarity_difference", "
 
 @pytest.mark.artifacts
 def test_committed_intervals_are_at_least_as_wide_as_an_independent_recomputation(card):
-    rows = {c.row: c for c in sc.CLAIMS}
+    rows = {c.row: c for c in registry.CLAIMS}
     checked = 0
     for r in card.itertuples():
         c = rows[r.row]
@@ -213,12 +216,12 @@ def test_frontier_known_answer_and_the_bracketed_gate(tmp_path):
     """The 16x16 family at 60% and 80% top-1 (latency 1 and 4 ms), (a) at 65% and 2 ms: the family reads 70%
     at (a)'s latency (halfway on log latency), so +5 pp; with (a) slower than every family member the row is
     not testable (no extrapolation). Training compute the same way."""
-    family = sc.MESO_FAMILIES["16x16 stem, 3 stages"]
+    family = MESO_FAMILIES["16x16 stem, 3 stages"]
     shares = dict(zip(family, (0.6, 0.8, 0.8, 0.8)))
     lab = _write_lab(tmp_path, {**shares, "meso_fig2_a": 0.65}, images=40)
     lat = dict(zip(family, (1.0, 4.0, 8.0, 16.0)))
     _write_frontier(lab, {**lat, "meso_fig2_a": 2.0}, {**{k: 10 * v for k, v in lat.items()}, "meso_fig2_a": 20.0})
-    t = sc._Tables(None, lab, "meso")
+    t = ResultTables(None, lab, "meso")
     row = _row("shvit_fig2_frontier_latency", "meso")
     est = sc._frontier(t, **row.params).ours
     assert est.value == pytest.approx(5.0) and est.per_replicate == pytest.approx((5.0,) * 3)
@@ -227,7 +230,7 @@ def test_frontier_known_answer_and_the_bracketed_gate(tmp_path):
     compute = sc._frontier(t, **_row("shvit_fig2_frontier_compute", "meso").params).ours
     assert compute.value == pytest.approx(5.0)
     _write_frontier(lab, {**lat, "meso_fig2_a": 32.0}, {**{k: 10 * v for k, v in lat.items()}, "meso_fig2_a": 20.0})
-    t = sc._Tables(None, lab, "meso")
+    t = ResultTables(None, lab, "meso")
     ok, said = sc.check_preconditions(row, t)
     assert not ok and "within the family's 1-16" in said
     assert math.isnan(sc._frontier(t, **row.params).ours.value)
