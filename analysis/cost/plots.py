@@ -260,22 +260,26 @@ def plot_roofline(ops: pd.DataFrame, machine, stages: Optional[pd.DataFrame] = N
         ax.set_xlim(_ZERO_INTENSITY / 2, x_max)
     handles, labels = axes[0].get_legend_handles_labels()
     if stages is not None:
-        ax = axes[len(models)]
-        for model in models:
-            st = stages[stages["model"] == model]
-            ax.scatter(st["measured_ms"], st["predicted_ms"], s=28, label=model, zorder=2)
-        lo = float(min(stages["measured_ms"].min(), stages["predicted_ms"].min())) * 0.7
-        hi = float(max(stages["measured_ms"].max(), stages["predicted_ms"].max())) * 1.4
-        ax.plot([lo, hi], [lo, hi], color="0.4", ls="--", lw=1, label="predicted = measured")
-        ax.set(xscale="log", yscale="log", xlabel="measured stage latency (ms)", ylabel="predicted (ms)",
-               title="per stage: predicted vs measured")
-        ax.legend(fontsize=7, loc="upper left")
+        _predicted_vs_measured(axes[len(models)], stages, models)
     for ax in axes[panels:]:
         ax.set_visible(False)
     fig.legend(handles, labels, loc="outside right center", fontsize=8, frameon=False, title="op category")
     fig.suptitle(f"Roofline: {m.name} (peak {peak / 1e9:.0f} GFLOP/s, {bandwidth / 1e9:.1f} GB/s; "
                  f"dotted: ridge {peak / bandwidth:.1f} FLOP/byte; left edge: ops with 0 macs)")
     return fig
+
+
+def _predicted_vs_measured(ax, stages: pd.DataFrame, models: list) -> None:
+    """The roofline figure's last panel: predicted against measured stage latency, log-log, with y = x."""
+    for model in models:
+        st = stages[stages["model"] == model]
+        ax.scatter(st["measured_ms"], st["predicted_ms"], s=28, label=model, zorder=2)
+    lo = float(min(stages["measured_ms"].min(), stages["predicted_ms"].min())) * 0.7
+    hi = float(max(stages["measured_ms"].max(), stages["predicted_ms"].max())) * 1.4
+    ax.plot([lo, hi], [lo, hi], color="0.4", ls="--", lw=1, label="predicted = measured")
+    ax.set(xscale="log", yscale="log", xlabel="measured stage latency (ms)", ylabel="predicted (ms)",
+           title="per stage: predicted vs measured")
+    ax.legend(fontsize=7, loc="upper left")
 
 
 def _batch_sizes(table: pd.DataFrame) -> str:
