@@ -176,24 +176,29 @@ sys.exit(exit_on_user_error(main, prog="demo")())
 """
 
 
+def _torchrun(tmp_path, *args: str, script: str = "", timeout: int = 300) -> subprocess.CompletedProcess:
+    """`torchrun --nproc_per_node=2 ARGS` in `tmp_path` (with `script` as demo.py), one thread per process."""
+    if script:
+        (tmp_path / "demo.py").write_text(script)
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}
+    torchrun = str(Path(sys.executable).with_name("torchrun"))
+    return subprocess.run([torchrun, "--nproc_per_node=2", *args], env=env, cwd=tmp_path, capture_output=True,
+                          text=True, timeout=timeout)
+
+
 @pytest.mark.slow
 def test_an_error_on_one_rank_ends_the_job_with_that_ranks_message(tmp_path):
     """Before the ranks diverge every rank meets the same error and rank 0 alone says it; after, the rank
     that failed says it, and the others stop in one line (no traceback of a broken collective)."""
-    env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}
-    torchrun = str(Path(sys.executable).with_name("torchrun"))
-    (tmp_path / "demo.py").write_text(RANK_ONE_FAILS)
-    r = subprocess.run([torchrun, "--nproc_per_node=2", "demo.py"], env=env, cwd=tmp_path, capture_output=True,
-                       text=True, timeout=300)
+    r = _torchrun(tmp_path, "demo.py", script=RANK_ONE_FAILS)
     assert r.returncode != 0
     assert r.stderr.count("demo: error (rank 1): shard 1 has no readable image") == 1, r.stderr[-3000:]
     assert "[rank0]: Traceback" not in r.stderr and "[rank1]: Traceback" not in r.stderr, r.stderr[-3000:]
-    common = subprocess.run([torchrun, "--nproc_per_node=2", "-m", "analysis.head_similarity", "--model", "deit_tiny",
-                             "--num-images", "4", "--out", "x.csv"], env=env, cwd=tmp_path, capture_output=True, text=True, timeout=300)
+    common = _torchrun(tmp_path, "-m", "analysis.head_similarity", "--model", "deit_tiny", "--num-images", "4", "--out",
+                       "x.csv")
     assert common.returncode != 0
     assert common.stderr.count("unknown model 'deit_tiny'") == 1, common.stderr[-3000:]
-    parse = subprocess.run([torchrun, "--nproc_per_node=2", "-m", "analysis.head_similarity", "--model", "deit_tiny"],
-                           env=env, cwd=tmp_path, capture_output=True, text=True, timeout=300)
+    parse = _torchrun(tmp_path, "-m", "analysis.head_similarity", "--model", "deit_tiny")
     assert parse.stderr.count("the following arguments are required: --out") == 1, parse.stderr[-3000:]
 
 
@@ -217,11 +222,7 @@ sys.exit(exit_on_user_error(main, prog="demo")())
 def test_a_killed_rank_ends_the_job_with_one_line_on_the_survivor(tmp_path):
     """torchrun stops the surviving ranks when one is killed; each survivor says so in one line, with no
     traceback of its own, and the job ends without waiting out the survivor's work."""
-    env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}
-    torchrun = str(Path(sys.executable).with_name("torchrun"))
-    (tmp_path / "demo.py").write_text(RANK_ONE_DIES)
-    r = subprocess.run([torchrun, "--nproc_per_node=2", "demo.py"], env=env, cwd=tmp_path, capture_output=True,
-                       text=True, timeout=100)
+    r = _torchrun(tmp_path, "demo.py", script=RANK_ONE_DIES, timeout=100)
     assert r.returncode != 0
     assert r.stderr.count("demo: terminated (rank 0)") == 1, r.stderr[-3000:]
     assert "[rank0]: Traceback" not in r.stderr and "demo: terminated (rank 1)" not in r.stderr, r.stderr[-3000:]
