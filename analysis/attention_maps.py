@@ -13,7 +13,7 @@ EPILOG = """examples:
   # every head of DeiT-T's last attention layer, from the centre of the image
   python -m analysis.attention_maps --model deit_tiny_patch16_224 --weights pretrained --image cat.jpg --out cat_heads
   # Swin-T's first layer, query at pixel x=120, y=80 of cat.jpg (its window's keys only)
-  python -m analysis.attention_maps --model swin_tiny_patch4_window7_224 --image cat.jpg --layer 0 \\
+  python -m analysis.attention_maps --model swin_tiny_patch4_window7_224 --image cat.jpg --layer 1 \\
       --query 120,80 --out cat_swin
   # attention rollout of the class token through every layer (isotropic ViT/DeiT models)
   python -m analysis.attention_maps --model deit_tiny_patch16_224 --weights pretrained --image cat.jpg \\
@@ -41,8 +41,9 @@ def build_parser() -> ArgumentParser:
     p.add_argument("--image", required=True, metavar="PATH",
                    help="your image; the model sees it scaled and centre-cropped to its input size, as timm's eval "
                         "transform does (the figure shows that view)")
-    p.add_argument("--layer", metavar="NAME|INDEX", help="attention layer: its module name or its index among the "
-                   "model's attention layers (negative from the end; default: the last)")
+    p.add_argument("--layer", metavar="NAME|INDEX", help="attention layer: its module name or its number among the "
+                   "model's attention layers, from 1 as the tables' layer_index (negative from the end; default: "
+                   "the last)")
     what = p.add_mutually_exclusive_group()
     what.add_argument("--query", type=query_point, metavar="X,Y",
                       help="query pixel of --image (default: its centre); the nearest query token is used")

@@ -22,6 +22,9 @@ class UnsupportedModelError(UserError):
 class AttentionLayer:
     """One attention module and how its heads are laid out.
 
+    `index` is the layer's position in `attention_layers` (from 0, a Python index); `stage` counts from 1
+    (`stages.0` / `layers.0` is stage 1, as `cost` names it stage1; a model without stages is all stage 1),
+    and tables give the layer as `layer_index` = index + 1: every number a user reads counts from 1.
     `family` is the key of the family that reads it. Head `h`'s output occupies channels
     `[h * head_dim, (h + 1) * head_dim)` of the input of `proj` along `channel_dim` (-1: tokens-last
     [B, N, C]; 1: channels-first [B, C, H, W]); nulling that slice removes the head (see `analysis.head_ablation`).
@@ -76,7 +79,7 @@ def attention_layers(model: nn.Module, families: Iterable[FamilyLike] = ()) -> l
             continue
         stage = _STAGE_RE.search(name)
         proj, channel_dim, head_dim = fam.layout(m)
-        layers.append(AttentionLayer(name=name, index=len(layers), stage=int(stage.group(1)) if stage else 0,
+        layers.append(AttentionLayer(name=name, index=len(layers), stage=int(stage.group(1)) + 1 if stage else 1,
                                      family=fam.key, module=m, num_heads=fam.num_heads(m),
                                      proj=proj, channel_dim=channel_dim, head_dim=head_dim))
     if not layers:

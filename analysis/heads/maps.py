@@ -32,21 +32,24 @@ __all__ = ["select_layer", "query_attention", "QueryMaps", "attention_rollout", 
 
 
 def select_layer(model: nn.Module, layer: Optional[int | str] = None) -> AttentionLayer:
-    """The attention layer `layer` of `model`: an index into `attention_layers` (negative from the
-    end), its name, or None for the last. An unknown one is a UserError naming the range."""
+    """The attention layer `layer` of `model`: its number among the attention layers counted from 1 (the
+    tables' `layer_index`; negative from the end), its name, or None for the last. An unknown one is a
+    UserError naming the range."""
     layers = attention_layers(model)
     if layer is None:
         return layers[-1]
     text = str(layer).strip()
-    if text.lstrip("-").isdigit():
+    if text.lstrip("-").isascii() and text.lstrip("-").isdigit():
         i = int(text)
-        if -len(layers) <= i < len(layers):
+        if 1 <= i <= len(layers):
+            return layers[i - 1]
+        if -len(layers) <= i <= -1:
             return layers[i]
     else:
         for candidate in layers:
             if candidate.name == text:
                 return candidate
-    raise UserError(f"no attention layer {text!r}: {type(model).__name__} has {len(layers)} (index 0..{len(layers) - 1}"
+    raise UserError(f"no attention layer {text!r}: {type(model).__name__} has {len(layers)} (number 1..{len(layers)}"
                     f" or -{len(layers)}..-1; names {layers[0].name} ... {layers[-1].name})")
 
 

@@ -47,10 +47,10 @@ def test_select_layer_by_index_name_and_default():
     model = small_vit()
     names = [layer.name for layer in attention_layers(model)]
     assert select_layer(model).name == names[-1] == "blocks.2.attn"
-    assert select_layer(model, 0).name == names[0] and select_layer(model, "-2").name == names[1]
-    assert select_layer(model, "blocks.1.attn").index == 1
-    for bad in ("3", "-4", "blocks.9.attn", "head"):
-        with pytest.raises(UserError, match=r"no attention layer .* has 3 \(index 0..2 or -3..-1"):
+    assert select_layer(model, 1).name == names[0] and select_layer(model, "3").name == names[2]
+    assert select_layer(model, "-2").name == names[1] and select_layer(model, "blocks.1.attn").index == 1
+    for bad in ("0", "4", "-4", "blocks.9.attn", "head"):
+        with pytest.raises(UserError, match=r"no attention layer .* has 3 \(number 1..3 or -3..-1"):
             select_layer(model, bad)
 
 

@@ -137,7 +137,7 @@ def test_a_scoped_class_overrides_a_builtin_in_its_place():
             yield Row(self.key, 2.0)
 
     stats = HeadStatistics([Entropy2, "mean_pairwise_cosine"])
-    stats.update(AttentionMaps(layer="l", index=0, stage=0, family="t", num_heads=2,
+    stats.update(AttentionMaps(layer="l", index=0, stage=1, family="t", num_heads=2,
                                attn=torch.full((1, 2, 3, 3), 1 / 3), batch_size=1, windows=1))
     df = stats.to_frame()
     assert df.metric.tolist() == ["mean_pairwise_cosine", "attention_entropy"] and df.value.iloc[1] == 2.0
@@ -158,7 +158,7 @@ def test_unknown_names_and_bad_declarations_are_refused():
             HeadMetric.__init__(self, maps)
             self.add_state("peak", torch.zeros(1), reduce="max")
     with pytest.raises(ValueError, match="reduce='max'; supported: sum"):
-        HeadStatistics([MaxState]).update(AttentionMaps(layer="l", index=0, stage=0, family="t", num_heads=1,
+        HeadStatistics([MaxState]).update(AttentionMaps(layer="l", index=0, stage=1, family="t", num_heads=1,
                                                         attn=torch.ones(1, 1, 1, 1), batch_size=1, windows=1))
 
 

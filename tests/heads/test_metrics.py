@@ -12,7 +12,7 @@ from analysis.heads.similarity import head_similarity
 
 
 def _maps(attn, layer="l", windows=1, qpos=None, kpos=None, outputs=None):
-    return AttentionMaps(layer=layer, index=0, stage=0, family="test", num_heads=attn.shape[1], attn=attn,
+    return AttentionMaps(layer=layer, index=0, stage=1, family="test", num_heads=attn.shape[1], attn=attn,
                          batch_size=attn.shape[0] // windows, windows=windows, query_pos=qpos, key_pos=kpos,
                          head_outputs=outputs)
 
