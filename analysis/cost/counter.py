@@ -57,7 +57,7 @@ from torch.utils._python_dispatch import TorchDispatchMode
 from torch.utils.module_tracker import ModuleTracker
 
 from ..core.errors import UserError, not_a_command
-from ..core.models import fuse_model
+from ..core.models import fuse_model, leaves_model_as_found
 from .op_rules import (UNSUPPORTED, _tensors, classify, is_free, macs_rules, op_macs, op_mem_bytes, sdpa_macs,
                        sdpa_mem_bytes)
 from .stages import StageMap, stage_map
@@ -179,22 +179,7 @@ class CostAnalysis:
     # -- running -------------------------------------------------------------------------------
     @functools.cached_property
     def _run(self) -> dict:
-        model, shapes = self.model, []
-        names = {m: n for n, m in model.named_modules()}
-        hooks = [m.register_forward_hook(lambda m, i, o: shapes.append((names[m], _first_shape(o))))
-                 for m in model.modules()]
-        was_training = model.training
-        model.eval()
-        tracker = ModuleTracker()
-        mode = _CostMode(tracker, model, self.rules)
-        try:
-            with torch.no_grad(), tracker, mode, _AttentionMode(mode):
-                model(*self.inputs)
-        finally:
-            for h in hooks:
-                h.remove()
-            model.train(was_training)
-        return {"records": mode.records, "shapes": shapes}
+        return _count(self.model, self.inputs, self.rules)
 
     # -- tables --------------------------------------------------------------------------------
     def ops(self) -> pd.DataFrame:
@@ -281,6 +266,25 @@ class CostAnalysis:
 def _first_shape(out) -> Optional[tuple]:
     tensors = [out] if isinstance(out, torch.Tensor) else _tensors(out)
     return tuple(tensors[0].shape) if tensors else None
+
+
+@leaves_model_as_found
+def _count(model: nn.Module, inputs: tuple, rules) -> dict:
+    """One forward pass of `model` in eval mode under the counter: every op's record, every module's output shape."""
+    shapes = []
+    names = {m: n for n, m in model.named_modules()}
+    hooks = [m.register_forward_hook(lambda m, i, o: shapes.append((names[m], _first_shape(o))))
+             for m in model.modules()]
+    model.eval()
+    tracker = ModuleTracker()
+    mode = _CostMode(tracker, model, rules)
+    try:
+        with torch.no_grad(), tracker, mode, _AttentionMode(mode):
+            model(*inputs)
+    finally:
+        for h in hooks:
+            h.remove()
+    return {"records": mode.records, "shapes": shapes}
 
 
 if __name__ == "__main__":  # a library module, not a command

@@ -27,12 +27,14 @@ import torch.nn as nn
 from tqdm import tqdm
 
 from ..core.errors import not_a_command
+from ..core.models import leaves_model_as_found
 from .stages import StageMap, stage_map
 from .timing import Clock, time_calls
 
 __all__ = ["stage_latency", "model_latency"]
 
 
+@leaves_model_as_found
 @torch.no_grad()
 def model_latency(model: nn.Module, x: torch.Tensor, *, repeats: int = 20, warmup: int = 5) -> float:
     """Median whole-forward latency in ms (synchronised on CUDA)."""
@@ -44,6 +46,7 @@ def _model_times(model, x, *, repeats, warmup) -> List[float]:
     return [1e3 * s for s in time_calls(lambda: model(x), device=x.device, warmup=warmup, calls=repeats)]
 
 
+@leaves_model_as_found
 @torch.no_grad()
 def stage_latency(model: nn.Module, x: torch.Tensor, *, repeats: int = 20, warmup: int = 5,
                   stages: Optional[StageMap] = None, progress: bool = False) -> pd.DataFrame:

@@ -23,7 +23,7 @@ from tqdm import tqdm
 import shvit
 
 from ..core.errors import not_a_command
-from ..core.models import create_model, create_model_at, fuse_model
+from ..core.models import create_model, create_model_at, fuse_model, leaves_model_as_found
 from .counter import CostAnalysis
 from .latency import stage_latency
 from .timing import TIMING_ROUNDS, interleaved_rounds
@@ -34,6 +34,7 @@ FIG2_MODELS = ("shvitlab_fig2_a", "shvitlab_fig2_b", "shvitlab_fig2_b256", "shvi
                "shvitlab_stem4", "shvitlab_stem8", "shvitlab_stem16", "shvitlab_stem32")
 
 
+@leaves_model_as_found
 def stage_costs(model: nn.Module, x: torch.Tensor, *, repeats: int = 20, warmup: int = 5,
                 fuse: bool = True) -> pd.DataFrame:
     """Per stage: tokens, channels, params, macs, mem_bytes, flops_per_byte, latency_ms, spread_ms.

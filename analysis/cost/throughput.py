@@ -31,7 +31,7 @@ from scipy.stats import spearmanr
 from tqdm import tqdm
 
 from ..core.errors import UserError, not_a_command
-from ..core.models import create_model_at, fuse_model, input_size
+from ..core.models import create_model_at, fuse_model, input_size, leaves_model_as_found
 from ..core.names import RUNTIMES
 from ..core.reference import load_reference
 from ..core.runtime import cpu_threads
@@ -68,6 +68,7 @@ def _onnx_session(model: nn.Module, x: torch.Tensor, threads: int):
         return ort.InferenceSession(path, opts, providers=["CPUExecutionProvider"])
 
 
+@leaves_model_as_found
 def measure_throughput(model: nn.Module, *, runtime: str = "cpu", batch_size: Optional[int] = None,
                        resolution: Optional[int] = None, threads: Optional[int] = 1, warmup_s: float = 1.0,
                        window_s: float = 3.0, fuse: bool = True, amp: Optional[bool] = None,

@@ -5,6 +5,9 @@ import timm
 import torch
 
 from analysis.cost.counter import CostAnalysis
+from analysis.cost.latency import model_latency, stage_latency
+from analysis.cost.macro_design import stage_costs
+from analysis.cost.throughput import measure_throughput
 from analysis.heads.ablation import head_ablation
 from analysis.heads.importance import head_importance
 from analysis.heads.similarity import head_similarity
@@ -28,7 +31,11 @@ ANALYSES = {
     "head_similarity": lambda m: head_similarity(m, [x]),
     "head_ablation": lambda m: head_ablation(m, [(x, y)]),
     "head_importance": lambda m: head_importance(m, [(x, y)]),
-    "cost": lambda m: CostAnalysis(m, torch.zeros(1, 3, 32, 32)).total(),
+    "cost": lambda m: CostAnalysis(m, torch.zeros(1, 3, 32, 32), fuse=False).total(),
+    "model_latency": lambda m: model_latency(m, x, repeats=1, warmup=0),
+    "stage_latency": lambda m: stage_latency(m, x, repeats=1, warmup=0),
+    "throughput": lambda m: measure_throughput(m, batch_size=2, resolution=32, warmup_s=0, window_s=0, fuse=False),
+    "stage_costs": lambda m: stage_costs(m, x, repeats=0, fuse=False),
 }
 
 
