@@ -16,13 +16,14 @@ import sys
 from pathlib import Path
 from typing import Callable, Optional
 
-from .core.errors import UserError, exit_on_user_error, wait_for_rank_0
+from .core.errors import (LaunchError, UserError, deferring_notes, exit_on_user_error, launch_environment, one_process,
+                          wait_for_rank_0)
 from .core.files import OUTPUT_CLAIMS, check_inputs_kept, check_writable
 from .core.names import ATTENTION_BACKENDS
 
 __all__ = ["ArgumentParser", "command", "model_on_image", "write_figure_and_table", "positive_int", "non_negative_int", "seed", "resolution", "positive_float",
            "non_negative_float", "output_path", "output_file", "output_stem", "add_overwrite_arg", "add_resample_arg",
-           "resample_pos_embed", "cpu_threads", "add_device_arg", "add_threads_arg", "add_seed_arg",
+           "resample_pos_embed", "cpu_threads", "worker_count", "check_stem", "add_device_arg", "add_threads_arg", "add_seed_arg",
            "add_attention_backend_arg"]
 
 
@@ -51,7 +52,7 @@ class ArgumentParser(argparse.ArgumentParser):
         return super().add_argument(*args, **kwargs)
 
     def error(self, message: str):
-        if os.environ.get("RANK", "0") == "0":  # under torchrun every rank parses the same arguments
+        if os.environ.get("RANK", "0") == "0" or one_process():  # under torchrun every rank parses the same arguments
             print(f"{self.prog}: error: {message} (see --help)", file=sys.stderr)
         wait_for_rank_0()
         raise SystemExit(2)
@@ -63,14 +64,20 @@ def command(build_parser: Callable[[], ArgumentParser], run: Callable[[argparse.
 
     def main(argv: Optional[list[str]] = None) -> int:
         parser = build_parser()
+        prog = parser.prog.removeprefix("python -m ")
+        try:   # before parsing: a stray RANK / WORLD_SIZE is reported at once, not left to a rank 0 that is not there
+            launch_environment()
+        except LaunchError as e:
+            print(f"{prog}: error: {e}", file=sys.stderr)
+            raise SystemExit(2) from None
         OUTPUT_CLAIMS.__init__()
         args = parser.parse_args(argv)
-        prog = parser.prog.removeprefix("python -m ")
 
         def claimed_run(args):
             OUTPUT_CLAIMS.start(prog, bool(getattr(args, "overwrite", False)))  # named outputs: ours, or --overwrite
             try:
-                return run(args)
+                with deferring_notes():   # notes only once the input is checked: a bad input is one line
+                    return run(args)
             finally:
                 OUTPUT_CLAIMS.__init__()
         return exit_on_user_error(claimed_run, prog=prog)(args)
@@ -124,6 +131,14 @@ def output_path(text: str) -> Path:
         raise argparse.ArgumentTypeError(str(e)) from None
 
 
+def check_stem(text: str, option: str) -> str:
+    """A figure STEM (`--figure`, `--plot`) names a file, not a folder: `runs/` or an existing folder would
+    write hidden files `runs/.png` inside it."""
+    if text.endswith(("/", os.sep)) or Path(text).is_dir():
+        raise UserError(f"{option} {text} is a directory; give a file name stem, e.g. {Path(text) / 'figure'}")
+    return text
+
+
 def output_file(path: str | os.PathLike) -> Path:
     """`output_path` for an output whose name is known only in `run` (a figure stem's .png and .pdf)."""
     return OUTPUT_CLAIMS.claim(check_writable(path))
@@ -161,6 +176,12 @@ def cpu_threads(text: str) -> int:
     """A thread count from 1 to the CPUs this process may run on (more only oversubscribes them)."""
     available = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
     return _number(int, text, lambda v: 1 <= v <= available, f"between 1 and the {available} CPUs available")
+
+
+def worker_count(text: str) -> int:
+    """Data-loader worker processes: from 0 to the CPUs this process may run on (each is a process)."""
+    available = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    return _number(int, text, lambda v: 0 <= v <= available, f"between 0 and the {available} CPUs available")
 
 
 def add_threads_arg(parser: argparse.ArgumentParser, default: Optional[int] = None, help: str = "") -> None:

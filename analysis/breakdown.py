@@ -5,8 +5,8 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from ._cli import (ArgumentParser, add_device_arg, add_overwrite_arg, add_seed_arg, add_threads_arg, command,
-                   output_file, output_path, positive_int, resolution)
+from ._cli import (ArgumentParser, add_device_arg, add_overwrite_arg, add_seed_arg, add_threads_arg, check_stem,
+                   command, output_file, output_path, positive_int, resolution)
 from .core.names import PAPER_MODELS
 
 EPILOG = """examples:
@@ -51,7 +51,7 @@ def run(args) -> int:
         check_model_name(n)
     if args.figure:
         for ext in (".png", ".pdf"):
-            output_file(args.figure + ext)
+            output_file(check_stem(args.figure, "--figure") + ext)
         check_distinct(**{"--csv": args.csv, "--figure (.png)": args.figure + ".png",
                           "--figure (.pdf)": args.figure + ".pdf"})
     device = resolve_device(args.device)

@@ -66,6 +66,9 @@ def run(args) -> int:
     modes = [m.strip() for m in args.modes.split(",") if m.strip()]
     if not modes or set(modes) - set(MODES) or len(set(modes)) < len(modes):
         raise UserError(f"--modes must be a comma-separated subset of {','.join(MODES)} (each once), got {args.modes!r}")
+    repeated = sorted({layer for layer in args.layer or () if args.layer.count(layer) > 1})
+    if repeated:
+        raise UserError(f"--layer {', '.join(repeated)} is given more than once; name each layer once")
     out, sidecar, partial = args.out, args.out.with_suffix(".json"), Path(f"{args.out}.partial.json")
     check_distinct(**{"--out": out, "the metadata file (--out with .json)": sidecar, "the partial run": partial})
     check_inputs_kept({"--weights": args.weights, "--data": args.data},

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import sys
 
-from ._cli import (ArgumentParser, add_device_arg, add_overwrite_arg, add_resample_arg, add_seed_arg, command,
-                   output_file, output_path, positive_int, resample_pos_embed)
+from ._cli import (ArgumentParser, add_device_arg, add_overwrite_arg, add_resample_arg, add_seed_arg, check_stem,
+                   command, output_file, output_path, positive_int, resample_pos_embed)
 from .core.errors import UserError
 from .core.names import AMP_CHOICES, PAPER_METRICS
 from .core.names import HEAD_METRICS as METRICS
@@ -55,7 +55,11 @@ def build_parser() -> ArgumentParser:
 def _metrics(text: str) -> list[str]:
     named = {"all": METRICS, "paper": PAPER_METRICS}
     metrics = []
-    for item in (m.strip() for m in text.split(",")):
+    items = [m.strip() for m in text.split(",")]
+    repeated = sorted({m for m in items if m and items.count(m) > 1})
+    if repeated:
+        raise UserError(f"--metrics names {', '.join(repeated)} more than once; give each once, got {text!r}")
+    for item in items:
         metrics += list(named.get(item, [item] if item else []))
     known = METRICS + (IMPORTANCE,)
     unknown = sorted(set(metrics) - set(known))
@@ -88,6 +92,9 @@ def run(args) -> int:
     weights = weights * len(args.model) if len(weights) == 1 else weights
     out = args.out
     stem = args.plot[:-4] if args.plot and args.plot.lower().endswith((".png", ".pdf")) else args.plot
+    if args.plot:
+        check_stem(args.plot, "--plot")
+        check_stem(stem, "--plot")
     plot = output_file(f"{stem}.png") if args.plot else None   # a stem keeps its dots: --plot fig.v1 -> fig.v1.png
     if plot is not None:
         output_file(f"{stem}.pdf")

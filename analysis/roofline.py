@@ -6,8 +6,8 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from ._cli import (ArgumentParser, add_device_arg, add_overwrite_arg, add_seed_arg, add_threads_arg, command,
-                   non_negative_int, output_file, output_path, positive_int, resolution)
+from ._cli import (ArgumentParser, add_device_arg, add_overwrite_arg, add_seed_arg, add_threads_arg, check_stem,
+                   command, non_negative_int, output_file, output_path, positive_int, resolution)
 from .core.names import ROOFLINE_MODELS
 
 EPILOG = """examples:
@@ -37,7 +37,7 @@ def build_parser() -> ArgumentParser:
     p.add_argument("--machine", metavar="JSON", help="use this machine description instead of measuring one")
     p.add_argument("--save-machine", metavar="JSON", type=output_path, help="write the machine description used")
     p.add_argument("--predict-only", action="store_true", help="predict, do not time the models")
-    p.add_argument("--by", choices=("stage", "module", "op"), default="stage", help="table for --csv")
+    p.add_argument("--by", choices=("stage", "module", "op"), default=None, help="table for --csv (default: stage)")
     p.add_argument("--depth", type=non_negative_int, default=None, help="with --by module: deepest level listed")
     p.add_argument("--csv", metavar="PATH", type=output_path, help="write the tidy table (see --by) to PATH")
     p.add_argument("--figure", metavar="STEM", help="write STEM.png and STEM.pdf (ops on the roofline, "
@@ -64,11 +64,16 @@ def run(args) -> int:
         check_model_name(n)
     if args.predict_only and (args.repeats is not None or args.warmup is not None):
         raise UserError("--repeats and --warmup would be ignored: --predict-only times nothing")
+    if args.by is not None and not args.csv:
+        raise UserError(f"--by {args.by} would be ignored: it chooses the table of --csv")
+    if args.depth is not None and args.by != "module":
+        raise UserError("--depth would be ignored: it applies with --by module")
+    by = args.by or "stage"
     repeats = 10 if args.repeats is None else args.repeats
     warmup = 2 if args.warmup is None else args.warmup
     machine = Machine.load(args.machine) if args.machine else None
     for ext in (".png", ".pdf") if args.figure else ():
-        output_file(args.figure + ext)
+        output_file(check_stem(args.figure, "--figure") + ext)
     check_distinct(**{"--csv": args.csv, "--save-machine": args.save_machine, "--machine": args.machine,
                       **({"--figure (.png)": args.figure + ".png", "--figure (.pdf)": args.figure + ".pdf"}
                          if args.figure else {})})
@@ -77,6 +82,9 @@ def run(args) -> int:
     if machine is not None and machine.device != device.type and not args.predict_only:
         raise UserError(f"--machine {args.machine} describes a {machine.device} machine, the models would be timed "
                         f"on {device.type} (use --predict-only to predict for that machine)")
+    from .core.models import create_model_at   # every model at its resolution, checked before measuring or writing
+    built = {n: create_model_at(n, args.resolution, seed=args.seed, batch_size=args.batch_size, device=device)
+             for n in names}
     if machine is None:
         print(f"measuring the machine ({device}{f', {threads} thread(s)' if threads else ''}) ...", file=sys.stderr)
         machine = measure_machine(device, threads=threads)
@@ -87,15 +95,15 @@ def run(args) -> int:
         machine.save(args.save_machine)
         print(f"wrote {args.save_machine}", file=sys.stderr)
     rooflines = {n: model_roofline(n, machine, batch_size=args.batch_size, resolution=args.resolution,
-                                   device=device, seed=args.seed) for n in names}
+                                   device=device, seed=args.seed, built=built.pop(n)) for n in names}
     latency = None if args.predict_only else measure_stage_latency(rooflines, repeats=repeats, warmup=warmup)
     stages = roofline_stages(rooflines, latency)
     outputs = {}  # the CSV and the figure are written together or not at all
     if args.csv:
-        if args.by == "stage":
+        if by == "stage":
             table = stages
         else:
-            tables = [(rl.ops() if args.by == "op" else rl.by_module(args.depth)).assign(model=n)
+            tables = [(rl.ops() if by == "op" else rl.by_module(args.depth)).assign(model=n)
                       for n, rl in rooflines.items()]
             table = pd.concat(tables, ignore_index=True)
             table = table[["model"] + [c for c in table.columns if c != "model"]]

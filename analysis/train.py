@@ -9,7 +9,7 @@ import sys
 from typing import Any
 
 from ._cli import (ArgumentParser, add_device_arg, add_seed_arg, command, non_negative_float, non_negative_int,
-                   positive_float, positive_int, seed)
+                   positive_float, positive_int, seed, worker_count)
 from .core.errors import UserError
 from .core.names import DIGITS_NAME
 
@@ -28,6 +28,8 @@ def _overrides(pairs, what: str) -> dict:
         key, sep, value = pair.partition("=")
         if not sep or not key:
             raise UserError(f"{what} expects key=value, got {pair!r}")
+        if key in out:
+            raise UserError(f"{what} {key}=... is given more than once; give each key once")
         value = _parse_value(value)
         out[key] = list(value) if isinstance(value, tuple) else value
     return out
@@ -63,7 +65,8 @@ def build_parser() -> ArgumentParser:
     p.add_argument("--sched", default="cosine", help="timm scheduler name (create_scheduler_v2)")
     p.add_argument("--warmup-epochs", type=non_negative_int, default=1)
     p.add_argument("--label-smoothing", type=non_negative_float, default=0.0)
-    p.add_argument("--workers", type=non_negative_int, default=0, help="data-loader worker processes")
+    p.add_argument("--workers", type=worker_count, default=0,
+                   help="data-loader worker processes (at most the CPUs available)")
     p.add_argument("--no-amp", action="store_true", help="train in float32 on CUDA too")
     p.add_argument("--sync-bn", action="store_true", help="DDP on CUDA: synchronise BatchNorm statistics")
     add_seed_arg(p, "model initialisation and data order")
@@ -85,7 +88,24 @@ def run(args) -> int:
         raise UserError(f"--model-kwargs is not valid JSON ({e.msg})") from None
     if not isinstance(model_kwargs, dict):
         raise UserError("--model-kwargs must be a JSON object")
-    model_kwargs.update(_overrides(args.sets, "--set"))
+    sets = _overrides(args.sets, "--set")
+    both = sorted(model_kwargs.keys() & sets.keys())
+    if both:
+        raise UserError(f"--set {both[0]} and --model-kwargs both give {both[0]}; give it once")
+    model_kwargs.update(sets)
+    if args.stop_after is not None and args.stop_after >= args.epochs:
+        raise UserError(f"--stop-after {args.stop_after} would be ignored: the run has {args.epochs} epochs "
+                        "(--epochs); stop after fewer, or leave it out")
+    from .core.errors import launch_environment
+    from .core.runtime import resolve_device
+
+    device = resolve_device(args.device)
+    if args.no_amp and device.type != "cuda":
+        raise UserError(f"--no-amp would be ignored: training on {device.type} is in float32 already (mixed "
+                        "precision is used on CUDA only)")
+    if args.sync_bn and (device.type != "cuda" or launch_environment()[0] == 1):
+        raise UserError("--sync-bn would be ignored: it applies to several processes on CUDA (torchrun with "
+                        f"--device cuda); this run is {launch_environment()[0]} process(es) on {device.type}")
     data_kwargs = {k: v for k, v in {"image_size": args.image_size, "num_train": args.num_train,
                                      "num_val": args.num_val, "seed": args.data_seed}.items() if v is not None}
     if data_kwargs and args.data != DIGITS_NAME:
@@ -97,11 +117,31 @@ def run(args) -> int:
                       amp=not args.no_amp, sync_bn=args.sync_bn, workers=args.workers)
     if cfg.data != DIGITS_NAME:
         cfg.data = os.path.abspath(cfg.data)
-    _, summary = fit(cfg, args.output, resume=args.resume, device=args.device, progress=not args.quiet,
-                     stop_after=args.stop_after, overwrite=args.overwrite)
+    created = _missing_folders(args.output)
+    try:
+        _, summary = fit(cfg, args.output, resume=args.resume, device=args.device, progress=not args.quiet,
+                         stop_after=args.stop_after, overwrite=args.overwrite)
+    except BaseException:
+        for folder in created:   # a run that failed leaves no empty --output folder behind (it made them)
+            try:
+                os.rmdir(folder)
+            except OSError:
+                break
+        raise
     if int(os.environ.get("RANK", "0")) == 0:
         print(json.dumps({k: v for k, v in summary.items() if k != "history"}, indent=2))
     return 0
+
+
+def _missing_folders(output) -> list[str]:
+    """The folders `fit` would create for `output` (it and its missing parents), deepest first."""
+    missing = []
+    folder = os.path.abspath(output) if output else None
+    while folder and not os.path.lexists(folder):
+        missing.append(folder)
+        parent = os.path.dirname(folder)
+        folder = parent if parent != folder else None
+    return missing
 
 
 main = command(build_parser, run)

@@ -10,7 +10,8 @@ from __future__ import annotations
 import os
 import re
 import sys
-from typing import Dict, Mapping
+import warnings
+from typing import Callable, Dict, Mapping, Optional
 
 import torch
 import torch.nn as nn
@@ -55,8 +56,10 @@ def read_state_dict(path: str | os.PathLike) -> StateDict:
     if not os.path.isfile(path):
         raise CheckpointError(f"checkpoint not found: {path}")
     try:
-        obj = load_file(path) if path.endswith(".safetensors") else torch.load(path, map_location="cpu",
-                                                                                weights_only=True)
+        with warnings.catch_warnings():   # torch's remarks on the file (pickle protocol, sparse tensors): the
+            warnings.simplefilter("ignore")   # file is accepted or refused below, in one line
+            obj = load_file(path) if path.endswith(".safetensors") else torch.load(path, map_location="cpu",
+                                                                                    weights_only=True)
     except Exception as e:  # noqa: BLE001  arbitrary bytes make the readers fail in many ways (KeyError, ...)
         raise CheckpointError(f"{path} is not a readable checkpoint ({unreadable_reason(e)})") from None
     if isinstance(obj, Mapping):
@@ -128,10 +131,16 @@ def _listing(keys, limit: int = 6) -> str:
     return ", ".join(keys[:limit]) + more
 
 
-def load_state_dict_strict(model: nn.Module, sd: Mapping[str, torch.Tensor], source: str = "checkpoint") -> None:
+def _print_note(message: str) -> None:
+    print(message, file=sys.stderr)
+
+
+def load_state_dict_strict(model: nn.Module, sd: Mapping[str, torch.Tensor], source: str = "checkpoint",
+                           note: Optional[Callable[[str], None]] = None) -> None:
     """Load `sd` into `model`, or raise `CheckpointError` naming missing / unexpected / misshaped keys.
 
-    Nothing is loaded unless every key matches, so a wrong file never leaves a half-loaded model.
+    Nothing is loaded unless every key matches, so a wrong file never leaves a half-loaded model. A remark
+    (weights converted to the model's precision) goes to `note` (default: a line on stderr).
     """
     own = model.state_dict()
     missing = own.keys() - sd.keys()
@@ -159,7 +168,7 @@ def load_state_dict_strict(model: nn.Module, sd: Mapping[str, torch.Tensor], sou
     converted = sorted({f"{str(sd[k].dtype).removeprefix('torch.')} -> {str(own[k].dtype).removeprefix('torch.')}"
                         for k in shared if sd[k].is_floating_point() and sd[k].dtype != own[k].dtype})
     if converted:
-        print(f"note: {source}: weights converted to the model's precision ({', '.join(converted)})", file=sys.stderr)
+        (note or _print_note)(f"note: {source}: weights converted to the model's precision ({', '.join(converted)})")
     model.load_state_dict(sd, strict=True)
 
 

@@ -15,7 +15,7 @@ from typing import Callable, Optional
 
 from .names import COMMANDS
 
-__all__ = ["UserError", "LaunchError", "launch_environment", "FOLDER_VARIABLES", "Terminated", "is_user_error", "exit_on_user_error", "wait_for_rank_0", "not_a_command",
+__all__ = ["UserError", "LaunchError", "launch_environment", "note", "flush_notes", "deferring_notes", "one_process", "FOLDER_VARIABLES", "Terminated", "is_user_error", "exit_on_user_error", "wait_for_rank_0", "not_a_command",
            "ranks_may_diverge", "interrupted_by", "recording_interrupts"]
 
 
@@ -57,7 +57,7 @@ def launch_environment() -> tuple[int, int, int]:
 
     def number(name: str, default: int) -> int:
         text = env.get(name, str(default)).strip()
-        if not text.isdigit():
+        if not (text.isascii() and text.isdigit()):   # '²' is a digit to str.isdigit, not to int()
             raise LaunchError(f"environment variable {name}={env[name]!r} is not a whole number >= 0 (torchrun sets "
                               "it; unset it to run as one process)")
         return int(text)
@@ -75,6 +75,45 @@ def launch_environment() -> tuple[int, int, int]:
         if value is not None and (not value.strip() or (os.path.exists(value) and not os.path.isdir(value))):
             raise LaunchError(f"environment variable {name}={value!r} is not a folder; point it at one or unset it")
     return size, rank, local_rank
+
+
+def one_process() -> bool:
+    """Whether this is a run of one process (WORLD_SIZE unset, empty or 1), whatever RANK says: no other rank
+    exists to report an error for it, so it reports its own."""
+    return os.environ.get("WORLD_SIZE", "1").strip() in ("", "1")
+
+
+_pending_notes: Optional[list] = None   # notes held back while a command checks its input (`deferring_notes`)
+
+
+def note(message: str) -> None:
+    """A remark for the user on stderr (`note: ...`). Within `deferring_notes` (a running command) it is held
+    back until the command has checked its input (`flush_notes`, or its success): a bad input is still
+    reported in one line, with no notes before it."""
+    if _pending_notes is None:
+        print(message, file=sys.stderr)
+    else:
+        _pending_notes.append(message)
+
+
+def flush_notes() -> None:
+    """Print the notes held back so far (the input is checked, the command will run); later notes print at once."""
+    global _pending_notes
+    pending, _pending_notes = _pending_notes, None
+    for message in pending or ():
+        print(message, file=sys.stderr)
+
+
+@contextlib.contextmanager
+def deferring_notes():
+    """Hold `note`s back for the block: printed if it succeeds (or at `flush_notes`), dropped if it fails."""
+    global _pending_notes
+    saved, _pending_notes = _pending_notes, []
+    try:
+        yield
+        flush_notes()
+    finally:
+        _pending_notes = saved
 
 
 def not_a_command(module: str) -> int:
@@ -149,7 +188,7 @@ def _print_once(message: str, *, rank_local: bool = False) -> None:
     rank = os.environ.get("RANK", "0")
     if rank_local and _ranks_diverge:
         print(message.replace(": error: ", f": error (rank {rank}): ", 1), file=sys.stderr)
-    elif rank == "0":
+    elif rank == "0" or one_process():
         print(message, file=sys.stderr)
 
 
@@ -157,7 +196,7 @@ def wait_for_rank_0(timeout_s: float = 60.0) -> None:
     """Under torchrun, before the ranks diverge, every rank meets the same user error and rank 0 reports
     it. A rank that exited first would have torchrun stop rank 0 before it prints, so the other ranks
     wait here (torchrun ends them as soon as rank 0 has exited)."""
-    if os.environ.get("RANK", "0") == "0" or _ranks_diverge:
+    if os.environ.get("RANK", "0") == "0" or _ranks_diverge or one_process():
         return
     try:
         time.sleep(timeout_s)

@@ -17,6 +17,7 @@ import contextlib
 import glob
 import json
 import os
+import stat
 import tempfile
 import time
 from pathlib import Path
@@ -152,11 +153,27 @@ def sweep_stale_temporaries(folder: str | os.PathLike, name: str) -> list[Path]:
 
 
 def check_writable(path: str | os.PathLike) -> Path:
-    """Fail early (before any compute) if `path` cannot be written."""
+    """Fail early (before any compute) if `path` cannot be written: a folder (or a name ending in `/`, which
+    `Path` would drop), the folder's manifest (`MANIFEST`), or something that is not a regular file (a device,
+    a FIFO: never replaced, even with --overwrite) is refused."""
+    text = os.fspath(path)
     path = Path(path)
     parent = path.parent if str(path.parent) else Path(".")
     if path.is_dir():
         raise UserError(f"output path {path} is a directory")
+    if isinstance(text, str) and text.endswith(("/", os.sep)):
+        raise UserError(f"output path {text} ends with '/': it names a folder; give a file name, e.g. "
+                        f"{text.rstrip('/' + os.sep) or '.'}/out.csv")
+    if path.name == MANIFEST:
+        raise UserError(f"output path {path}: {MANIFEST} is the folder's record of what the tools wrote; "
+                        "choose another name")
+    try:
+        info = os.stat(path)
+    except OSError:
+        info = None
+    if info is not None and not stat.S_ISREG(info.st_mode):
+        raise UserError(f"output path {path} exists and is not a regular file (a device, FIFO or socket); "
+                        "choose another name")
     if not parent.is_dir():
         raise UserError(f"output directory {parent} does not exist")
     try:

@@ -17,6 +17,7 @@ where unknown.
 from __future__ import annotations
 
 import os
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Iterator, Optional
@@ -163,11 +164,16 @@ def _load(path: Path) -> Optional[Image.Image]:
     """The decoded RGB image (`to_rgb`) the right way up (its EXIF orientation applied, as a viewer shows
     it), or None when the file cannot be decoded."""
     try:
-        with Image.open(path) as im:
-            return to_rgb(ImageOps.exif_transpose(im))
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")   # PIL's remarks on a file (EXIF, palettes) are not the user's to read
+            warnings.simplefilter("error", Image.DecompressionBombWarning)   # a bomb is not decoded: skipped
+            with Image.open(path) as im:
+                if Image.MAX_IMAGE_PIXELS is not None and im.size[0] * im.size[1] > Image.MAX_IMAGE_PIXELS:
+                    return None
+                return to_rgb(ImageOps.exif_transpose(im))
     except UserError:
         raise                 # decoded, and refused (e.g. a float image with NaN)
-    except (OSError, ValueError, Image.DecompressionBombError):
+    except (OSError, ValueError, Image.DecompressionBombError, Image.DecompressionBombWarning):
         return None
 
 

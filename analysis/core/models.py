@@ -29,7 +29,7 @@ from timm.utils.model import reparameterize_model
 import shvit  # noqa: F401  (registers shvitlab_* with timm)
 from shvit.weights import CheckpointError, convert_official_state_dict, load_state_dict_strict, read_state_dict
 
-from .errors import UserError, not_a_command
+from .errors import UserError, not_a_command, note
 from .memory import check_memory
 
 __all__ = ["create_model", "create_model_at", "fuse_model", "check_model_name", "suggest_model_names",
@@ -120,11 +120,11 @@ def _load_local(model: nn.Module, path: str, resample: bool = False) -> None:
                                   "silently (build the model at the checkpoint's resolution, or pass "
                                   "--resample-pos-embed to resample it)")
         if resampled:
-            print(f"note: resampled {', '.join(resampled)} from {path} to fit {type(model).__name__} "
-                  "(timm's checkpoint_filter_fn: bicubic position embeddings / patch kernels)", file=sys.stderr)
+            note(f"note: resampled {', '.join(resampled)} from {path} to fit {type(model).__name__} "
+                 "(timm's checkpoint_filter_fn: bicubic position embeddings / patch kernels)")
         sd = converted
     sd = convert_official_state_dict(sd)
-    load_state_dict_strict(model, sd, source=path)
+    load_state_dict_strict(model, sd, source=path, note=note)
 
 
 def create_model(name: str, weights: str = "random", *, seed: int = 0, num_classes: Optional[int] = None,

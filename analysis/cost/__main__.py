@@ -14,7 +14,7 @@ EPILOG = """examples:
   python -m analysis.cost --model deit_tiny_patch16_224 --json  # total + stages as JSON on stdout
   python -m analysis.cost --model shvitlab_fig2_a --resolution 224 --csv stages.csv
   python -m analysis.cost --model efficientvit_m4 --by module --csv modules.csv
-  python -m analysis.cost --model deit_tiny_patch16_224 --attention-backend math
+  python -m analysis.cost --model deit_tiny_patch16_224 --latency --attention-backend math
 """
 
 
@@ -59,11 +59,18 @@ def run(args) -> int:
     if ignored:
         raise UserError(f"{', '.join(ignored)} would be ignored: --repeats, --warmup and --threads apply with "
                         "--latency, --depth with --by module")
+    if args.json and (args.depth is not None or (args.by != "stage" and not args.csv)):
+        raise UserError(f"{'--depth' if args.depth is not None else f'--by {args.by}'} would be ignored: --json prints "
+                        "the total and the per-stage table (--by applies to the text output and --csv, --depth to "
+                        "the text output)")
     repeats = 20 if args.repeats is None else args.repeats
     warmup = 5 if args.warmup is None else args.warmup
     depth = 3 if args.depth is None else args.depth
     device = resolve_device(args.device)
     backend = attention_backend(args.attention_backend, device)
+    if args.attention_backend != "auto" and not args.latency:
+        raise UserError(f"--attention-backend {args.attention_backend} would be ignored: the counts are the same under "
+                        "every kernel; it applies with --latency")
     threads = set_threads(args.threads or 1) if args.latency else None
     t0 = time.perf_counter()
     with backend:  # counts are the same under each; latency is not

@@ -62,6 +62,7 @@ from .latency import model_latency, stage_latency
 from .timing import time_calls
 
 MAX_MACHINE_BYTES = 1 << 16   # a machine description is a few hundred bytes
+MAX_THREADS = 1 << 16         # more threads than any machine has
 
 __all__ = ["Machine", "measure_machine", "fit_overhead", "Roofline", "model_roofline", "measure_stage_latency",
            "roofline_stages", "validate_roofline", "roofline_summary", "ROOFLINE_MODELS"]
@@ -108,16 +109,22 @@ class Machine:
         threads = d["threads"]
         if isinstance(threads, float) and (np.isnan(threads) or threads.is_integer()):   # read back from a table
             threads = None if np.isnan(threads) else int(threads)
-        if threads is not None and not (isinstance(threads, int) and not isinstance(threads, bool) and threads >= 1):
-            raise UserError(f"a machine description's threads must be a whole number of at least 1 or null, "
-                            f"got {threads!r}")
+        if threads is not None and not (isinstance(threads, int) and not isinstance(threads, bool)
+                                        and 1 <= threads <= MAX_THREADS):
+            raise UserError(f"a machine description's threads must be a whole number from 1 to {MAX_THREADS} or "
+                            f"null, got {str(threads)[:20]}")
         if not isinstance(d["name"], str) or d["device"] not in ("cpu", "cuda"):
             raise UserError("a machine description's name must be a string and its device cpu or cuda, got "
                             f"{d['name']!r} / {d['device']!r}")
         numbers = {k: d[k] for k in ("peak_flops", "bandwidth", "overhead_s")}
         if any(isinstance(v, bool) or not isinstance(v, (int, float)) for v in numbers.values()):
             raise UserError("a machine description's peak_flops, bandwidth and overhead_s must be numbers")
-        return cls(d["name"], d["device"], threads, **{k: float(v) for k, v in numbers.items()})
+        try:
+            values = {k: float(v) for k, v in numbers.items()}
+        except OverflowError:   # a JSON integer of hundreds of digits
+            raise UserError("a machine description's peak_flops, bandwidth and overhead_s must be finite numbers "
+                            "(one is too large for a float)") from None
+        return cls(d["name"], d["device"], threads, **values)
 
     def save(self, path) -> None:
         write_json(self.to_dict(), path)
@@ -134,9 +141,11 @@ class Machine:
                 raise UserError(f"machine description {path} has {info.st_size} bytes; a machine description has "
                                 f"at most {MAX_MACHINE_BYTES}")
             d = json.loads(Path(path).read_text())
+        except UserError:
+            raise
         except FileNotFoundError:
             raise UserError(f"machine description {path} does not exist") from None
-        except (OSError, UnicodeDecodeError, json.JSONDecodeError, RecursionError) as e:
+        except (OSError, ValueError, RecursionError) as e:   # ValueError: bad JSON, bad UTF-8, too many digits
             raise UserError(f"machine description {path} is not readable JSON ({type(e).__name__})") from None
         return cls.from_dict(d)
 
@@ -284,10 +293,12 @@ class Roofline:
 # ----------------------------------------------------------------------------- validating
 
 def model_roofline(name: str, machine: Machine, *, batch_size: int = 16, resolution: Optional[int] = None,
-                   device="cpu", seed: int = 0) -> Roofline:
+                   device="cpu", seed: int = 0, built: Optional[tuple] = None) -> Roofline:
     """The roofline of model `name` (random weights, BN folded in place) at `resolution` (default: its
-    pretrained config) on a seeded batch; `.cost.model` / `.cost.inputs` are what to time."""
-    model, (c, h, w) = create_model_at(name, resolution, seed=seed, batch_size=batch_size, device=device)
+    pretrained config) on a seeded batch; `.cost.model` / `.cost.inputs` are what to time. `built`: what
+    `create_model_at(name, resolution, ...)` returned, when the model was built (and so checked) already."""
+    model, (c, h, w) = built if built is not None else create_model_at(name, resolution, seed=seed,
+                                                                       batch_size=batch_size, device=device)
     model = fuse_model(model, inplace=True).to(device)
     x = torch.randn(batch_size, c, h, w, generator=torch.Generator().manual_seed(seed)).to(device)
     return Roofline(model, x, machine, fuse=False)

@@ -1,5 +1,6 @@
 """`python -m analysis.attention_maps`: every bad input exits 2 with one line and writes nothing."""
 import pickle
+import warnings
 
 import pytest
 import timm
@@ -66,6 +67,18 @@ def ck(tmp_path_factory):
 @pytest.mark.parametrize("argv,needle", TABLE, ids=[n for _, n in TABLE])
 def test_bad_input(argv, needle, bad, ck, tmp_path, capsys):
     assert_rejected(main, [a.format(tmp=tmp_path, ck=ck, **bad) for a in argv], needle, capsys, tmp_path)
+
+
+@pytest.mark.parametrize("name,needle", [("sparse.pth", "not plain dense ones"),
+                                         ("protocol4.pth", "is not a readable checkpoint")])
+def test_torchs_remarks_on_a_checkpoint_stay_off_stderr(name, needle, bad, ck, tmp_path, capsys):
+    """torch warns while it reads these (sparse tensors validated, pickle protocol 4): a UserWarning and its
+    source line on stderr above the error (issue 26). pytest records warnings, so they are looked for here."""
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        assert_rejected(main, M[:2] + ["--image", f"{bad['flat']}/im1.png", "--weights", f"{ck}/{name}",
+                                       "--out", str(tmp_path / "maps")], needle, capsys, tmp_path)
+    assert [str(w.message) for w in caught if "/torch/" in w.filename] == []
 
 
 def test_a_note_is_printed_once_the_run_goes_ahead(bad, ck, tmp_path, capsys):

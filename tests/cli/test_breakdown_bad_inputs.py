@@ -18,6 +18,9 @@ TABLE = [
     (M + ["--csv", "{missing}"], "does not exist"),
     (M + ["--csv", "{empty}"], "is a directory"),
     (M + ["--figure", "{missing}"], "does not exist"),
+    (M + ["--figure", "{tmp}/fig/"], "is a directory; give a file name stem"),   # issue 26: not fig/.png
+    (M + ["--figure", "{empty}"], "is a directory; give a file name stem"),
+    (M + ["--csv", "{tmp}/nd/"], "ends with '/'"),
     (M + ["--csv", "{tmp}/b.png", "--figure", "{tmp}/b"], "would both write"),
     (M + ["--csv", "{tmp}/b.pdf", "--figure", "{tmp}/b"], "would both write"),
 ]

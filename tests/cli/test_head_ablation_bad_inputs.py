@@ -22,6 +22,9 @@ TABLE = [
     (D + ["--model", "shvit_s1"], "no multi-head attention layer to ablate"),
     (D[:-1] + ["{digits}/a.csv"], "would write inside the input folder --data"),
     (D + ["--modes", "remove1,remove1"], "--modes must be a comma-separated subset of remove1,leave1 (each once)"),
+    (D + ["--layer", "blocks.0.attn", "--layer", "blocks.0.attn"], "--layer blocks.0.attn is given more than once"),
+    (D + ["--layer", "blocks.1.attn", "--layer", "blocks.0.attn", "--layer", "blocks.1.attn"],
+     "--layer blocks.1.attn is given more than once"),
 ]
 
 

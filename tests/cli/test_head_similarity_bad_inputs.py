@@ -41,6 +41,14 @@ TABLE = [
     (D + ["--weights", "{text_pth}", "--out", "{text_pth}", "--overwrite"], "would replace the input --weights"),
     (D + ["--data", "{flat}", "--out", "{flat}/o.csv"], "would write inside the input folder --data"),
     (D + ["--data", "{flat}", "--plot", "{flat}/im0.png", "--overwrite"] + OUT, "would write inside the input folder --data"),
+    # issue 26
+    (D + OUT + ["--plot", "{empty}/"], "is a directory; give a file name stem"),
+    (D + OUT + ["--plot", "{empty}"], "is a directory; give a file name stem"),
+    (D + OUT + ["--plot", "{tmp}/pd/"], "is a directory; give a file name stem"),
+    (D + OUT + ["--plot", "{empty}/.png"], "is a directory; give a file name stem"),
+    (D + OUT + ["--metrics", "mean_max_cosine,mean_max_cosine"], "--metrics names mean_max_cosine more than once"),
+    (D + OUT + ["--metrics", "paper,paper"], "--metrics names paper more than once"),
+    (D + ["--out", "{tmp}/nd/"], "ends with '/'"),
 ]
 
 

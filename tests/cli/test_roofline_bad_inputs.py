@@ -36,11 +36,26 @@ TABLE = [
     (M + ["--machine", "{tmp}/in/fifo"], "is not a regular file"),
     (M + ["--machine", "{tmp}/in/huge.json"], "a machine description has at most"),
     (M + ["--machine", "{tmp}/in/deep.json"], "not readable JSON"),
-    (M + ["--machine", "{tmp}/in/half_thread.json"], "threads must be a whole number of at least 1"),
-    (M + ["--machine", "{tmp}/in/no_threads.json"], "threads must be a whole number of at least 1"),
+    (M + ["--machine", "{tmp}/in/half_thread.json"], "threads must be a whole number from 1 to"),
+    (M + ["--machine", "{tmp}/in/no_threads.json"], "threads must be a whole number from 1 to"),
     (M + ["--machine", "{tmp}/in/tpu.json"], "its device cpu or cuda"),
     (M + ["--machine", "{tmp}/in/true_peak.json"], "must be numbers"),
     (M + ["--machine", "{tmp}/in/object_name.json"], "name must be a string"),
+    # issue 26
+    (M + ["--machine", "{tmp}/in/digits401.json"], "one is too large for a float"),
+    (M + ["--machine", "{tmp}/in/digits5001.json"], "not readable JSON"),
+    (M + ["--machine", "{tmp}/in/many_threads.json"], "threads must be a whole number from 1 to 65536"),
+    (["--model", "deit_tiny_patch16_224"] + M[2:] + ["--resolution", "100", "--save-machine", "{tmp}/x.json"],
+     "16x16 px patches: 100 px would leave pixels out"),
+    (M + ["--depth", "1"], "--depth would be ignored: it applies with --by module"),
+    (M + ["--by", "op", "--depth", "1", "--csv", "{tmp}/o.csv"], "--depth would be ignored"),
+    (M + ["--by", "op"], "--by op would be ignored: it chooses the table of --csv"),
+    (M + ["--by", "stage"], "--by stage would be ignored"),
+    (M + ["--by", "module", "--depth", "1"], "--by module would be ignored"),
+    (M + ["--figure", "{tmp}/fig/"], "/fig/ is a directory; give a file name stem"),
+    (M + ["--figure", "{empty}"], "is a directory; give a file name stem"),
+    (M + ["--csv", "{tmp}/nd/"], "ends with '/'"),
+    (M + ["--save-machine", "{tmp}/.analysis-outputs.json"], "is the folder's record"),
 ]
 
 
@@ -53,6 +68,9 @@ def test_bad_input(argv, needle, bad, tmp_path, capsys):
     (tmp_path / "in" / "huge.json").write_text(json.dumps({**FAKE, "pad": "x" * 100_000}))
     (tmp_path / "in" / "deep.json").write_text("[" * 20_000 + "]" * 20_000)   # deeper than Python recurses
     for name, change in (("half_thread", {"threads": 1.5}), ("no_threads", {"threads": -2}), ("tpu", {"device": "tpu"}),
-                         ("true_peak", {"peak_flops": True}), ("object_name", {"name": {"a": 1}})):
+                         ("true_peak", {"peak_flops": True}), ("object_name", {"name": {"a": 1}}),
+                         ("many_threads", {"threads": 10 ** 400})):
         (tmp_path / "in" / f"{name}.json").write_text(json.dumps({**FAKE, **change}))
+    for digits in (401, 5001):   # a float overflows; json's own limit on integer digits (4300)
+        (tmp_path / "in" / f"digits{digits}.json").write_text(json.dumps(FAKE).replace(json.dumps(1e11), "9" * digits))
     assert_rejected(main, [a.format(tmp=tmp_path, **bad) for a in argv], needle, capsys, tmp_path)

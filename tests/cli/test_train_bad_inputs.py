@@ -14,6 +14,7 @@ TINY = ["--model", "shvitlab_fig2_b", "--set", "embed_dims=[16,32,48]", "--set",
         "--set", "partial_dims=[4,8,12]", "--image-size", "32", "--num-train", "64", "--num-val", "16",
         "--epochs", "1", "--batch-size", "32", "--quiet"]
 OUT = ["--output", "{tmp}/run"]
+BUILD_FAILS = ["--model", "shvitlab_fig2_b", "--set", "embed_dims=[16,32,48]"] + TINY[8:]   # fails as it is built
 TABLE = [
     (["--epochs", "1"], "the following arguments are required: --model"),
     (TINY + ["--batch-size", "0"], "argument --batch-size: must be at least 1"),
@@ -24,7 +25,8 @@ TABLE = [
     (TINY + ["--input-size", "0"], "argument --input-size: must be at least 1"),
     (TINY + ["--data-seed", "-1"], "argument --data-seed: must be between 0 and 2**32 - 1"),
     (TINY + ["--seed", "-1"], "argument --seed: must be between 0 and 2**32 - 1"),
-    (TINY + ["--workers", "-1"], "argument --workers: must be at least 0"),
+    (TINY + ["--workers", "-1"], "argument --workers: must be between 0 and the"),
+    (TINY + ["--workers", "1000000"], "argument --workers: must be between 0 and the"),
     (TINY + ["--warmup-epochs", "-1"], "argument --warmup-epochs: must be at least 0"),
     (TINY + ["--stop-after", "0"], "argument --stop-after: must be at least 1"),
     (TINY + ["--lr", "nan"], "argument --lr: must be a finite number above 0"),
@@ -53,12 +55,32 @@ TABLE = [
     (TINY + ["--set", "drop_rate=2.0"] + OUT, "--set drop_rate=2.0 is out of range"),
     (TINY + ["--set", "drop_path_rate=-0.1"] + OUT, "--set drop_path_rate=-0.1 is out of range"),
     (TINY + ["--sched", "plateau"] + OUT, "--sched plateau steps on a validation metric"),
+    # issue 26: options that would be ignored, conflicting overrides
+    (TINY + ["--device", "cpu", "--sync-bn"] + OUT, "--sync-bn would be ignored"),
+    (TINY + ["--stop-after", "1"] + OUT, "--stop-after 1 would be ignored: the run has 1 epochs"),
+    (TINY + ["--epochs", "3", "--stop-after", "5"] + OUT, "--stop-after 5 would be ignored"),
+    (TINY + ["--device", "cpu", "--no-amp"] + OUT, "--no-amp would be ignored"),
+    (TINY + ["--set", "depths=[1,2,2]"] + OUT, "--set depths=... is given more than once"),
+    (TINY + ["--model-kwargs", '{{"depths": [1, 1, 1]}}'] + OUT, "--set depths and --model-kwargs both give depths"),
+    (BUILD_FAILS + OUT, "bad model override for shvitlab_fig2_b"),
 ]
 
 
 @pytest.mark.parametrize("argv,needle", TABLE, ids=[" ".join(a[-2:]) for a, _ in TABLE])
 def test_bad_input(argv, needle, bad, tmp_path, capsys):
     assert_rejected(main, [a.format(tmp=tmp_path, **bad) for a in argv], needle, capsys, tmp_path)
+
+
+@pytest.mark.parametrize("output", ["run", "a/b/run"])
+def test_a_run_refused_when_its_model_is_built_leaves_no_output_folder(output, tmp_path, capsys):
+    """A --set value that fails only when the model is built (after --output was made) leaves no empty
+    folder behind, nor its missing parents (issue 26); an existing folder is kept."""
+    argv = BUILD_FAILS + ["--output", str(tmp_path / output)]
+    assert_rejected(main, argv, "bad model override for shvitlab_fig2_b", capsys, tmp_path)
+    assert list(tmp_path.iterdir()) == []
+    (tmp_path / "kept").mkdir()
+    assert_rejected(main, argv[:-1] + [str(tmp_path / "kept")], "bad model override", capsys, tmp_path)
+    assert [p.name for p in tmp_path.iterdir()] == ["kept"]
 
 
 def test_an_existing_run_is_kept_unless_resumed_or_overwritten(tmp_path, capsys):

@@ -122,3 +122,17 @@ def test_exif_orientation_non_finite_pixels_and_decompression_bombs(tmp_path, mo
     monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 100)
     with pytest.raises(UserError, match="has 600 pixels, more than the 100"):
         load_image(tmp_path / "big.png")
+
+
+def test_a_decompression_bomb_in_a_folder_is_skipped_without_a_warning(tmp_path, model, monkeypatch, recwarn):
+    """issue 26: an image between PIL's pixel limit and twice it only warned (two lines on stderr) and was
+    decoded; in a folder it is skipped like an unreadable file, silently; as --image it is refused."""
+    _png(tmp_path / "small.png", 0)                                          # 600 pixels
+    Image.fromarray(np.zeros((30, 40, 3), np.uint8)).save(tmp_path / "bomb.png")   # 1200 pixels
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 1100)                   # the model's 32 x 32 input fits
+    src = ImageFolderSource(tmp_path, seed=0)
+    (x, _), = list(src.batches(model, 4, input_size=(3, 32, 32)))
+    assert x.shape[0] == 1 and src.num_skipped == 1 and src.num_used == 1
+    assert not [(w.filename, w.lineno, str(w.message)) for w in recwarn if issubclass(w.category, Image.DecompressionBombWarning)]
+    with pytest.raises(UserError, match="has 1,200 pixels, more than the 1,100"):
+        load_image(tmp_path / "bomb.png")

@@ -23,6 +23,20 @@ def test_check_writable(tmp_path):
         check_writable(tmp_path)
 
 
+def test_check_writable_refuses_folder_names_the_manifest_and_special_files(tmp_path):
+    """issue 26: `nd/` (Path drops the slash: a file `nd` was written), the manifest's own name, and a FIFO or
+    device (never replaced, even with --overwrite) are refused."""
+    with pytest.raises(UserError, match="ends with '/': it names a folder"):
+        check_writable(f"{tmp_path}/nd/")
+    with pytest.raises(UserError, match="is the folder's record"):
+        check_writable(tmp_path / ".analysis-outputs.json")
+    os.mkfifo(tmp_path / "fifo")
+    for special in (tmp_path / "fifo", "/dev/null"):
+        with pytest.raises(UserError, match="is not a regular file"):
+            check_writable(special)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["fifo"]
+
+
 def test_failed_write_leaves_nothing_behind(tmp_path):
     target = tmp_path / "out.csv"
     target.write_text("previous\n")
@@ -164,6 +178,7 @@ def test_user_errors_are_printed_by_rank_0_only_and_the_other_ranks_wait_for_it(
 @pytest.mark.parametrize("env,needle", [({"RANK": "1"}, "RANK=1 / LOCAL_RANK=0 do not fit WORLD_SIZE=1"),
                                         ({"WORLD_SIZE": "2"}, "WORLD_SIZE=2 without MASTER_ADDR and MASTER_PORT"),
                                         ({"WORLD_SIZE": "two"}, "WORLD_SIZE='two' is not a whole number"),
+                                        ({"RANK": "\u00b2"}, "RANK='\u00b2' is not a whole number"),
                                         ({"LOCAL_RANK": "-1"}, "LOCAL_RANK='-1' is not a whole number"),
                                         ({"HF_HOME": __file__}, "environment variable HF_HOME="),
                                         ({"SHVIT_LAB_OUTPUT": __file__}, "is not a folder; point it at one")])

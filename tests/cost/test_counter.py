@@ -432,8 +432,8 @@ def test_no_unsupported_op_in_any_paper_model(name):
 @pytest.mark.parametrize("backend", ["auto", "math", "flash"])
 def test_cli_deit_tiny_counts_the_same_under_each_backend(backend, capsys):
     """The acceptance check: 1258.4 M macs whichever CPU kernel runs the attention."""
-    assert main(["--model", "deit_tiny_patch16_224", "--json", "--device", "cpu",
-                 "--attention-backend", backend]) == 0
+    assert main(["--model", "deit_tiny_patch16_224", "--json", "--device", "cpu", "--latency", "--repeats", "1",
+                 "--warmup", "0", "--attention-backend", backend]) == 0
     out = json.loads(capsys.readouterr().out)
     assert out["macs"] == pytest.approx(1258.4e6, rel=1e-3) and out["unsupported_ops"] == {}
     assert out["mem_bytes"] == CostAnalysis(timm.create_model("deit_tiny_patch16_224"),
