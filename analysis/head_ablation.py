@@ -48,13 +48,11 @@ def build_parser() -> ArgumentParser:
 
 
 def run(args) -> int:
-    from pathlib import Path
-
     import timm
     import torch
 
     from .core.distributed import World
-    from .core.files import check_distinct, check_inputs_kept, check_sidecar, write_json
+    from .core.files import write_json
     from .core.images import ImageFolderSource
     from .core.memory import check_memory
     from .core.models import create_model, input_size
@@ -63,22 +61,9 @@ def run(args) -> int:
     from .heads.ablation import best_heads, head_ablation
     from .heads.layers import attention_layers
 
-    modes = [m.strip() for m in args.modes.split(",") if m.strip()]
-    if not modes or set(modes) - set(MODES) or len(set(modes)) < len(modes):
-        raise UserError(f"--modes must be a comma-separated subset of {','.join(MODES)} (each once), got {args.modes!r}")
-    repeated = sorted({layer for layer in args.layer or () if args.layer.count(layer) > 1})
-    if repeated:
-        raise UserError(f"--layer {', '.join(repeated)} is given more than once; name each layer once")
-    out, sidecar, partial = args.out, args.out.with_suffix(".json"), Path(f"{args.out}.partial.json")
-    check_distinct(**{"--out": out, "the metadata file (--out with .json)": sidecar, "the partial run": partial})
-    check_inputs_kept({"--weights": args.weights, "--data": args.data},
-                      {"--out": out, "the metadata file (--out with .json)": sidecar, "the partial run": partial})
-    check_sidecar(sidecar, "analysis.head_ablation")
-    device = resolve_device(args.device)
-    world = World.from_env(device)
-    if device.type == "cuda":
-        device = torch.device("cuda", world.local_rank)
-        torch.cuda.set_device(device)
+    modes = _modes(args)
+    out, sidecar, partial = _outputs(args)
+    world, device = World.with_device(resolve_device(args.device))
     source = ImageFolderSource(args.data, args.num_images, seed=args.seed)
     if not source.labelled:
         raise UserError(f"{args.data} has no class subfolders: head ablation needs labelled images")
@@ -111,6 +96,30 @@ def run(args) -> int:
         print(f"wrote {out}, {sidecar}", file=sys.stderr)
     world.close()
     return 0
+
+
+def _modes(args) -> list:
+    modes = [m.strip() for m in args.modes.split(",") if m.strip()]
+    if not modes or set(modes) - set(MODES) or len(set(modes)) < len(modes):
+        raise UserError(f"--modes must be a comma-separated subset of {','.join(MODES)} (each once), got {args.modes!r}")
+    repeated = sorted({layer for layer in args.layer or () if args.layer.count(layer) > 1})
+    if repeated:
+        raise UserError(f"--layer {', '.join(repeated)} is given more than once; name each layer once")
+    return modes
+
+
+def _outputs(args):
+    """(--out, its metadata sidecar, the partial-run file): checked distinct, not inputs, writable."""
+    from pathlib import Path
+
+    from .core.files import check_distinct, check_inputs_kept, check_sidecar
+
+    out, sidecar, partial = args.out, args.out.with_suffix(".json"), Path(f"{args.out}.partial.json")
+    outputs = {"--out": out, "the metadata file (--out with .json)": sidecar, "the partial run": partial}
+    check_distinct(**outputs)
+    check_inputs_kept({"--weights": args.weights, "--data": args.data}, outputs)
+    check_sidecar(sidecar, "analysis.head_ablation")
+    return out, sidecar, partial
 
 
 def _sha256(path) -> str:

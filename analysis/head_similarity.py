@@ -70,26 +70,53 @@ def _metrics(text: str) -> list[str]:
 
 
 def run(args) -> int:
-    import pandas as pd
-    import timm
     import torch
 
     from .core.distributed import World
-    from .core.files import check_distinct, check_inputs_kept, check_sidecar, write_json
     from .core.images import ImageFolderSource, SampleImages
-    from .core.memory import check_memory
-    from .core.models import check_model_name, create_model, describe_weights, input_size
+    from .core.models import check_model_name, describe_weights
     from .core.runtime import resolve_device
-    from .core.tables import write_csv
-    from .heads.layers import attention_layers
-    from .heads.plots import plot_head_similarity
-    from .heads.similarity import AMP_DTYPES, model_head_similarity, similarity_summary
+    from .heads.similarity import AMP_DTYPES, head_similarity_table
 
     metrics = _metrics(args.metrics)
     weights = args.weights or ["random"]
     if len(weights) not in (1, len(args.model)):
         raise UserError(f"give --weights once, or once per --model ({len(args.model)} models, {len(weights)} weights)")
     weights = weights * len(args.model) if len(weights) == 1 else weights
+    out, sidecar, plot = _outputs(args, weights)
+    for name in args.model:
+        check_model_name(name)
+    world, device = World.with_device(resolve_device(args.device))
+    if args.num_images < world.size:
+        raise UserError(f"--num-images {args.num_images} is fewer than the {world.size} processes")
+    source = (ImageFolderSource(args.data, args.num_images, seed=args.seed) if args.data
+              else SampleImages(args.num_images, seed=args.seed))
+    say = print if world.main else (lambda *a, **k: None)  # under torchrun, rank 0 reports and writes
+
+    def announce(name, w):
+        say(f"{name} ({describe_weights(w)}): {args.num_images} images from {source.describe()}"
+            + (f" over {world.size} processes" if world.size > 1 else ""), file=sys.stderr)
+    result = head_similarity_table(list(zip(args.model, weights)), source, seed=args.seed, batch_size=args.batch_size,
+                                   device=device, world=world, resample_pos_embed=resample_pos_embed(args, weights),
+                                   announce=announce, amp=AMP_DTYPES[args.amp],
+                                   metrics=[m for m in metrics if m != IMPORTANCE], importance=IMPORTANCE in metrics)
+    if world.main:
+        _write(result, args, weights, metrics, source, world, device, out, sidecar, plot, torch.__version__)
+        _report(result, metrics, say)
+    if "random" in weights:
+        say("note: random weights: untrained attention is near uniform, so every model scores high; this is a null "
+            "baseline, not a test of the papers' finding (use --weights pretrained or a checkpoint)", file=sys.stderr)
+    if any(result.attrs["images_skipped"].values()):
+        say(f"skipped unreadable files: {max(result.attrs['images_skipped'].values())}", file=sys.stderr)
+    say(f"wrote {out}, {sidecar}" + (f", {plot} (+ .pdf)" if plot else ""), file=sys.stderr)
+    world.close()
+    return 0
+
+
+def _outputs(args, weights):
+    """(--out, its metadata sidecar, the --plot PNG or None): checked distinct, not inputs, writable."""
+    from .core.files import check_distinct, check_inputs_kept, check_sidecar
+
     out = args.out
     stem = args.plot[:-4] if args.plot and args.plot.lower().endswith((".png", ".pdf")) else args.plot
     if args.plot:
@@ -99,73 +126,48 @@ def run(args) -> int:
     if plot is not None:
         output_file(f"{stem}.pdf")
     sidecar = out.with_suffix(".json")
-    check_distinct(**{"--out": out, "the metadata file (--out with .json)": sidecar,
-                      "--plot": plot, "--plot (.pdf)": plot and plot.with_suffix(".pdf")})
-    check_inputs_kept({"--weights": weights, "--data": args.data},
-                      {"--out": out, "the metadata file (--out with .json)": sidecar, "--plot": plot,
-                       "--plot (.pdf)": plot and plot.with_suffix(".pdf")})
+    outputs = {"--out": out, "the metadata file (--out with .json)": sidecar, "--plot": plot,
+               "--plot (.pdf)": plot and plot.with_suffix(".pdf")}
+    check_distinct(**outputs)
+    check_inputs_kept({"--weights": weights, "--data": args.data}, outputs)
     check_sidecar(sidecar, "analysis.head_similarity")
-    for name in args.model:
-        check_model_name(name)
-    device = resolve_device(args.device)
-    world = World.from_env(device)
-    if device.type == "cuda":
-        device = torch.device("cuda", world.local_rank)
-        torch.cuda.set_device(device)
-    if args.num_images < world.size:
-        raise UserError(f"--num-images {args.num_images} is fewer than the {world.size} processes")
-    source = (ImageFolderSource(args.data, args.num_images, seed=args.seed) if args.data
-              else SampleImages(args.num_images, seed=args.seed))
+    return out, sidecar, plot
 
-    models, resample = [], resample_pos_embed(args, weights)
-    for name, w in zip(args.model, weights):
-        model = create_model(name, w, seed=args.seed, resample_pos_embed=resample)
-        attention_layers(model)  # unsupported architecture: fail before any compute
-        check_memory(name, (args.batch_size, *input_size(model)), device=device)
-        models.append((name, w, model))
 
-    frames, skipped, used, per_rank = [], {}, {}, {}
-    say = print if world.main else (lambda *a, **k: None)  # under torchrun, rank 0 reports and writes
-    while models:  # release each model once measured
-        name, w, model = models.pop(0)
-        say(f"{name} ({describe_weights(w)}): {args.num_images} images from {source.describe()}"
-            + (f" over {world.size} processes" if world.size > 1 else ""), file=sys.stderr)
-        df = model_head_similarity(name, w, model, source, batch_size=args.batch_size, device=device,
-                                   amp=AMP_DTYPES[args.amp], metrics=[m for m in metrics if m != IMPORTANCE],
-                                   importance=IMPORTANCE in metrics, seed=args.seed, world=world)
-        frames.append(df)
-        skipped[name], used[name] = source.num_skipped, source.num_used
-        per_rank[name] = world.gather(df.attrs["images_this_process"])
-    result = pd.concat(frames, ignore_index=True)
-    if world.main:
-        write_csv(result, out)
-        write_json({"command": "analysis.head_similarity", "models": args.model, "weights": weights,
-                    "data": source.describe(), "num_images_requested": args.num_images, "num_images_used": used,
-                    "unreadable_skipped": skipped, "world_size": world.size, "images_per_process": per_rank,
-                    "metrics": metrics, "batch_size": args.batch_size, "device": str(device), "amp": args.amp,
-                    "seed": args.seed, "torch": torch.__version__, "timm": timm.__version__},
-                   sidecar)
-        if plot is not None:
-            plot_head_similarity(result, plot)
-    if world.main:
-        with pd.option_context("display.width", 200, "display.max_columns", 20, "display.max_rows", 200):
-            summary = similarity_summary(result)
-            if not summary.empty:
-                say("head similarity per attention layer (%; n/a: one head):")
-                say(summary.to_string(na_rep="n/a"))
-            if IMPORTANCE in metrics:
-                scores = result[result["metric"] == "head_importance_normalized"]
-                say("head importance per layer (normalised per layer; a row per layer, a column per head):")
-                say(scores.pivot_table(index=["model", "layer_index"], columns="head", values="value",
-                                       sort=False).round(3).to_string(na_rep=""))
-    if "random" in weights:
-        say("note: random weights: untrained attention is near uniform, so every model scores high; this is a null "
-            "baseline, not a test of the papers' finding (use --weights pretrained or a checkpoint)", file=sys.stderr)
-    if any(skipped.values()):
-        say(f"skipped unreadable files: {max(skipped.values())}", file=sys.stderr)
-    say(f"wrote {out}, {sidecar}" + (f", {plot} (+ .pdf)" if plot else ""), file=sys.stderr)
-    world.close()
-    return 0
+def _write(result, args, weights, metrics, source, world, device, out, sidecar, plot, torch_version) -> None:
+    import timm
+
+    from .core.files import write_json
+    from .core.tables import write_csv
+    from .heads.plots import plot_head_similarity
+
+    write_csv(result, out)
+    write_json({"command": "analysis.head_similarity", "models": args.model, "weights": weights,
+                "data": source.describe(), "num_images_requested": args.num_images,
+                "num_images_used": result.attrs["images_used"], "unreadable_skipped": result.attrs["images_skipped"],
+                "world_size": world.size, "images_per_process": result.attrs["images_per_process"],
+                "metrics": metrics, "batch_size": args.batch_size, "device": str(device), "amp": args.amp,
+                "seed": args.seed, "torch": torch_version, "timm": timm.__version__}, sidecar)
+    if plot is not None:
+        plot_head_similarity(result, plot)
+
+
+def _report(result, metrics, say) -> None:
+    """The per-layer summary (and head importance) on stdout."""
+    import pandas as pd
+
+    from .heads.similarity import similarity_summary
+
+    with pd.option_context("display.width", 200, "display.max_columns", 20, "display.max_rows", 200):
+        summary = similarity_summary(result)
+        if not summary.empty:
+            say("head similarity per attention layer (%; n/a: one head):")
+            say(summary.to_string(na_rep="n/a"))
+        if IMPORTANCE in metrics:
+            scores = result[result["metric"] == "head_importance_normalized"]
+            say("head importance per layer (normalised per layer; a row per layer, a column per head):")
+            say(scores.pivot_table(index=["model", "layer_index"], columns="head", values="value",
+                                   sort=False).round(3).to_string(na_rep=""))
 
 
 main = command(build_parser, run)

@@ -8,6 +8,7 @@ from pathlib import Path
 
 from ._cli import (ArgumentParser, add_device_arg, add_overwrite_arg, add_seed_arg, add_threads_arg, check_stem,
                    command, non_negative_int, output_file, output_path, positive_int, resolution)
+from .core.errors import UserError
 from .core.names import ROOFLINE_MODELS
 
 EPILOG = """examples:
@@ -47,42 +48,18 @@ def build_parser() -> ArgumentParser:
 
 
 def run(args) -> int:
-    import pandas as pd
-
-    from .core.errors import UserError
-    from .core.files import check_distinct, write_set
-    from .core.models import check_model_name
-    from .core.plotting import figure_writers, provenance
+    from .core.files import write_set
+    from .core.models import create_model_at
     from .core.runtime import resolve_device, set_threads
-    from .core.tables import csv_writer
-    from .cost.plots import plot_roofline
-    from .cost.roofline import (Machine, measure_machine, measure_stage_latency, model_roofline, roofline_stages,
-                                roofline_summary)
+    from .cost.roofline import measure_machine, measure_stage_latency, model_roofline, roofline_stages
 
-    names = args.model or list(ROOFLINE_MODELS)
-    for n in names:
-        check_model_name(n)
-    if args.predict_only and (args.repeats is not None or args.warmup is not None):
-        raise UserError("--repeats and --warmup would be ignored: --predict-only times nothing")
-    if args.by is not None and not args.csv:
-        raise UserError(f"--by {args.by} would be ignored: it chooses the table of --csv")
-    if args.depth is not None and args.by != "module":
-        raise UserError("--depth would be ignored: it applies with --by module")
-    by = args.by or "stage"
-    repeats = 10 if args.repeats is None else args.repeats
-    warmup = 2 if args.warmup is None else args.warmup
-    machine = Machine.load(args.machine) if args.machine else None
-    for ext in (".png", ".pdf") if args.figure else ():
-        output_file(check_stem(args.figure, "--figure") + ext)
-    check_distinct(**{"--csv": args.csv, "--save-machine": args.save_machine, "--machine": args.machine,
-                      **({"--figure (.png)": args.figure + ".png", "--figure (.pdf)": args.figure + ".pdf"}
-                         if args.figure else {})})
+    names, machine = _checked(args)
     device = resolve_device(args.device)
     threads = set_threads(args.threads or 1) if device.type == "cpu" else None
     if machine is not None and machine.device != device.type and not args.predict_only:
         raise UserError(f"--machine {args.machine} describes a {machine.device} machine, the models would be timed "
                         f"on {device.type} (use --predict-only to predict for that machine)")
-    from .core.models import create_model_at   # every model at its resolution, checked before measuring or writing
+    # every model at its resolution, checked before measuring or writing anything
     built = {n: create_model_at(n, args.resolution, seed=args.seed, batch_size=args.batch_size, device=device)
              for n in names}
     if machine is None:
@@ -96,9 +73,52 @@ def run(args) -> int:
         print(f"wrote {args.save_machine}", file=sys.stderr)
     rooflines = {n: model_roofline(n, machine, batch_size=args.batch_size, resolution=args.resolution,
                                    device=device, seed=args.seed, built=built.pop(n)) for n in names}
+    repeats = 10 if args.repeats is None else args.repeats
+    warmup = 2 if args.warmup is None else args.warmup
     latency = None if args.predict_only else measure_stage_latency(rooflines, repeats=repeats, warmup=warmup)
     stages = roofline_stages(rooflines, latency)
-    outputs = {}  # the CSV and the figure are written together or not at all
+    for path in write_set(_outputs(args, rooflines, stages, machine, latency is not None)):
+        print(f"wrote {path}", file=sys.stderr)
+    _report(stages, latency is not None)
+    if latency is not None:
+        print(f"measured: median of {repeats} passes after {warmup} warm-up, batch {args.batch_size}, "
+              f"{f'{threads} CPU thread(s)' if threads else device}", file=sys.stderr)
+    return 0
+
+
+def _checked(args):
+    """(model names, the --machine description or None), every option combination and output checked."""
+    from .core.files import check_distinct
+    from .core.models import check_model_name
+    from .cost.roofline import Machine
+
+    names = args.model or list(ROOFLINE_MODELS)
+    for n in names:
+        check_model_name(n)
+    if args.predict_only and (args.repeats is not None or args.warmup is not None):
+        raise UserError("--repeats and --warmup would be ignored: --predict-only times nothing")
+    if args.by is not None and not args.csv:
+        raise UserError(f"--by {args.by} would be ignored: it chooses the table of --csv")
+    if args.depth is not None and args.by != "module":
+        raise UserError("--depth would be ignored: it applies with --by module")
+    machine = Machine.load(args.machine) if args.machine else None
+    for ext in (".png", ".pdf") if args.figure else ():
+        output_file(check_stem(args.figure, "--figure") + ext)
+    check_distinct(**{"--csv": args.csv, "--save-machine": args.save_machine, "--machine": args.machine,
+                      **({"--figure (.png)": args.figure + ".png", "--figure (.pdf)": args.figure + ".pdf"}
+                         if args.figure else {})})
+    return names, machine
+
+
+def _outputs(args, rooflines, stages, machine, measured: bool) -> dict:
+    """{path: writer} of the --csv table (by stage, module or op) and the --figure, written together."""
+    import pandas as pd
+
+    from .core.plotting import figure_writers, provenance
+    from .core.tables import csv_writer
+    from .cost.plots import plot_roofline
+
+    outputs, by = {}, args.by or "stage"
     if args.csv:
         if by == "stage":
             table = stages
@@ -110,27 +130,29 @@ def run(args) -> int:
         outputs[Path(args.csv)] = csv_writer(table, args.csv)
     if args.figure:
         ops = pd.concat([rl.ops().assign(model=n) for n, rl in rooflines.items()], ignore_index=True)
-        fig = plot_roofline(ops, machine, stages if latency is not None else None)
-        provenance(fig, scale="full", weights="random (speed only)",
-                   extra=f"{machine.name}, batch {args.batch_size}")
+        fig = plot_roofline(ops, machine, stages if measured else None)
+        provenance(fig, scale="full", weights="random (speed only)", extra=f"{machine.name}, batch {args.batch_size}")
         outputs.update(figure_writers(fig, args.figure))
-    for path in write_set(outputs):
-        print(f"wrote {path}", file=sys.stderr)
+    return outputs
+
+
+def _report(stages, measured: bool) -> None:
+    """The per-stage table (and the summary against the clock) on stdout."""
+    import pandas as pd
+
+    from .cost.roofline import roofline_summary
+
     columns = ["model", "stage", "n_ops", "macs", "mem_bytes", "flops_per_byte", "compute_ms", "memory_ms",
-               "overhead_ms", "predicted_ms"] + ([] if latency is None else ["measured_ms"])
+               "overhead_ms", "predicted_ms"] + (["measured_ms"] if measured else [])
     shown = stages[columns].assign(macs=stages["macs"] / 1e6, mem_bytes=stages["mem_bytes"] / 2 ** 20)
     shown = shown.rename(columns={"macs": "macs (M)", "mem_bytes": "mem_bytes (MiB)",
                                   "flops_per_byte": "FLOP/byte"})
     with pd.option_context("display.width", 200, "display.max_columns", 20, "display.max_rows", 500,
                            "display.float_format", "{:.2f}".format):
         print(shown.to_string(index=False))
-        if latency is not None:
+        if measured:
             print()
             print(roofline_summary(stages).to_string(index=False))
-    if latency is not None:
-        print(f"measured: median of {repeats} passes after {warmup} warm-up, batch {args.batch_size}, "
-              f"{f'{threads} CPU thread(s)' if threads else device}", file=sys.stderr)
-    return 0
 
 
 main = command(build_parser, run)

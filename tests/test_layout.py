@@ -159,3 +159,16 @@ def test_rooms_are_layered_without_cycles():
                 if target in LAYERS and target != room and LAYERS[target] >= LAYERS[room]:
                     upward.append(f"{path.relative_to(ROOT)} imports {node.module}")
     assert upward == []
+
+
+def test_modules_and_functions_stay_small():
+    """No library module over 400 lines, no function over 60 (split by concept, as timm's model files are)."""
+    long = []
+    for path in LIBRARY + sorted((ROOT / "shvit").rglob("*.py")):
+        text = path.read_text()
+        if len(text.splitlines()) > 400:
+            long.append(f"{path.relative_to(ROOT)}: {len(text.splitlines())} lines")
+        for node in ast.walk(ast.parse(text)):
+            if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)) and node.end_lineno - node.lineno >= 60:
+                long.append(f"{path.relative_to(ROOT)}:{node.lineno} {node.name}: {node.end_lineno - node.lineno + 1}")
+    assert long == []

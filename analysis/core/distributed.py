@@ -3,6 +3,7 @@ LOCAL_RANK), with the few collectives the analyses need. In one process every co
 the identity, so library code calls them unconditionally.
 
     world = World.from_env(device)         # initialises the process group once (gloo / nccl)
+    world, device = World.with_device(device)   # the same, and on CUDA this process's GPU (its local rank)
     world.sum(correct, total)              # exact for integers below 2**53 (float64)
     world.sum_(tensors)                    # in place, each tensor summed over the processes
     world.gather(obj)                      # [obj of rank 0, obj of rank 1, ...] on every rank
@@ -36,6 +37,16 @@ class World:
     def from_env(cls, device: torch.device | str = "cpu") -> "World":
         """The world torchrun's variables describe, checked first (`core.errors.launch_environment`)."""
         return cls(*launch_environment(), device)
+
+    @classmethod
+    def with_device(cls, device: torch.device | str = "cpu") -> tuple["World", torch.device]:
+        """(`from_env`'s world, this process's device): on CUDA each process takes the GPU of its local rank."""
+        device = torch.device(device)
+        world = cls.from_env(device)
+        if device.type == "cuda":
+            device = torch.device("cuda", world.local_rank)
+            torch.cuda.set_device(device)
+        return world, device
 
     @property
     def main(self) -> bool:

@@ -33,23 +33,30 @@ from .errors import UserError, not_a_command, note
 from .memory import check_memory
 
 __all__ = ["create_model", "create_model_at", "fuse_model", "check_model_name", "suggest_model_names",
-           "describe_weights", "input_size", "hub_reachable", "leaves_model_as_found"]
+           "describe_weights", "input_size", "hub_reachable", "leaves_model_as_found", "model_as_found"]
+
+
+@contextlib.contextmanager
+def model_as_found(model: nn.Module) -> Iterator[nn.Module]:
+    """Within the block an analysis may move `model` or put it in eval mode; afterwards it is as it was
+    (every module's train/eval flag, the device of its tensors)."""
+    modes = [(m, m.training) for m in model.modules()]
+    devices = {t.device for t in (*model.parameters(), *model.buffers())}
+    try:
+        yield model
+    finally:
+        if len(devices) == 1:
+            model.to(devices.pop())
+        for module, training in modes:
+            module.training = training
 
 
 def leaves_model_as_found(analysis):
-    """Decorate an analysis `analysis(model, ...)` that moves the model or puts it in eval mode: the
-    caller gets the model back as it was (every module's train/eval flag, the device of its tensors)."""
+    """Decorate an analysis `analysis(model, ...)`: it runs within `model_as_found(model)`."""
     @functools.wraps(analysis)
     def wrapper(model: nn.Module, *args, **kwargs):
-        modes = [(m, m.training) for m in model.modules()]
-        devices = {t.device for t in (*model.parameters(), *model.buffers())}
-        try:
+        with model_as_found(model):
             return analysis(model, *args, **kwargs)
-        finally:
-            if len(devices) == 1:
-                model.to(devices.pop())
-            for module, training in modes:
-                module.training = training
     return wrapper
 
 

@@ -13,7 +13,7 @@ from __future__ import annotations
 import contextlib
 import math
 import sys
-from typing import Iterable, Optional
+from typing import Callable, Iterable, Optional
 
 import numpy as np
 import pandas as pd
@@ -23,10 +23,12 @@ from tqdm import tqdm
 
 from ..core.errors import not_a_command
 from ..core.distributed import World
-from ..core.models import create_model, describe_weights, leaves_model_as_found
+from ..core.memory import check_memory
+from ..core.models import create_model, describe_weights, input_size, leaves_model_as_found
 from ..core.names import AMP_CHOICES, PAPER_METRICS
 from .attention import AttentionCapture
 from .importance import head_importance
+from .layers import attention_layers
 from .metrics import METRICS, HeadMetric, HeadStatistics, pairwise_cosine
 
 __all__ = ["head_similarity", "similarity_per_image", "model_head_similarity", "head_similarity_table", "similarity_summary", "COLUMNS",
@@ -116,17 +118,38 @@ def model_head_similarity(name: str, weights: str, model: nn.Module, source, *, 
     return out
 
 
-def head_similarity_table(specs: Iterable[tuple[str, str]], source, *, seed: int = 0, **kwargs) -> pd.DataFrame:
+def head_similarity_table(specs: Iterable[tuple[str, str]], source, *, seed: int = 0, batch_size: int = 32,
+                          device: torch.device | str = "cpu", world: Optional[World] = None,
+                          resample_pos_embed: bool = False, announce: Optional[Callable[[str, str], None]] = None,
+                          **kwargs) -> pd.DataFrame:
     """Head statistics of several `(model name, weights)` on one image source: one tidy table.
 
     `weights` as in `analysis.core.models.create_model` (`random`, `pretrained` or a checkpoint path);
-    keyword arguments go to `model_head_similarity`.
+    other keyword arguments go to `model_head_similarity`. Every model is created and checked (a supported
+    attention layer, memory for a batch) before any is measured, and released once measured;
+    `announce(name, weights)` is called as each starts. `attrs` holds, per model, the images used and
+    skipped and each process's share (`images_used`, `images_skipped`, `images_per_process`).
     """
-    frames = []
+    world = world or World()
+    models = []
     for name, weights in specs:
-        model = create_model(name, weights, seed=seed)
-        frames.append(model_head_similarity(name, weights, model, source, seed=seed, **kwargs))
-    return pd.concat(frames, ignore_index=True)
+        model = create_model(name, weights, seed=seed, resample_pos_embed=resample_pos_embed)
+        attention_layers(model)  # an unsupported architecture fails before any compute
+        check_memory(name, (batch_size, *input_size(model)), device=device)
+        models.append((name, weights, model))
+    frames, used, skipped, per_process = [], {}, {}, {}
+    while models:
+        name, weights, model = models.pop(0)
+        if announce is not None:
+            announce(name, weights)
+        df = model_head_similarity(name, weights, model, source, seed=seed, batch_size=batch_size, device=device,
+                                   world=world, **kwargs)
+        frames.append(df)
+        used[name], skipped[name] = source.num_used, source.num_skipped
+        per_process[name] = world.gather(df.attrs["images_this_process"])
+    table = pd.concat(frames, ignore_index=True)
+    table.attrs.update(images_used=used, images_skipped=skipped, images_per_process=per_process)
+    return table
 
 
 def similarity_summary(df: pd.DataFrame, metrics=PAPER_METRICS) -> pd.DataFrame:

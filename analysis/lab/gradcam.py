@@ -38,6 +38,7 @@ from tqdm import tqdm
 
 from ..core import names
 from ..core.errors import UserError, not_a_command
+from ..core.models import leaves_model_as_found, model_as_found
 from ..heads.maps import attention_rollout
 from .augment import resize_inputs
 
@@ -78,12 +79,12 @@ class _Grid(nn.Module):
 class GradCAM:
     """captum `LayerGradCam` on `layer` (default: `cam_target`), maps at input resolution.
 
-    The model is used in eval mode and left unchanged; `attribute` returns ReLU'd class-
-    activation maps, bilinearly upsampled to the input's H x W, one per image.
+    The model runs in eval mode while `attribute` runs and is left as it was found; `attribute` returns
+    ReLU'd class-activation maps, bilinearly upsampled to the input's H x W, one per image.
     """
 
     def __init__(self, model: nn.Module, layer: Optional[nn.Module] = None):
-        self.model = model.eval()
+        self.model = model
         self.layer = layer if layer is not None else cam_target(model)[1]
         self.layer_name = next((n for n, m in model.named_modules() if m is self.layer), type(self.layer).__name__)
         self._grid = _Grid()
@@ -140,7 +141,9 @@ class GradCAM:
                   upsample: bool = True) -> torch.Tensor:
         """Maps (B, H, W) for `target` classes (default: the model's predictions); on the layer's
         grid (B, h, w) with `upsample=False`."""
-        attr = self._coarse(images, self._target(images, target))
+        with model_as_found(self.model):
+            self.model.eval()
+            attr = self._coarse(images, self._target(images, target))
         if upsample:
             attr = LayerAttribution.interpolate(attr, tuple(images.shape[-2:]), interpolate_mode="bilinear")
         return attr[:, 0].detach()
@@ -168,7 +171,7 @@ class RolloutCAM:
     models only (anything else is a UserError that says why)."""
 
     def __init__(self, model: nn.Module):
-        self.model = model.eval()
+        self.model = model
         self.layer_name = "every attention layer (rollout)"
 
     def attribute(self, images: torch.Tensor, target: Optional[torch.Tensor] = None,
@@ -176,7 +179,8 @@ class RolloutCAM:
         """Rollout maps (B, H, W) at the input resolution; (B, gh, gw) with `upsample=False`."""
         if target is not None:
             raise UserError("attention rollout is not class-specific: it takes no target class")
-        maps = attention_rollout(self.model, images).maps[:, None]
+        with model_as_found(self.model):
+            maps = attention_rollout(self.model.eval(), images).maps[:, None]
         if upsample:
             maps = LayerAttribution.interpolate(maps, tuple(images.shape[-2:]), interpolate_mode="bilinear")
         return maps[:, 0]
@@ -211,6 +215,7 @@ def _pointing_batches(model: nn.Module, dataset, batch_size: int, target: str, l
     boxes_all = getattr(dataset, "boxes", None)
     if boxes_all is None:
         raise UserError("the dataset has no ground-truth boxes (.boxes)")
+    model.eval()   # the callers run within `model_as_found`
     cam = GradCAM(model, layer)
     n = len(dataset)
     for start in tqdm(range(0, n, batch_size), disable=not progress, file=sys.stderr, leave=False, desc="grad-cam"):
@@ -229,6 +234,7 @@ def _pointing_batches(model: nn.Module, dataset, batch_size: int, target: str, l
         yield start, pointing_game(maps, boxes), pred, y, boxes, side
 
 
+@leaves_model_as_found
 def localisation(model: nn.Module, dataset, *, batch_size: int = 100, target: str = "label",
                  layer: Optional[nn.Module] = None, input_size: Optional[int] = None,
                  progress: bool = False) -> pd.DataFrame:
@@ -251,6 +257,7 @@ def localisation(model: nn.Module, dataset, *, batch_size: int = 100, target: st
                           "box_area": 100 * area / n, "target": target, "images": n}])
 
 
+@leaves_model_as_found
 def localisation_images(model: nn.Module, dataset, *, batch_size: int = 100, target: str = "label",
                         layer: Optional[nn.Module] = None, input_size: Optional[int] = None,
                         progress: bool = False) -> pd.DataFrame:

@@ -303,11 +303,8 @@ def _loaders(cfg: TrainConfig, train_ds, val_ds, world: World, device: torch.dev
 
 def _training_world(cfg: TrainConfig, device: torch.device) -> tuple[World, torch.device]:
     """The process group (one process, or torchrun's) and this process's device."""
-    world = World.from_env(device)
-    if device.type == "cuda":
-        device = torch.device("cuda", world.local_rank)
-        torch.cuda.set_device(device)
-    elif world.size > 1:
+    world, device = World.with_device(device)
+    if device.type != "cuda" and world.size > 1:
         torch.set_num_threads(max(1, torch.get_num_threads() // world.size))
     if cfg.batch_size % world.size:
         raise UserError(f"--batch-size {cfg.batch_size} is not divisible by the {world.size} processes")

@@ -11,6 +11,7 @@ from analysis.cost.throughput import measure_throughput
 from analysis.heads.ablation import head_ablation
 from analysis.heads.importance import head_importance
 from analysis.heads.similarity import head_similarity
+from analysis.lab.gradcam import GradCAM, RolloutCAM
 
 
 def _model():
@@ -36,6 +37,8 @@ ANALYSES = {
     "stage_latency": lambda m: stage_latency(m, x, repeats=1, warmup=0),
     "throughput": lambda m: measure_throughput(m, batch_size=2, resolution=32, warmup_s=0, window_s=0, fuse=False),
     "stage_costs": lambda m: stage_costs(m, x, repeats=0, fuse=False),
+    "gradcam": lambda m: GradCAM(m, m.blocks[-1].norm1).attribute(x, target=y),
+    "rollout": lambda m: RolloutCAM(m).attribute(x),
 }
 
 
