@@ -16,12 +16,12 @@ import sys
 from pathlib import Path
 from typing import Callable, Optional
 
-from .core.errors import (LaunchError, UserError, deferring_notes, exit_on_user_error, launch_environment, one_process,
-                          wait_for_rank_0)
+from .core.errors import (LaunchError, UserError, deferring_notes, exit_on_user_error, launch_environment, note,
+                          one_process, wait_for_rank_0)
 from .core.files import OUTPUT_CLAIMS, check_inputs_kept, check_writable
 from .core.names import ATTENTION_BACKENDS
 
-__all__ = ["ArgumentParser", "command", "model_on_image", "write_figure_and_table", "positive_int", "non_negative_int", "seed", "resolution", "positive_float",
+__all__ = ["ArgumentParser", "command", "model_on_image", "warn_if_random", "write_figure_and_table", "positive_int", "non_negative_int", "seed", "resolution", "positive_float",
            "non_negative_float", "output_path", "output_file", "output_stem", "add_overwrite_arg", "add_resample_arg",
            "resample_pos_embed", "cpu_threads", "worker_count", "check_stem", "add_device_arg", "add_threads_arg", "add_seed_arg",
            "add_attention_backend_arg"]
@@ -231,8 +231,16 @@ def model_on_image(args):
     set_threads(args.threads)
     model = create_model(args.model, args.weights, seed=args.seed,
                          resample_pos_embed=resample_pos_embed(args, args.weights)).to(device)
+    warn_if_random(args.weights)
     view = view_image(model, image)
     return model, view, view.input.to(device)
+
+
+def warn_if_random(weights) -> None:
+    """A note on stderr when (any of) `weights` is random: an untrained model's maps look like findings."""
+    if "random" in ([weights] if isinstance(weights, str) else weights):
+        note("note: random weights (the default): an untrained model, a null baseline, not the papers' trained "
+             "models; use --weights pretrained or a checkpoint")
 
 
 def write_figure_and_table(fig, table, stem) -> None:

@@ -76,18 +76,29 @@ def run(args) -> int:
     rows, cols = torch.meshgrid(torch.arange(h), torch.arange(w), indexing="ij")
     table = pd.DataFrame({"row": rows.flatten().numpy(), "col": cols.flatten().numpy(),
                           "value": values.flatten().numpy()})
-    explained = "class-agnostic" if target is None else f"class {int(target)}"
+    explained = "class-agnostic" if target is None else f"class {_class_name(int(target), len(probs))}"
     fig = plot_cam_overlay(view.pixels, values, title=f"{args.model}: {args.method}, {explained}",
                            cbar_label=f"{args.method} (a.u.)")
     provenance(fig, scale="full", weights=describe_weights(args.weights),
                extra=f"{args.model} | image {Path(args.image).name} | {args.method} on {cam.layer_name} | {explained}")
     write_figure_and_table(fig, table, args.out)
     r, c = divmod(int(values.argmax()), w)
-    print(f"predicted class {pred} (p = {float(probs[pred]):.4f})"
-          + (f", target class {int(target)} (p = {float(probs[int(target)]):.4f})" if target is not None else ""))
+    print(f"predicted class {_class_name(pred, len(probs))} (p = {float(probs[pred]):.4f})"
+          + (f", target class {_class_name(int(target), len(probs))} (p = {float(probs[int(target)]):.4f})"
+             if target is not None else ""))
     print(f"{args.method} on {cam.layer_name}: {h}x{w} map, argmax at row {r}, col {c} "
           f"(value {float(values.max()):.4g})")
     return 0
+
+
+
+def _class_name(index: int, num_classes: int) -> str:
+    """`988 (acorn)` for a 1,000-class model (ImageNet's names, from timm's offline table), else `988`."""
+    if num_classes != 1000:
+        return str(index)
+    from timm.data import ImageNetInfo
+
+    return f"{index} ({ImageNetInfo().index_to_description(index).split(',')[0]})"
 
 
 main = command(build_parser, run)

@@ -11,7 +11,7 @@ from __future__ import annotations
 import sys
 
 from ._cli import (ArgumentParser, add_device_arg, add_overwrite_arg, add_resample_arg, add_seed_arg, command,
-                   output_path, positive_int, resample_pos_embed)
+                   output_path, positive_int, resample_pos_embed, warn_if_random)
 from .core.errors import UserError
 from .core.names import ABLATION_MODES as MODES
 
@@ -69,6 +69,7 @@ def run(args) -> int:
         raise UserError(f"{args.data} has no class subfolders: head ablation needs labelled images")
     model = create_model(args.model, args.weights, seed=args.seed,
                          resample_pos_embed=resample_pos_embed(args, args.weights))
+    warn_if_random(args.weights)
     check_memory(args.model, (args.batch_size, *input_size(model)), device=device)
     names = {layer.name for layer in attention_layers(model)}
     unknown = sorted(set(args.layer or ()) - names)

@@ -59,3 +59,12 @@ def test_default_target_is_the_prediction(image, tmp_path, capsys):
     assert f"predicted class {pred} " in out and f"target class {pred} " in out
     assert table.value.to_numpy() == pytest.approx(_library_map("shvit_s1", "gradcam", image, pred).flatten().numpy(),
                                                    rel=1e-5, abs=1e-12)
+
+
+def test_says_the_weights_are_random_and_names_imagenet_classes(image, tmp_path, capsys):
+    """Random weights (the default) are said on stderr; a 1,000-class model's classes are named (timm's table)."""
+    assert main(["--model", "deit_tiny_patch16_224", "--image", str(image), "--target", "281",
+                 "--out", str(tmp_path / "cam")]) == 0
+    out, err = capsys.readouterr()
+    assert "target class 281 (tabby)" in out
+    assert err.count("note: random weights") == 1
