@@ -95,7 +95,8 @@ def run(args) -> int:
         print(f"{args.model} at {res} px, batch {args.batch_size}" + ("" if args.no_fuse else ", BatchNorm folded"))
         print(cost_text(ca, args.by, depth=depth, latency=lat))
         print(f"total: {ca.total('macs') / 1e6:.1f} M macs, {ca.total('mem_bytes') / 2**20:.1f} MiB, "
-              f"{ca.total('params') / 1e6:.2f} M params ({time.perf_counter() - t0:.1f} s)", file=sys.stderr)
+              f"{ca.total('params') / 1e6:.2f} M params")
+        print(f"counted in {time.perf_counter() - t0:.1f} s", file=sys.stderr)
     if lat is not None:
         print(f"latency: median of {repeats} passes after {warmup} warm-up, {threads} CPU thread(s) "
               f"on {device}, batch {args.batch_size}" if device.type == "cpu" else

@@ -467,8 +467,10 @@ def test_cli_text_is_in_human_units_with_a_module_tree_to_depth(capsys):
                                    else f"{st.mem_bytes / 2**10:.1f} KiB")
     for depth in (0, 1, 2):
         assert main(["--model", "shvitlab_s1", "--resolution", "64", "--by", "module", "--depth", str(depth)]) == 0
-        rows = capsys.readouterr().out.splitlines()[2:]
+        *rows, total = capsys.readouterr().out.splitlines()[2:]
         assert len(rows) == int((ca.by_module()["depth"] <= depth).sum())
+        assert total == (f"total: {ca.total('macs') / 1e6:.1f} M macs, {ca.total('mem_bytes') / 2**20:.1f} MiB, "
+                         f"{ca.total('params') / 1e6:.2f} M params")   # on stdout, with the table
         assert rows[0].split()[0] == "model" and max(len(r) - len(r.lstrip()) for r in rows) == 2 * depth
 
 
