@@ -75,7 +75,7 @@ def run(args) -> int:
     elif not (args.all or args.train or args.table or args.seeds):
         raise UserError("nothing to do: pass --all, --train KEY..., --table NAME..., --seeds, --meso or --list")
     else:
-        suites.micro_suite(micro_root(args.root), train_all=args.all, keys=args.train, tables=args.table or (),
+        suites.micro_suite(micro_root(args.root), everything=args.all, keys=args.train, table_names=args.table or (),
                            seeds=args.seeds, retrain=args.retrain, refresh=args.refresh, threads=args.threads)
     return 0
 

@@ -276,14 +276,21 @@ def _count(model: nn.Module, inputs: tuple, rules) -> dict:
     hooks = [m.register_forward_hook(lambda m, i, o: shapes.append((names[m], _first_shape(o))))
              for m in model.modules()]
     model.eval()
+    # no parameter requires grad while counting: a parameter passed straight to a submodule (CaiT's class
+    # token) would otherwise make ModuleTracker hook a gradient that no_grad never builds
+    trainable = [p for p in model.parameters() if p.requires_grad]
     tracker = ModuleTracker()
     mode = _CostMode(tracker, model, rules)
     try:
+        for p in trainable:
+            p.requires_grad_(False)
         with torch.no_grad(), tracker, mode, _AttentionMode(mode):
             model(*inputs)
     finally:
         for h in hooks:
             h.remove()
+        for p in trainable:
+            p.requires_grad_(True)
     return {"records": mode.records, "shapes": shapes}
 
 

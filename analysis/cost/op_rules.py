@@ -208,6 +208,7 @@ def _out_numel(scale: int) -> Callable:
 
 register_macs(aten.upsample_nearest2d, _out_numel(1))
 register_macs((aten.upsample_bilinear2d, aten.grid_sampler_2d), _out_numel(4))
+register_macs(aten.upsample_bicubic2d, _out_numel(16))  # 4 x 4 taps per output (fvcore has no rule; bilinear: 2 x 2)
 
 
 # --------------------------------------------------------------------------- zero-mac classes
@@ -223,7 +224,8 @@ NO_ARITHMETIC_OPS = _packets(  # move, copy, index or create data; views are rec
     "select_scatter", "masked_select", "nonzero", "pixel_shuffle", "pixel_unshuffle", "channel_shuffle",
     "native_channel_shuffle", "im2col", "empty", "empty_like", "empty_strided", "zeros", "zeros_like", "ones",
     "ones_like", "full", "full_like", "new_empty", "new_zeros", "new_ones", "new_full", "scalar_tensor",
-    "arange", "fill_", "zero_", "normal_", "uniform_", "split", "split_with_sizes", "unbind", "chunk")
+    "arange", "fill_", "zero_", "normal_", "uniform_", "split", "split_with_sizes", "unbind", "chunk",
+    "as_strided_")
 
 ZERO_MAC_OPS = _packets(  # fvcore's convention: arithmetic, but 0 macs (besides `pointwise` / `reduction` tags)
     "_softmax", "_safe_softmax", "_log_softmax", "softmax", "log_softmax", "max_pool2d_with_indices",
@@ -231,7 +233,7 @@ ZERO_MAC_OPS = _packets(  # fvcore's convention: arithmetic, but 0 macs (besides
     "hardswish", "hardswish_", "_prelu_kernel", "log_sigmoid_forward", "masked_fill_")  # untagged element-wise
 
 _FREE_OPS = _packets("_unsafe_view", "detach", "alias", "lift_fresh", "empty", "empty_like", "empty_strided",
-                     "_reshape_alias", "resize_", "set_")
+                     "_reshape_alias", "resize_", "set_", "as_strided_")  # as_strided_: in place, metadata only
 _WRITE_ONLY_SELF = _packets("copy_", "fill_", "zero_", "normal_", "uniform_")
 _ZERO_TAGS = (torch.Tag.pointwise, torch.Tag.reduction)
 _ONE_KERNEL_ATTENTION = frozenset(SDPA_KERNELS) | _packets("_flash_attention_forward", "_efficient_attention_forward")

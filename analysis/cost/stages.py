@@ -24,7 +24,7 @@ from typing import Optional, Sequence, Tuple
 
 import torch.nn as nn
 
-from ..core.errors import not_a_command
+from ..core.errors import UserError, not_a_command
 
 __all__ = ["StageMap", "stage_map"]
 
@@ -90,6 +90,8 @@ def _from_feature_info(model: nn.Module) -> StageMap:
         return StageMap((("stem", ()), ("stage1", tuple(n for n, _ in model.named_children())), ("head", ())))
     feats = [f["module"] for f in (info.get_dicts() if hasattr(info, "get_dicts") else info)]
     modules = dict(model.named_modules())
+    if any(f not in modules for f in feats):
+        feats = _renamed_taps(model, feats, modules)
     while len(feats) > 1 and not list(modules[feats[0]].children()):
         feats.pop(0)  # a stem tap (ResNet's `act1` at stride 2) is not a stage
     tops = [n for n, _ in model.named_children()]
@@ -100,6 +102,18 @@ def _from_feature_info(model: nn.Module) -> StageMap:
     stages += [(f"stage{i + 1}", (f,)) for i, f in enumerate(feats)]
     stages.append(("head", tuple(tops[last + 1:])))
     return StageMap(tuple(stages))
+
+
+def _renamed_taps(model: nn.Module, feats: list, modules: dict) -> list:
+    """Feature taps whose names the model does not have (timm's MViTv2 says `block.N` for `stages.N`): the
+    children of the one top-level container with as many children, else a UserError."""
+    containers = [n for n, m in model.named_children()
+                  if isinstance(m, (nn.Sequential, nn.ModuleList)) and len(m) == len(feats)]
+    if len(containers) != 1:
+        missing = next(f for f in feats if f not in modules)
+        raise UserError(f"{type(model).__name__}'s feature_info names {missing!r}, which it does not have, and no "
+                        "single top-level container has one child per feature: give CostAnalysis a StageMap")
+    return [f"{containers[0]}.{i}" for i in range(len(feats))]
 
 
 def stage_map(model: nn.Module) -> StageMap:

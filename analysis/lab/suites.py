@@ -3,7 +3,7 @@ tables, seed replicates) and the meso suite (the learning-rate search on the tun
 from every seed, the per-image tables, training curves, the Fig. 2 sweep's timing rounds and frontier table),
 each resumable from its cache, in a results folder locked for the run, with its provenance in `suite.json`.
 
-    >>> micro_suite(micro_root(), train_all=True, threads=2)
+    >>> micro_suite(micro_root(), everything=True, threads=2)
     >>> meso_suite(meso_root(), rounds=12, workers=2, command="python -m analysis.ablations --meso")
 """
 from __future__ import annotations
@@ -24,9 +24,9 @@ from ..core.errors import UserError, not_a_command
 from ..core.files import check_writable, exclusive_folder, write_json
 from ..core.paths import project_root
 from ..core.runtime import cpu_name, set_threads
-from ..core.tables import read_csv, write_csv
-from . import experiments, frontier, tuning
-from .cache import checkpoint_path, load_or_train, micro_datasets, table_path, train_all, train_suite
+from ..core import tables
+from ..core.tables import write_csv
+from . import cache, experiments, frontier, tuning
 from .recipes import (MESO_FAMILIES, MESO_GRADCAM_KEYS, MESO_GRADCAM_LAYERS, MESO_SEEDS, RECIPES, SEEDED_KEYS,
                       SEEDS, recipe)
 
@@ -36,10 +36,10 @@ __all__ = ["list_recipes", "micro_suite", "meso_suite", "locked_results_folder",
 def list_recipes(root: Path) -> None:
     """Print every micro recipe (and its seed replicates) with its digest and cache state."""
     for key, r in RECIPES.items():
-        state = "cached" if checkpoint_path(key, root).is_file() else "missing"
+        state = "cached" if cache.checkpoint_path(key, root).is_file() else "missing"
         print(f"{key:16s} {r.digest()} {state:8s} {r.description}")
         for seed in SEEDS[1:] if key in SEEDED_KEYS else ():
-            state = "cached" if checkpoint_path(key, root, seed).is_file() else "missing"
+            state = "cached" if cache.checkpoint_path(key, root, seed).is_file() else "missing"
             print(f"{'  seed ' + str(seed):16s} {recipe(key, seed).digest()} {state:8s}")
 
 
@@ -58,27 +58,28 @@ def locked_results_folder(root: Path, threads: int):
         yield root
 
 
-def micro_suite(root: Path, *, train_all: bool = False, keys: Optional[Sequence[str]] = None,
-                tables: Sequence[str] = (), seeds: bool = False, retrain: bool = False, refresh: bool = False,
+def micro_suite(root: Path, *, everything: bool = False, keys: Optional[Sequence[str]] = None,
+                table_names: Sequence[str] = (), seeds: bool = False, retrain: bool = False, refresh: bool = False,
                 threads: int = 2) -> None:
-    """Train the micro recipes (`train_all`, or `keys`), build their tables (every one with `train_all`), the
-    seed replicates' per-image tables (`seeds`), and with `train_all` the suite's `suite.json`."""
+    """Train the micro recipes (all with `everything`, or `keys`), build their tables (every one with
+    `everything`), the seed replicates' per-image tables (`seeds`), and with `everything` the suite's `suite.json`.
+    The lab's functions are looked up on their modules when called."""
     for key in keys or ():  # unknown keys fail before anything is trained
         if key not in RECIPES:
             raise UserError(f"unknown micro recipe {key!r}; known: {', '.join(RECIPES)} (meso recipes: --meso)")
     with locked_results_folder(root, threads):
         t0 = time.perf_counter()
-        trained = sum(retrain or not checkpoint_path(key, root).is_file() for key in RECIPES) if train_all else 0
-        if train_all or keys:
-            models = train_suite(None if train_all else keys, root=root, retrain=retrain)
+        trained = sum(retrain or not cache.checkpoint_path(key, root).is_file() for key in RECIPES) if everything else 0
+        if everything or keys:
+            models = cache.train_suite(None if everything else keys, root=root, retrain=retrain)
             print(models[["key", "val_top1", "train_seconds"]].to_string(index=False), file=sys.stderr)
-        builders = {**{name: experiments.TABLES[name] for name in (experiments.TABLES if train_all else tables)},
+        builders = {**{name: experiments.TABLES[name] for name in (experiments.TABLES if everything else table_names)},
                     **(experiments.REPLICATE_TABLES if seeds else {})}
         for name, build in builders.items():
             df = build(root=root, refresh=refresh or retrain)
-            print(f"{name}: {len(df)} rows -> {table_path(name, root)}", file=sys.stderr)
-        if train_all:
-            m, wall = read_csv(root / "models.csv"), time.perf_counter() - t0
+            print(f"{name}: {len(df)} rows -> {cache.table_path(name, root)}", file=sys.stderr)
+        if everything:
+            m, wall = tables.read_csv(root / "models.csv"), time.perf_counter() - t0
             write_json({"models": len(m), "train_seconds_total": round(float(m["train_seconds"].sum()), 1),
                         "trained_this_run": trained, "wall_seconds_this_run": round(wall, 1),
                         **from_scratch(_provenance(root), trained, len(RECIPES), wall, _commit()),
@@ -94,11 +95,11 @@ def meso_suite(root: Path, *, rounds: int = 12, workers: int = 2, retrain: bool 
         search = tuning.search_table(root=root, workers=workers, refresh=refresh)
         recipes = tuning.tuned_recipes(tuning.choose(search))
         replicates = [r.with_seed(s) for s in MESO_SEEDS for r in recipes.values()]
-        missing = sum(retrain or not checkpoint_path(r, root).is_file() for r in replicates)
-        train_all(replicates, root=root, workers=workers, retrain=retrain, desc="meso suite")
+        missing = sum(retrain or not cache.checkpoint_path(r, root).is_file() for r in replicates)
+        cache.train_all(replicates, root=root, workers=workers, retrain=retrain, desc="meso suite")
         torch.set_num_threads(workers)
         models = _meso_models(replicates, root)
-        val = micro_datasets(replicates[0].config().data_kwargs)[1]
+        val = cache.micro_datasets(replicates[0].config().data_kwargs)[1]
         _meso_tables(recipes, root, refresh)
         write_csv(frontier.training_curves(replicates, root=root), root / "training_curves.csv.gz")
         write_csv(pd.DataFrame({"image": range(len(val)), "label": val.labels.numpy(),
@@ -109,8 +110,8 @@ def meso_suite(root: Path, *, rounds: int = 12, workers: int = 2, retrain: bool 
             latency = frontier.sweep_latency(sweep, root=root, rounds=rounds)
             write_csv(latency.assign(cpu=cpu_name(), host=platform.node(), torch=torch.__version__),
                       root / "latency_rounds.csv")
-        write_csv(frontier.frontier_table(recipes, MESO_FAMILIES, read_csv(table_path("predictions", root)),
-                                          read_csv(root / "latency_rounds.csv"), clusters=val.sources.numpy(),
+        write_csv(frontier.frontier_table(recipes, MESO_FAMILIES, tables.read_csv(cache.table_path("predictions", root)),
+                                          tables.read_csv(root / "latency_rounds.csv"), clusters=val.sources.numpy(),
                                           models=models), root / "frontier.csv")
         wall = time.perf_counter() - t0
         write_json({"command": command, "commit": commit, "seeds": list(MESO_SEEDS), "models": len(recipes),
@@ -126,7 +127,7 @@ def _meso_models(replicates, root: Path) -> pd.DataFrame:
     """models.csv: one row per trained replicate (its recipe, learning rate, top-1 and training time)."""
     rows = []
     for r in replicates:
-        s = load_or_train(r, root=root, progress=False)[1]
+        s = cache.load_or_train(r, root=root, progress=False)[1]
         rows.append({"key": r.key, "seed": r.seed, "digest": s["digest"], "lr": r.config().lr,
                      "augment": r.config().augment, "val_top1": s["val_top1"], "train_seconds": s["train_seconds"],
                      "threads": s["threads"]})
@@ -151,7 +152,7 @@ def _meso_tables(recipes: dict, root: Path, refresh: bool) -> None:
         "gradcam_images": lambda: experiments.gradcam_images_table(MESO_GRADCAM_LAYERS, seeds, recipes=recipes,
                                                                    root=root, refresh=refresh)}
     for name, build in tables.items():
-        print(f"{name}: {len(build())} rows -> {table_path(name, root)}", file=sys.stderr)
+        print(f"{name}: {len(build())} rows -> {cache.table_path(name, root)}", file=sys.stderr)
 
 
 def _commit() -> str:

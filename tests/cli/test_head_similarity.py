@@ -9,6 +9,7 @@ import torch
 from PIL import Image
 
 from analysis.core import models as core_models
+from analysis.heads import similarity as head_similarity_library
 from analysis.heads.metrics import METRICS
 from analysis.heads.similarity import COLUMNS
 from analysis.head_similarity import main
@@ -55,6 +56,7 @@ def no_compute(monkeypatch):
     def fail(*a, **k):
         raise AssertionError("model built before the input was validated")
     monkeypatch.setattr(core_models, "create_model", fail)
+    monkeypatch.setattr(head_similarity_library, "create_model", fail)   # head_similarity_table's own import
 
 
 def test_csv_is_tidy_deterministic_and_plotted(tmp_path, capsys):

@@ -68,3 +68,19 @@ def test_stage_latencies_add_up_to_the_model_latency():
     assert (stages["latency_ms"] > 0).all()
     assert not model.patch_embed._forward_pre_hooks and not model.stages[0]._forward_pre_hooks  # removed
     assert model_latency(model, x, repeats=3, warmup=1) > 0
+
+
+@pytest.mark.slow  # two full-size timm models
+@pytest.mark.parametrize("name,side,gmacs", [("cait_xxs24_224", 224, 2.5), ("mvitv2_tiny", 224, 4.7),
+                                            ("convnext_atto", 224, 0.55), ("crossvit_tiny_240", 240, 1.6)])
+def test_models_outside_the_papers_are_counted(name, side, gmacs):
+    """CaiT passes its class token (a parameter) straight to blocks, which tripped ModuleTracker under no_grad;
+    timm's MViTv2 names its feature taps `block.N` for `stages.N`; ConvNeXt runs `as_strided_` and CrossViT
+    `upsample_bicubic2d`, which had no rule. All count every op, at timm's published GMACs, and the model's
+    parameters still require grad afterwards."""
+    model = timm.create_model(name)
+    ca = CostAnalysis(model, torch.randn(1, 3, side, side), fuse=False)
+    assert ca.total("macs") / 1e9 == pytest.approx(gmacs, rel=0.02) and ca.unsupported_ops() == {}
+    assert all(p.requires_grad for p in model.parameters())
+    if name == "mvitv2_tiny":
+        assert stage_map(model).modules("stage1") == ("stages.0",) and ca.by_stage().stage.tolist()[-1] == "head"
