@@ -114,7 +114,8 @@ class _MapCosine(HeadMetric):
         raise NotImplementedError
 
 
-@register_head_metric
+# The builtins replace their keys: running this module again (`python -m`, a reload) registers them anew.
+@register_head_metric(replace=True)
 class MeanPairwiseCosine(_MapCosine):
     """SHViT Fig. 3: per image (per window for windowed attention), the mean over head pairs i != j of
     cos(vec A_i, vec A_j); averaged."""
@@ -134,7 +135,7 @@ class MeanPairwiseCosine(_MapCosine):
         yield Row(self.key, (self.cos / counts.instances)[off].mean() if multi else 0, applicable=multi)
 
 
-@register_head_metric
+@register_head_metric(replace=True)
 class MeanMaxCosine(_MapCosine):
     """EfficientViT Fig. 4: per head, the max over j != i of the cosine; averaged over heads and images
     (per head: `max_cosine` rows)."""
@@ -157,7 +158,7 @@ class MeanMaxCosine(_MapCosine):
             yield Row("max_cosine", per_head[i] if multi else 0, head=i, applicable=multi)
 
 
-@register_head_metric
+@register_head_metric(replace=True)
 class LinearCKA(HeadMetric):
     """Mean over head pairs of linear CKA (Kornblith et al. 2019) between the heads' outputs, tokens of
     all images as samples (from streamed cross-covariances); needs the capture's head outputs."""
@@ -206,7 +207,7 @@ class LinearCKA(HeadMetric):
         yield Row(self.key, value, applicable=self.applicable)
 
 
-@register_head_metric
+@register_head_metric(replace=True)
 class AttentionEntropy(HeadMetric):
     """Mean over queries of -sum_k A log A, in nats (also per head)."""
 
@@ -230,7 +231,7 @@ class AttentionEntropy(HeadMetric):
         return _per_head_rows(self.key, self.entropy / counts.instances)
 
 
-@register_head_metric
+@register_head_metric(replace=True)
 class MeanAttentionDistance(HeadMetric):
     """Mean over queries of sum_k A[q, k] |p_q - p_k|, in input pixels (also per head). Tokens without a
     position (class token, window padding) are left out: sum A |p_q - p_k| / sum A over the pairs of
