@@ -179,8 +179,11 @@ class AttentionCapture:
                 return
             mode.__exit__(None, None, None)
             x, out = state.pop("x"), state.pop("out", None)
-            if mode.maps:
-                self._emit(layer, x, mode.maps, out)
+            if not mode.maps:
+                raise UserError(f"{layer.name} ({type(module).__name__}, family {layer.family!r}) ran without a softmax "
+                                "or scaled_dot_product_attention, so no attention map could be read; the family's "
+                                "modules must compute their maps with one of those")
+            self._emit(layer, x, mode.maps, out)
         return hook
 
     def _emit(self, layer: AttentionLayer, x: torch.Tensor, maps: list, out: Optional[torch.Tensor]) -> None:

@@ -517,3 +517,24 @@ def test_builtin_family_keys_are_the_layer_families():
 def test_unregistered_module_is_not_a_family():
     with pytest.raises(UnsupportedModelError, match="ToyAttention|Sequential"):
         AttentionCapture(nn.Sequential(ToyAttention()))
+
+
+class SigmoidAttention(ToyAttention):
+    """Attention whose weights come from a sigmoid: nothing a capture can read as a map."""
+
+    def forward(self, x):
+        B, N, C = x.shape
+        q, k, v = self.qkv(x).view(B, N, 3, self.heads, -1).permute(2, 0, 3, 1, 4)
+        attn = (q @ k.transpose(-2, -1)).sigmoid()
+        return self.out((attn @ v).transpose(1, 2).reshape(B, N, C))
+
+
+def test_a_family_module_without_a_softmax_is_an_error_not_an_empty_table():
+    """A registered family whose module computes no softmax / sdpa used to give an empty table and exit 0."""
+    class SigmoidToy(Toy):
+        key, name, types = "sigmoid-toy", "sigmoid toy", (SigmoidAttention,)
+
+    model = nn.Sequential(SigmoidAttention()).eval()
+    with pytest.raises(UserError, match=r"0 \(SigmoidAttention, family 'sigmoid-toy'\) ran without a softmax"):
+        with torch.no_grad(), AttentionCapture(model, families=[SigmoidToy()]):
+            model(torch.randn(2, 5, 8))
