@@ -18,7 +18,7 @@ from .heads.maps import query_attention as query_attention, attention_rollout as
 from .cost.counter import CostAnalysis as CostAnalysis
 from .cost.op_rules import register_macs as register_macs
 from .cost.model_cost import analyse as analyse, report as report
-from .cost.stages import stage_map as stage_map
+from .core.stages import stage_map as stage_map
 from .cost.latency import stage_latency as stage_latency, model_latency as model_latency
 from .cost.breakdown import runtime_breakdown as runtime_breakdown, breakdown_table as breakdown_table
 from .cost.throughput import measure_throughput as measure_throughput, model_throughput as model_throughput

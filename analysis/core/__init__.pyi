@@ -6,6 +6,7 @@ from .paths import *
 from .models import *
 from .distributed import *
 from .runtime import *
+from .stages import *
 from .names import *
 from .images import *
 from .intervals import *

@@ -2,7 +2,6 @@
 from .counter import *
 from .op_rules import *
 from .model_cost import *
-from .stages import *
 from .latency import *
 from .timing import *
 from .breakdown import *

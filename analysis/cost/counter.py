@@ -60,7 +60,7 @@ from ..core.errors import UserError, not_a_command
 from ..core.models import fuse_model, leaves_model_as_found
 from .op_rules import (UNSUPPORTED, _tensors, classify, is_free, macs_rules, op_macs, op_mem_bytes, sdpa_macs,
                        sdpa_mem_bytes)
-from .stages import StageMap, stage_map
+from ..core.stages import StageMap, stage_map
 
 __all__ = ["CostAnalysis", "OpRecord"]
 
@@ -159,7 +159,7 @@ class CostAnalysis:
         model: any nn.Module; timm / shvit models get a stage map automatically.
         inputs: a tensor or a tuple of positional inputs.
         fuse: analyse a BN-fused copy (default; the papers' convention), else the model as given.
-        stages: a `StageMap` overriding `analysis.cost.stages.stage_map(model)`.
+        stages: a `StageMap` overriding `analysis.core.stages.stage_map(model)`.
         rules: `{op: rule}` macs rules for this analysis only (ops and rules as `op_rules.register_macs`
             takes them), before the registered ones: an op gets a rule, or another one, without touching
             the registry (torch's `FlopCounterMode(custom_mapping=...)`, fvcore's `set_op_handle`).

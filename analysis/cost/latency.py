@@ -28,7 +28,7 @@ from tqdm import tqdm
 
 from ..core.errors import not_a_command
 from ..core.models import leaves_model_as_found
-from .stages import StageMap, stage_map
+from ..core.stages import StageMap, stage_map
 from .timing import Clock, time_calls
 
 __all__ = ["stage_latency", "model_latency"]

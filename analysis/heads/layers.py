@@ -2,13 +2,13 @@
 and the base of the hooks that rewrite the per-head slices of the output projection's input."""
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 from typing import Iterable
 
 import torch.nn as nn
 
 from ..core.errors import UserError, not_a_command
+from ..core.stages import StageMap, stage_map
 from .families import FamilyLike, _family_of, _precedence
 
 __all__ = ["AttentionLayer", "ProjectionInputHooks", "attention_layers", "UnsupportedModelError"]
@@ -22,8 +22,9 @@ class UnsupportedModelError(UserError):
 class AttentionLayer:
     """One attention module and how its heads are laid out.
 
-    `index` is the layer's position in `attention_layers` (from 0, a Python index); `stage` counts from 1
-    (`stages.0` / `layers.0` is stage 1, as `cost` names it stage1; a model without stages is all stage 1),
+    `index` is the layer's position in `attention_layers` (from 0, a Python index); `stage` counts from 1,
+    from the model's stage map (`core.stages`, which cost and latency read too: its stage1 is 1; a model
+    without stages is all stage 1),
     and tables give the layer as `layer_index` = index + 1: every number a user reads counts from 1.
     `family` is the key of the family that reads it. Head `h`'s output occupies channels
     `[h * head_dim, (h + 1) * head_dim)` of the input of `proj` along `channel_dim` (-1: tokens-last
@@ -62,7 +63,10 @@ class ProjectionInputHooks:
         raise NotImplementedError
 
 
-_STAGE_RE = re.compile(r"(?:^|\.)(?:stages|layers)\.(\d+)(?:\.|$)")
+def _stage_number(stages: StageMap, name: str) -> int:
+    """The stage of module `name` as a number: stage1..N are 1..N, the stem 0, the head N + 1."""
+    stage = stages.stage_of(name)
+    return stages.names.index(stage) if stage is not None else 1
 
 
 def attention_layers(model: nn.Module, families: Iterable[FamilyLike] = ()) -> list[AttentionLayer]:
@@ -72,14 +76,14 @@ def attention_layers(model: nn.Module, families: Iterable[FamilyLike] = ()) -> l
     registered ones; the registry is untouched. Raises `UnsupportedModelError` (a `UserError`) naming
     the supported families when there is none.
     """
-    lookup, layers = _precedence(families), []
+    lookup, layers, stages = _precedence(families), [], None
     for name, m in model.named_modules():
         fam = _family_of(m, lookup)
         if fam is None:
             continue
-        stage = _STAGE_RE.search(name)
+        stages = stages or stage_map(model)   # the one stage map cost and latency use too
         proj, channel_dim, head_dim = fam.layout(m)
-        layers.append(AttentionLayer(name=name, index=len(layers), stage=int(stage.group(1)) + 1 if stage else 1,
+        layers.append(AttentionLayer(name=name, index=len(layers), stage=_stage_number(stages, name),
                                      family=fam.key, module=m, num_heads=fam.num_heads(m),
                                      proj=proj, channel_dim=channel_dim, head_dim=head_dim))
     if not layers:

@@ -1,4 +1,4 @@
-"""analysis.cost.stages: stage maps of every supported family, and per-stage latency adds up."""
+"""analysis.core.stages: stage maps of every supported family, and per-stage latency adds up."""
 import pytest
 import timm
 import torch
@@ -6,7 +6,7 @@ import torch
 import shvit
 from analysis.cost.counter import CostAnalysis
 from analysis.cost.latency import model_latency, stage_latency
-from analysis.cost.stages import stage_map
+from analysis.core.stages import stage_map
 
 
 pytestmark = pytest.mark.usefixtures("one_thread")

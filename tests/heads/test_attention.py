@@ -19,6 +19,7 @@ from analysis.heads._recorder import _cpu_flash_with_logsumexp, _sdpa_arguments,
 from analysis.heads.attention import AttentionCapture
 from analysis.heads.families import (AttentionFamily, attention_family, register_attention_family,
                                      supported_families, unregister_attention_family)
+from analysis.core.stages import stage_map
 from analysis.heads.layers import UnsupportedModelError, attention_layers
 from analysis.core.errors import UserError
 from shvit.layers import MHSA, BottleneckSHSA
@@ -538,3 +539,24 @@ def test_a_family_module_without_a_softmax_is_an_error_not_an_empty_table():
     with pytest.raises(UserError, match=r"0 \(SigmoidAttention, family 'sigmoid-toy'\) ran without a softmax"):
         with torch.no_grad(), AttentionCapture(model, families=[SigmoidToy()]):
             model(torch.randn(2, 5, 8))
+
+
+def test_stages_come_from_the_one_stage_map_whatever_the_container_is_called():
+    """timm's NesT keeps its stages in `levels.N` (no `stages` / `layers` in the names): the head tables' stage
+    is the stage map's (`core.stages`, which cost and latency read too), not 1 for every layer."""
+    from timm.models.nest import Attention as NestAttention
+
+    class Nest(Toy):
+        key, name, types = "nest", "NesT (test)", (NestAttention,)
+
+        def num_heads(self, m):
+            return m.num_heads
+
+        def layout(self, m):
+            return m.proj, -1, m.proj.in_features // m.num_heads
+
+    model = timm.create_model("nest_tiny")
+    layers = attention_layers(model, families=[Nest()])
+    stages = stage_map(model)
+    assert sorted({layer.stage for layer in layers}) == [1, 2, 3]
+    assert all(stages.stage_of(layer.name) == f"stage{layer.stage}" for layer in layers)

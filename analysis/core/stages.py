@@ -24,7 +24,7 @@ from typing import Optional, Sequence, Tuple
 
 import torch.nn as nn
 
-from ..core.errors import UserError, not_a_command
+from .errors import UserError, not_a_command
 
 __all__ = ["StageMap", "stage_map"]
 
