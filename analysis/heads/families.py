@@ -236,5 +236,8 @@ class _ConvAttention(AttentionFamily):
         return pos, pos
 
 
+# The other timm families register themselves on import (after the built-ins above, which they use).
+from . import _families_hierarchical, _families_vit  # noqa: E402,F401
+
 if __name__ == "__main__":  # a library module, not a command
     raise SystemExit(not_a_command(__spec__.name))
