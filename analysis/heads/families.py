@@ -63,6 +63,9 @@ class AttentionFamily:
 
 FamilyLike = Union[AttentionFamily, type]
 _REGISTRY: dict[str, AttentionFamily] = {}  # key -> family, in registration order
+# module type -> why its weights are no softmax map over tokens (linear, cross-covariance attention):
+# `attention_layers` refuses a model holding one that no family reads, in one line saying why
+_REFUSED: dict[type, str] = {}
 
 
 def _instance(family: FamilyLike) -> AttentionFamily:

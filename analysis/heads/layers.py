@@ -9,7 +9,7 @@ import torch.nn as nn
 
 from ..core.errors import UserError, not_a_command
 from ..core.stages import StageMap, stage_map
-from .families import FamilyLike, _family_of, _precedence
+from .families import _REFUSED, FamilyLike, _family_of, _precedence
 
 __all__ = ["AttentionLayer", "ProjectionInputHooks", "attention_layers", "UnsupportedModelError"]
 
@@ -69,17 +69,27 @@ def _stage_number(stages: StageMap, name: str) -> int:
     return stages.names.index(stage) if stage is not None else 1
 
 
+def _refuse(model: nn.Module, name: str, m: nn.Module) -> None:
+    """`UnsupportedModelError` if `m` is of a refused type (`families._REFUSED`), saying why."""
+    for cls, reason in _REFUSED.items():
+        if isinstance(m, cls):
+            raise UnsupportedModelError(f"{type(model).__name__}: {name} ({cls.__name__}) {reason}, so it has "
+                                        "no head attention maps to analyse")
+
+
 def attention_layers(model: nn.Module, families: Iterable[FamilyLike] = ()) -> list[AttentionLayer]:
     """Every attention module of `model` that a family reads, in module order.
 
     `families` (instances or subclasses of `AttentionFamily`) are read for this call only, before the
     registered ones; the registry is untouched. Raises `UnsupportedModelError` (a `UserError`) naming
-    the supported families when there is none.
+    the supported families when there is none, or saying why for a module whose attention is no
+    softmax map over tokens (`families._REFUSED`: linear or cross-covariance attention).
     """
     lookup, layers, stages = _precedence(families), [], None
     for name, m in model.named_modules():
         fam = _family_of(m, lookup)
         if fam is None:
+            _refuse(model, name, m)
             continue
         stages = stages or stage_map(model)   # the one stage map cost and latency use too
         proj, channel_dim, head_dim = fam.layout(m)
