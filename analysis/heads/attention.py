@@ -43,7 +43,7 @@ import torch.nn as nn
 
 from ..core.errors import UserError, not_a_command
 from ._recorder import _FusedMaps, _MapRecorder
-from .families import FamilyLike, _family_of, _instance, _precedence
+from .families import FamilyLike, _ancestors, _family_of, _instance, _precedence
 from .layers import AttentionLayer, attention_layers
 
 __all__ = ["AttentionCapture", "AttentionMaps"]
@@ -125,7 +125,8 @@ class AttentionCapture:
         self._image_hw: tuple[int, int] = (0, 0)
         modules = dict(model.named_modules())
         self._parents = {layer.name: modules.get(layer.name.rpartition(".")[0]) for layer in self.layers}
-        self._families = {layer.name: _family_of(layer.module, lookup) for layer in self.layers}
+        self._families = {layer.name: _family_of(layer.module, lookup, _ancestors(modules, layer.name))
+                          for layer in self.layers}
         self._pos_cache: dict = {}
 
     # -- lifecycle

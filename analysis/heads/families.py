@@ -41,12 +41,17 @@ class AttentionFamily:
     maps); `name` is for display. A family's module must compute its maps with a softmax
     (`torch.softmax`, `Tensor.softmax`, `F.softmax`) or `F.scaled_dot_product_attention`: the capture
     records those. Register an instance (or decorate the subclass) with `register_attention_family`,
-    or pass it to one analysis: `AttentionCapture(model, families=[...])`.
+    or pass it to one analysis: `AttentionCapture(model, families=[...])`. A family that reads only some
+    modules of its types (timm's `Attention` inside MobileViT blocks) narrows `reads`.
     """
 
     key: str = ""
     name: str = ""
     types: tuple = ()
+
+    def reads(self, m: nn.Module, ancestors: tuple[nn.Module, ...]) -> bool:
+        """Whether this family reads module `m`, given the modules enclosing it (outermost first)."""
+        return isinstance(m, self.types)
 
     def num_heads(self, m: nn.Module) -> int:
         return m.num_heads
@@ -122,12 +127,19 @@ def _precedence(families: Iterable[FamilyLike] = ()) -> tuple[AttentionFamily, .
     return tuple(reversed([_instance(f) for f in families])) + tuple(reversed(_REGISTRY.values()))
 
 
-def _family_of(m: nn.Module, families: tuple[AttentionFamily, ...]) -> Optional[AttentionFamily]:
-    """The first of `families` (see `_precedence`) that reads module `m`, else None."""
+def _family_of(m: nn.Module, families: tuple[AttentionFamily, ...],
+               ancestors: tuple[nn.Module, ...] = ()) -> Optional[AttentionFamily]:
+    """The first of `families` (see `_precedence`) that reads module `m` (enclosed by `ancestors`), else None."""
     for fam in families:
-        if isinstance(m, fam.types):
+        if fam.reads(m, ancestors):
             return fam
     return None
+
+
+def _ancestors(modules: dict[str, nn.Module], name: str) -> tuple[nn.Module, ...]:
+    """The modules enclosing module `name` (keys of `modules`, from `named_modules()`), outermost first."""
+    parts = name.split(".") if name else []
+    return tuple(modules[".".join(parts[:i])] for i in range(len(parts)))
 
 
 # --------------------------------------------------------------------------- token positions
@@ -139,17 +151,19 @@ def _grid(h: int, w: int, stride_y: float, stride_x: float, device=None) -> torc
     return torch.stack(torch.meshgrid(ys, xs, indexing="ij"), dim=-1)
 
 
-def _windows(grid: torch.Tensor, ws: int, shift: tuple[int, int] = (0, 0)) -> torch.Tensor:
+def _windows(grid: torch.Tensor, ws, shift: tuple[int, int] = (0, 0)) -> torch.Tensor:
     """Partition a [H, W, 2] position grid as Swin / EfficientViT partition features: cyclic
-    shift, pad bottom/right (NaN positions), windows in raster order -> [nW, ws * ws, 2]."""
+    shift, pad bottom/right (NaN positions), windows in raster order -> [nW, wh * ww, 2];
+    `ws` is a side or a (wh, ww) pair."""
+    wh, ww = (ws, ws) if isinstance(ws, int) else ws
     if any(shift):
         grid = torch.roll(grid, shifts=(-shift[0], -shift[1]), dims=(0, 1))
     H, W, _ = grid.shape
-    ph, pw = (ws - H % ws) % ws, (ws - W % ws) % ws
+    ph, pw = (wh - H % wh) % wh, (ww - W % ww) % ww
     if ph or pw:
         grid = F.pad(grid.permute(2, 0, 1), (0, pw, 0, ph), value=float("nan")).permute(1, 2, 0)
     Hp, Wp = H + ph, W + pw
-    return grid.reshape(Hp // ws, ws, Wp // ws, ws, 2).transpose(1, 2).reshape(-1, ws * ws, 2)
+    return grid.reshape(Hp // wh, wh, Wp // ww, ww, 2).transpose(1, 2).reshape(-1, wh * ww, 2)
 
 
 # --------------------------------------------------------------------------- built-in families

@@ -9,7 +9,7 @@ import torch.nn as nn
 
 from ..core.errors import UserError, not_a_command
 from ..core.stages import StageMap, stage_map
-from .families import _REFUSED, FamilyLike, _family_of, _precedence
+from .families import _REFUSED, FamilyLike, _ancestors, _family_of, _precedence
 
 __all__ = ["AttentionLayer", "ProjectionInputHooks", "attention_layers", "UnsupportedModelError"]
 
@@ -86,8 +86,9 @@ def attention_layers(model: nn.Module, families: Iterable[FamilyLike] = ()) -> l
     softmax map over tokens (`families._REFUSED`: linear or cross-covariance attention).
     """
     lookup, layers, stages = _precedence(families), [], None
-    for name, m in model.named_modules():
-        fam = _family_of(m, lookup)
+    modules = dict(model.named_modules())
+    for name, m in modules.items():
+        fam = _family_of(m, lookup, _ancestors(modules, name))
         if fam is None:
             _refuse(model, name, m)
             continue
