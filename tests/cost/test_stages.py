@@ -84,3 +84,65 @@ def test_models_outside_the_papers_are_counted(name, side, gmacs):
     assert all(p.requires_grad for p in model.parameters())
     if name == "mvitv2_tiny":
         assert stage_map(model).modules("stage1") == ("stages.0",) and ca.by_stage().stage.tolist()[-1] == "head"
+
+
+class Net(torch.nn.Module):
+    """A custom model with neither feature_info nor a registered map: a stem, a body whose blocks sit in a
+    Sequential one level down, and a head."""
+
+    def __init__(self):
+        super().__init__()
+        self.stem = torch.nn.Conv2d(3, 8, 4, stride=4)
+        self.body = torch.nn.Module()
+        self.body.blocks = torch.nn.Sequential(*[torch.nn.Conv2d(8, 8, 3, padding=1) for _ in range(3)])
+        self.body.norm = torch.nn.BatchNorm2d(8)
+        self.head = torch.nn.Sequential(torch.nn.AdaptiveAvgPool2d(1), torch.nn.Flatten(), torch.nn.Linear(8, 10))
+
+    def forward(self, x):
+        return self.head(self.body.norm(self.body.blocks(self.stem(x))))
+
+
+def test_a_model_without_stages_gets_per_block_rows_and_a_warning(capsys):
+    """Not a silent `stage1` holding everything: one row per block of the largest container, the stem and head
+    with their own parameters and macs, and one line on stderr saying so."""
+    model = Net()
+    ca = CostAnalysis(model, torch.randn(1, 3, 32, 32), fuse=False)
+    err = capsys.readouterr().err.splitlines()
+    assert len(err) == 1 and err[0].startswith("warning: Net has no feature_info") and "body.blocks" in err[0]
+    st = ca.by_stage().set_index("stage")
+    assert list(st.index) == ["stem", "block1", "block2", "block3", "head"]
+    assert st.loc["stem", "params"] == 3 * 8 * 16 + 8 and st.loc["stem", "macs"] == 8 * 8 * 8 * 3 * 16
+    assert (st.loc["block1":"block3", "macs"] == 8 * 8 * 8 * 8 * 9).all()
+    assert st.loc["head", "params"] == 8 * 10 + 10 + 2 * 8  # the linear and the body's norm, after the blocks
+    assert st["params"].sum() == ca.total("params") and st["macs"].sum() == ca.total("macs")
+
+
+def test_registered_stage_map_wins_and_is_keyed():
+    from analysis.core.errors import UserError
+    from analysis.core.stages import StageMap, register_stage_map, unregister_stage_map
+
+    def two_stages(model):
+        return StageMap((("stem", ("stem",)), ("stage1", ("body.blocks.0", "body.blocks.1")),
+                         ("stage2", ("body.blocks.2", "body.norm")), ("head", ("head",))))
+
+    def ten_classes(m):
+        return isinstance(m, Net) and m.head[-1].out_features == 10
+
+    register_stage_map(Net, two_stages)
+    try:
+        assert stage_map(Net()).names == ("stem", "stage1", "stage2", "head")
+        with pytest.raises(UserError, match="already registered for .*Net; pass replace=True"):
+            register_stage_map(Net, two_stages)
+        register_stage_map(ten_classes, lambda m: StageMap.of_container(m, "head"))  # registered later: wins
+        assert stage_map(Net()).names == ("stem", "stage1", "stage2", "stage3", "head")
+    finally:
+        unregister_stage_map(ten_classes)
+        assert unregister_stage_map(Net) is two_stages
+    with pytest.raises(UserError, match="no stage map is registered"):
+        unregister_stage_map(Net)
+
+
+def test_a_timm_model_without_a_registered_map_reads_feature_info():
+    model = timm.create_model("convnext_atto")
+    assert stage_map(model).stages == (("stem", ("stem",)), *[(f"stage{i + 1}", (f"stages.{i}",)) for i in range(4)],
+                                       ("head", ("norm_pre", "head")))
