@@ -26,9 +26,11 @@ test: $(STAMP)
 	SHVIT_LAB_OUTPUT=$$out $(PY) -m pytest tests notebooks --nbval-lax --nbval-current-env -p no:cacheprovider
 
 # The quick loop while editing (about 2 min on 2 cores): unit, known-answer and CLI tests, without the
-# slow ones (DDP, every paper model), the ones that read committed artifacts, and the notebooks.
+# slow ones (DDP, every paper model), the ones that read committed artifacts, and the notebooks; outputs
+# go to a temporary folder as in `test`.
 test-fast: $(STAMP)
-	$(PY) -m pytest tests -m "not slow and not artifacts" -p no:cacheprovider
+	out=$$(mktemp -d) && trap 'rm -rf "$$out"' EXIT && \
+	SHVIT_LAB_OUTPUT=$$out $(PY) -m pytest tests -m "not slow and not artifacts" -p no:cacheprovider
 
 clean-venv:
 	rm -rf $(VENV)
