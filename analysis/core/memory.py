@@ -14,7 +14,6 @@ import os
 from dataclasses import dataclass
 from typing import Optional
 
-import timm
 import torch
 from torch.utils._python_dispatch import TorchDispatchMode
 
@@ -53,11 +52,14 @@ class _TensorBytes(TorchDispatchMode):
 
 
 def estimate_memory(name: str, input_shape: tuple, **kwargs) -> Optional[MemoryEstimate]:
-    """The `MemoryEstimate` of timm model `name` (built with `kwargs`) on an input of `input_shape`; None
-    when the model cannot run on the meta device (data-dependent code): then nothing can be said."""
+    """The `MemoryEstimate` of timm model `name` or model spec (`core.models`; built with `kwargs`) on an
+    input of `input_shape`; None when the model cannot run on the meta device (data-dependent code): then
+    nothing can be said."""
+    from .models import instantiate_model   # here: models imports this module
+
     try:
         with torch.device("meta"):
-            model = timm.create_model(name, pretrained=False, **kwargs).eval()
+            model = instantiate_model(name, **kwargs).eval()
         params = sum(p.numel() * p.element_size() for p in model.parameters())
         counter = _TensorBytes()
         with torch.no_grad(), counter:

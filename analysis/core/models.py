@@ -1,6 +1,16 @@
 """Model creation, in one place: any timm model or `shvitlab_*` variant by name and weights, at a
 resolution, BN-fused as the papers count and time it.
 
+A model is named by a timm-registered name, or by your own factory (`model spec`):
+  `package.module:factory`   imported with importlib (the module's folder on PYTHONPATH or the cwd),
+  `path/to/file.py:factory`  the file loaded as a module of its own (its neighbours are not importable);
+importing the module runs its code, as `python file.py` would: name only code you trust. The factory is
+called with the keyword arguments the caller gives (`num_classes`, a command's model overrides,
+`img_size` when a resolution needs a rebuild and the factory names that parameter), plus `pretrained=False`
+when it names a `pretrained` parameter (a timm-style entrypoint), after `torch.manual_seed(seed)`. Its input
+size comes from the model's `pretrained_cfg` (or `default_cfg`) as for timm models, else timm's default
+3x224x224 with ImageNet mean/std (a note says so; a command's `--resolution` overrides it).
+
 Weights are one of
   `random`      seeded initialisation (explicit: no pretrained download is attempted),
   `pretrained`  timm's hub weights (network once, then timm's cache),
@@ -13,10 +23,15 @@ import contextlib
 import copy
 import difflib
 import functools
+import hashlib
+import importlib
+import importlib.util
+import inspect
 import os
 import socket
 import sys
-from typing import Iterator, Optional
+from pathlib import Path
+from typing import Callable, Iterator, Optional
 from urllib.parse import urlparse
 
 import timm
@@ -33,7 +48,8 @@ from .errors import UserError, not_a_command, note
 from .memory import check_memory
 
 __all__ = ["create_model", "create_model_at", "fuse_model", "check_model_name", "suggest_model_names",
-           "describe_weights", "input_size", "hub_reachable", "leaves_model_as_found", "model_as_found"]
+           "is_model_spec", "load_model_factory", "instantiate_model", "describe_weights", "input_size",
+           "hub_reachable", "leaves_model_as_found", "model_as_found"]
 
 
 @contextlib.contextmanager
@@ -94,13 +110,149 @@ def suggest_model_names(name: str, n: int = 4) -> list[str]:
     return list(dict.fromkeys(containing + close))[:n]
 
 
-def check_model_name(name: str) -> str:
-    """Return `name` if timm (or shvit) knows it; else a UserError suggesting close names."""
+def check_model_name(name: str, *, build: bool = False) -> str:
+    """Return `name` if timm (or shvit) knows it, or if it is a model spec whose factory loads (imported; called
+    once too with `build`, so that a factory that fails does so before a command's work starts); else a
+    UserError suggesting close names."""
+    if is_model_spec(name):
+        load_model_factory(name)
+        if build:
+            instantiate_model(name)
+        return name
     if name in timm.list_models():
         return name
+    if name.endswith(".py") or os.sep in name or _names_a_module(name):
+        raise UserError(f"model {name!r} names no factory: give it after a colon, as {name}:FACTORY")
     close = suggest_model_names(name)
-    hint = f"; did you mean {', '.join(close)}?" if close else " (see timm.list_models())"
+    hint = (f"; did you mean {', '.join(close)}?" if close else
+            " (see timm.list_models(); your own model: package.module:factory or path/to/file.py:factory)")
     raise UserError(f"unknown model {name!r}{hint}")
+
+
+def _names_a_module(name: str) -> bool:
+    """`pkg.mod` (no colon) whose top-level package is importable: a model spec without its factory."""
+    top = name.split(".")[0]
+    return "." in name and top.isidentifier() and importlib.util.find_spec(top) is not None
+
+
+# ----------------------------------------------------------------------------- your own model: a factory spec
+
+_TIMM_HUB_PREFIXES = ("hf-hub:", "hf_hub:", "local-dir:")
+
+
+def is_model_spec(name: str) -> bool:
+    """Whether `name` names a factory (`package.module:factory`, `file.py:factory`), not a timm model
+    (timm names have no colon; its hub prefixes `hf-hub:` / `local-dir:` are refused by `load_model_factory`)."""
+    return ":" in name
+
+
+def _split_spec(spec: str) -> tuple[str, str]:
+    if spec.startswith(_TIMM_HUB_PREFIXES):
+        raise UserError(f"model {spec!r}: timm hub names are not taken here; give a timm model name with "
+                        "--weights pretrained or PATH, or your own model as package.module:factory")
+    source, _, attr = spec.rpartition(":")
+    is_file = source.endswith(".py") or os.sep in source
+    if not source or not all(part.isidentifier() for part in attr.split(".")) or not (
+            is_file or all(part.isidentifier() for part in source.split("."))):
+        raise UserError(f"model {spec!r} is neither a timm name nor a spec package.module:factory or "
+                        "path/to/file.py:factory")
+    return source, attr
+
+
+def _import_error(source: str, error: Exception) -> UserError:
+    text = str(error).strip().splitlines()
+    return UserError(f"importing {source} raised {type(error).__name__}" + (f": {text[0]}" if text else ""))
+
+
+def _load_file(source: str) -> object:
+    """The module of a .py file, loaded once per process under a name unique to its resolved path (no
+    __pycache__ is left beside it: a file named by path is often a script in a folder of the user's)."""
+    path = Path(source).expanduser()
+    if not path.is_file():
+        raise UserError(f"model file {source} does not exist" if not path.exists() else
+                        f"model file {source} is not a file")
+    path = path.resolve()
+    name = f"_analysis_model_{path.stem}_{hashlib.sha1(str(path).encode()).hexdigest()[:10]}"
+    if name in sys.modules:
+        return sys.modules[name]
+    module = importlib.util.module_from_spec(importlib.util.spec_from_file_location(name, path))
+    sys.modules[name] = module   # before running it, as import does (dataclasses, pickling look it up)
+    saved, sys.dont_write_bytecode = sys.dont_write_bytecode, True
+    try:
+        module.__spec__.loader.exec_module(module)
+    except Exception as e:  # noqa: BLE001  the user's code: any failure is theirs, reported in one line
+        del sys.modules[name]
+        raise _import_error(source, e) from e
+    finally:
+        sys.dont_write_bytecode = saved
+    return module
+
+
+def _load_module(source: str) -> object:
+    try:
+        return importlib.import_module(source)
+    except ModuleNotFoundError as e:
+        if e.name and (source == e.name or source.startswith(e.name + ".")):
+            raise UserError(f"no module named {e.name!r} (is the folder that holds {source.split('.')[0]} "
+                            "on PYTHONPATH?)") from None
+        raise _import_error(source, e) from e
+    except Exception as e:  # noqa: BLE001  the user's code: any failure is theirs, reported in one line
+        raise _import_error(source, e) from e
+
+
+def load_model_factory(spec: str) -> Callable[..., nn.Module]:
+    """The callable `spec` names (`package.module:factory` or `path/to/file.py:factory`; a dotted factory
+    reads attributes, as entry points do), imported but not called. Every failure is a one-line UserError."""
+    source, attr = _split_spec(spec)
+    module = _load_file(source) if source.endswith(".py") or os.sep in source else _load_module(source)
+    obj = module
+    for part in attr.split("."):
+        if not hasattr(obj, part):
+            public = [n for n in dir(obj) if not n.startswith("_") and callable(getattr(obj, n, None))]
+            close = difflib.get_close_matches(part, public, n=3)
+            hint = f"; did you mean {', '.join(close)}?" if close else ""
+            raise UserError(f"{source} has no {attr!r} (model {spec!r}){hint}")
+        obj = getattr(obj, part)
+    if not callable(obj):
+        raise UserError(f"model factory {spec} is not callable (it is of type {type(obj).__name__})")
+    return obj
+
+
+def _names_parameter(fn: Callable, name: str) -> bool:
+    try:
+        return name in inspect.signature(fn).parameters
+    except (TypeError, ValueError):   # a builtin without a signature
+        return False
+
+
+def instantiate_model(name: str, **kwargs) -> nn.Module:
+    """A freshly initialised model: `timm.create_model(name, pretrained=False, **kwargs)`, or the factory of a
+    model spec called with `kwargs` (and `pretrained=False` when it names that parameter)."""
+    if not is_model_spec(name):
+        return timm.create_model(name, pretrained=False, **kwargs)
+    factory = load_model_factory(name)
+    if _names_parameter(factory, "pretrained"):
+        kwargs = {"pretrained": False, **kwargs}
+    try:
+        model = factory(**kwargs)
+    except Exception as e:  # noqa: BLE001  the user's code: any failure is theirs, reported in one line
+        text = str(e).strip().splitlines()
+        raise UserError(f"model factory {name} raised {type(e).__name__}" + (f": {text[0]}" if text else "")) from e
+    if not isinstance(model, nn.Module):
+        raise UserError(f"model factory {name} returned a {type(model).__name__}, not a torch.nn.Module")
+    return model
+
+
+def _declare_input(model: nn.Module, name: str) -> None:
+    """Give a factory's model the data config timm reads (`pretrained_cfg`): its own, its `default_cfg`,
+    or none (then timm's defaults apply, and a note says so)."""
+    if getattr(model, "pretrained_cfg", None):
+        return
+    if getattr(model, "default_cfg", None):
+        model.pretrained_cfg = dict(model.default_cfg)
+        return
+    note(f"note: {name} declares no input size (model.pretrained_cfg['input_size']): it gets timm's default, "
+         "3x224x224 with ImageNet mean/std (a command's --resolution, where it has one, sets the size)")
 
 
 def describe_weights(weights: str) -> str:
@@ -136,32 +288,42 @@ def _load_local(model: nn.Module, path: str, resample: bool = False) -> None:
 
 def create_model(name: str, weights: str = "random", *, seed: int = 0, num_classes: Optional[int] = None,
                  resample_pos_embed: bool = False, **kwargs) -> nn.Module:
-    """Build `name` with `weights`, in eval mode. User errors raise `UserError` / `CheckpointError`. A local
-    checkpoint whose position embedding or patch kernel has another size is refused, unless
-    `resample_pos_embed` (then timm's converter resamples it, and a note on stderr says what)."""
+    """Build `name` (a timm name or a model spec, see the module docstring) with `weights`, in eval mode. User
+    errors raise `UserError` / `CheckpointError`. A local checkpoint whose position embedding or patch kernel
+    has another size is refused, unless `resample_pos_embed` (then timm's converter resamples it, and a note on
+    stderr says what)."""
     check_model_name(name)
     if num_classes is not None:
         kwargs["num_classes"] = num_classes
+    if weights == "pretrained" and is_model_spec(name):
+        raise UserError(f"--weights pretrained is for timm models; {name} is your own factory: use --weights "
+                        "random (its own initialisation, seeded) or --weights PATH (a local checkpoint)")
     torch.manual_seed(seed)
     if weights == "pretrained":
-        online = hub_reachable()
-        try:
-            with contextlib.nullcontext() if online else _hub_cache_only():
-                model = timm.create_model(name, pretrained=True, **kwargs)
-        except RuntimeError as e:
-            if "no pretrained weights" in str(e).lower():
-                raise UserError(f"{name} has no pretrained weights in timm; use --weights random or "
-                                f"--weights PATH (a local checkpoint)") from None
-            raise
-        except (LocalEntryNotFoundError, OfflineModeIsEnabled, ConnectionError, TimeoutError):
-            raise UserError(f"pretrained weights for {name} are not cached and the hub is unreachable "
-                            f"(offline?); use --weights random or --weights PATH (a local checkpoint)") from None
-    elif weights == "random":
-        model = timm.create_model(name, pretrained=False, **kwargs)
+        model = _create_pretrained(name, **kwargs)
     else:
-        model = timm.create_model(name, pretrained=False, **kwargs)
-        _load_local(model, os.fspath(weights), resample=resample_pos_embed)
+        model = instantiate_model(name, **kwargs)
+        if is_model_spec(name):
+            _declare_input(model, name)
+        if weights != "random":
+            _load_local(model, os.fspath(weights), resample=resample_pos_embed)
     return model.eval()
+
+
+def _create_pretrained(name: str, **kwargs) -> nn.Module:
+    """timm's hub weights: network once, then its cache (read without retrying a network that is not there)."""
+    online = hub_reachable()
+    try:
+        with contextlib.nullcontext() if online else _hub_cache_only():
+            return timm.create_model(name, pretrained=True, **kwargs)
+    except RuntimeError as e:
+        if "no pretrained weights" in str(e).lower():
+            raise UserError(f"{name} has no pretrained weights in timm; use --weights random or "
+                            f"--weights PATH (a local checkpoint)") from None
+        raise
+    except (LocalEntryNotFoundError, OfflineModeIsEnabled, ConnectionError, TimeoutError):
+        raise UserError(f"pretrained weights for {name} are not cached and the hub is unreachable "
+                        f"(offline?); use --weights random or --weights PATH (a local checkpoint)") from None
 
 
 def input_size(model: nn.Module, resolution: Optional[int] = None) -> tuple:
@@ -195,6 +357,8 @@ def create_model_at(name: str, resolution: Optional[int] = None, *, seed: int = 
     error = None
     for attempt in ("default", "img_size"):
         kwargs = {} if attempt == "default" else {"img_size": h}
+        if kwargs and is_model_spec(name) and not _names_parameter(load_model_factory(name), "img_size"):
+            break   # a factory gets img_size only when it names that parameter
         check_memory(name, (batch_size, c, h, w), device=device, **kwargs)
         if attempt == "img_size":
             try:
