@@ -24,8 +24,12 @@ from .core.names import ATTENTION_BACKENDS
 __all__ = ["ArgumentParser", "command", "model_on_image", "warn_if_random", "write_figure_and_table", "positive_int", "non_negative_int", "seed", "resolution", "positive_float",
            "non_negative_float", "output_path", "output_file", "output_stem", "add_overwrite_arg", "add_resample_arg",
            "resample_pos_embed", "cpu_threads", "worker_count", "check_stem", "add_device_arg", "add_threads_arg", "add_seed_arg",
-           "add_attention_backend_arg"]
+           "add_attention_backend_arg", "MODEL_HELP"]
 
+
+# what every --model takes (`core.models`: timm names, or your own factory)
+MODEL_HELP = ("a timm or shvitlab_* model name, or your own model as package.module:factory (its folder on "
+              "PYTHONPATH) or path/to/file.py:factory; naming your own imports and runs that code")
 
 
 class HelpFormatter(argparse.RawDescriptionHelpFormatter):

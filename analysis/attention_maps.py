@@ -7,7 +7,7 @@ import argparse
 import sys
 
 from ._cli import (ArgumentParser, add_device_arg, add_overwrite_arg, add_resample_arg, add_seed_arg, add_threads_arg,
-                   command, model_on_image, output_stem, write_figure_and_table)
+                   command, model_on_image, output_stem, write_figure_and_table, MODEL_HELP)
 
 EPILOG = """examples:
   # every head of DeiT-T's last attention layer, from the centre of the image
@@ -35,7 +35,7 @@ def build_parser() -> ArgumentParser:
     p = ArgumentParser(prog="python -m analysis.attention_maps", epilog=EPILOG,
                        description="Per-head attention maps of one query pixel of your image in one layer, or the "
                                    "attention rollout (Abnar & Zuidema 2020).")
-    p.add_argument("--model", required=True, metavar="NAME", help="timm or shvitlab_* model name")
+    p.add_argument("--model", required=True, metavar="NAME", help=MODEL_HELP)
     p.add_argument("--weights", default="random", metavar="random|pretrained|PATH",
                    help="PATH: a local checkpoint (timm state dict, {'model': sd}, safetensors)")
     p.add_argument("--image", required=True, metavar="PATH",

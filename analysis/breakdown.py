@@ -6,7 +6,7 @@ import sys
 from pathlib import Path
 
 from ._cli import (ArgumentParser, add_device_arg, add_overwrite_arg, add_seed_arg, add_threads_arg, check_stem,
-                   command, output_file, output_path, positive_int, resolution)
+                   command, output_file, output_path, positive_int, resolution, MODEL_HELP)
 from .core.names import PAPER_MODELS
 
 EPILOG = """examples:
@@ -20,7 +20,7 @@ EPILOG = """examples:
 def build_parser() -> ArgumentParser:
     p = ArgumentParser(prog="python -m analysis.breakdown", epilog=EPILOG,
                        description="share of runtime per operator category (torch.profiler), BN-fused models.")
-    p.add_argument("--model", action="append", help=f"repeatable (default: {', '.join(PAPER_MODELS)})")
+    p.add_argument("--model", action="append", help=f"{MODEL_HELP}; repeatable (default: {', '.join(PAPER_MODELS)})")
     add_device_arg(p)
     p.add_argument("--batch-size", type=positive_int, default=16)
     p.add_argument("--resolution", type=resolution, default=None, help="default: each model's pretrained config")
@@ -48,7 +48,7 @@ def run(args) -> int:
 
     names = args.model or list(PAPER_MODELS)
     for n in names:
-        check_model_name(n)
+        check_model_name(n, build=True)   # a factory that fails does so before the progress bar
     if args.figure:
         for ext in (".png", ".pdf"):
             output_file(check_stem(args.figure, "--figure") + ext)

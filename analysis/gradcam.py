@@ -6,7 +6,7 @@ from __future__ import annotations
 import sys
 
 from ._cli import (ArgumentParser, add_device_arg, add_overwrite_arg, add_resample_arg, add_seed_arg, add_threads_arg,
-                   command, model_on_image, non_negative_int, output_stem, write_figure_and_table)
+                   command, model_on_image, non_negative_int, output_stem, write_figure_and_table, MODEL_HELP)
 from .core.names import CAM_METHODS as METHODS
 
 
@@ -27,7 +27,7 @@ def build_parser() -> ArgumentParser:
     p = ArgumentParser(prog="python -m analysis.gradcam", epilog=EPILOG,
                        description="Class-activation map of your image: Grad-CAM (captum), Grad-CAM++ or attention "
                                    "rollout, at the model's input resolution.")
-    p.add_argument("--model", required=True, metavar="NAME", help="timm or shvitlab_* model name")
+    p.add_argument("--model", required=True, metavar="NAME", help=MODEL_HELP)
     p.add_argument("--weights", default="random", metavar="random|pretrained|PATH",
                    help="PATH: a local checkpoint (timm state dict, {'model': sd}, safetensors)")
     p.add_argument("--image", required=True, metavar="PATH",
@@ -38,6 +38,9 @@ def build_parser() -> ArgumentParser:
     p.add_argument("--method", choices=METHODS, default="gradcam",
                    help="gradcam: Grad-CAM (captum LayerGradCam) on the last stage; gradcam++: Chattopadhay et al. "
                         "2018; rollout: attention rollout (isotropic ViT/DeiT) (default: gradcam)")
+    p.add_argument("--layer", metavar="NAME",
+                   help="the module the CAM reads, a name from model.named_modules() (default: the last stage of "
+                        "timm's feature_info; a model without one, e.g. your own, needs it); not with rollout")
     add_device_arg(p)
     add_threads_arg(p)
     add_seed_arg(p, "seed for the random weights")
@@ -62,14 +65,17 @@ def run(args) -> int:
 
     if args.method == "rollout" and args.target is not None:
         raise UserError("--target does not apply to --method rollout: attention rollout is not class-specific")
+    if args.method == "rollout" and args.layer is not None:
+        raise UserError("--layer does not apply to --method rollout: attention rollout reads every attention layer")
     model, view, x = model_on_image(args)
+    layer = _cam_layer(model, args)
     with torch.no_grad():
         probs = model(x).float().softmax(-1)[0].cpu()
     if args.target is not None and args.target >= len(probs):
         raise UserError(f"--target {args.target} is out of range: {args.model} has {len(probs)} classes "
                         f"(0..{len(probs) - 1})")
     pred = int(probs.argmax())
-    cam = CAM_METHODS[args.method](model)
+    cam = CAM_METHODS[args.method](model) if args.method == "rollout" else CAM_METHODS[args.method](model, layer)
     target = None if args.method == "rollout" else torch.tensor([pred if args.target is None else args.target])
     values = cam.attribute(x, target=target)[0].cpu()
     h, w = values.shape
@@ -90,6 +96,23 @@ def run(args) -> int:
           f"(value {float(values.max()):.4g})")
     return 0
 
+
+def _cam_layer(model, args):
+    """The module `--layer` names, None for the default (`lab.gradcam.cam_target`), or a UserError that says
+    which modules there are where the model has no `feature_info` to choose from."""
+    from .core.errors import UserError
+
+    top = ", ".join(name for name, _ in model.named_children())
+    if args.layer is not None:
+        try:
+            return model.get_submodule(args.layer)
+        except AttributeError:
+            raise UserError(f"--layer {args.layer}: {args.model} has no such module; its top-level modules: "
+                            f"{top}") from None
+    if args.method != "rollout" and not getattr(model, "feature_info", None):
+        raise UserError(f"{args.model} has no feature_info (timm's list of feature stages): name the layer the CAM "
+                        f"reads with --layer NAME; its top-level modules: {top}")
+    return None
 
 
 def _class_name(index: int, num_classes: int) -> str:

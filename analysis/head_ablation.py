@@ -11,7 +11,7 @@ from __future__ import annotations
 import sys
 
 from ._cli import (ArgumentParser, add_device_arg, add_overwrite_arg, add_resample_arg, add_seed_arg, command,
-                   output_path, positive_int, resample_pos_embed, warn_if_random)
+                   output_path, positive_int, resample_pos_embed, warn_if_random, MODEL_HELP)
 from .core.errors import UserError
 from .core.names import ABLATION_MODES as MODES
 
@@ -31,7 +31,7 @@ EPILOG = """examples:
 def build_parser() -> ArgumentParser:
     p = ArgumentParser(prog="python -m analysis.head_ablation", epilog=EPILOG,
                        description="Top-1 change when each attention head is removed / left alone (SHViT Fig. 3).")
-    p.add_argument("--model", required=True, metavar="NAME", help="timm or shvitlab_* model name")
+    p.add_argument("--model", required=True, metavar="NAME", help=MODEL_HELP)
     p.add_argument("--weights", default="random", metavar="pretrained|random|PATH",
                    help="default random; PATH: a local checkpoint (timm state dict, {'model': sd}, safetensors)")
     p.add_argument("--data", required=True, metavar="DIR", help="labelled image folder: one subfolder per class")

@@ -6,7 +6,7 @@ from __future__ import annotations
 import sys
 
 from ._cli import (ArgumentParser, add_device_arg, add_overwrite_arg, add_resample_arg, add_seed_arg, check_stem,
-                   command, output_file, output_path, positive_int, resample_pos_embed)
+                   command, output_file, output_path, positive_int, resample_pos_embed, MODEL_HELP)
 from .core.errors import UserError
 from .core.names import AMP_CHOICES, PAPER_METRICS
 from .core.names import HEAD_METRICS as METRICS
@@ -28,7 +28,7 @@ def build_parser() -> ArgumentParser:
     p = ArgumentParser(prog="python -m analysis.head_similarity", epilog=EPILOG,
                        description="Per-layer attention-head similarity (SHViT Fig. 3, EfficientViT Fig. 4).")
     p.add_argument("--model", action="append", required=True, metavar="NAME",
-                   help="timm or shvitlab_* model name (repeatable)")
+                   help=f"{MODEL_HELP} (repeatable)")
     p.add_argument("--weights", action="append", metavar="pretrained|random|PATH",
                    help="once for all models, or once per --model (default: random); PATH: a local checkpoint "
                         "(timm state dict, {'model': sd}, safetensors)")

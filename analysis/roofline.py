@@ -7,7 +7,7 @@ import sys
 from pathlib import Path
 
 from ._cli import (ArgumentParser, add_device_arg, add_overwrite_arg, add_seed_arg, add_threads_arg, check_stem,
-                   command, non_negative_int, output_file, output_path, positive_int, resolution)
+                   command, non_negative_int, output_file, output_path, positive_int, resolution, MODEL_HELP)
 from .core.errors import UserError
 from .core.names import ROOFLINE_MODELS
 
@@ -25,7 +25,7 @@ def build_parser() -> ArgumentParser:
     p = ArgumentParser(prog="python -m analysis.roofline", epilog=EPILOG,
                        description="per-op roofline and predicted vs measured latency per stage of BN-fused models "
                                    "(random weights: speed does not depend on them).")
-    p.add_argument("--model", action="append", help=f"repeatable (default: {', '.join(ROOFLINE_MODELS)})")
+    p.add_argument("--model", action="append", help=f"{MODEL_HELP}; repeatable (default: {', '.join(ROOFLINE_MODELS)})")
     p.add_argument("--resolution", type=resolution, default=None, help="default: each model's pretrained config")
     p.add_argument("--batch-size", type=positive_int, default=16, help="the papers' CPU batch")
     add_device_arg(p)

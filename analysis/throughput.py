@@ -6,7 +6,7 @@ import json
 import sys
 
 from ._cli import (ArgumentParser, add_overwrite_arg, add_seed_arg, command, cpu_threads, non_negative_float,
-                   output_path, positive_float, positive_int, resolution)
+                   output_path, positive_float, positive_int, resolution, MODEL_HELP)
 from .core.errors import UserError
 from .core.names import RUNTIMES
 
@@ -24,7 +24,7 @@ def build_parser() -> ArgumentParser:
     p = ArgumentParser(prog="python -m analysis.throughput", epilog=EPILOG,
                        description="images/s under the SHViT / EfficientViT speed-test protocol "
                                    "(BN fused, eval, no grad).")
-    p.add_argument("--model", action="append", help="timm model name or shvitlab_* variant (repeatable)")
+    p.add_argument("--model", action="append", help=f"{MODEL_HELP} (repeatable)")
     p.add_argument("--table2", action="store_true", help="every paper Table 2 row with a timm name, "
                                                          "with the rank correlation to the paper")
     p.add_argument("--runtime", "--device", dest="runtime", default="cpu", choices=("auto",) + RUNTIMES,
@@ -70,7 +70,7 @@ def run(args) -> int:
         except ImportError:
             raise UserError(ONNX_MISSING) from None
     for name in args.model or ():
-        check_model_name(name)
+        check_model_name(name, build=True)   # a factory that fails does so before the progress bar
     if args.table2:
         df = table2_comparison(window_s=args.window, warmup_s=args.warmup, runtime=runtime)
         print(f"spearman rank correlation with the paper: {df.attrs['spearman']:.3f}", file=sys.stderr)

@@ -9,7 +9,7 @@ import sys
 from typing import Any
 
 from ._cli import (ArgumentParser, add_device_arg, add_seed_arg, command, non_negative_float, non_negative_int,
-                   positive_float, positive_int, seed, worker_count)
+                   positive_float, positive_int, seed, worker_count, MODEL_HELP)
 from .core.errors import UserError
 from .core.names import DIGITS_NAME
 
@@ -46,7 +46,7 @@ def build_parser() -> ArgumentParser:
   python -m analysis.train --model shvitlab_s1 --data /data/imagenet --epochs 300 --output runs/s1
   torchrun --nproc_per_node=2 -m analysis.train --model shvitlab_fig2_b --output runs/ddp
   python -m analysis.train --model shvitlab_fig2_b --output runs/fig2_b --resume runs/fig2_b/last.pth""")
-    p.add_argument("--model", required=True, help="timm model name or shvitlab_* variant")
+    p.add_argument("--model", required=True, help=MODEL_HELP)
     p.add_argument("--set", dest="sets", action="append", metavar="KEY=VALUE",
                    help="model constructor override (Python literal), repeatable: --set depths=[1,2,2]")
     p.add_argument("--model-kwargs", default="{}", help="model overrides as a JSON object")

@@ -6,7 +6,7 @@ import sys
 import time
 
 from .._cli import (ArgumentParser, add_attention_backend_arg, add_device_arg, add_overwrite_arg, add_seed_arg,
-                    add_threads_arg, command, non_negative_int, output_path, positive_int, resolution)
+                    add_threads_arg, command, non_negative_int, output_path, positive_int, resolution, MODEL_HELP)
 
 EPILOG = """examples:
   python -m analysis.cost --model shvit_s4                      # counts per stage, 256 px (pretrained cfg)
@@ -22,7 +22,7 @@ def build_parser() -> ArgumentParser:
     p = ArgumentParser(prog="python -m analysis.cost", epilog=EPILOG,
                        description="macs, memory traffic (bytes), parameters and latency per stage of a model "
                                    "(BN-fused, as the papers count).")
-    p.add_argument("--model", required=True, help="timm model name or shvitlab_* variant")
+    p.add_argument("--model", required=True, help=MODEL_HELP)
     p.add_argument("--resolution", type=resolution, default=None,
                    help="input side in px (default: the model's pretrained config)")
     p.add_argument("--batch-size", type=positive_int, default=1)

@@ -3,13 +3,18 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from tests.cli.own_model import BAD_FACTORIES, BROKEN_MODULE
+
 
 @pytest.fixture
 def bad(tmp_path):
-    """`{name: path}` of bad files and folders under `tmp_path/in` (watch `tmp_path` for writes).
+    """`{name: path}` of bad files and folders under `tmp_path/in` (watch `tmp_path` for writes), model
+    factories that fail included (`factories.py`, `broken.py`: `tests.cli.own_model`).
     (No unwritable-folder case: the tests may run as root, who can write anywhere.)"""
     root = tmp_path / "in"
     root.mkdir()
+    (root / "factories.py").write_text(BAD_FACTORIES)
+    (root / "broken.py").write_text(BROKEN_MODULE)
     (root / "text.pth").write_text("hello, I am not a checkpoint\n" * 10)
     (root / "random.pth").write_bytes(np.random.default_rng(0).bytes(4096))
     (root / "random.safetensors").write_bytes(np.random.default_rng(1).bytes(4096))

@@ -7,6 +7,7 @@ import timm
 import torch
 
 from analysis.attention_maps import main
+from tests.cli.own_model import own_model_rows
 from tests.helpers import assert_rejected
 
 pytestmark = pytest.mark.usefixtures("one_thread")
@@ -47,6 +48,7 @@ TABLE = [
     (M + OUT + ["--weights", "{ck}/f16.pth", "--query", "5000,5"], "query (5000, 5) is outside the image"),
     (M + OUT + ["--weights", "{ck}/grid112_no_head_bias.pth", "--resample-pos-embed"], "1 missing keys: head.bias"),
 ]
+TABLE += own_model_rows(M[2:] + OUT)   # issue 28: your own model that cannot be loaded or built
 
 
 @pytest.fixture(scope="module")

@@ -2,6 +2,7 @@
 import pytest
 
 from analysis.breakdown import main
+from tests.cli.own_model import own_model_rows
 from tests.helpers import assert_rejected
 
 M = ["--model", "shvit_s1", "--batch-size", "1", "--repeats", "1"]
@@ -24,6 +25,7 @@ TABLE = [
     (M + ["--csv", "{tmp}/b.png", "--figure", "{tmp}/b"], "would both write"),
     (M + ["--csv", "{tmp}/b.pdf", "--figure", "{tmp}/b"], "would both write"),
 ]
+TABLE += own_model_rows(M[2:], weights=False)   # issue 28: your own model that cannot be loaded or built
 
 
 @pytest.mark.parametrize("argv,needle", TABLE, ids=[" ".join(a[-2:]) for a, _ in TABLE])

@@ -6,6 +6,7 @@ import pytest
 import torch
 
 from analysis.cost.__main__ import main
+from tests.cli.own_model import own_model_rows
 from tests.helpers import assert_rejected
 
 M = ["--model", "shvit_s1"]
@@ -48,6 +49,7 @@ TABLE = [
     (M + ["--csv", "{tmp}/.analysis-outputs.json", "--overwrite"], ".analysis-outputs.json is the folder's record"),
     (["--model", "deit_tiny_patch16_224", "--resolution", "225"], "16x16 px patches: 225 px would leave pixels out; use a multiple of 16, e.g. 224 or 240"),
 ]
+TABLE += own_model_rows([], weights=False)   # issue 28: your own model that cannot be loaded or built
 
 
 @pytest.mark.parametrize("argv,needle", TABLE, ids=[" ".join(a) for a, _ in TABLE])

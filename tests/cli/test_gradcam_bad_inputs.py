@@ -2,6 +2,7 @@
 import pytest
 
 from analysis.gradcam import main
+from tests.cli.own_model import own_model_rows
 from tests.helpers import assert_rejected
 
 pytestmark = pytest.mark.usefixtures("one_thread")
@@ -30,6 +31,7 @@ TABLE = [
     (M[:2] + ["--image", "{flat}/im1.png", "--out", "{flat}/im1.png", "--overwrite"], "would replace the input --image"),
     (M[:2] + ["--image", "{flat}/im1.png", "--out", "{flat}/im1", "--overwrite"], "would replace the input --image"),
 ]
+TABLE += own_model_rows(M[2:] + OUT)   # issue 28: your own model that cannot be loaded or built
 
 
 @pytest.mark.parametrize("argv,needle", TABLE, ids=[n for _, n in TABLE])

@@ -2,6 +2,7 @@
 import pytest
 
 from analysis.head_ablation import main
+from tests.cli.own_model import own_model_rows
 from tests.helpers import assert_rejected
 
 D = ["--model", "deit_tiny_patch16_224", "--data", "{digits}", "--num-images", "2", "--out", "{tmp}/a.csv"]
@@ -26,6 +27,7 @@ TABLE = [
     (D + ["--layer", "blocks.1.attn", "--layer", "blocks.0.attn", "--layer", "blocks.1.attn"],
      "--layer blocks.1.attn is given more than once"),
 ]
+TABLE += own_model_rows(D[2:])   # issue 28: your own model that cannot be loaded or built
 
 
 @pytest.fixture

@@ -3,6 +3,7 @@ import pytest
 import torch
 
 from analysis.head_similarity import main
+from tests.cli.own_model import own_model_rows
 from tests.helpers import assert_rejected
 
 D = ["--model", "deit_tiny_patch16_224", "--num-images", "2", "--batch-size", "2"]
@@ -50,6 +51,7 @@ TABLE = [
     (D + OUT + ["--metrics", "paper,paper"], "--metrics names paper more than once"),
     (D + ["--out", "{tmp}/nd/"], "ends with '/'"),
 ]
+TABLE += own_model_rows(D[2:] + OUT)   # issue 28: your own model that cannot be loaded or built
 
 
 @pytest.mark.parametrize("argv,needle", TABLE, ids=[" ".join(a[-2:]) for a, _ in TABLE])

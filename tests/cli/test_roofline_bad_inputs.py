@@ -5,6 +5,7 @@ import os
 import pytest
 
 from analysis.roofline import main
+from tests.cli.own_model import own_model_rows
 from tests.helpers import assert_rejected
 
 FAKE = {"name": "fake", "device": "cpu", "threads": 1, "peak_flops": 1e11, "bandwidth": 1e10, "overhead_s": 1e-6}
@@ -57,6 +58,7 @@ TABLE = [
     (M + ["--csv", "{tmp}/nd/"], "ends with '/'"),
     (M + ["--save-machine", "{tmp}/.analysis-outputs.json"], "is the folder's record"),
 ]
+TABLE += own_model_rows(M[2:], weights=False)   # issue 28: your own model that cannot be loaded or built
 
 
 @pytest.mark.parametrize("argv,needle", TABLE, ids=[" ".join(a[-2:]) for a, _ in TABLE])

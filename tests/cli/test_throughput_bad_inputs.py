@@ -5,6 +5,7 @@ import pytest
 import torch
 
 from analysis.throughput import main
+from tests.cli.own_model import own_model_rows
 from tests.helpers import assert_rejected
 
 M = ["--model", "shvit_s1", "--window", "0.1", "--warmup", "0"]
@@ -26,6 +27,7 @@ TABLE = [
     (M + ["--csv", "{empty}"], "is a directory"),
     (M + ["--cuda-graph"], "--cuda-graph needs --runtime cuda"),
 ]
+TABLE += own_model_rows(M[2:], weights=False)   # issue 28: your own model that cannot be loaded or built
 
 
 @pytest.mark.parametrize("argv,needle", TABLE, ids=[" ".join(a[-2:]) or "none" for a, _ in TABLE])

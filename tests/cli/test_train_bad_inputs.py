@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from analysis.train import main
+from tests.cli.own_model import own_model_rows
 from tests.helpers import assert_rejected
 
 TINY = ["--model", "shvitlab_fig2_b", "--set", "embed_dims=[16,32,48]", "--set", "depths=[1,1,1]",
@@ -64,6 +65,7 @@ TABLE = [
     (TINY + ["--model-kwargs", '{{"depths": [1, 1, 1]}}'] + OUT, "--set depths and --model-kwargs both give depths"),
     (BUILD_FAILS + OUT, "bad model override for shvitlab_fig2_b"),
 ]
+TABLE += own_model_rows(TINY[8:] + OUT, weights=False)   # issue 28: your own model that cannot be loaded or built
 
 
 @pytest.mark.parametrize("argv,needle", TABLE, ids=[" ".join(a[-2:]) for a, _ in TABLE])
