@@ -5,6 +5,7 @@ and saves it with `core.plotting.save_figure`.
 """
 from __future__ import annotations
 
+import itertools
 from collections.abc import Mapping
 from typing import Optional
 
@@ -14,7 +15,7 @@ import pandas as pd
 import seaborn as sns
 
 from ..core.errors import not_a_command
-from ..core.plotting import OURS_COLOR, PAPER_COLOR, use_style
+from ..core.plotting import OURS_COLOR, PAPER_COLOR, repel_texts, use_style
 from .breakdown import CATEGORIES, MEMORY_BOUND, memory_bound_shares
 from .roofline import Machine
 from .throughput import rank_agreement
@@ -106,14 +107,16 @@ def plot_speed_accuracy(table: pd.DataFrame, hardware: Mapping[str, tuple[str, s
     (CPU: paper_cpu_img_s, ours_img_s; GPU: paper_gpu_img_s, ours_gpu_img_s). Returns the figure.
     """
     use_style()
-    fig, axes = plt.subplots(len(hardware), 3, figsize=(15, 4.6 * len(hardware)), squeeze=False,
+    fig, axes = plt.subplots(len(hardware), 3, figsize=(12, 4.8 * len(hardware)), squeeze=False,
                              layout="constrained")
+    labels = []
     for row, (device, (paper_where, ours_where)) in zip(axes, hardware.items()):
         paper_col, ours_col = _SPEED_COLUMNS[device]
-        _speed_frontier(row[0], table, paper_col, device, f"paper: {paper_where}", PAPER_COLOR)
-        _speed_frontier(row[1], table, ours_col, device, f"ours: {ours_where}", OURS_COLOR)
-        _speed_agreement(row[2], table, device, paper_col, ours_col)
+        labels += _speed_frontier(row[0], table, paper_col, device, f"paper: {paper_where}", PAPER_COLOR)
+        labels += _speed_frontier(row[1], table, ours_col, device, f"ours: {ours_where}", OURS_COLOR)
+        labels += _speed_agreement(row[2], table, device, paper_col, ours_col)
     fig.suptitle("Speed vs accuracy of the SHViT Table 2 models: paper vs measured here")
+    repel_texts(labels)
     return fig
 
 
@@ -133,78 +136,138 @@ def _speed_frontier(ax, table, col, device, title, color):
                                       (shvit, "tab:red", "-*", 12, "SHViT (S1-S4)")):
         part = table[mask].sort_values("paper_top1")
         ax.plot(part[col], part.paper_top1, style, color=c, ms=ms, lw=1.5, label=label, zorder=3)
+    ax.set(xscale="log", xlabel=f"{device} throughput (images/s, log)", ylabel="ImageNet top-1 (%, paper)")
+    ax.set_title(title, fontsize=10)
+    ax.margins(x=0.08)
+    lo, hi = np.log(ax.get_xlim())
+    labels = []
     for x, y, name in zip(table[col], table.paper_top1, short):
-        ax.annotate(name, (x, y), xytext=(3, 3), textcoords="offset points", fontsize=6, color="0.25")
-    ax.set(xscale="log", xlabel=f"{device} throughput (images/s, log)", ylabel="ImageNet top-1 (%, paper)",
-           title=title)
+        left = (np.log(x) - lo) / (hi - lo) > 0.72   # near the right edge: the label goes left of its point
+        labels.append(ax.annotate(name, (x, y), xytext=(-4, 0) if left else (4, 0), textcoords="offset points",
+                                  fontsize=7, color="0.25", va="center", ha="right" if left else "left",
+                                  in_layout=False))
     ax.legend(loc="lower left", fontsize=8)
+    return labels
 
 
 def _speed_agreement(ax, table, device, paper_col, ours_col):
     """Our throughput against the paper's (log-log), the families highlighted, with the paper's speed
     scaled by the median ratio as a guide and the Spearman rank correlation in the title."""
     effvit, shvit, short = _families(table)
+    labels = []
     ax.scatter(table[paper_col], table[ours_col], s=22, color=OURS_COLOR, zorder=2, label="other models")
     for mask, c, marker, label in ((effvit, "tab:orange", "o", "EfficientViT-M"), (shvit, "tab:red", "*", "SHViT")):
         ax.scatter(table.loc[mask, paper_col], table.loc[mask, ours_col], s=110 if marker == "*" else 40,
                    marker=marker, color=c, zorder=3, label=label)
         left = marker == "*"  # SHViT labels left of the points, EfficientViT right: they sit close together
-        for x, y, name in zip(table.loc[mask, paper_col], table.loc[mask, ours_col], short[mask]):
-            ax.annotate(name, (x, y), xytext=(-5, 2) if left else (5, -7), textcoords="offset points", fontsize=7,
-                        ha="right" if left else "left", color=c)
+        labels += [ax.annotate(name, (x, y), xytext=(-6, 0) if left else (6, 0), textcoords="offset points",
+                               fontsize=7, ha="right" if left else "left", va="center", color=c, in_layout=False)
+                   for x, y, name in zip(table.loc[mask, paper_col], table.loc[mask, ours_col], short[mask])]
     ratio = (table[ours_col] / table[paper_col]).median()
     lims = [table[paper_col].min() * 0.7, table[paper_col].max() * 1.4]
     ax.plot(lims, [v * ratio for v in lims], ls="--", color="0.5", lw=1, label=f"paper x {ratio:.2f} (median ratio)")
     ax.set(xscale="log", yscale="log", xlabel=f"paper {device} throughput (images/s)",
-           ylabel=f"our {device} throughput (images/s)",
-           title=f"rank agreement: Spearman ρ = {rank_agreement(table, ours_col, paper_col):.3f}")
-    ax.legend(loc="upper left", fontsize=8)
+           ylabel=f"our {device} throughput (images/s)")
+    ax.set_title(f"rank agreement: Spearman ρ = {rank_agreement(table, ours_col, paper_col):.3f}", fontsize=10)
+    ax.set_xlim(right=lims[1] * 2.5)   # room for the EfficientViT labels right of their points
+    ax.legend(loc="lower right", fontsize=8)   # below the diagonal, where no model sits
+    return labels
 
 
-def plot_macro_design(table: pd.DataFrame, micro: pd.DataFrame, micro_top1: Optional[pd.DataFrame] = None):
+def plot_macro_design(table: pd.DataFrame, micro: pd.DataFrame, micro_top1: Optional[pd.DataFrame] = None,
+                      rounds: Optional[pd.DataFrame] = None):
     """SHViT Fig. 2 rebuilt: a row for the Fig. 2 designs and one for the stem strides, each with the
-    per-stage MACs, mem_bytes and latency of the full-size models stacked, and the micro top-1 beside.
+    per-stage MACs, mem_bytes (MiB) and latency of the full-size models stacked, and the micro top-1 beside;
+    the designs' labels are defined under the title.
 
     `table`: model x stage (`macro_design.macro_design_table`'s columns, latency_ms and batch_size
-    measured); `micro`: `lab.experiments.macro_table()` (experiment "fig2" / "stem", row, val_top1);
-    `micro_top1` (`lab.replicates.top1_intervals`): where given, the micro top-1 is the mean over seeds
-    with its 95% interval. Returns the figure.
+    measured; with `spread_ms`, each stage's interquartile range over the timed passes is drawn as a
+    whisker on its segment); `micro`: `lab.experiments.macro_table()` (experiment "fig2" / "stem", row,
+    val_top1); `micro_top1` (`lab.replicates.top1_intervals`): where given, the micro top-1 is the mean
+    over seeds with its 95% interval; `rounds` (`cost.macro_design.fig2_speed_rounds`' table: design,
+    seconds, batch_size per round): the whole models' latency over interleaved rounds, written on the
+    latency panel. Returns the figure.
     """
     use_style()
     models = list(table.model.unique())
     groups = [("Fig. 2 designs", "", [m for m in models if "fig2" in m], micro[micro.experiment == "fig2"]),
-              ("stem stride (S1 widths)", "stem stride", [m for m in models if "stem" in m],
+              ("stem stride", "stem stride (S1 widths)", [m for m in models if "stem" in m],
                micro[micro.experiment == "stem"])]
-    metrics = [("macs", 1e6, "MACs (M) per image", "MACs"), ("mem_bytes", 1e6, "mem_bytes (MB) per image", "mem_bytes"),
-               ("latency_ms", 1, f"ms per batch of {_batch_sizes(table)}", "CPU latency")]
-    fig, axes = plt.subplots(2, 4, figsize=(15, 7), layout="constrained")
+    metrics = [("macs", 1e6, "MACs (M) per image", "MACs"),
+               ("mem_bytes", 2 ** 20, "mem_bytes (MiB) per image", "mem_bytes"),
+               ("latency_ms", 1, f"ms per batch of {_batch_sizes(table)}",
+                "CPU latency" + (" (whiskers: stage IQR)" if "spread_ms" in table else ""))]
+    fig, axes = plt.subplots(2, 4, figsize=(13, 7.4), layout="constrained")
     for row, (title, xlabel, names, mic) in zip(axes, groups):
         part = table[table.model.isin(names)]
         for ax, (col, scale, label, name) in zip(row, metrics):
-            wide = part.pivot_table(index="model", columns="stage", values=col, sort=False) / scale
-            wide = wide.reindex(names).rename(index=_FIG2_LABELS)
-            wide.plot.bar(stacked=True, ax=ax, color=[_STAGE_COLORS[s] for s in wide.columns], width=0.7, rot=0,
-                          legend=False, edgecolor="white", linewidth=0.5)
-            ax.set(xlabel=xlabel, ylabel=label, title=f"{title}: {name}")
-        ax = row[3]
-        labels = mic.row.str.replace("stem ", "").str.replace(r"x\d+", "", regex=True)
-        if micro_top1 is not None:
-            est = micro_top1.set_index("key").loc[mic.key]
-            top1, err = est.top1.to_numpy(), [est.top1 - est.top1_low, est.top1_high - est.top1]
-            ax.errorbar(labels, top1, yerr=err, fmt="o-", color=OURS_COLOR, ms=8, capsize=4,
-                        label=f"mean of {int(est.seeds.iloc[0])} seeds, 95% interval")
-            ax.legend(fontsize=8, loc="lower left")
-        else:
-            top1 = mic.val_top1.to_numpy()
-            ax.plot(labels, top1, "o-", color=OURS_COLOR, ms=8)
-        for i, v in enumerate(top1):
-            ax.annotate(f"{v:.1f}", (i, v), xytext=(0, 7), textcoords="offset points", ha="center", fontsize=9)
-        ax.margins(x=0.15, y=0.25)
-        ax.set(ylabel="micro top-1 (%, cluttered digits)", title=f"{title}: accuracy (micro)", xlabel=xlabel)
+            _stacked_stages(ax, part, names, col, scale)
+            ax.set(xlabel=xlabel, ylabel=label)
+            ax.set_title(f"{title}: {name}", fontsize=9)
+        _micro_accuracy(row[3], mic, micro_top1)
+        row[3].set(ylabel="micro top-1 (%, cluttered digits)", xlabel=xlabel)
+        row[3].set_title(f"{title}: accuracy (micro)", fontsize=9)
+    if rounds is not None:
+        axes[0, 2].text(0.98, 0.97, _rounds_note(rounds), transform=axes[0, 2].transAxes, ha="right", va="top",
+                        fontsize=7.5, bbox={"facecolor": "white", "edgecolor": "0.8", "boxstyle": "round,pad=0.3"})
     handles = [plt.Rectangle((0, 0), 1, 1, color=c) for c in _STAGE_COLORS.values()]
-    axes[0, 0].legend(handles, list(_STAGE_COLORS), loc="upper right", ncol=2, fontsize=8, title="stage")
-    fig.suptitle("SHViT Fig. 2 rebuilt: per-stage cost and latency at full scale, accuracy at micro scale")
+    axes[0, 0].legend(handles, list(_STAGE_COLORS), loc="upper right", ncol=2, fontsize=7.5, title="stage",
+                      title_fontsize=7.5)
+    fig.suptitle("SHViT Fig. 2 rebuilt: per-stage cost and latency at full scale, accuracy at micro scale\n"
+                 + _fig2_key(table), fontsize=10)
     return fig
+
+
+def _stacked_stages(ax, part: pd.DataFrame, names: list, col: str, scale: float) -> None:
+    """One bar per model, its stages stacked; latency bars carry each stage's spread as a whisker."""
+    wide = part.pivot_table(index="model", columns="stage", values=col, sort=False) / scale
+    wide = wide.reindex(names).rename(index=_FIG2_LABELS)
+    wide.plot.bar(stacked=True, ax=ax, color=[_STAGE_COLORS[s] for s in wide.columns], width=0.7, rot=0,
+                  legend=False, edgecolor="white", linewidth=0.5)
+    if col == "latency_ms" and "spread_ms" in part:
+        spread = part.pivot_table(index="model", columns="stage", values="spread_ms", sort=False)
+        spread = spread.reindex(index=names, columns=wide.columns).to_numpy()
+        tops = wide.fillna(0).cumsum(axis=1).to_numpy()
+        x = np.repeat(np.arange(len(wide))[:, None], tops.shape[1], axis=1)
+        ok = np.isfinite(spread) & wide.notna().to_numpy()
+        ax.errorbar(x[ok] + 0.2, tops[ok], yerr=spread[ok] / 2, fmt="none", ecolor="black", elinewidth=0.8,
+                    capsize=2, label="stage spread (IQR)")
+
+
+def _micro_accuracy(ax, mic: pd.DataFrame, micro_top1: Optional[pd.DataFrame]) -> None:
+    """Micro top-1 per design, the mean over seeds with its 95% interval when `micro_top1` is given."""
+    labels = mic.row.str.replace("stem ", "").str.replace(r"x\d+", "", regex=True)
+    if micro_top1 is not None:
+        est = micro_top1.set_index("key").loc[mic.key]
+        top1, err = est.top1.to_numpy(), [est.top1 - est.top1_low, est.top1_high - est.top1]
+        ax.errorbar(labels, top1, yerr=err, fmt="o-", color=OURS_COLOR, ms=8, capsize=4,
+                    label=f"mean of {int(est.seeds.iloc[0])} seeds, 95% interval")
+        ax.legend(fontsize=7.5, loc="lower left")
+    else:
+        top1 = mic.val_top1.to_numpy()
+        ax.plot(labels, top1, "o-", color=OURS_COLOR, ms=8)
+    for i, v in enumerate(top1):
+        ax.annotate(f"{v:.1f}", (i, v), xytext=(9, 0), textcoords="offset points", va="center", fontsize=8)
+    ax.margins(x=0.2, y=0.25)
+
+
+def _fig2_key(table: pd.DataFrame) -> str:
+    """What (a), (b), (b'), (b'') are, from the table's `design` column (or the model names)."""
+    designs = table.drop_duplicates("model").set_index("model")
+    parts = []
+    for model, label in _FIG2_LABELS.items():
+        if model in designs.index and label.startswith("("):
+            what = designs.loc[model, "design"] if "design" in designs else model
+            parts.append(f"{label} {str(what).split(': ', 1)[-1]}")
+    return "; ".join(parts)
+
+
+def _rounds_note(rounds: pd.DataFrame) -> str:
+    """The whole models' latency over interleaved rounds: median [min, max] per design, and the rounds."""
+    g = rounds.groupby("design", sort=False)["seconds"]
+    lines = [f"{d}: {1e3 * v.median():.1f} ms [{1e3 * v.min():.1f}, {1e3 * v.max():.1f}]" for d, v in g]
+    return (f"whole model, {rounds['round'].nunique()} interleaved rounds,\nbatch {int(rounds.batch_size.iloc[0])}, "
+            "median [min, max]:\n" + "\n".join(lines))
 
 
 _ZERO_INTENSITY = 0.02  # where ops with 0 macs (fvcore's convention for element-wise ops) are drawn on a log axis
@@ -217,56 +280,87 @@ def plot_roofline(ops: pd.DataFrame, machine, stages: Optional[pd.DataFrame] = N
     bytes at its arithmetic intensity (FLOP per byte, 2 per MAC) on the roof min(peak, bandwidth x
     intensity), coloured by the runtime-breakdown category, hollow when the category is memory-bound,
     its area proportional to its predicted time; ops with 0 macs sit on the roof at the left edge. With `stages`
-    (`roofline_stages` with measured_ms), each stage is drawn at the FLOP/s it achieved (a black
-    square, labelled), and a last panel puts predicted against measured stage time (log-log, y = x).
+    (`roofline_stages` with measured_ms), each stage is drawn at the FLOP/s it achieved (black, one
+    marker per stage, named in the legend), and a panel puts predicted against measured stage time
+    (log-log, y = x). The legend fills the grid's last cells, so no cell is left empty.
     `machine`: a `Machine` (or its dict). Returns the figure.
     """
     use_style()
     m = machine if isinstance(machine, Machine) else Machine.from_dict(machine)
-    peak, bandwidth = m.peak_flops, m.bandwidth
     models = list(ops["model"].unique())
     panels = len(models) + (stages is not None)
-    cols = min(panels, 3)
-    rows = -(-panels // cols)
-    fig, axes = plt.subplots(rows, cols, figsize=(4.6 * cols, 3.9 * rows), squeeze=False, layout="constrained")
-    axes = axes.ravel()
-    colors = dict(zip(CATEGORIES, plt.get_cmap("tab10").colors))
+    cols = min(panels + 1, 3)
+    rows = -(-(panels + 1) // cols)
+    fig = plt.figure(figsize=(3.4 * cols, 3.0 * rows + 0.4), layout="constrained")
+    grid = fig.add_gridspec(rows, cols)
+    axes = [fig.add_subplot(grid[i // cols, i % cols]) for i in range(panels)]
+    legend_ax = fig.add_subplot(grid[panels // cols, panels % cols:])
     moving = ops[ops["mem_bytes"] > 0]
-    x_max = max(10 * peak / bandwidth, float(moving["flops_per_byte"].max()) * 2)
-    roof_x = np.logspace(np.log10(_ZERO_INTENSITY), np.log10(x_max), 200)
-    scale = 250 / max(float(moving["predicted_s"].max()), 1e-12)
+    x_max = max(10 * m.ridge, float(moving["flops_per_byte"].max()) * 2)
+    order = sorted(set(stages["stage"]) if stages is not None else (), key=_stage_rank)
+    markers = dict(zip(order, itertools.cycle("s^vp*hXD")))
     for ax, model in zip(axes, models):
-        ax.plot(roof_x, np.minimum(peak, bandwidth * roof_x) / 1e9, color="0.2", lw=1.5, zorder=1)
-        ax.axvline(peak / bandwidth, color="0.6", ls=":", lw=1)
-        part = moving[moving["model"] == model]
-        for cat in CATEGORIES:
-            c = part[part["category"] == cat]
-            if c.empty:
-                continue
-            x = c["flops_per_byte"].clip(lower=_ZERO_INTENSITY)
-            hollow = MEMORY_BOUND[cat]
-            ax.scatter(x, np.minimum(peak, bandwidth * x) / 1e9, s=6 + scale * c["predicted_s"], alpha=0.6, zorder=2,
-                       facecolors="none" if hollow else colors[cat], edgecolors=colors[cat], linewidths=1,
-                       label=cat + (" (memory-bound)" if hollow else ""))
+        _roofline_panel(ax, moving[moving["model"] == model], m, x_max, 250 / max(float(moving["predicted_s"].max()), 1e-12))
         if stages is not None:
             st = stages[(stages["model"] == model) & (stages["mem_bytes"] > 0) & (stages["macs"] > 0)]
-            ax.scatter(st["flops_per_byte"], st["achieved_flops"] / 1e9, marker="s", color="black", s=30, zorder=3,
-                       label="stage, measured")
             for r in st.itertuples():
-                ax.annotate(r.stage, (r.flops_per_byte, r.achieved_flops / 1e9), xytext=(4, -9),
-                            textcoords="offset points", fontsize=7)
-        ax.set(xscale="log", yscale="log", xlabel="arithmetic intensity (FLOP/byte, 2 per MAC)",
-               ylabel="attainable GFLOP/s", title=model)
-        ax.set_xlim(_ZERO_INTENSITY / 2, x_max)
-    handles, labels = axes[0].get_legend_handles_labels()
+                ax.scatter(r.flops_per_byte, r.achieved_flops / 1e9, marker=markers[r.stage], color="black", s=30,
+                           zorder=3, label=f"{r.stage}, measured")
+        ax.set_title(model, fontsize=9)
     if stages is not None:
         _predicted_vs_measured(axes[len(models)], stages, models)
-    for ax in axes[panels:]:
-        ax.set_visible(False)
-    fig.legend(handles, labels, loc="outside right center", fontsize=8, frameon=False, title="op category")
-    fig.suptitle(f"Roofline: {m.name} (peak {peak / 1e9:.0f} GFLOP/s, {bandwidth / 1e9:.1f} GB/s; "
-                 f"dotted: ridge {peak / bandwidth:.1f} FLOP/byte; left edge: ops with 0 macs)")
+    _roofline_legend(legend_ax, axes, models=stages is not None, span=cols - panels % cols)
+    fig.suptitle(f"Roofline: {m.name}\npeak {m.peak_flops / 1e9:.0f} GFLOP/s, {m.bandwidth / 1e9:.1f} GB/s, "
+                 f"ridge {m.ridge:.1f} FLOP/byte", fontsize=10)
     return fig
+
+
+def _stage_rank(stage: str) -> tuple:
+    """Stages in model order: the stem, stage1..N, the head."""
+    return (stage != "stem", stage == "head", stage)
+
+
+def _roofline_panel(ax, ops: pd.DataFrame, m: Machine, x_max: float, scale: float) -> None:
+    """One model's ops that move bytes on the roof (area: predicted time; hollow: memory-bound category)."""
+    colors = dict(zip(CATEGORIES, plt.get_cmap("tab10").colors))
+    roof_x = np.logspace(np.log10(_ZERO_INTENSITY), np.log10(x_max), 200)
+    ax.plot(roof_x, m.attainable(roof_x) / 1e9, color="0.2", lw=1.5, zorder=1, label="roof: min(peak, bandwidth x I)")
+    ax.axvline(m.ridge, color="0.6", ls=":", lw=1, label=f"ridge ({m.ridge:.1f} FLOP/byte)")
+    for cat in CATEGORIES:
+        c = ops[ops["category"] == cat]
+        if c.empty:
+            continue
+        x = c["flops_per_byte"].clip(lower=_ZERO_INTENSITY)
+        hollow = MEMORY_BOUND[cat]
+        ax.scatter(x, m.attainable(x) / 1e9, s=6 + scale * c["predicted_s"], alpha=0.6, zorder=2,
+                   facecolors="none" if hollow else colors[cat], edgecolors=colors[cat], linewidths=1,
+                   label=cat + (" (memory-bound)" if hollow else ""))
+    ax.set(xscale="log", yscale="log", xlabel="FLOP/byte (2 per MAC)", ylabel="attainable GFLOP/s")
+    ax.set_xlim(_ZERO_INTENSITY / 2, x_max)
+
+
+def _roofline_legend(ax, axes, *, models: bool, span: int) -> None:
+    """The roofline figure's legend cell (`span` grid cells wide): what each mark means (roof, ridge, op
+    categories, stages) and, with `models`, the models' colours of the predicted-vs-measured panel (last
+    of `axes`), beside it when the cell is two wide, else in that panel."""
+    entries = {}
+    for panel in axes[:-1] if models else axes:
+        for handle, label in zip(*panel.get_legend_handles_labels()):
+            entries.setdefault(label, handle)
+    entries = dict(sorted(entries.items(), key=lambda e: _stage_rank(e[0].removesuffix(", measured"))
+                          if e[0].endswith(", measured") else (-1, False, "")))  # stages last, in model order
+    ax.axis("off")
+    legend = ax.legend(entries.values(), entries.keys(), loc="upper left", fontsize=7.5, frameon=False,
+                       borderaxespad=0, title_fontsize=7.5, alignment="left",
+                       title=f"area ∝ predicted time; ops with 0 macs\nat the left edge ({_ZERO_INTENSITY} FLOP/byte)")
+    if not models:
+        return
+    where = ax if span >= 2 else axes[-1]
+    if where is ax:
+        ax.add_artist(legend)
+    where.legend(*axes[-1].get_legend_handles_labels(), loc="upper right" if where is ax else "upper left",
+                 fontsize=7.5, frameon=False, borderaxespad=0 if where is ax else 0.5, title_fontsize=7.5,
+                 alignment="left", title="predicted vs measured" if where is ax else None)
 
 
 def _predicted_vs_measured(ax, stages: pd.DataFrame, models: list) -> None:
@@ -277,9 +371,8 @@ def _predicted_vs_measured(ax, stages: pd.DataFrame, models: list) -> None:
     lo = float(min(stages["measured_ms"].min(), stages["predicted_ms"].min())) * 0.7
     hi = float(max(stages["measured_ms"].max(), stages["predicted_ms"].max())) * 1.4
     ax.plot([lo, hi], [lo, hi], color="0.4", ls="--", lw=1, label="predicted = measured")
-    ax.set(xscale="log", yscale="log", xlabel="measured stage latency (ms)", ylabel="predicted (ms)",
-           title="per stage: predicted vs measured")
-    ax.legend(fontsize=7, loc="upper left")
+    ax.set(xscale="log", yscale="log", xlabel="measured stage latency (ms)", ylabel="predicted (ms)")
+    ax.set_title("per stage: predicted vs measured", fontsize=9)
 
 
 def _batch_sizes(table: pd.DataFrame) -> str:

@@ -158,14 +158,37 @@ def test_macro_design_stacks_stages_per_model_and_plots_micro_accuracy():
     assert [c.get_label() for c in macs.containers] == list(stages)
     assert [b.get_height() for c in macs.containers for b in c] == pytest.approx([1, 4, 2, 5, 3, 0])
     assert [b.get_y() for b in macs.containers[1]] == pytest.approx([1, 4])  # stacked on the stem
-    assert [b.get_height() for b in mem.containers[0]] == pytest.approx([2, 8])
+    assert [b.get_height() for b in mem.containers[0]] == pytest.approx([2e6 / 2 ** 20, 8e6 / 2 ** 20])  # MiB
     assert [b.get_height() for b in fig.axes[6].containers[1]] == pytest.approx([7, 9])
     assert (macs.get_ylabel(), latency.get_ylabel()) == ("MACs (M) per image", "ms per batch of 4")
-    assert macs.get_title() == "Fig. 2 designs: MACs" and fig.axes[4].get_xlabel() == "stem stride"
+    assert mem.get_ylabel() == "mem_bytes (MiB) per image"
+    assert macs.get_title() == "Fig. 2 designs: MACs" and fig.axes[4].get_xlabel() == "stem stride (S1 widths)"
+    assert "(a) shvitlab_fig2_a; (b) shvitlab_fig2_b" in fig._suptitle.get_text()  # the designs, named
     assert list(top1.lines[0].get_ydata()) == [60.2, 48.2] and list(stem_top1.lines[0].get_ydata()) == [68.5, 48.2]
     assert list(stem_top1.lines[0].get_xdata()) == ["4", "16"]
     assert [t.get_text() for t in top1.texts] == ["60.2", "48.2"]
     assert len(macs.get_legend().get_texts()) == 6  # every stage a model can have
+
+
+def test_macro_design_draws_stage_spreads_and_the_rounds_and_defines_the_designs():
+    table = pd.DataFrame([{"model": m, "design": f"Fig. 2 {label}: {what}", "stage": st, "macs": 1e6, "mem_bytes": 2e6,
+                           "latency_ms": ms, "spread_ms": 0.5 * ms, "batch_size": 16}
+                          for m, label, what in (("shvitlab_fig2_a", "(a)", "4x4 stem"),
+                                                 ("shvitlab_fig2_b256", "(b')", "(b) at 256 px"),
+                                                 ("shvitlab_stem4", "", "a 4x4 stem"))
+                          for st, ms in (("stem", 2.0), ("stage1", 4.0))])
+    micro = pd.DataFrame({"experiment": ["fig2", "fig2", "stem"], "row": ["(a)", "(b')", "stem 4x4"],
+                          "val_top1": [60.2, 48.2, 68.5]})
+    rounds = pd.DataFrame({"round": [0, 0, 1, 1], "design": ["(a)", "(b)"] * 2, "seconds": [0.1, 0.03, 0.2, 0.05],
+                           "batch_size": 4})
+    fig = plot_macro_design(table, micro, rounds=rounds)
+    latency = fig.axes[2]
+    assert latency.get_title() == "Fig. 2 designs: CPU latency (whiskers: stage IQR)"
+    # whiskers at each stage's top (2, then 2 + 4), half its spread either side
+    segments = [seg[:, 1].tolist() for seg in latency.collections[0].get_segments()]
+    assert sorted(segments) == [[1.5, 2.5], [1.5, 2.5], [5.0, 7.0], [5.0, 7.0]]
+    assert "(a): 150.0 ms [100.0, 200.0]" in latency.texts[0].get_text() and "2 interleaved" in latency.texts[0].get_text()
+    assert fig._suptitle.get_text().endswith("(a) 4x4 stem; (b') (b) at 256 px")
 
 
 def roofline_tables():
@@ -190,8 +213,11 @@ def test_roofline_panels_put_each_op_on_the_roof_and_stages_at_their_measured_sp
     machine = Machine("fake", "cpu", 1, peak_flops=1e11, bandwidth=1e10, overhead_s=0.0)
     ops, stages = roofline_tables()
     fig = plot_roofline(ops, machine, stages)
-    panels = [ax for ax in fig.axes if ax.get_visible()]
+    panels = [ax for ax in fig.axes if ax.axison]
     assert [ax.get_title() for ax in panels] == ["a", "b", "per stage: predicted vs measured"]
+    (legend_cell,) = [ax for ax in fig.axes if not ax.axison]   # the legend fills the grid's last cell
+    labels = [t.get_text() for legend in legend_cell.findobj(plt.matplotlib.legend.Legend) for t in legend.get_texts()]
+    assert {"stem, measured", "head, measured", "a", "b", "predicted = measured"} <= set(labels)
     roof = panels[0].lines[0]
     x, y = roof.get_data()
     assert np.allclose(y, np.minimum(1e11, 1e10 * x) / 1e9)
@@ -209,4 +235,6 @@ def test_roofline_without_measurements_has_no_comparison_panel():
     ops, _ = roofline_tables()
     fig = plot_roofline(ops, {"name": "m", "device": "cpu", "threads": 1, "peak_flops": 1e11, "bandwidth": 1e10,
                               "overhead_s": 0.0})
-    assert [ax.get_title() for ax in fig.axes if ax.get_visible()] == ["a", "b"]
+    assert [ax.get_title() for ax in fig.axes if ax.axison] == ["a", "b"]
+    labels = [t.get_text() for t in fig.axes[2].get_legend().get_texts()]   # the legend cell: ops only
+    assert len(fig.axes) == 3 and "element-wise (memory-bound)" in labels and not any("measured" in t for t in labels)
