@@ -47,7 +47,7 @@ def _cpu_flash_with_logsumexp(a: dict) -> Optional[tuple[torch.Tensor, torch.Ten
     Only the plain case (`_plain_fp32`) on CPU.
     """
     q, k, v, mask = a["query"], a["key"], a["value"], a["attn_mask"]
-    if q.device.type != "cpu" or not _plain_fp32(a):
+    if q.device.type != "cpu" or q.dim() != 4 or not _plain_fp32(a):
         return None
     if torch._fused_sdp_choice(q, k, v, mask, 0.0, False, scale=a["scale"]) != _FLASH:
         return None

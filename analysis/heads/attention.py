@@ -195,10 +195,11 @@ class AttentionCapture:
             self._pos_cache[key] = (q.to(x.device), k.to(x.device))
         qpos, kpos = self._pos_cache[key]
         windows, instances = qpos.shape[0], maps[0].shape[0]
+        per_row = 1 if len(maps[0].shape) == 5 else windows  # 5-d maps: one row per image, windows inside
         step = instances
         if self.callback is not None and self.chunk_bytes is not None:
-            per_image = windows * sum(math.prod(m.shape[1:]) * m.dtype.itemsize for m in maps)
-            step = windows * max(1, self.chunk_bytes // per_image)
+            per_image = per_row * sum(math.prod(m.shape[1:]) * m.dtype.itemsize for m in maps)
+            step = per_row * max(1, self.chunk_bytes // per_image)
         for start in range(0, instances, step):
             rows = slice(start, min(start + step, instances))
             log_attn = None
@@ -206,10 +207,12 @@ class AttentionCapture:
                 attn, log_attn = maps[0].maps(rows, with_log=True)
             else:
                 attn = _assemble(maps, rows)
+            if attn.dim() == 5:  # [B, windows, heads, N, M] (or windows in `window_dim`) -> [B * windows, ...]
+                attn = attn.movedim(self._families[layer.name].window_dim, 1).flatten(0, 1)
             if attn.shape[1] != layer.num_heads:
                 raise RuntimeError(f"{layer.name}: captured {attn.shape[1]} head maps, expected {layer.num_heads}")
             heads_out = None
-            if out is not None:  # its leading dim is the maps' (B* instances) in every family
+            if out is not None:  # its leading dim is the maps' rows (B* instances, or B for 5-d maps)
                 # [B*, C, H, W] or [B*, T, C] -> [B* * T, heads, head_dim]
                 t = out[rows].flatten(2).transpose(1, 2) if layer.channel_dim == 1 else out[rows]
                 heads_out = t[..., :layer.num_heads * layer.head_dim].reshape(-1, layer.num_heads, layer.head_dim)
@@ -225,10 +228,11 @@ class AttentionCapture:
 
 def _assemble(maps: list, rows: slice) -> torch.Tensor:
     """[instances, heads, N, M] for `rows` from one layer's recorded maps: a single
-    [.., heads, N, M] map, or one [.., N, M] / [.., h_i, N, M] map per head group (cascades)."""
+    [.., heads, N, M] map (or a 5-d one with windows, which `_emit` flattens), or one [.., N, M] /
+    [.., h_i, N, M] map per head group (cascades)."""
     parts = [m[rows] for m in maps]
     if len(parts) == 1:
-        return parts[0] if parts[0].dim() == 4 else parts[0][:, None]
+        return parts[0][:, None] if parts[0].dim() == 3 else parts[0]
     return torch.stack(parts, 1) if parts[0].dim() == 3 else torch.cat(parts, 1)
 
 

@@ -48,6 +48,9 @@ class AttentionFamily:
     key: str = ""
     name: str = ""
     types: tuple = ()
+    # a module whose maps are 5-d (one batch of windows per image: Twins, Hiera) has its windows in this dim
+    # ([B, windows, heads, N, M] by default; 2: [B, heads, windows, N, M]); the capture moves them into dim 0
+    window_dim: int = 1
 
     def reads(self, m: nn.Module, ancestors: tuple[nn.Module, ...]) -> bool:
         """Whether this family reads module `m`, given the modules enclosing it (outermost first)."""
@@ -166,6 +169,34 @@ def _windows(grid: torch.Tensor, ws, shift: tuple[int, int] = (0, 0)) -> torch.T
     return grid.reshape(Hp // wh, wh, Wp // ww, ww, 2).transpose(1, 2).reshape(-1, wh * ww, 2)
 
 
+def _token_grid(n: int, image_hw: tuple[int, int], grid=None) -> Optional[tuple[int, int, int]]:
+    """(prefix, gh, gw): `n` tokens as `prefix` tokens then a gh x gw raster grid, the fewest prefix tokens
+    (at most 16: class, distillation, register tokens) for which `grid` (the patch embedding's), else a grid
+    of the image's aspect, fits; None when nothing fits."""
+    H, W = image_hw
+    for p in range(min(n, 17)):
+        if grid is not None and grid[0] * grid[1] == n - p:
+            return p, grid[0], grid[1]
+    for p in range(min(n, 17)):
+        gh = max(1, round(((n - p) * H / max(W, 1)) ** 0.5))
+        if gh * ((n - p) // gh) == n - p:
+            return p, gh, (n - p) // gh
+    return None
+
+
+def _sequence_positions(n: int, image_hw: tuple[int, int], model: nn.Module) -> torch.Tensor:
+    """[1, n, 2] positions of a ViT token sequence: prefix tokens (NaN) then a grid tiling the image
+    (`_token_grid`; the model's `patch_embed.grid_size` where it fits, e.g. not after PiT's pooling). Cells of
+    an even tiling (stride = image / grid), so within a stride of an overlapping embedding's receptive-field
+    centre; all NaN (unknown, never guessed) where no grid fits."""
+    found = _token_grid(n, image_hw, getattr(getattr(model, "patch_embed", None), "grid_size", None))
+    if found is None:
+        return torch.full((1, n, 2), float("nan"))
+    p, gh, gw = found
+    pos = _grid(gh, gw, image_hw[0] / gh, image_hw[1] / gw).reshape(-1, 2)
+    return torch.cat([torch.full((p, 2), float("nan")), pos])[None]
+
+
 # --------------------------------------------------------------------------- built-in families
 
 @register_attention_family
@@ -176,14 +207,7 @@ class _ViT(AttentionFamily):
         return m.proj, -1, m.head_dim
 
     def positions(self, m, parent, x, image_hw, model):
-        n = x.shape[1]
-        prefix = getattr(model, "num_prefix_tokens", 0)
-        pe = getattr(model, "patch_embed", None)
-        gh, gw = getattr(pe, "grid_size", None) or (int((n - prefix) ** 0.5),) * 2
-        if gh * gw != n - prefix:  # dynamic image size: a square grid
-            gh = gw = int(round((n - prefix) ** 0.5))
-        pos = _grid(gh, gw, image_hw[0] / gh, image_hw[1] / gw).reshape(-1, 2)
-        pos = torch.cat([torch.full((prefix, 2), float("nan")), pos])[None]
+        pos = _sequence_positions(x.shape[1], image_hw, model)
         return pos, pos
 
 
