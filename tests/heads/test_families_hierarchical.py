@@ -1,0 +1,222 @@
+"""timm's hybrid and windowed attention families (analysis.heads._families_hierarchical): with fused attention
+on, the capture's maps equal the explicit softmax that timm's `AttentionExtract` reads with fused attention
+off (or a hand recomputation where FX cannot trace the block), logits stay bit-identical, positions are
+the tokens each window really holds, and models whose attention is no softmax over tokens are refused."""
+import functools
+import math
+
+import pytest
+import timm
+import torch
+from timm.models import tiny_vit
+from timm.utils import AttentionExtract
+
+from analysis.heads.attention import AttentionCapture
+from analysis.heads.layers import UnsupportedModelError, attention_layers
+from analysis.heads.similarity import head_similarity
+from tests.heads.test_attention import _hook_count, _vit
+from tests.helpers import randomize_batchnorm
+
+
+def _tiny_vit(m, args, kwargs):
+    """TinyViT: LeViT-style bias on a window, q and k from the normalised tokens."""
+    x = m.norm(args[0])
+    B, N, _ = x.shape
+    q, k, _ = m.qkv(x).view(B, N, m.num_heads, -1).split([m.key_dim, m.key_dim, m.val_dim], dim=3)
+    bias = m.attention_biases[:, m.attention_bias_idxs]
+    return torch.softmax(q.transpose(1, 2) @ k.permute(0, 2, 3, 1) * m.key_dim ** -0.5 + bias, -1)
+
+
+# where FX cannot reach the softmax (TinyViT's blocks are not traced; MobileViT's block unfolds in Python)
+BY_HAND = {tiny_vit.Attention: _tiny_vit, timm.layers.Attention: _vit}
+
+FAMILIES = {  # name: (family key, create_model kwargs, input side, quick): native sizes, fewer blocks
+    "tiny_vit_5m_224": ("TinyViT", dict(depths=(1, 1, 1, 1)), 224, False),
+    "efficientformer_l1": ("EfficientFormer", dict(depths=(1, 1, 1, 1)), 224, True),
+    "efficientformerv2_s0": ("EfficientFormerV2", dict(depths=(1, 1, 2, 2)), 224, False),
+    "fastvit_mci0": ("FastViT", dict(layers=(1, 1, 1, 1)), 128, True),
+    "maxvit_pico_rw_256": ("MaxxViT", {}, 256, False),
+    "coatnet_pico_rw_224": ("MaxxViT", {}, 224, False),
+    "maxxvitv2_nano_rw_256": ("MaxxViT", {}, 256, False),
+    "swinv2_tiny_window8_256": ("Swin v2", dict(depths=(2, 2), num_heads=(3, 6)), 256, False),
+    "swinv2_cr_tiny_224": ("Swin v2", dict(depths=(2, 2), num_heads=(3, 6)), 224, False),
+    "mobilevit_xxs": ("MobileViT", {}, 160, True),
+    "nextvit_small": ("NextViT", dict(depths=(1, 1, 5, 1)), 224, False),
+    "gcvit_xxtiny": ("GCViT", {}, 224, False),
+    "davit_tiny": ("DaViT", dict(depths=(1, 1, 1, 1)), 224, False),
+    "swin_tiny_patch4_window7_224": ("Swin", dict(depths=(2, 2), num_heads=(3, 6)), 224, True),  # v1 still read
+}
+CASES = [pytest.param(name, id=name, marks=() if quick else pytest.mark.slow)
+         for name, (_, _, _, quick) in FAMILIES.items()]
+
+
+@functools.lru_cache(maxsize=None)
+def _model(name):
+    torch.manual_seed(0)
+    model = randomize_batchnorm(timm.create_model(name, **FAMILIES[name][1])).eval()
+    with torch.no_grad():  # non-trivial attention biases (timm initialises some to zero)
+        for mod in model.modules():
+            if hasattr(mod, "attention_biases"):
+                mod.attention_biases.normal_(0, 1)
+                mod.attention_bias_cache = {}
+    return model
+
+
+def _fused(model, on: bool):
+    for mod in model.modules():
+        if hasattr(mod, "fused_attn"):
+            mod.fused_attn = on
+
+
+@functools.lru_cache(maxsize=None)
+def _captured(name):
+    """(model, input, logits without the probe, logits with it, capture, each layer's (args, kwargs))."""
+    model, side = _model(name), FAMILIES[name][2]
+    x = torch.randn(2, 3, side, side, generator=torch.Generator().manual_seed(1))
+    calls, layers = {}, attention_layers(model)
+    handles = [layer.module.register_forward_pre_hook(
+        lambda m, a, k, n=layer.name: calls.__setitem__(n, (a, k)), with_kwargs=True) for layer in layers]
+    with torch.no_grad():
+        reference = model(x)
+        for h in handles:
+            h.remove()
+        before = _hook_count(model)
+        with AttentionCapture(model) as cap:
+            logits = model(x)
+    assert _hook_count(model) == before
+    return model, x, reference, logits, cap, calls
+
+
+def _explicit_maps(model, x, cap, calls):
+    """Each layer's map, read independently: timm's AttentionExtract (FX) with fused attention off, or by hand."""
+    modules = dict(model.named_modules())
+    by_hand = {rec.layer: fn for rec in cap.maps for t, fn in BY_HAND.items() if type(modules[rec.layer]) is t}
+    if by_hand:
+        with torch.no_grad():
+            return {layer: fn(modules[layer], *calls[layer]) for layer, fn in by_hand.items()}
+    _fused(model, False)
+    try:
+        with torch.no_grad():
+            nodes = AttentionExtract(model, names=["*softmax*"], method="fx")(x)
+    finally:
+        _fused(model, True)
+    return {rec.layer: next(v for k, v in nodes.items() if k.startswith(rec.layer + ".")) for rec in cap.maps}
+
+
+@pytest.mark.parametrize("name", CASES)
+def test_capture_matches_explicit_softmax_and_keeps_logits(name):
+    model, x, reference, logits, cap, calls = _captured(name)
+    assert torch.equal(logits, reference)  # bit-identical with fused attention on
+    layers = attention_layers(model)
+    assert {layer.family for layer in layers} == {FAMILIES[name][0]}
+    assert [m.layer for m in cap.maps] == [layer.name for layer in layers] and layers
+    expected = _explicit_maps(model, x, cap, calls)
+    for layer, rec in zip(layers, cap.maps):
+        assert rec.attn.shape == expected[rec.layer].shape, rec.layer
+        assert (rec.attn - expected[rec.layer]).abs().max().item() <= 1e-6, rec.layer
+        assert torch.allclose(rec.attn.sum(-1), torch.ones(()), atol=1e-5)
+        # heads enter the projection as contiguous slices of its input channels (what head ablation nulls)
+        width = getattr(layer.proj, "in_features", None) or getattr(layer.proj, "in_channels", None) \
+            or layer.proj.conv.in_channels
+        assert layer.num_heads * layer.head_dim == width == rec.attn.shape[1] * layer.head_dim
+        assert rec.batch_size == 2 and rec.attn.shape[0] == 2 * rec.windows
+        assert rec.query_pos.shape == (rec.windows, rec.attn.shape[2], 2)
+        assert rec.key_pos.shape == (rec.windows, rec.attn.shape[3], 2)
+
+
+def _record(name, index=0):
+    return _captured(name)[4].maps[index]
+
+
+def _stride(name, rec):
+    """Pixels between neighbouring feature tokens of this layer's feature map."""
+    placed = rec.key_pos[~rec.key_pos.isnan().any(-1)]
+    return placed[:, 1].unique().diff().min().item()
+
+
+@pytest.mark.slow
+def test_maxvit_grid_windows_hold_tokens_strided_across_the_map():
+    """Block attention: window 0 is the top-left 8 x 8 tokens; grid attention: window 0 holds every
+    (H / 8)-th token of the map, so its neighbours are H / 8 tokens apart (MaxViT's dilated global mixing)."""
+    side = 256
+    block, grid = _record("maxvit_pico_rw_256", 0), _record("maxvit_pico_rw_256", 1)
+    s = side / 64  # stage 1: 64 x 64 tokens
+    assert block.key_pos[0, :8, 1].tolist() == [(i + 0.5) * s for i in range(8)]
+    assert grid.key_pos[0, :8, 1].tolist() == [(i * 8 + 0.5) * s for i in range(8)]
+    assert grid.windows == block.windows == 64
+
+
+@pytest.mark.slow
+def test_gcvit_global_queries_are_the_pooled_map_and_keys_the_window():
+    local, glob = _record("gcvit_xxtiny", 0), _record("gcvit_xxtiny", 1)
+    assert torch.equal(local.query_pos, local.key_pos)
+    assert (glob.query_pos == glob.query_pos[:1]).all()  # one global query set, shared by every window
+    q, k = glob.query_pos[0], glob.key_pos[0]  # 56 x 56 tokens pooled to 7 x 7: every 8th token
+    assert q[:7, 1].diff().unique().tolist() == [8 * 4.0] and k[:7, 1].diff().unique().tolist() == [4.0]
+
+
+def test_mobilevit_windows_are_pixel_offsets_within_patches():
+    """MobileViT attends among the patches that share an offset inside the 2 x 2 patch: one window per
+    offset, neighbours one patch (two feature tokens) apart."""
+    rec = _record("mobilevit_xxs")
+    assert rec.windows == 4 and not rec.query_pos.isnan().any()
+    s = _stride("mobilevit_xxs", rec)
+    assert rec.key_pos[0, 1, 1] - rec.key_pos[0, 0, 1] == s * 2 and rec.key_pos[1, 0, 1] - rec.key_pos[0, 0, 1] == s
+    assert rec.key_pos.reshape(-1, 2).unique(dim=0).shape[0] == rec.windows * rec.attn.shape[2]  # each token once
+
+
+@pytest.mark.slow
+def test_nextvit_keys_sit_at_the_centroid_of_the_tokens_they_pool():
+    rec = _record("nextvit_small")
+    pool = dict(_model("nextvit_small").named_modules())[rec.layer].sr_ratio ** 2
+    assert (rec.attn.shape[2], rec.attn.shape[3], pool) == (784, 49, 16)  # 28 x 28 tokens, 4^2 per key
+    assert torch.allclose(rec.key_pos[0], rec.query_pos[0].view(49, pool, 2).mean(1))
+    assert rec.key_pos[0, 0].tolist() == [4.0, 64.0]  # the first 16 tokens of row 0: x = 4, 12, ..., 124 px
+
+
+def test_efficientformer_attends_the_last_stage_grid():
+    rec = _record("efficientformer_l1")
+    assert rec.attn.shape[-1] == 49 and rec.query_pos[0, 0].tolist() == [16.0, 16.0]
+
+
+@pytest.mark.parametrize("name", [pytest.param(n, id=n, marks=() if FAMILIES[n][3] else pytest.mark.slow)
+                                  for n in ("mobilevit_xxs", "fastvit_mci0", "tiny_vit_5m_224", "efficientformerv2_s0",
+                                            "maxvit_pico_rw_256", "swinv2_cr_tiny_224", "nextvit_small", "gcvit_xxtiny",
+                                            "davit_tiny", "efficientformer_l1")])
+def test_head_similarity_runs_end_to_end(name):
+    model, x = _captured(name)[:2]
+    df = head_similarity(model, [x])
+    layers = attention_layers(model)
+    assert sorted(df.layer.unique()) == sorted(layer.name for layer in layers)
+    sims = df[(df.metric == "mean_pairwise_cosine") & df["head"].isna() & df.applicable]
+    assert len(sims) == sum(layer.num_heads > 1 for layer in layers) > 0
+    assert sims.value.between(-1, 1 + 1e-6).all()
+    dist = df[(df.metric == "mean_attention_distance") & df["head"].isna()]
+    assert len(dist) == len(layers) and dist.value.notna().all() and (dist.value > 0).all()
+
+
+REFUSED = {  # model: (kwargs, what the line must say)
+    "efficientvit_b0": ({}, "ReLU linear attention"),
+    "mobilevitv2_050": ({}, "separable linear attention"),
+    "coat_lite_tiny": ({}, "factorized attention"),
+    "edgenext_xx_small": ({}, "cross-covariance attention"),
+    "swiftformer_xs": ({}, "additive attention"),
+    "focalnet_tiny_srf": ({}, "focal modulation"),
+}
+
+
+@pytest.mark.parametrize("name", REFUSED, ids=list(REFUSED))
+def test_attention_that_is_no_softmax_over_tokens_is_refused_in_one_line(name):
+    kwargs, why = REFUSED[name]
+    with pytest.raises(UnsupportedModelError, match=why) as err:
+        AttentionCapture(timm.create_model(name, **kwargs))
+    assert "\n" not in str(err.value) and "no head attention maps" in str(err.value)
+
+
+def test_davit_channel_attention_is_left_out_not_refused():
+    """DaViT alternates spatial window attention (read) and channel attention (a softmax over channels: not a
+    token map, so not read); the spatial layers alone are analysed."""
+    model = timm.create_model("davit_tiny", depths=(1, 1, 1, 1))
+    layers = attention_layers(model)
+    assert len(layers) == 4 and all(".0.attn" in layer.name for layer in layers)
+    assert math.prod(layers[0].module.window_size) == 49
