@@ -15,6 +15,7 @@ EPILOG = """examples:
   python -m analysis.cost --model shvitlab_fig2_a --resolution 224 --csv stages.csv
   python -m analysis.cost --model efficientvit_m4 --by module --csv modules.csv
   python -m analysis.cost --model deit_tiny_patch16_224 --latency --attention-backend math
+  python -m analysis.cost --model vit_giant_patch14_dinov2 --meta   # 1.1 B params at 518 px, in seconds
 """
 
 
@@ -30,6 +31,9 @@ def build_parser() -> ArgumentParser:
     add_seed_arg(p, "seed for the random weights and input")
     add_threads_arg(p, help="CPU threads for --latency (default: 1, as the papers' CPU protocol)")
     p.add_argument("--no-fuse", action="store_true", help="count the model as built (BN not folded)")
+    p.add_argument("--meta", action="store_true",
+                   help="build and count on the meta device: no weights in memory, nothing computed, the same "
+                        "counts (a model that does not fit in memory counts in seconds); not with --latency")
     add_attention_backend_arg(p)
     p.add_argument("--by", choices=("stage", "module", "operator"), default="stage",
                    help="table for the text / --csv output (default: stage)")
@@ -63,6 +67,8 @@ def run(args) -> int:
         raise UserError(f"{'--depth' if args.depth is not None else f'--by {args.by}'} would be ignored: --json prints "
                         "the total and the per-stage table (--by applies to the text output and --csv, --depth to "
                         "the text output)")
+    if args.meta and args.latency:
+        raise UserError("--meta counts without computing anything, so there is nothing to time: drop --latency")
     repeats = 20 if args.repeats is None else args.repeats
     warmup = 5 if args.warmup is None else args.warmup
     depth = 3 if args.depth is None else args.depth
@@ -76,7 +82,7 @@ def run(args) -> int:
     with backend:  # counts are the same under each; latency is not
         ca, lat, res = analyse(args.model, resolution=args.resolution, batch_size=args.batch_size,
                                device=device, seed=args.seed, fuse=not args.no_fuse,
-                               repeats=repeats if args.latency else 0, warmup=warmup, progress=True)
+                               repeats=repeats if args.latency else 0, warmup=warmup, progress=True, meta=args.meta)
         table = {"stage": ca.by_stage, "module": ca.by_module, "operator": ca.by_operator}[args.by]()
     unsupported = ca.unsupported_ops()
     if unsupported:
@@ -92,7 +98,8 @@ def run(args) -> int:
     if args.json:
         print(json.dumps(report(ca, lat, args.model, res), indent=2))
     else:
-        print(f"{args.model} at {res} px, batch {args.batch_size}" + ("" if args.no_fuse else ", BatchNorm folded"))
+        print(f"{args.model} at {res} px, batch {args.batch_size}" + ("" if args.no_fuse else ", BatchNorm folded")
+              + (", counted on the meta device" if args.meta else ""))
         print(cost_text(ca, args.by, depth=depth, latency=lat))
         print(f"total: {ca.total('macs') / 1e6:.1f} M macs, {ca.total('mem_bytes') / 2**20:.1f} MiB, "
               f"{ca.total('params') / 1e6:.2f} M params")

@@ -41,9 +41,19 @@ on a copy; the user's model is never changed), as the papers' speed tests and th
 MAC counts do: fvcore on the fused SHViT-S1..S4 gives 241.4 / 365.5 / 600.7 / 986.4 M
 (paper 241 / 366 / 601 / 986); unfused, BN adds ~1%. BatchNorms that a model cannot fold
 stay and are counted as fvcore counts them. Pass `fuse=False` to analyse the model as given.
+
+Counting without arithmetic: `CostAnalysis(..., meta=True)` counts on torch's `meta` device (shapes,
+strides and dtypes, no storage): a meta copy of the model (its tensors replaced, no weights copied) runs on
+meta inputs, and a model built on meta (`with torch.device("meta"): timm.create_model(...)`, or
+`python -m analysis.cost --meta`) is always counted there, so a model that does not fit in memory is
+counted in seconds. Every total equals a real run's (tested on SHViT, DeiT, Swin, EfficientViT-M, LeViT,
+ConvNeXt). The default stays a real run: on CPU torch's meta kernels (Python reference implementations)
+cost about as much as the real kernels of the papers' small models, and a real run also counts the models
+whose forward reads tensor values (data-dependent shapes), which meta cannot run (a `UserError` says so).
 """
 from __future__ import annotations
 
+import copy
 import functools
 from dataclasses import dataclass
 from typing import Any, Callable, List, Mapping, Optional, Sequence
@@ -62,7 +72,7 @@ from .op_rules import (UNSUPPORTED, _tensors, classify, is_free, macs_rules, op_
                        sdpa_mem_bytes)
 from ..core.stages import StageMap, stage_map
 
-__all__ = ["CostAnalysis", "OpRecord"]
+__all__ = ["CostAnalysis", "OpRecord", "meta_copy"]
 
 # ---------------------------------------------------------------------------------------------
 # the counter
@@ -163,23 +173,40 @@ class CostAnalysis:
         rules: `{op: rule}` macs rules for this analysis only (ops and rules as `op_rules.register_macs`
             takes them), before the registered ones: an op gets a rule, or another one, without touching
             the registry (torch's `FlopCounterMode(custom_mapping=...)`, fvcore's `set_op_handle`).
+        meta: count on the meta device, without arithmetic (see the module docstring); a model already
+            on meta is counted there whatever `meta` says.
 
     The forward runs once, lazily, under `torch.no_grad()` in eval mode. `total()` returns
     ints; `ops()`, `by_operator()`, `by_module()` and `by_stage()` return tidy DataFrames.
     """
 
     def __init__(self, model: nn.Module, inputs, *, fuse: bool = True, stages: Optional[StageMap] = None,
-                 rules: Optional[Mapping[Any, Callable[..., int]]] = None):
+                 rules: Optional[Mapping[Any, Callable[..., int]]] = None, meta: bool = False):
         self.rules = macs_rules(rules)  # first: an unknown op name fails before the model is copied
-        self.model = fuse_model(model) if fuse else model
+        self.meta = meta or _on_meta(model)
+        if self.meta:
+            model = model if _on_meta(model) else meta_copy(model)
+            with torch.device("meta"):  # fusing builds new modules: on meta too
+                model = fuse_model(model, inplace=True) if fuse else model
+        else:
+            model = fuse_model(model) if fuse else model
+        self.model = model
         self.inputs = inputs if isinstance(inputs, tuple) else (inputs,)
+        if self.meta:
+            self.inputs = tuple(x.to("meta") if isinstance(x, torch.Tensor) else x for x in self.inputs)
         self.fused = fuse
         self.stage_map = stages or stage_map(self.model)
 
     # -- running -------------------------------------------------------------------------------
     @functools.cached_property
     def _run(self) -> dict:
-        return _count(self.model, self.inputs, self.rules)
+        if not self.meta:
+            return _count(self.model, self.inputs, self.rules)
+        try:
+            return _count(self.model, self.inputs, self.rules)
+        except (RuntimeError, NotImplementedError) as e:  # an op that needs values: no meta kernel can say
+            raise UserError(f"{type(self.model).__name__} cannot be counted on the meta device, its forward reads "
+                            f"tensor values ({str(e).splitlines()[0]}); count it on real tensors") from None
 
     # -- tables --------------------------------------------------------------------------------
     def ops(self) -> pd.DataFrame:
@@ -261,6 +288,22 @@ class CostAnalysis:
                          "flops_per_byte": _intensity(s["macs"], s["mem_bytes"]),
                          "tokens": tokens, "channels": chans})
         return pd.DataFrame(rows)
+
+
+def _on_meta(model: nn.Module) -> bool:
+    return any(t.is_meta for t in (*model.parameters(), *model.buffers()))
+
+
+def meta_copy(model: nn.Module) -> nn.Module:
+    """A copy of `model` whose parameters, buffers and tensor attributes are empty tensors on the meta device
+    (same shapes, strides, dtypes and requires_grad): no weight is copied, so it costs no memory."""
+    memo = {}
+    for m in model.modules():
+        for name, t in (*m._parameters.items(), *m._buffers.items(), *vars(m).items()):
+            if isinstance(t, torch.Tensor) and id(t) not in memo:
+                empty = torch.empty_strided(t.shape, t.stride(), dtype=t.dtype, device="meta")
+                memo[id(t)] = nn.Parameter(empty, t.requires_grad) if isinstance(t, nn.Parameter) else empty
+    return copy.deepcopy(model, memo)
 
 
 def _first_shape(out) -> Optional[tuple]:

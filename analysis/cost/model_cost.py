@@ -4,6 +4,7 @@ counts, KiB/MiB bytes, a module tree to `depth` levels like fvcore's `flop_count
 for `--json`; `--csv` keeps the exact integers of the tidy tables."""
 from __future__ import annotations
 
+import contextlib
 from typing import Optional
 
 import pandas as pd
@@ -19,13 +20,18 @@ __all__ = ["analyse", "report", "cost_text"]
 
 
 def analyse(name: str, *, resolution: Optional[int] = None, batch_size: int = 1, device="cpu", seed: int = 0,
-            fuse: bool = True, repeats: int = 20, warmup: int = 5, progress: bool = False):
+            fuse: bool = True, repeats: int = 20, warmup: int = 5, progress: bool = False, meta: bool = False):
     """Build `name` (random weights) and return (CostAnalysis, stage-latency DataFrame or None, resolution);
-    `repeats=0` counts without timing."""
+    `repeats=0` counts without timing. `meta`: build and count on the meta device (no weights in memory,
+    nothing computed; the counts are a real run's), which cannot be timed."""
     if batch_size < 1:
         raise UserError(f"--batch-size must be at least 1, got {batch_size}")
-    model, (c, h, w) = create_model_at(name, resolution, seed=seed, batch_size=batch_size, device=device)
-    model = (fuse_model(model, inplace=True) if fuse else model).to(device)
+    if meta and repeats > 0:
+        raise UserError("a model on the meta device has no values to time: count with meta, time without it")
+    device = torch.device("meta") if meta else device
+    with device if meta else contextlib.nullcontext():  # every tensor the build makes is on meta
+        model, (c, h, w) = create_model_at(name, resolution, seed=seed, batch_size=batch_size, device=device)
+        model = (fuse_model(model, inplace=True) if fuse else model).to(device)
     torch.manual_seed(seed)
     x = torch.randn(batch_size, c, h, w, device=device)
     ca = CostAnalysis(model, x, fuse=False)
