@@ -1,10 +1,11 @@
 """Attention families of timm's hybrid and windowed models beyond the papers' models, registered on import.
 
 Read: TinyViT, EfficientFormer v1 / v2, FastViT, MaxViT / MaxxViT / CoAtNet, Swin v2 (and Swin v2 CR),
-MobileViT (v1), NextViT, GCViT, DaViT (its spatial window attention). Refused (`families._REFUSED`), as
+MobileViT (v1), NextViT, GCViT, DaViT (its spatial window attention), CAFormer. Refused (`families._REFUSED`), as
 their weights are no softmax map over tokens: EfficientViT-MIT's ReLU linear attention, MobileViTv2's
 separable linear attention, CoaT's factorized attention, EdgeNeXt's cross-covariance attention,
-SwiftFormer's additive attention, FocalNet's focal modulation and the lambda layer.
+SwiftFormer's additive attention, FocalNet's focal modulation, the lambda layer and EfficientViM's
+hidden-state mixer.
 
 Token positions are rebuilt by running the model's own partition (shift, pad, windows, grid, unfold) on
 the grid of token centres, so each window's positions are the tokens that window really holds; padding
@@ -19,9 +20,9 @@ import torch
 import torch.nn as nn
 from timm.layers import Attention as TimmAttention
 from timm.layers.lambda_layer import LambdaLayer
-from timm.models import (coat, davit, edgenext, efficientformer, efficientformer_v2, efficientvit_mit, fastvit,
-                         focalnet, gcvit, maxxvit, mobilevit, nextvit, swiftformer, swin_transformer_v2,
-                         swin_transformer_v2_cr, tiny_vit)
+from timm.models import (coat, davit, edgenext, efficientformer, efficientformer_v2, efficientvim, efficientvit_mit,
+                         fastvit, focalnet, gcvit, maxxvit, metaformer, mobilevit, nextvit, swiftformer,
+                         swin_transformer_v2, swin_transformer_v2_cr, tiny_vit)
 
 from ..core.errors import not_a_command
 from .families import _REFUSED, AttentionFamily, _grid, _windows, register_attention_family
@@ -38,6 +39,7 @@ _REFUSED.update({
     swiftformer.EfficientAdditiveAttention: "is additive attention (SwiftFormer): one global query, no map per query",
     focalnet.FocalModulation: "is focal modulation (FocalNet): gated depthwise convolutions, no attention map",
     LambdaLayer: "is a lambda layer: keys softmaxed over positions into a linear content lambda, no map per query",
+    efficientvim.HSMSSD: "is a hidden-state mixer (EfficientViM): tokens softmaxed into a few states, no map per query",
 })
 
 
@@ -95,8 +97,18 @@ class _EfficientFormer(AttentionFamily):
         H, W = _feature_hw(model, m, image_hw)
         pos = _flat(_centres(H, W, image_hw))
         if pos.shape[1] != x.shape[1]:
-            raise RuntimeError(f"EfficientFormer: {x.shape[1]} tokens at a {H} x {W} feature map")
+            raise RuntimeError(f"{self.key}: {x.shape[1]} tokens at a {H} x {W} feature map")
         return pos, pos
+
+
+@register_attention_family
+class _CAFormer(_EfficientFormer):
+    """MetaFormer's `Attention` (CAFormer): global attention on each attention stage's flattened map."""
+
+    key, name, types = "CAFormer", "CAFormer (timm metaformer.Attention)", (metaformer.Attention,)
+
+    def layout(self, m):
+        return m.proj, -1, m.head_dim
 
 
 @register_attention_family

@@ -44,6 +44,7 @@ FAMILIES = {  # name: (family key, create_model kwargs, input side, quick): nati
     "nextvit_small": ("NextViT", dict(depths=(1, 1, 5, 1)), 224, False),
     "gcvit_xxtiny": ("GCViT", {}, 224, False),
     "davit_tiny": ("DaViT", dict(depths=(1, 1, 1, 1)), 224, False),
+    "caformer_s18": ("CAFormer", {}, 224, False),
     "swin_tiny_patch4_window7_224": ("Swin", dict(depths=(2, 2), num_heads=(3, 6)), 224, True),  # v1 still read
 }
 CASES = [pytest.param(name, id=name, marks=() if quick else pytest.mark.slow)
@@ -174,6 +175,18 @@ def test_nextvit_keys_sit_at_the_centroid_of_the_tokens_they_pool():
     assert rec.key_pos[0, 0].tolist() == [4.0, 64.0]  # the first 16 tokens of row 0: x = 4, 12, ..., 124 px
 
 
+def test_tiny_vit_pads_its_last_windows_bottom_right():
+    """At 160 px TinyViT's last stage is 5 x 5 tokens in a 7 x 7 window: the block pads 2 rows and 2 columns,
+    and those padded tokens have no position."""
+    model = timm.create_model("tiny_vit_5m_224", depths=(1, 1, 1, 1)).eval()
+    with torch.no_grad(), AttentionCapture(model, layers=["stages.3.blocks.0.attn"]) as cap:
+        model(torch.randn(1, 3, 160, 160))
+    pos = cap.maps[0].key_pos.view(7, 7, 2)
+    assert cap.maps[0].windows == 1 and pos[:5, :5].isfinite().all()
+    assert pos[5:].isnan().all() and pos[:, 5:].isnan().all()
+    assert pos[0, :5, 1].tolist() == [16.0, 48.0, 80.0, 112.0, 144.0]
+
+
 def test_efficientformer_attends_the_last_stage_grid():
     rec = _record("efficientformer_l1")
     assert rec.attn.shape[-1] == 49 and rec.query_pos[0, 0].tolist() == [16.0, 16.0]
@@ -202,6 +215,7 @@ REFUSED = {  # model: (kwargs, what the line must say)
     "edgenext_xx_small": ({}, "cross-covariance attention"),
     "swiftformer_xs": ({}, "additive attention"),
     "focalnet_tiny_srf": ({}, "focal modulation"),
+    "efficientvim_m1": ({}, "hidden-state mixer"),
 }
 
 
