@@ -9,7 +9,7 @@ import sys
 from typing import Any
 
 from ._cli import (ArgumentParser, add_device_arg, add_seed_arg, command, non_negative_float, non_negative_int,
-                   positive_float, positive_int, seed, worker_count, MODEL_HELP)
+                   positive_float, positive_int, resolution, seed, worker_count, MODEL_HELP)
 from .core.errors import UserError
 from .core.names import DIGITS_NAME
 
@@ -52,11 +52,12 @@ def build_parser() -> ArgumentParser:
     p.add_argument("--model-kwargs", default="{}", help="model overrides as a JSON object")
     p.add_argument("--data", default=DIGITS_NAME,
                    help=f"'{DIGITS_NAME}' (offline, generated) or an ImageNet-layout folder with train/ and val/")
-    p.add_argument("--image-size", type=positive_int, help="cluttered digits: image side (default 64)")
+    p.add_argument("--data-resolution", type=resolution, help="cluttered digits: image side in px (default 64)")
     p.add_argument("--num-train", type=positive_int, help="cluttered digits: training images (default 4000)")
     p.add_argument("--num-val", type=positive_int, help="cluttered digits: validation images (default 1000)")
     p.add_argument("--data-seed", type=seed, help="cluttered digits: generator seed (default 0)")
-    p.add_argument("--input-size", type=positive_int, help="resize inputs to this side before the model")
+    p.add_argument("--resolution", type=resolution, help="input side in px: resize the images to it before the model "
+                   "(default: the data's own)")
     p.add_argument("--epochs", type=positive_int, default=10)
     p.add_argument("--batch-size", type=positive_int, default=64, help="global batch (split over DDP processes)")
     p.add_argument("--opt", default="adamw", help="timm optimizer name (create_optimizer_v2)")
@@ -106,12 +107,12 @@ def run(args) -> int:
     if args.sync_bn and (device.type != "cuda" or launch_environment()[0] == 1):
         raise UserError("--sync-bn would be ignored: it applies to several processes on CUDA (torchrun with "
                         f"--device cuda); this run is {launch_environment()[0]} process(es) on {device.type}")
-    data_kwargs = {k: v for k, v in {"image_size": args.image_size, "num_train": args.num_train,
+    data_kwargs = {k: v for k, v in {"resolution": args.data_resolution, "num_train": args.num_train,
                                      "num_val": args.num_val, "seed": args.data_seed}.items() if v is not None}
     if data_kwargs and args.data != DIGITS_NAME:
-        raise UserError(f"--image-size / --num-train / --num-val / --data-seed apply to --data {DIGITS_NAME} only")
+        raise UserError(f"--data-resolution / --num-train / --num-val / --data-seed apply to --data {DIGITS_NAME} only")
     cfg = TrainConfig(model=args.model, model_kwargs=model_kwargs, data=args.data, data_kwargs=data_kwargs,
-                      input_size=args.input_size, epochs=args.epochs, batch_size=args.batch_size, opt=args.opt,
+                      resolution=args.resolution, epochs=args.epochs, batch_size=args.batch_size, opt=args.opt,
                       lr=args.lr, weight_decay=args.weight_decay, sched=args.sched,
                       warmup_epochs=args.warmup_epochs, label_smoothing=args.label_smoothing, seed=args.seed,
                       amp=not args.no_amp, sync_bn=args.sync_bn, workers=args.workers)

@@ -1,5 +1,5 @@
 """What the training loop does to a batch's images: the augmentation of a recipe (`augment`) and the
-resize to its `input_size` (Fig. 2 b': the same images at a larger side), in training and evaluation."""
+resize to its `resolution` (Fig. 2 b': the same images at a larger side), in training and evaluation."""
 from __future__ import annotations
 
 from typing import Optional
@@ -28,8 +28,8 @@ def shift_images(x: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
 
 
 def resize_inputs(x: torch.Tensor, side: Optional[int]) -> torch.Tensor:
-    """Images [B, C, H, W] resized to side x side (antialiased bilinear), as recipes with an
-    `input_size` see them in training and evaluation; unchanged when `side` is None or already met."""
+    """Images [B, C, H, W] resized to side x side (antialiased bilinear), as recipes with a
+    `resolution` of their own see them in training and evaluation; unchanged when `side` is None or already met."""
     if side is None or x.shape[-1] == side:
         return x
     return F.interpolate(x, size=(side, side), mode="bilinear", align_corners=False, antialias=True)

@@ -99,7 +99,7 @@ def load_or_train(key: "str | MicroRecipe", *, seed: Optional[int] = None, root:
     train_ds, val_ds, num_classes = micro_datasets(cfg.data_kwargs)
     model, summary = fit(cfg, datasets=(train_ds, val_ds, num_classes), progress=progress)
     sd = _round_fp16(model)  # report the accuracy of the weights that are cached
-    val = evaluate(model, DataLoader(val_ds, batch_size=200), torch.device("cpu"), cfg.input_size)
+    val = evaluate(model, DataLoader(val_ds, batch_size=200), torch.device("cpu"), cfg.resolution)
     summary = {**summary, "key": r.key, "digest": r.digest(), "val_top1_fp32": summary["val_top1"],
                "val_top1": val["top1"], "threads": torch.get_num_threads()}
     summary.pop("checkpoint", None)

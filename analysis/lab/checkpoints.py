@@ -18,7 +18,27 @@ CHECKPOINT_FORMAT = "analysis.train/1"
 # Fields that define the network and its data: a checkpoint resumes only when they match.
 # What `fit` resumes from: a readable file whose fields are damaged is a CheckpointError, not a crash later.
 _CHECKPOINT_FIELDS = {"config": dict, "model": dict, "optimizer": dict, "epoch": int, "step": int}
-_IDENTITY_FIELDS = ("model", "model_kwargs", "data", "data_kwargs", "input_size")
+_IDENTITY_FIELDS = ("model", "model_kwargs", "data", "data_kwargs", "resolution")
+
+
+def with_current_names(d: dict) -> dict:
+    """A config dict with the names of checkpoints written before the input side was called `resolution`
+    everywhere (`input_size`, and `image_size` in `data_kwargs`)."""
+    d = dict(d)
+    if "input_size" in d:
+        d.setdefault("resolution", d.pop("input_size"))
+    data = d.get("data_kwargs")
+    if isinstance(data, dict) and "image_size" in data:
+        d["data_kwargs"] = {("resolution" if k == "image_size" else k): v for k, v in data.items()}
+    return d
+
+
+def with_legacy_names(d: dict) -> dict:
+    """`with_current_names` undone: the names that recipe digests (cache keys) were first computed from."""
+    d = {("input_size" if k == "resolution" else k): v for k, v in d.items()}
+    if isinstance(d.get("data_kwargs"), dict):
+        d["data_kwargs"] = {("image_size" if k == "resolution" else k): v for k, v in d["data_kwargs"].items()}
+    return d
 
 
 def load_checkpoint(path: str | os.PathLike) -> dict:
@@ -43,7 +63,7 @@ def load_checkpoint(path: str | os.PathLike) -> dict:
 def check_resume(ckpt: dict, cfg, path: str) -> None:
     """That `ckpt` (from `load_checkpoint`) can continue `cfg` (a `TrainConfig`): same model, data and
     optimizer; epoch, step, optimizer state and history well-formed. Checked before any work."""
-    saved = ckpt.get("config", {})
+    saved = with_current_names(ckpt.get("config", {}))
     current = cfg.to_dict()
     diff = [f"{k}: {saved.get(k)!r} in checkpoint vs {current[k]!r}" for k in _IDENTITY_FIELDS
             if saved.get(k) != current[k]]

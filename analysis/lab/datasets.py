@@ -50,7 +50,7 @@ _STD = torch.tensor(IMAGENET_DEFAULT_STD).view(3, 1, 1)
 class DigitsConfig:
     """Everything that determines the bytes of a cluttered-digits split."""
 
-    image_size: int = 64
+    resolution: int = 64
     num_train: int = 4000
     num_val: int = 1000
     num_tune: int = 0  # images of the "tune" split (0: no tune split; train keeps 80% of the writers)
@@ -60,16 +60,16 @@ class DigitsConfig:
     seed: int = 0
 
     def __post_init__(self):
-        if self.image_size < 16:
-            raise UserError(f"image_size {self.image_size} is too small (at least 16 px)")
+        if self.resolution < 16:
+            raise UserError(f"resolution {self.resolution} is too small (at least 16 px)")
         if self.digit_size is None:
-            object.__setattr__(self, "digit_size", (self.image_size * 7 // 16, self.image_size * 11 // 16))
+            object.__setattr__(self, "digit_size", (self.resolution * 7 // 16, self.resolution * 11 // 16))
         object.__setattr__(self, "digit_size", tuple(self.digit_size))
         if not 0.0 <= self.jitter <= 1.0:
             raise UserError(f"jitter {self.jitter} must lie in [0, 1]")
         lo, hi = self.digit_size
-        if not 4 <= lo <= hi <= self.image_size:
-            raise UserError(f"digit_size {self.digit_size} must satisfy 4 <= min <= max <= image_size")
+        if not 4 <= lo <= hi <= self.resolution:
+            raise UserError(f"digit_size {self.digit_size} must satisfy 4 <= min <= max <= resolution")
 
     def to_dict(self) -> dict:
         d = asdict(self)
@@ -131,7 +131,7 @@ def render_example(rng: np.random.Generator, digit: np.ndarray, photo: np.ndarra
     The box is the tight, end-exclusive box of the pasted digit's nonzero ink; clutter
     fragments are pasted first, so the digit is never covered.
     """
-    n = cfg.image_size
+    n = cfg.resolution
     canvas = _crop(rng, photo, n)
     for frag in fragments:
         side = int(rng.integers(cfg.digit_size[0], cfg.digit_size[1] + 1))
@@ -179,7 +179,7 @@ class ClutteredDigits(torch.utils.data.Dataset):
         digits, targets, indices, photos = _sources(split, tune=cfg.num_tune > 0)
         rng = np.random.default_rng([cfg.seed, _SPLITS.index(split)])
         count = {"train": cfg.num_train, "val": cfg.num_val, "tune": cfg.num_tune}[split]
-        images = np.empty((count, cfg.image_size, cfg.image_size, 3), np.uint8)
+        images = np.empty((count, cfg.resolution, cfg.resolution, 3), np.uint8)
         labels = np.empty(count, np.int64)
         boxes = np.empty((count, 4), np.int64)
         sources = np.empty(count, np.int64)

@@ -260,7 +260,7 @@ def predictions_table(keys=SEEDED_KEYS, seeds=SEEDS, *, root: Optional[PathLike]
             model, _ = load_or_train(r, root=root, progress=progress)
             _, val, _ = micro_datasets(r.config().data_kwargs)
             x, y = torch.stack([v[0] for v in val]), torch.as_tensor(val.labels)
-            x = resize_inputs(x, r.input_size)
+            x = resize_inputs(x, r.resolution)
             with torch.no_grad():
                 pred = torch.cat([model(b).argmax(-1) for b in x.split(200)])
             frames.append(pd.DataFrame({"key": r.key, "seed": r.seed, "image": range(len(y)), "label": y.numpy(),
@@ -363,9 +363,9 @@ def gradcam_images_table(layers: Mapping[str, Sequence[str]], seeds=SEEDS, *, re
             _, val, _ = micro_datasets(r.config().data_kwargs)
             for name in layers[r.key]:
                 module = model.get_submodule(name)
-                x = resize_inputs(val[0][0][None], r.input_size)
+                x = resize_inputs(val[0][0][None], r.resolution)
                 side = GradCAM(model, module).attribute(x, target=torch.tensor([val[0][1]]), upsample=False).shape[-1]
-                df = localisation_images(model, val, layer=module, input_size=r.input_size, progress=progress)
+                df = localisation_images(model, val, layer=module, resolution=r.resolution, progress=progress)
                 frames.append(pd.DataFrame({"key": r.key, "seed": r.seed, "layer": name, "map_side": side,
                                             "image": df["image"], "hit": df["hit"]}))
         return pd.concat(frames, ignore_index=True).sort_values(["key", "seed", "layer", "image"], ignore_index=True)

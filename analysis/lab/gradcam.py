@@ -207,7 +207,7 @@ def pointing_game(maps: torch.Tensor, boxes: torch.Tensor) -> torch.Tensor:
 
 
 def _pointing_batches(model: nn.Module, dataset, batch_size: int, target: str, layer: Optional[nn.Module],
-                      input_size: Optional[int], progress: bool) -> Iterator[tuple]:
+                      resolution: Optional[int], progress: bool) -> Iterator[tuple]:
     """Per batch of `dataset` (in order): (first image index, hits, pred, labels, boxes, side) of the
     pointing game on `layer`'s Grad-CAM maps (boxes and side after the optional resize)."""
     if target not in ("label", "pred"):
@@ -224,10 +224,10 @@ def _pointing_batches(model: nn.Module, dataset, batch_size: int, target: str, l
         y = torch.tensor([dataset[i][1] for i in idx])
         boxes = boxes_all[start:start + len(idx)].clone()
         side = x.shape[-1]
-        if input_size and input_size != side:
-            x = resize_inputs(x, input_size)
-            boxes = (boxes.double() * input_size / side).round().long()
-            side = input_size
+        if resolution and resolution != side:
+            x = resize_inputs(x, resolution)
+            boxes = (boxes.double() * resolution / side).round().long()
+            side = resolution
         with torch.no_grad():
             pred = model(x).argmax(-1)
         maps = cam.attribute(x, target=y if target == "label" else pred)
@@ -236,19 +236,19 @@ def _pointing_batches(model: nn.Module, dataset, batch_size: int, target: str, l
 
 @leaves_model_as_found
 def localisation(model: nn.Module, dataset, *, batch_size: int = 100, target: str = "label",
-                 layer: Optional[nn.Module] = None, input_size: Optional[int] = None,
+                 layer: Optional[nn.Module] = None, resolution: Optional[int] = None,
                  progress: bool = False) -> pd.DataFrame:
     """Pointing-game score of `model` over a dataset with `.boxes` (e.g. `ClutteredDigits`).
 
     `target` is `label` (the ground-truth class, the usual protocol) or `pred` (the model's
-    prediction). `input_size` resizes the images first (boxes are rescaled with them).
+    prediction). `resolution` resizes the images first (boxes are rescaled with them).
     Returns one row: pointing_game (share of hits, %), top1 (%), box_area (mean share of
     the image the boxes cover, %: the hit rate of a uniformly random point), images.
     Per image: `localisation_images`.
     """
     hits = correct = area = 0.0
     n = len(dataset)
-    for _, hit, pred, y, boxes, side in _pointing_batches(model, dataset, batch_size, target, layer, input_size,
+    for _, hit, pred, y, boxes, side in _pointing_batches(model, dataset, batch_size, target, layer, resolution,
                                                           progress):
         hits += hit.sum().item()
         correct += (pred == y).sum().item()
@@ -259,7 +259,7 @@ def localisation(model: nn.Module, dataset, *, batch_size: int = 100, target: st
 
 @leaves_model_as_found
 def localisation_images(model: nn.Module, dataset, *, batch_size: int = 100, target: str = "label",
-                        layer: Optional[nn.Module] = None, input_size: Optional[int] = None,
+                        layer: Optional[nn.Module] = None, resolution: Optional[int] = None,
                         progress: bool = False) -> pd.DataFrame:
     """`localisation` per image: one row per image of `dataset`, in order, with `image` (its index),
     `label`, `pred` and `hit` (1 when the map's maximum lies in the image's box, else 0; strict
@@ -267,7 +267,7 @@ def localisation_images(model: nn.Module, dataset, *, batch_size: int = 100, tar
     frames = [pd.DataFrame({"image": range(start, start + len(hit)), "label": y.numpy(), "pred": pred.numpy(),
                             "hit": hit.to(torch.int64).numpy()})
               for start, hit, pred, y, _, _ in _pointing_batches(model, dataset, batch_size, target, layer,
-                                                                 input_size, progress)]
+                                                                 resolution, progress)]
     return pd.concat(frames, ignore_index=True)
 
 

@@ -19,6 +19,7 @@ from dataclasses import dataclass, field, replace
 from typing import Dict, Optional
 
 from ..core.errors import UserError, not_a_command
+from .checkpoints import with_legacy_names
 from .datasets import DigitsConfig
 from .train import TrainConfig
 
@@ -31,7 +32,7 @@ CACHE_FORMAT = 1
 # Many fresh images, few epochs: the generator is cheap, and tiny models memorise small sets.
 # One clutter fragment per image: with two, the 32x32-stem model (a 2x2 token grid at 48 px)
 # stays below 3x chance (25.8% top-1) within the suite's budget; with one it reaches 38-42%.
-DATA = {"image_size": 48, "num_train": 10000, "num_val": 1000, "digit_size": [26, 38], "clutter": 1, "seed": 0}
+DATA = {"resolution": 48, "num_train": 10000, "num_val": 1000, "digit_size": [26, 38], "clutter": 1, "seed": 0}
 TRAIN = {"epochs": 5, "batch_size": 128, "lr": 4e-3, "weight_decay": 0.05, "warmup_epochs": 0, "seed": 0}
 # Micro SHViT: three stages of 32/64/96 channels, depths 1/2/2, partial ratio 1/4.67 (7/14/21 channels).
 BASE = {"embed_dims": [32, 64, 96], "depths": [1, 2, 2], "partial_dims": [7, 14, 21], "img_size": 48}
@@ -53,27 +54,32 @@ class MicroRecipe:
     model: str
     description: str
     model_kwargs: dict = field(default_factory=dict)
-    input_size: Optional[int] = None
+    resolution: Optional[int] = None  # input side in px; None: the data's own (filled in); else inputs are resized
     train: dict = field(default_factory=dict)  # overrides of TRAIN
     data: dict = field(default_factory=dict)  # overrides of DATA
     design: str = ""  # meso: the design whose one search (`lab.tuning`) sets this recipe's lr and augmentation
 
+    def __post_init__(self):
+        if self.resolution is None:
+            object.__setattr__(self, "resolution", self.data_resolution)
+
+    @property
+    def data_resolution(self) -> int:
+        return {**DATA, **self.data}["resolution"]
+
     def config(self) -> TrainConfig:
+        resize = None if self.resolution == self.data_resolution else self.resolution
         return TrainConfig(model=self.model, model_kwargs=dict(self.model_kwargs), data_kwargs={**DATA, **self.data},
-                           input_size=self.input_size, **{**TRAIN, **self.train})
+                           resolution=resize, **{**TRAIN, **self.train})
 
     def digest(self) -> str:
-        cfg = self.config().to_dict()
+        cfg = with_legacy_names(self.config().to_dict())  # renamed fields keep their digests (cache keys)
         for k in ("workers", "amp", "sync_bn"):  # how it runs, not what it learns
             cfg.pop(k)
         if cfg["augment"] == "none":  # the default before augmentation existed: old digests stay valid
             cfg.pop("augment")
         blob = json.dumps({"format": CACHE_FORMAT, **cfg}, sort_keys=True)
         return hashlib.sha256(blob.encode()).hexdigest()[:12]
-
-    @property
-    def resolution(self) -> int:
-        return self.input_size or {**DATA, **self.data}["image_size"]
 
     @property
     def seed(self) -> int:
@@ -108,7 +114,7 @@ RECIPES: Dict[str, MicroRecipe] = {r.key: r for r in [
     _shvit("fig2_a", "Fig. 2 (a): 4x4 stem, extra stage in front",
            embed_dims=[16, 32, 64, 96], depths=[1, 1, 2, 2], partial_dims=[4, 7, 14, 21]),
     MicroRecipe("fig2_b256", "shvitlab_fig2_b256", "Fig. 2 (b'): (b) at a proportionally larger input",
-                {**BASE, "img_size": B_PRIME}, input_size=B_PRIME),
+                {**BASE, "img_size": B_PRIME}, resolution=B_PRIME),
     _shvit("fig2_b_attn1", "Fig. 2 (b''): (b) with attention in stage 1"),
     _shvit("stem4", "(b) widths, 4x4 stem"),
     _shvit("stem8", "(b) widths, 8x8 stem"),
@@ -145,7 +151,7 @@ SEEDS = (0, 1, 2)
 # the 16x16-stem 3-stage family at four sizes ((b), (b') at 128 px = 112 x 256/224, and two widths) and the
 # 4x4-stem 4-stage family at two ((a) and half its widths). `python -m analysis.ablations --meso`.
 MESO = 112
-MESO_DATA = {"image_size": MESO, "digit_size": [61, 89], "num_train": 15000, "num_val": 2000,  # digits x 112/48
+MESO_DATA = {"resolution": MESO, "digit_size": [61, 89], "num_train": 15000, "num_val": 2000,  # digits x 112/48
              "num_tune": 2000}
 MESO_SEEDS = (0, 1, 2, 3, 4)
 MESO_B_PRIME = 128
@@ -156,7 +162,7 @@ MESO_RECIPES: Dict[str, MicroRecipe] = {r.key: r for r in [
     MicroRecipe("meso_fig2_b", "shvitlab_fig2_b", "meso SHViT: 16x16 stem, 3 stages, SHSA ratio 1/4.67 (Fig. 2 b)",
                 {**BASE, "img_size": MESO}, data=MESO_DATA, design=STEM16),
     MicroRecipe("meso_fig2_b128", "shvitlab_fig2_b", "meso Fig. 2 (b'): (b) at 128 px (112 x 256/224)",
-                {**BASE, "img_size": MESO_B_PRIME}, input_size=MESO_B_PRIME, data=MESO_DATA, design=STEM16),
+                {**BASE, "img_size": MESO_B_PRIME}, resolution=MESO_B_PRIME, data=MESO_DATA, design=STEM16),
     MicroRecipe("meso_fig2_b_w64", "shvitlab_fig2_b", "meso (b) at twice its widths (64/128/192)",
                 {**BASE, "img_size": MESO, "embed_dims": [64, 128, 192], "partial_dims": [14, 28, 41]},
                 data=MESO_DATA, design=STEM16),

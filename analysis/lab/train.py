@@ -5,7 +5,7 @@
     torchrun --nproc_per_node=4 -m analysis.train --model shvitlab_s1 --data /data/imagenet \\
         --epochs 300 --batch-size 1024 --lr 1e-3 --output runs/s1
 
-The data is the offline cluttered-digits set (default; `--image-size`, `--num-train`, ...)
+The data is the offline cluttered-digits set (default; `--data-resolution`, `--num-train`, ...)
 or an ImageNet-layout folder (`--data DIR`, timm's transforms at the model's input size).
 timm's optimizer and scheduler factories; AMP on CUDA; a checkpoint `OUTPUT/last.pth`
 (config, weights, optimizer, step, metrics; plain types, so `torch.load(weights_only=True)`
@@ -45,7 +45,7 @@ from ..core.models import check_model_name, create_model
 from ..core.distributed import World
 from ..core.memory import check_memory
 from ..core.runtime import resolve_device
-from .checkpoints import check_resume, load_checkpoint, save_checkpoint, training_state
+from .checkpoints import check_resume, load_checkpoint, save_checkpoint, training_state, with_current_names
 from .augment import AUGMENTS, resize_inputs, shift_images
 from .datasets import DIGITS_NAME, ClutteredDigits, DigitsConfig, image_folder_datasets
 
@@ -61,7 +61,7 @@ class TrainConfig:
     model_kwargs: dict = field(default_factory=dict)
     data: str = DIGITS_NAME
     data_kwargs: dict = field(default_factory=dict)  # DigitsConfig fields for cluttered digits
-    input_size: Optional[int] = None  # resize inputs to this side (e.g. Fig. 2 b': larger input)
+    resolution: Optional[int] = None  # input side: resize inputs to it (Fig. 2 b'); None: the data's own
     epochs: int = 10
     batch_size: int = 64
     opt: str = "adamw"
@@ -81,8 +81,10 @@ class TrainConfig:
 
     @classmethod
     def from_dict(cls, d: dict) -> "TrainConfig":
+        """The config of `to_dict`, or of an older checkpoint (`with_current_names`)."""
         names = {f.name for f in dataclasses.fields(cls)}
-        return cls(**{k: v for k, v in d.items() if k in names})
+        return cls(**{k: v for k, v in with_current_names(d).items() if k in names})
+
 
 
 # ----------------------------------------------------------------------------- building blocks
@@ -93,8 +95,8 @@ def build_datasets(cfg: TrainConfig, model: Optional[nn.Module] = None):
         dcfg = DigitsConfig(**cfg.data_kwargs)
         return ClutteredDigits("train", dcfg), ClutteredDigits("val", dcfg), len(ClutteredDigits.classes)
     data_cfg = timm.data.resolve_data_config({}, model=model)
-    if cfg.input_size:
-        data_cfg["input_size"] = (3, cfg.input_size, cfg.input_size)
+    if cfg.resolution:
+        data_cfg["input_size"] = (3, cfg.resolution, cfg.resolution)
     train, val = image_folder_datasets(cfg.data, data_cfg["input_size"], mean=data_cfg["mean"],
                                        std=data_cfg["std"], interpolation=data_cfg["interpolation"],
                                        crop_pct=data_cfg["crop_pct"])
@@ -129,14 +131,14 @@ def build_model(cfg: TrainConfig, num_classes: int) -> nn.Module:
 
 
 @torch.no_grad()
-def evaluate(model: nn.Module, loader, device: torch.device, input_size: Optional[int] = None,
+def evaluate(model: nn.Module, loader, device: torch.device, resolution: Optional[int] = None,
              world: Optional[World] = None) -> dict:
     """Top-1 (%) and mean cross-entropy over `loader` (summed over DDP processes)."""
     was_training = model.training
     model.eval()
     correct = loss = total = 0.0
     for x, y in loader:
-        x, y = resize_inputs(x.to(device), input_size), y.to(device)
+        x, y = resize_inputs(x.to(device), resolution), y.to(device)
         logits = model(x).float()
         loss += F.cross_entropy(logits, y, reduction="sum").item()
         correct += (logits.argmax(1) == y).sum().item()
@@ -198,7 +200,7 @@ def fit(cfg: TrainConfig, output: Optional[str | os.PathLike] = None, *, resume:
     device = resolve_device(device) if isinstance(device, str) else device
     check_model_name(cfg.model)
     _check_recipe(cfg)
-    side = cfg.input_size or (DigitsConfig(**cfg.data_kwargs).image_size if cfg.data == DIGITS_NAME else 224)
+    side = cfg.resolution or (DigitsConfig(**cfg.data_kwargs).resolution if cfg.data == DIGITS_NAME else 224)
     check_memory(cfg.model, (cfg.batch_size, 3, side, side), device=device, training=True, **cfg.model_kwargs)
     num_classes = datasets[2] if datasets is not None else _num_classes(cfg)
     ckpt = None
@@ -267,7 +269,7 @@ def train_one_epoch(net: nn.Module, loader, opt: _Optimization, cfg: TrainConfig
     for x, y in loader:
         if cfg.augment == "shift":
             x = shift_images(x, shifts)
-        x, y = resize_inputs(x.to(device, non_blocking=True), cfg.input_size), y.to(device, non_blocking=True)
+        x, y = resize_inputs(x.to(device, non_blocking=True), cfg.resolution), y.to(device, non_blocking=True)
         with torch.autocast(device.type, dtype=opt.amp_dtype, enabled=opt.use_amp):
             logits = net(x)
             loss = F.cross_entropy(logits.float(), y, label_smoothing=cfg.label_smoothing)
@@ -351,7 +353,7 @@ def _train(cfg: TrainConfig, output: Optional[Path], ckpt_path: Optional[Path], 
         loader.sampler.set_epoch(epoch)
         step, sums = train_one_epoch(net, loader, opt, cfg, device, epoch, step, bar)
         seen, correct, loss_sum = world.sum(float(sums["seen"]), float(sums["correct"]), sums["loss_sum"])
-        val = evaluate(model, val_loader, device, cfg.input_size, world)
+        val = evaluate(model, val_loader, device, cfg.resolution, world)
         if not math.isfinite(val["loss"]):
             raise UserError(f"training diverged: validation loss is {val['loss']} after epoch {epoch + 1}; lower --lr")
         history.append({"epoch": epoch + 1, "step": step, "train_loss": loss_sum / seen,

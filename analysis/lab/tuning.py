@@ -62,7 +62,7 @@ def _tune_top1(runs: list[MicroRecipe], root, progress: bool) -> pd.DataFrame:
     for r in runs:
         model, _ = load_or_train(r, root=root, progress=progress)
         tune = ClutteredDigits("tune", DigitsConfig(**r.config().data_kwargs))
-        top1 = evaluate(model, DataLoader(tune, batch_size=200), torch.device("cpu"), r.input_size)["top1"]
+        top1 = evaluate(model, DataLoader(tune, batch_size=200), torch.device("cpu"), r.resolution)["top1"]
         cfg = r.config()
         rows.append({"design": r.design, "key": r.key, "lr": cfg.lr, "augment": cfg.augment, "epochs": cfg.epochs,
                      "seed": cfg.seed, "tune_top1": top1, "tune_images": len(tune), "digest": r.digest()})

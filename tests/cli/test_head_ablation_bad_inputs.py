@@ -33,7 +33,7 @@ TABLE += own_model_rows(D[2:])   # issue 28: your own model that cannot be loade
 @pytest.fixture
 def digits(tmp_path):
     from analysis.lab.datasets import DigitsConfig, export_image_folder
-    export_image_folder(tmp_path / "digits", DigitsConfig(image_size=32, num_train=10, num_val=10,
+    export_image_folder(tmp_path / "digits", DigitsConfig(resolution=32, num_train=10, num_val=10,
                                                           digit_size=(16, 24), seed=1))
     return str(tmp_path / "digits" / "val")
 

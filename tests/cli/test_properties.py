@@ -75,7 +75,7 @@ def _value(pool):
 # Per command: (main, required options, optional options): an option's pool lists the values drawn for it
 # (None: a flag). Options in BOUNDS keep a valid run short (epochs, images, the notebooks run) and are never
 # left out; any other required option now and then is, to exercise argparse's own refusal.
-BOUNDS = {"--epochs", "--num-train", "--num-val", "--image-size", "--batch-size", "--num-images", "--window",
+BOUNDS = {"--epochs", "--num-train", "--num-val", "--data-resolution", "--batch-size", "--num-images", "--window",
           "--warmup", "--resolution", "--only", "--output", "--root", "--predict-only", "--machine"}
 COMMANDS = {
     "cost": ("analysis.cost.__main__", {"--model": ["shvit_s1", "nope", "deit_tiny_patch16_224"]},
@@ -115,7 +115,7 @@ COMMANDS = {
                 {"--weights": _paths("weights"), "--target": ["0", "-1", "5000", "x"],
                  "--method": ["gradcam", "gradcam++", "rollout", "lime"], "--overwrite": None}),
     "train": ("analysis.train", {"--model": ["shvitlab_fig2_b", "nope"], "--epochs": ["1", "0", "x"],
-                                 "--num-train": ["64", "0"], "--num-val": ["32", "-1"], "--image-size": ["48", "8"],
+                                 "--num-train": ["64", "0"], "--num-val": ["32", "-1"], "--data-resolution": ["48", "8"],
                                  "--batch-size": ["32", "0", "99999999999"]},
               {"--lr": ["1e-3", "0", "nan", "-1"], "--label-smoothing": ["0.1", "5", "-1"],
                "--sched": ["cosine", "plateau", "nope"], "--opt": ["adamw", "nope"], "--output": _paths("out"),

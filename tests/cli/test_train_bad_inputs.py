@@ -12,7 +12,7 @@ from tests.cli.own_model import own_model_rows
 from tests.helpers import assert_rejected
 
 TINY = ["--model", "shvitlab_fig2_b", "--set", "embed_dims=[16,32,48]", "--set", "depths=[1,1,1]",
-        "--set", "partial_dims=[4,8,12]", "--image-size", "32", "--num-train", "64", "--num-val", "16",
+        "--set", "partial_dims=[4,8,12]", "--data-resolution", "32", "--num-train", "64", "--num-val", "16",
         "--epochs", "1", "--batch-size", "32", "--quiet"]
 OUT = ["--output", "{tmp}/run"]
 BUILD_FAILS = ["--model", "shvitlab_fig2_b", "--set", "embed_dims=[16,32,48]"] + TINY[8:]   # fails as it is built
@@ -22,8 +22,8 @@ TABLE = [
     (TINY + ["--epochs", "0"], "argument --epochs: must be at least 1"),
     (TINY + ["--num-train", "-5"], "argument --num-train: must be at least 1"),
     (TINY + ["--num-val", "0"], "argument --num-val: must be at least 1"),
-    (TINY + ["--image-size", "0"], "argument --image-size: must be at least 1"),
-    (TINY + ["--input-size", "0"], "argument --input-size: must be at least 1"),
+    (TINY + ["--data-resolution", "0"], "argument --data-resolution: must be at least 16 (px)"),
+    (TINY + ["--resolution", "0"], "argument --resolution: must be at least 16 (px)"),
     (TINY + ["--data-seed", "-1"], "argument --data-seed: must be between 0 and 2**32 - 1"),
     (TINY + ["--seed", "-1"], "argument --seed: must be between 0 and 2**32 - 1"),
     (TINY + ["--workers", "-1"], "argument --workers: must be between 0 and the"),

@@ -7,7 +7,7 @@ import torch
 from analysis.lab.datasets import ClutteredDigits, DigitsConfig, _sources, export_image_folder, \
     image_folder_datasets, render_example
 
-SMALL = DigitsConfig(image_size=48, num_train=40, num_val=20, digit_size=(20, 30), seed=3)
+SMALL = DigitsConfig(resolution=48, num_train=40, num_val=20, digit_size=(20, 30), seed=3)
 
 
 def _digest(ds):
@@ -36,7 +36,7 @@ def test_dataset_shapes_and_boxes_inside_image():
 
 def test_digit_pixels_lie_in_the_box_and_the_box_is_tight():
     digits, labels, _, photos = _sources("val")
-    cfg = DigitsConfig(image_size=64, clutter=0)
+    cfg = DigitsConfig(resolution=64, clutter=0)
     rng = np.random.default_rng(0)
     for k in range(20):
         image, background, (x0, y0, x1, y1) = render_example(rng, digits[k], photos[k % 2], cfg)
@@ -49,7 +49,7 @@ def test_digit_pixels_lie_in_the_box_and_the_box_is_tight():
 
 
 def test_export_image_folder_reads_back_with_timm(tmp_path):
-    cfg = DigitsConfig(image_size=32, num_train=20, num_val=10, digit_size=(16, 24))
+    cfg = DigitsConfig(resolution=32, num_train=20, num_val=10, digit_size=(16, 24))
     root = export_image_folder(tmp_path / "digits", cfg)
     assert len(list((root / "train").rglob("*.png"))) == 20 and (root / "val_boxes.csv").is_file()
     train, val = image_folder_datasets(root, (3, 32, 32), augment=False)

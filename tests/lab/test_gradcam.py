@@ -52,7 +52,7 @@ def test_pointing_game_hand_built():
 
 
 def test_localisation_over_a_dataset():
-    ds = ClutteredDigits("val", DigitsConfig(image_size=32, num_train=1, num_val=12, digit_size=(16, 24)))
+    ds = ClutteredDigits("val", DigitsConfig(resolution=32, num_train=1, num_val=12, digit_size=(16, 24)))
     model = _model()
     layer = model.stages[0]  # 4x4 map at 32 px (the last stage is 1x1 there)
     df = localisation(model, ds, batch_size=5, layer=layer)

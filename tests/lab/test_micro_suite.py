@@ -30,7 +30,7 @@ def test_rows_differ_from_the_base_only_where_the_paper_rows_differ():
     assert _diff(_resolved("stem4"), base) == {"stem_stride"}
     assert _diff(_resolved("stem32"), base) == {"stem_stride"}
     assert _diff(_resolved("fig2_b_attn1"), base) == {"mixers"}
-    assert _diff(_resolved("fig2_b256"), base) == {"img_size"} and RECIPES["fig2_b256"].input_size == 56
+    assert _diff(_resolved("fig2_b256"), base) == {"img_size"} and RECIPES["fig2_b256"].resolution == 56
     assert _diff(_resolved("t6_none"), base) == {"mixers"}
     assert _diff(_resolved("t6_ratio8"), base) <= {"partial_ratio", "partial_dims"}
     assert _resolved("t6_ratio8").stage_partial_dims == (4, 8, 12)  # 1/8 of 32/64/96

@@ -103,9 +103,9 @@ def test_gradcam_images_hit_rate_is_localisations_pointing_game(tmp_path, monkey
 def test_localisation_images_is_localisation_per_image():
     torch.manual_seed(0)
     model = build_model(recipe("fig2_b").config(), 10).eval()
-    val = ClutteredDigits("val", DigitsConfig(image_size=48, num_train=1, num_val=10, clutter=1))
-    per_image = localisation_images(model, val, batch_size=4, input_size=56)
-    whole = localisation(model, val, batch_size=4, input_size=56).iloc[0]
+    val = ClutteredDigits("val", DigitsConfig(resolution=48, num_train=1, num_val=10, clutter=1))
+    per_image = localisation_images(model, val, batch_size=4, resolution=56)
+    whole = localisation(model, val, batch_size=4, resolution=56).iloc[0]
     assert list(per_image.columns) == ["image", "label", "pred", "hit"] and list(per_image.image) == list(range(10))
     assert 100 * per_image.hit.mean() == pytest.approx(whole.pointing_game, abs=1e-9)
     assert 100 * (per_image.pred == per_image.label).mean() == pytest.approx(whole.top1, abs=1e-9)

@@ -10,18 +10,19 @@ import pytest
 import torch
 
 from analysis.lab.checkpoints import load_checkpoint
+from shvit.weights import CheckpointError
 from analysis.lab.train import build_datasets, fit, TrainConfig
 
 from analysis.train import main
 
 ROOT = Path(__file__).resolve().parents[2]
-DATA = {"image_size": 32, "num_train": 128, "num_val": 32, "digit_size": [16, 24]}
+DATA = {"resolution": 32, "num_train": 128, "num_val": 32, "digit_size": [16, 24]}
 SHVIT = {"embed_dims": [16, 32, 48], "depths": [1, 1, 1], "partial_dims": [4, 8, 12], "stem_stride": 8,
          "img_size": 32}
 # BatchNorm-free (LayerNorm) model: DDP with per-process batches is then exactly full-batch SGD.
 VIT = ["--model", "deit_tiny_patch16_224", "--model-kwargs",
        '{"img_size": 32, "patch_size": 8, "embed_dim": 32, "depth": 1, "num_heads": 2}']
-CLI_DATA = ["--image-size", "32", "--num-train", "128", "--num-val", "32", "--batch-size", "32", "--quiet"]
+CLI_DATA = ["--data-resolution", "32", "--num-train", "128", "--num-val", "32", "--batch-size", "32", "--quiet"]
 
 
 def _cfg(**kw):
@@ -53,6 +54,23 @@ def test_resume_continues_from_the_saved_step(data, tmp_path):
     for (k, a), b in zip(full.state_dict().items(), resumed.state_dict().values()):
         assert torch.allclose(a.float(), b.float(), atol=1e-6), k
     assert s2["history"][-1]["val_loss"] == pytest.approx(s_full["history"][-1]["val_loss"], rel=1e-5)
+
+
+def test_a_checkpoint_with_the_old_names_of_the_input_side_resumes(data, tmp_path):
+    """Checkpoints written when the input side was `input_size` (and `image_size` in data_kwargs) resume as
+    the same setup; a genuinely different side is still refused."""
+    _, s1 = fit(_cfg(epochs=2, resolution=40), tmp_path, datasets=data, progress=False, stop_after=1)
+    path = tmp_path / "last.pth"
+    ckpt = torch.load(path, weights_only=True)
+    config = ckpt["config"]
+    config["input_size"] = config.pop("resolution")
+    config["data_kwargs"] = {("image_size" if k == "resolution" else k): v for k, v in config["data_kwargs"].items()}
+    torch.save(ckpt, path)
+    assert TrainConfig.from_dict(config) == _cfg(epochs=2, resolution=40)
+    _, s2 = fit(_cfg(epochs=2, resolution=40), tmp_path, resume=path, datasets=data, progress=False)
+    assert s2["step"] == 2 * s1["step"] and len(s2["history"]) == 2
+    with pytest.raises(CheckpointError, match=r"resolution: 40 in checkpoint vs 48"):
+        fit(_cfg(epochs=2, resolution=48), tmp_path / "other", resume=path, datasets=data, progress=False)
 
 
 def _run(args, env_extra=None, launcher=None):
