@@ -93,9 +93,12 @@ def run(args) -> int:
               else SampleImages(args.num_images, seed=args.seed))
     say = print if world.main else (lambda *a, **k: None)  # under torchrun, rank 0 reports and writes
 
-    def announce(name, w):
-        say(f"{name} ({describe_weights(w)}): {args.num_images} images from {source.describe()}"
-            + (f" over {world.size} processes" if world.size > 1 else ""), file=sys.stderr)
+    def announce(name, w):  # a folder may hold fewer images than asked, and unreadable ones are skipped
+        files = len(getattr(source, "files", ())) or args.num_images
+        count = (f"up to {args.num_images} images" if files >= args.num_images
+                 else f"up to {files} images (all the folder holds; {args.num_images} asked)")
+        say(f"{name} ({describe_weights(w)}): {count if args.data else f'{args.num_images} images'} from "
+            f"{source.describe()}" + (f" over {world.size} processes" if world.size > 1 else ""), file=sys.stderr)
     result = head_similarity_table(list(zip(args.model, weights)), source, seed=args.seed, batch_size=args.batch_size,
                                    device=device, world=world, resample_pos_embed=resample_pos_embed(args, weights),
                                    announce=announce, amp=AMP_DTYPES[args.amp],
@@ -106,6 +109,7 @@ def run(args) -> int:
     if "random" in weights:
         say("note: random weights: untrained attention is near uniform, so every model scores high; this is a null "
             "baseline, not a test of the papers' finding (use --weights pretrained or a checkpoint)", file=sys.stderr)
+    say("images used: " + ", ".join(f"{n} ({m})" for m, n in result.attrs["images_used"].items()), file=sys.stderr)
     if any(result.attrs["images_skipped"].values()):
         say(f"skipped unreadable files: {max(result.attrs['images_skipped'].values())}", file=sys.stderr)
     say(f"wrote {out}, {sidecar}" + (f", {plot} (+ .pdf)" if plot else ""), file=sys.stderr)

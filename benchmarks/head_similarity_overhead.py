@@ -29,7 +29,7 @@ from the recorded q, k and logsumexp of the fused kernel, back to back after the
 hooks, no model work in between), over that batch's plain forward.
 
     python benchmarks/head_similarity_overhead.py [--images 256] [--batch-size 32] [--threads N]
-        [--rounds 5] [--breakdown] [--malloc-cache]
+        [--rounds 5] [--breakdown] [--malloc-cache] [--save]
 """
 from __future__ import annotations
 
@@ -50,6 +50,7 @@ from analysis.core.intervals import log_ratio_interval
 from analysis.heads._recorder import _FusedMaps, _MapRecorder
 from analysis.heads.metrics import METRICS
 from analysis.heads.similarity import PAPER_METRICS, head_similarity
+from _results import save_result
 
 _KEEP_FREED_MEMORY = {"MALLOC_TRIM_THRESHOLD_": str(1 << 40), "MALLOC_MMAP_THRESHOLD_": str(1 << 30)}
 
@@ -96,6 +97,7 @@ def main() -> None:
     p.add_argument("--breakdown", action="store_true", help="also time the capture alone and each metric alone")
     p.add_argument("--malloc-cache", action="store_true",
                    help="run with glibc keeping freed memory (no page-fault noise), for both sides")
+    p.add_argument("--save", action="store_true", help="keep the figures in results/benchmarks/ (with the host)")
     args = p.parse_args()
     if math.ceil(args.images / args.batch_size) * args.rounds < 2:
         p.error("an interval needs at least 2 (plain, analysed) batch pairs: raise --images or --rounds")
@@ -162,6 +164,10 @@ def main() -> None:
     for name, target, key in (("paper metrics", 1.15, "paper metrics (CLI default)"), ("all metrics", 1.20, "all metrics")):
         value, low, high = results[key]
         print(f"RATIO (analysis, {name} / plain forward): {value:.3f}x [{low:.3f}, {high:.3f}] (target <= {target:.2f}x)")
+    if args.save:
+        save_result(__file__, {name: [round(v, 4) for v in r] for name, r in results.items()}
+                    | {"plain pass s": round(plain_pass, 4), "images": args.images, "batch size": args.batch_size,
+                       "model": args.model}, rounds=args.rounds, threads=args.threads)
 
 
 if __name__ == "__main__":

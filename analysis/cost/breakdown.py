@@ -35,7 +35,7 @@ from tqdm import tqdm
 from ..core.errors import not_a_command
 from ..core.models import create_model_at, fuse_model
 from ..core.names import PAPER_MODELS
-from ..core.runtime import cpu_threads
+from ..core.runtime import MEASURED_ON, cpu_threads, with_measured_on
 from .counter import CostAnalysis
 from .timing import TIMING_ROUNDS
 
@@ -145,7 +145,7 @@ def breakdown_table(names: Iterable[str] = PAPER_MODELS, *, device="cpu", batch_
         df.insert(0, "batch_size", batch_size)
         df.insert(0, "device", str(torch.device(device).type))
         df.insert(0, "model", name)
-        frames.append(df)
+        frames.append(with_measured_on(df, device))
     return pd.concat(frames, ignore_index=True)
 
 
@@ -170,9 +170,9 @@ def memory_bound_rounds(rounds: int = TIMING_ROUNDS, *, models=MULTI_HEAD_MODELS
     with cpu_threads(1):
         for r in range(rounds):
             shares = memory_bound_shares(breakdown_table(models, batch_size=batch_size, repeats=1, progress=False))
-            frames.append(shares.rename_axis("model").reset_index().assign(round=r, batch_size=batch_size, threads=1))
+            frames.append(with_measured_on(shares.rename_axis("model").reset_index().assign(round=r, batch_size=batch_size)))
     return pd.concat(frames, ignore_index=True)[["round", "model", "runtime_share", "mem_bytes_share", "batch_size",
-                                                 "threads"]]
+                                                 *MEASURED_ON]]
 
 
 if __name__ == "__main__":  # a library module, not a command

@@ -24,6 +24,7 @@ import shvit
 
 from ..core.errors import not_a_command
 from ..core.models import create_model, create_model_at, fuse_model, leaves_model_as_found
+from ..core.runtime import with_measured_on
 from .counter import CostAnalysis
 from .latency import stage_latency
 from .timing import TIMING_ROUNDS, interleaved_rounds
@@ -70,6 +71,7 @@ def macro_design_table(names: Iterable[str] = FIG2_MODELS, *, device="cpu", batc
         df = stage_costs(model, x, repeats=repeats, warmup=warmup)
         meta = {"model": name, "design": variant.description if variant else name, "resolution": h,
                 "batch_size": batch_size, "device": torch.device(device).type}
+        meta = with_measured_on(meta, device)
         frames.append(df.assign(**meta)[list(meta) + list(df.columns)])
     return pd.concat(frames, ignore_index=True)
 
@@ -83,7 +85,7 @@ def fig2_speed_rounds(rounds: int = TIMING_ROUNDS, *, batch_size: int = 4, resol
     models = {d: (create_model(f"shvitlab_fig2_{d[1]}", "random"), x) for d in ("(a)", "(b)")}
     df = interleaved_rounds(models, rounds, passes=passes, threads=1).rename(columns={"name": "design"})
     return df.assign(model=[f"shvitlab_fig2_{d[1]}" for d in df.design], batch_size=batch_size,
-                     resolution=resolution, threads=1)
+                     resolution=resolution)
 
 
 if __name__ == "__main__":  # a library module, not a command

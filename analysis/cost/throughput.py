@@ -34,7 +34,7 @@ from ..core.errors import UserError, not_a_command
 from ..core.models import create_model_at, fuse_model, input_size, leaves_model_as_found
 from ..core.names import RUNTIMES
 from ..core.reference import load_reference
-from ..core.runtime import cpu_threads
+from ..core.runtime import MEASURED_ON, cpu_threads, with_measured_on
 from .timing import time_calls
 
 __all__ = ["RUNTIMES", "DEFAULT_BATCH", "ONNX_MISSING", "measure_throughput", "model_throughput", "cuda_graph_forward",
@@ -96,6 +96,7 @@ def measure_throughput(model: nn.Module, *, runtime: str = "cpu", batch_size: Op
               "device": {"cpu": "cpu", "cuda": _cuda_name(), "onnx": "onnxruntime-cpu"}[runtime],
               "runtime": runtime, "batch_size": batch, "resolution": h,
               "threads": None if runtime == "cuda" else threads, "amp": use_amp, "cuda_graph": cuda_graph}
+    record = with_measured_on(record, device)
     if runtime == "onnx":
         sess = _onnx_session(net, x, threads or 1)
         feed = {"x": x.numpy()}
@@ -165,7 +166,8 @@ def table2_comparison(*, window_s: float = 3.0, warmup_s: float = 1.0, names: Op
         rows.append({"model": r.model, "timm_name": r.timm_name, "resolution": int(r.resolution),
                      "paper_macs_m": r.macs_m, f"paper_{paper_col}": getattr(r, paper_col),
                      "ours_img_s": m["images_per_s"], "ours_spread": m["spread"],
-                     "ratio": m["images_per_s"] / getattr(r, paper_col)})
+                     "ratio": m["images_per_s"] / getattr(r, paper_col),
+                     **{k: m[k] for k in MEASURED_ON}})
     df = pd.DataFrame(rows)
     df.attrs["spearman"] = rank_agreement(df, "ours_img_s", f"paper_{paper_col}")
     df.attrs["runtime"] = runtime

@@ -77,8 +77,9 @@ def interleaved_rounds(models, rounds: int, *, passes: int = 3, threads: Optiona
     interleaved rounds: each round times every model once (the best of `passes` passes), in an order
     rotated from round to round, so that load drift on a shared machine and the order hit all models
     alike and a round is a paired replicate. One warm-up pass per model first; `torch.inference_mode`,
-    `threads` CPU threads. Columns round, name, seconds (one row per round and model)."""
-    from ..core.runtime import cpu_threads
+    `threads` CPU threads. Columns round, name, seconds (one row per round and model), then where they ran
+    (`core.runtime.measured_on`)."""
+    from ..core.runtime import cpu_threads, with_measured_on
 
     names = list(models)
     rows = []
@@ -90,7 +91,8 @@ def interleaved_rounds(models, rounds: int, *, passes: int = 3, threads: Optiona
                 model, x = models[name]
                 seconds = min(time_calls(lambda: model(x), warmup=0, calls=passes))
                 rows.append({"round": r, "name": name, "seconds": seconds})
-    return pd.DataFrame(rows).sort_values(["round", "name"], ignore_index=True)
+        host = with_measured_on({}, "cpu")  # inside cpu_threads: the threads the rounds ran on
+    return pd.DataFrame(rows).sort_values(["round", "name"], ignore_index=True).assign(**host)
 
 
 if __name__ == "__main__":  # a library module, not a command

@@ -74,7 +74,8 @@ class HeadBatch:
 class HeadMetric:
     """A head statistic of one attention layer, built from the layer's first `AttentionMaps`.
 
-    Subclasses set `key` (the metric's stable name), declare their running states in `__init__`
+    Subclasses set `key` (the metric's stable name) and `unit` (what its values are measured in, the
+    table's `unit` column: "fraction" for similarities in [0, 1], "nats", "px", ...), declare their running states in `__init__`
     with `add_state`, accumulate them in `update(batch)` (a `HeadBatch`) and give their results as
     `Row`s in `rows(counts)` (a `LayerCounts`). `flush` reduces results held back by `update` into
     the states: it runs every `HeadStatistics.FLUSH_ROWS` instances and before any state is read.
@@ -82,6 +83,7 @@ class HeadMetric:
     """
 
     key: ClassVar[str] = ""
+    unit: ClassVar[str] = ""
     needs_head_outputs: ClassVar[bool] = False
     needs_log_maps: ClassVar[bool] = False
 
@@ -159,6 +161,8 @@ def _checked(cls: Any) -> type[HeadMetric]:
         raise TypeError(f"a head metric is a HeadMetric subclass, not {cls!r}")
     if not (isinstance(cls.key, str) and cls.key):
         raise TypeError(f"{cls.__name__} has no `key`")
+    if not (isinstance(cls.unit, str) and cls.unit):
+        raise TypeError(f"{cls.__name__} has no `unit` (what its values are measured in, e.g. 'fraction', 'nats')")
     return cls
 
 

@@ -105,9 +105,10 @@ def head_importance(model: nn.Module, batches: Iterable, *, device: torch.device
         meta = dict(layer=layer.name, layer_index=layer.index + 1, stage=layer.stage, family=layer.family,
                     num_heads=layer.num_heads, applicable=True, num_images=images)
         for h in range(layer.num_heads):
-            rows.append({**meta, "head": h, "metric": "head_importance", "value": float(score[h])})
+            rows.append({**meta, "head": h, "metric": "head_importance", "value": float(score[h]),
+                         "unit": "nats per image"})
             rows.append({**meta, "head": h, "metric": "head_importance_normalized",
-                         "value": float(score[h] / norm) if norm > 0 else 0.0})
+                         "value": float(score[h] / norm) if norm > 0 else 0.0, "unit": "fraction of layer norm"})
     df = pd.DataFrame(rows)
     df.attrs["images_this_process"] = local
     return df

@@ -121,6 +121,7 @@ class MeanPairwiseCosine(_MapCosine):
     cos(vec A_i, vec A_j); averaged."""
 
     key = "mean_pairwise_cosine"
+    unit = "fraction"
 
     def __init__(self, maps: AttentionMaps):
         super().__init__(maps)
@@ -141,6 +142,7 @@ class MeanMaxCosine(_MapCosine):
     (per head: `max_cosine` rows)."""
 
     key = "mean_max_cosine"
+    unit = "fraction"
 
     def __init__(self, maps: AttentionMaps):
         super().__init__(maps)
@@ -164,6 +166,7 @@ class LinearCKA(HeadMetric):
     all images as samples (from streamed cross-covariances); needs the capture's head outputs."""
 
     key = "linear_cka"
+    unit = "fraction"
     needs_head_outputs = True
 
     def __init__(self, maps: AttentionMaps):
@@ -212,6 +215,7 @@ class AttentionEntropy(HeadMetric):
     """Mean over queries of -sum_k A log A, in nats (also per head)."""
 
     key = "attention_entropy"
+    unit = "nats"
     needs_log_maps = True
 
     def __init__(self, maps: AttentionMaps):
@@ -238,6 +242,7 @@ class MeanAttentionDistance(HeadMetric):
     placed tokens (equal to the plain definition when all are placed)."""
 
     key = "mean_attention_distance"
+    unit = "px"
 
     def __init__(self, maps: AttentionMaps):
         super().__init__(maps)
@@ -365,16 +370,18 @@ class HeadStatistics:
 
     def to_frame(self) -> pd.DataFrame:
         """Tidy results: one row per layer x metric (and per layer x head x metric for per-head rows:
-        `max_cosine`, `attention_entropy`, `mean_attention_distance`); not applicable: `value` NaN."""
+        `max_cosine`, `attention_entropy`, `mean_attention_distance`), `value` in the metric's `unit`; not
+        applicable: `value` NaN."""
         rows = []
         for layer in self._layers.values():
             layer.flush()
             counts = LayerCounts(layer.num_images, layer.instances)
             rows += [{**layer.meta, "head": row.head, "metric": row.metric,
-                      "value": float(row.value) if row.applicable else math.nan, "applicable": row.applicable,
+                      "value": float(row.value) if row.applicable else math.nan, "unit": metric.unit,
+                      "applicable": row.applicable,
                       "num_images": layer.num_images} for metric in layer.metrics for row in metric.rows(counts)]
         df = pd.DataFrame(rows, columns=["layer", "layer_index", "stage", "family", "num_heads", "head",
-                                         "metric", "value", "applicable", "num_images"])
+                                         "metric", "value", "unit", "applicable", "num_images"])
         df["head"] = df["head"].astype("Int64")
         return df
 

@@ -35,7 +35,7 @@ __all__ = ["head_similarity", "similarity_per_image", "model_head_similarity", "
            "PAPER_METRICS", "AMP_DTYPES"]
 
 COLUMNS = ["model", "weights", "layer", "layer_index", "stage", "family", "num_heads", "head",
-           "metric", "value", "applicable", "num_images", "data", "seed"]
+           "metric", "value", "unit", "applicable", "num_images", "data", "seed"]
 AMP_DTYPES = dict(zip(AMP_CHOICES, (None, torch.float16, torch.bfloat16)))
 
 

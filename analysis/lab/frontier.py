@@ -38,13 +38,13 @@ def sweep_latency(recipes: Mapping[str, MicroRecipe], *, root: Optional[PathLike
                   batch_size: int = LATENCY_BATCH, passes: int = 3, progress: bool = True) -> pd.DataFrame:
     """CPU latency of each trained recipe ({key: recipe}, seed 0's weights) at its own resolution, one thread,
     in `rounds` interleaved rounds (`cost.timing.interleaved_rounds`). Columns round, key, seconds,
-    ms_per_image, batch_size, resolution, threads."""
+    device_name, threads, torch (`core.runtime.measured_on`), ms_per_image, batch_size, resolution."""
     gen = torch.Generator().manual_seed(0)
     models = {k: (load_or_train(r, root=root, progress=False)[0],
                   torch.randn(batch_size, 3, r.resolution, r.resolution, generator=gen)) for k, r in recipes.items()}
     df = interleaved_rounds(models, rounds, passes=passes, threads=1, progress=progress).rename(columns={"name": "key"})
     return df.assign(ms_per_image=1000 * df.seconds / batch_size, batch_size=batch_size,
-                     resolution=[recipes[k].resolution for k in df.key], threads=1)
+                     resolution=[recipes[k].resolution for k in df.key])
 
 
 def training_curves(replicates: Sequence[MicroRecipe], *, root: Optional[PathLike] = None) -> pd.DataFrame:

@@ -157,6 +157,14 @@ def test_unreadable_files_are_skipped_and_counted(tmp_path, capsys):
     assert '"deit_tiny_patch16_224": 2' in (tmp_path / "x.json").read_text()
 
 
+def test_a_folder_smaller_than_asked_is_announced_and_counted_as_used(tmp_path, capsys):
+    root = _folder(tmp_path, good=1, bad=0)
+    code, err = run(DEIT + ["--data", str(root), "--num-images", "128", "--out", str(tmp_path / "x.csv")], capsys)
+    assert code == 0 and "up to 2 images (all the folder holds; 128 asked)" in err
+    assert "images used: 2 (deit_tiny_patch16_224)" in err and "128 images" not in err
+    assert set(pd.read_csv(tmp_path / "x.csv").num_images) == {2}
+
+
 def test_checkpoint_errors(tmp_path, capsys):
     out = ["--out", str(tmp_path / "x.csv")]
     user_error(DEIT + ["--weights", str(tmp_path / "missing.pth")] + out, capsys, "checkpoint not found")

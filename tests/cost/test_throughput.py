@@ -13,6 +13,7 @@ import torch.nn as nn
 import shvit  # noqa: F401
 from analysis.core.models import create_model, fuse_model
 from analysis.core.reference import load_reference
+from analysis.core.runtime import cpu_name, measured_on
 from analysis.cost import throughput
 from analysis.cost.throughput import (cuda_graph_forward, measure_throughput, model_throughput, rank_agreement,
                                       table2_comparison)
@@ -29,6 +30,7 @@ def test_record_follows_the_protocol_defaults():
     assert KEYS <= set(r)
     assert (r["model"], r["device"], r["batch_size"], r["resolution"], r["threads"]) == \
         ("shvitlab_s1", "cpu", 16, 64, 1)
+    assert (r["device_name"], r["torch"]) == (cpu_name(), torch.__version__)
     assert r["images_per_s"] > 0 and r["spread"] >= 0 and r["passes"] >= 3
 
 
@@ -145,7 +147,9 @@ def test_table2_comparison_reports_the_rank_agreement(monkeypatch):
     names = ["mobilenetv3_small_100", "mobilevit_xxs", "efficientvit_m2", "mobileone_s0"]
     reversed_speed = {n: 1000 / paper[n] for n in names}  # our ranking is the paper's reversed
     monkeypatch.setattr(throughput, "model_throughput",
-                        lambda name, **_: {"images_per_s": reversed_speed[name], "spread": 0.0})
+                        lambda name, **_: {"images_per_s": reversed_speed[name], "spread": 0.0,
+                                           **measured_on("cpu", threads=1)})
     df = table2_comparison(names=names, progress=False)
     assert df.attrs["spearman"] == pytest.approx(-1.0)
+    assert (df.device_name == cpu_name()).all() and (df.threads == 1).all()  # where each row was measured
     assert df.attrs["spearman"] == rank_agreement(df, "ours_img_s", "paper_cpu_img_s")

@@ -28,6 +28,7 @@ class MeanMaxAttention(HeadMetric):
     """Toy: the mean over queries of the largest attention weight, per head (a tensor and an int state)."""
 
     key = "mean_max_attention"
+    unit = "fraction"
 
     def __init__(self, maps):
         super().__init__(maps)
@@ -83,6 +84,7 @@ def test_a_registered_toy_metric_runs_end_to_end(registered):
     toy = df[df.metric == "mean_max_attention"]
     expected = _direct(model, batches)
     assert len(toy) == len(expected) == 2 * 4 and set(toy.num_images) == {12} and toy.applicable.all()
+    assert set(toy.unit) == {"fraction"} and set(df[df.metric == "mean_pairwise_cosine"].unit) == {"fraction"}
     for row in toy.itertuples():
         key = (row.layer, None if pd.isna(row.head) else int(row.head))
         assert row.value == pytest.approx(expected[key], rel=1e-6)
@@ -129,6 +131,7 @@ def test_a_class_passed_directly_is_used_without_registering(registered):
 def test_a_scoped_class_overrides_a_builtin_in_its_place():
     class Entropy2(HeadMetric):
         key = "attention_entropy"
+        unit = "nats"
 
         def update(self, batch):
             pass
@@ -152,6 +155,11 @@ def test_unknown_names_and_bad_declarations_are_refused():
         unregister_head_metric("cosine")
     with pytest.raises(TypeError, match="HeadMetric subclass"):
         HeadStatistics([object])
+
+    class Unitless(MeanMaxAttention):
+        key, unit = "unitless", ""
+    with pytest.raises(TypeError, match="Unitless has no `unit`"):
+        register_head_metric(Unitless)
 
     class MaxState(MeanMaxAttention):
         def __init__(self, maps):

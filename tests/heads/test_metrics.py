@@ -7,7 +7,7 @@ import timm
 import torch
 
 from analysis.heads.attention import AttentionCapture, AttentionMaps
-from analysis.heads.metrics import HeadStatistics, linear_cka, _mirror_upper_blocks
+from analysis.heads.metrics import METRICS, HeadStatistics, linear_cka, _mirror_upper_blocks
 from analysis.heads.similarity import head_similarity
 
 
@@ -51,6 +51,16 @@ def test_identical_heads_give_one_for_that_layer_only():
         for other in ("blocks.0.attn", "blocks.2.attn"):
             assert _value(layer[other], metric) < 0.95
     assert set(df.num_images) == {4} and df.applicable.all()
+
+
+def test_every_row_names_the_unit_of_its_value():
+    """Similarities are fractions (1.0 above: identical heads), entropy is in nats, distance in input px."""
+    df = head_similarity(micro_deit(), [torch.randn(2, 3, 32, 32)], metrics=METRICS)
+    units = df.groupby("metric").unit.unique().map(tuple).to_dict()
+    assert units == {"mean_pairwise_cosine": ("fraction",), "mean_max_cosine": ("fraction",),
+                     "max_cosine": ("fraction",), "linear_cka": ("fraction",), "attention_entropy": ("nats",),
+                     "mean_attention_distance": ("px",)}
+    assert list(df.columns[df.columns.get_loc("value"):][:2]) == ["value", "unit"]
 
 
 def test_disjoint_supports_give_zero_and_uniform_entropy():

@@ -55,7 +55,7 @@ def test_matched_accuracy_counts_timing_rounds_and_refuses_to_extrapolate():
 def test_interleaved_rounds_time_every_model_once_per_round():
     models = {"a": (torch.nn.Identity(), torch.zeros(1)), "b": (torch.nn.Linear(4, 4), torch.zeros(2, 4))}
     df = interleaved_rounds(models, rounds=3, passes=2)
-    assert list(df.columns) == ["round", "name", "seconds"]
+    assert list(df.columns) == ["round", "name", "seconds", "device_name", "threads", "torch"]
     assert sorted(zip(df["round"], df["name"])) == [(r, n) for r in range(3) for n in ("a", "b")]
     assert (df.seconds > 0).all()
 
@@ -74,14 +74,14 @@ def test_shift_moves_each_image_by_at_most_an_eighth_and_keeps_what_stays_inside
 
 
 def test_the_tune_split_shares_no_source_digit_with_train_or_val():
-    cfg = DigitsConfig(image_size=32, num_train=400, num_val=200, num_tune=200, digit_size=(12, 20))
+    cfg = DigitsConfig(resolution=32, num_train=400, num_val=200, num_tune=200, digit_size=(12, 20))
     train, val, tune = (set(ClutteredDigits(s, cfg).sources.tolist()) for s in ("train", "val", "tune"))
     assert train.isdisjoint(tune) and train.isdisjoint(val) and tune.isdisjoint(val)
     assert max(train) < min(tune) <= max(tune) < min(val)
-    untuned = ClutteredDigits("train", DigitsConfig(image_size=32, num_train=400, digit_size=(12, 20)))
+    untuned = ClutteredDigits("train", DigitsConfig(resolution=32, num_train=400, digit_size=(12, 20)))
     assert max(untuned.sources.tolist()) > min(tune)   # without a tune split, train keeps those writers
     with pytest.raises(Exception, match="no tune split"):
-        ClutteredDigits("tune", DigitsConfig(image_size=32))
+        ClutteredDigits("tune", DigitsConfig(resolution=32))
 
 
 def test_cluster_bootstrap_draws_whole_clusters_and_equals_the_plain_one_for_singletons():
