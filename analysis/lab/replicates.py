@@ -11,7 +11,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from ..core.errors import not_a_command
+from ..core.errors import UserError, not_a_command
 from ..core.intervals import Estimate, seeded
 
 __all__ = ["correct_matrix", "top1_intervals", "top1_difference", "similarity_array", "removed_correct",
@@ -22,7 +22,7 @@ def correct_matrix(predictions: pd.DataFrame, key: str) -> np.ndarray:
     """[seeds, images]: 1.0 where the replicate of `key` trained from that seed classifies the image correctly."""
     p = predictions[predictions.key == key].sort_values(["seed", "image"])
     if p.empty:
-        raise KeyError(f"no predictions of {key!r}")
+        raise UserError(f"no predictions of {key!r}; the table holds {sorted(predictions.key.unique())}")
     return (p.pred == p.label).to_numpy(float).reshape(p.seed.nunique(), -1)
 
 
@@ -65,7 +65,7 @@ def removed_all_heads(ablation_heads: pd.DataFrame, key: str) -> tuple[np.ndarra
     (`experiments.ablation_heads_images_table`)."""
     a = ablation_heads[ablation_heads.key == key].sort_values(["seed", "image", "layer", "head"])
     if a.empty:
-        raise KeyError(f"no all-heads ablation of {key!r}")
+        raise UserError(f"no all-heads ablation of {key!r}; the table holds {sorted(ablation_heads.key.unique())}")
     seeds, images, layers, heads = (a[c].nunique() for c in ("seed", "image", "layer", "head"))
     removed = (a.pred == a.label).to_numpy(float).reshape(seeds, images, layers, heads)
     intact = (a.intact_pred == a.label).to_numpy(float).reshape(seeds, images, layers, heads)[..., 0, 0]

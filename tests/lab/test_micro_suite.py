@@ -188,3 +188,17 @@ def test_list_shows_every_recipe_and_its_seed_replicates(tmp_path, capsys):
     assert len(lines) == len(RECIPES) * len(SEEDS)
     assert lines[0].split()[:3] == ["fig2_b", recipe("fig2_b").digest(), "missing"]
     assert lines[1].split() == ["seed", "1", recipe("fig2_b", 1).digest(), "missing"]
+
+
+def test_a_key_missing_from_a_replicate_table_is_a_user_error_naming_what_it_holds():
+    import pandas as pd
+
+    from analysis.core.errors import UserError
+    from analysis.lab.replicates import correct_matrix, removed_all_heads
+
+    p = pd.DataFrame({"key": ["a"] * 2, "seed": [0, 0], "image": [0, 1], "pred": [1, 0], "label": [1, 1]})
+    assert correct_matrix(p, "a").tolist() == [[1.0, 0.0]]
+    for read, table in ((correct_matrix, p), (removed_all_heads, p.assign(layer=0, head=0))):
+        with pytest.raises(UserError, match=r"of 'b'; the table holds \['a'\]") as e:
+            read(table, "b")
+        assert isinstance(e.value, ValueError)
