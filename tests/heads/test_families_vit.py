@@ -34,7 +34,7 @@ CASES = [
     ("mvitv2_tiny", {}, 224, "fx"),
     ("hiera_tiny_224", {}, 224, "hiera"),
     ("vit_tiny_patch16_224", dict(depth=1, global_pool="map"), 224, "fx"),  # AttentionPoolLatent
-    ("visformer_tiny", {}, 224, "hook"),
+    ("visformer_tiny", dict(depth=(1, 1, 1)), 224, "hook"),
 ]
 SLOW = {"crossvit_tiny_240", "vitamin_small_224", "beit_base_patch16_224", "mvitv2_tiny", "hiera_tiny_224",
         "twins_svt_small", "twins_pcpvt_small"}
