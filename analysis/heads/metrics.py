@@ -239,7 +239,8 @@ class AttentionEntropy(HeadMetric):
 class MeanAttentionDistance(HeadMetric):
     """Mean over queries of sum_k A[q, k] |p_q - p_k|, in input pixels (also per head). Tokens without a
     position (class token, window padding) are left out: sum A |p_q - p_k| / sum A over the pairs of
-    placed tokens (equal to the plain definition when all are placed)."""
+    placed tokens (equal to the plain definition when all are placed). Not applicable where no query has a
+    position (class attention, attention pooling)."""
 
     key = "mean_attention_distance"
     unit = "px"
@@ -247,6 +248,7 @@ class MeanAttentionDistance(HeadMetric):
     def __init__(self, maps: AttentionMaps):
         super().__init__(maps)
         self.add_state("distance", torch.zeros(self.num_heads, dtype=_F64, device=self.device))
+        self.add_state("placed", torch.zeros((), dtype=_F64, device=self.device))  # attention on placed pairs
         self.pending: list[torch.Tensor] = []  # [G, h, 2] per update
         self._weights: dict = {}               # position layout -> [W, 2, N*M] (distances, placed pairs)
 
@@ -258,10 +260,14 @@ class MeanAttentionDistance(HeadMetric):
         if self.pending:
             sums = torch.cat(self.pending)                                  # [G, h, 2]
             self.distance += (sums[..., 0] / sums[..., 1].clamp_min(1e-30)).sum(0, dtype=_F64)
+            self.placed += sums[..., 1].sum(dtype=_F64)
             self.pending.clear()
 
     def rows(self, counts: LayerCounts) -> Iterable[Row]:
-        return _per_head_rows(self.key, self.distance / counts.instances)
+        if self.placed > 0:
+            return _per_head_rows(self.key, self.distance / counts.instances)
+        return [Row(self.key, 0, applicable=False)] + [Row(self.key, 0, head=i, applicable=False)
+                                                       for i in range(self.num_heads)]
 
     def _sums(self, m: AttentionMaps, attn: torch.Tensor) -> torch.Tensor:
         """[G, h, 2]: per instance and head, sum A * dist and sum A over the query-key pairs that

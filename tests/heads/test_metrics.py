@@ -138,6 +138,16 @@ def test_mean_attention_distance_known_answer_skips_class_token():
     assert _value(stats.to_frame(), "mean_attention_distance") == pytest.approx((5 + 0) / 2)
 
 
+def test_attention_distance_is_not_applicable_when_no_query_has_a_position():
+    """Class attention: the class token's query has no position, so there is no distance to report."""
+    kpos = torch.tensor([[[math.nan, math.nan], [0.0, 0.0], [0.0, 10.0]]])
+    qpos = torch.full((1, 1, 2), math.nan)
+    stats = HeadStatistics(["mean_attention_distance"])
+    stats.update(_maps(torch.full((2, 2, 1, 3), 1 / 3), qpos=qpos, kpos=kpos))
+    df = stats.to_frame()
+    assert len(df) == 3 and not df.applicable.any() and df.value.isna().all()
+
+
 def test_state_is_flat_in_number_of_images():
     model = micro_deit()
     stats = HeadStatistics()
