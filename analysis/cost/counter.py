@@ -64,7 +64,6 @@ import torch.nn as nn
 import torch.nn.functional as F
 from torch.overrides import TorchFunctionMode
 from torch.utils._python_dispatch import TorchDispatchMode
-from torch.utils.module_tracker import ModuleTracker
 
 from ..core.errors import UserError, not_a_command
 from ..core.models import fuse_model, leaves_model_as_found
@@ -93,27 +92,47 @@ class OpRecord:
     counted_as: str
 
 
+class _Running:
+    """Which module runs now: forward pre-hooks on every module push its name, forward hooks pop it and
+    record its output shape (torch's ModuleTracker also hooks the backward pass, which a count never runs)."""
+
+    def __init__(self, model: nn.Module):
+        self.names = {m: n for n, m in model.named_modules()}
+        self.stack, self.shapes, self.handles = [""], [], []
+
+    def __enter__(self):
+        for m in self.names:
+            self.handles += [m.register_forward_pre_hook(self._enter),
+                             m.register_forward_hook(self._exit, always_call=True)]
+        return self
+
+    def __exit__(self, *exc) -> None:
+        for h in self.handles:
+            h.remove()
+
+    def _enter(self, module, args) -> None:
+        self.stack.append(self.names[module])
+
+    def _exit(self, module, args, out) -> None:
+        self.stack.pop()
+        self.shapes.append((self.names[module], _first_shape(out)))
+
+
 class _CostMode(TorchDispatchMode):
     """Dispatch mode that records every aten op with the innermost module running it; `rules`
     (`op_rules.macs_rules`) are this analysis's own macs rules, consulted before the registered ones."""
 
-    def __init__(self, tracker: ModuleTracker, model: nn.Module, rules: Optional[dict] = None):
+    def __init__(self, running: _Running, model: nn.Module, rules: Optional[dict] = None):
         super().__init__()
-        self.tracker, self.root, self.records = tracker, type(model).__name__, []
+        self.running, self.records = running, []
         self.rules = rules or {}
         self.modules = dict(model.named_modules())
         self.paused = False
 
-    def _module(self) -> str:
-        name = max(self.tracker.parents, key=lambda n: (n.count("."), n))
-        if name == "Global" or name == self.root:
-            return ""
-        return name[len(self.root) + 1:] if name.startswith(self.root + ".") else name
-
     def record(self, op: str, macs_of, bytes_of, out, counted_as: str) -> None:
         """Append one record; `macs_of(module)` and `bytes_of()` give its macs and (read, written)."""
         outs = _tensors(out)
-        module = self._module()
+        module = self.running.stack[-1]
         read, written = bytes_of()
         self.records.append(OpRecord(len(self.records), module, op, macs_of(self.modules.get(module)), read, written,
                                      sum(t.numel() for t in outs), tuple(outs[0].shape) if outs else (),
@@ -314,27 +333,12 @@ def _first_shape(out) -> Optional[tuple]:
 @leaves_model_as_found
 def _count(model: nn.Module, inputs: tuple, rules) -> dict:
     """One forward pass of `model` in eval mode under the counter: every op's record, every module's output shape."""
-    shapes = []
-    names = {m: n for n, m in model.named_modules()}
-    hooks = [m.register_forward_hook(lambda m, i, o: shapes.append((names[m], _first_shape(o))))
-             for m in model.modules()]
     model.eval()
-    # no parameter requires grad while counting: a parameter passed straight to a submodule (CaiT's class
-    # token) would otherwise make ModuleTracker hook a gradient that no_grad never builds
-    trainable = [p for p in model.parameters() if p.requires_grad]
-    tracker = ModuleTracker()
-    mode = _CostMode(tracker, model, rules)
-    try:
-        for p in trainable:
-            p.requires_grad_(False)
-        with torch.no_grad(), tracker, mode, _AttentionMode(mode):
+    with _Running(model) as running, torch.no_grad():
+        mode = _CostMode(running, model, rules)
+        with mode, _AttentionMode(mode):
             model(*inputs)
-    finally:
-        for h in hooks:
-            h.remove()
-        for p in trainable:
-            p.requires_grad_(True)
-    return {"records": mode.records, "shapes": shapes}
+    return {"records": mode.records, "shapes": running.shapes}
 
 
 if __name__ == "__main__":  # a library module, not a command
