@@ -116,7 +116,8 @@ class _EfficientFormerV2(AttentionFamily):
     """EfficientFormer v2 `Attention2d` / `Attention2dDownsample` on [B, C, H, W].
 
     The maps are the softmax outputs; the module then mixes them across heads (`talking_head2`, a 1x1
-    convolution) before applying them to v, so head h's output draws on every head's map. Strided queries
+    convolution) before applying them to v, so head h's output draws on every head's map; its slice at the
+    projection input also holds its channels of the local value branch (`v_local`). Strided queries
     / keys (a stride-2 3x3 convolution or pooling) sit at the input token their kernel centres on."""
 
     key, name = "EfficientFormerV2", "EfficientFormer v2 (timm efficientformer_v2.Attention2d, Attention2dDownsample)"
