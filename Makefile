@@ -4,6 +4,14 @@ PYTHON ?= python3
 VENV   ?= .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
+# TORCH=cpu installs PyTorch's CPU-only build (torch and torchvision from PyTorch's own index: no CUDA
+# libraries, about 3 GB less) before the project; the default is PyPI's build, which runs on CPU and CUDA.
+# The choice is made when .venv is created: `make clean-venv venv TORCH=cpu` switches an existing one.
+TORCH  ?= default
+TORCH_CPU_INDEX ?= https://download.pytorch.org/whl/cpu
+ifeq ($(filter $(TORCH),default cpu),)
+$(error TORCH must be default or cpu, not '$(TORCH)')
+endif
 
 .PHONY: figures test test-fast venv clean-venv
 
@@ -12,6 +20,7 @@ venv: $(STAMP)
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
+	test "$(TORCH)" = default || $(PY) -m pip install --quiet torch torchvision --index-url $(TORCH_CPU_INDEX)
 	$(PY) -m pip install --quiet -e '.[dev]'
 	$(PY) -m ipykernel install --sys-prefix --name python3 >/dev/null
 	touch $(STAMP)

@@ -1,5 +1,7 @@
 """The README's promises: its two commands, and a gallery of figures that notebooks produce."""
 import re
+import shutil
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -77,3 +79,22 @@ def test_the_check_tells_a_temporary_folder_from_the_project():
     assert not _outputs_in_a_temporary_folder("SHVIT_LAB_OUTPUT=. pytest tests")
     assert not _outputs_in_a_temporary_folder("out=results && SHVIT_LAB_OUTPUT=$out pytest tests")
     assert _test_commands("run `pytest tests -x` or\n```\nmake test   # all\n```\n") == ["make test", "pytest tests -x"]
+
+
+def _make_dry_run(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run(["make", "-n", "-B", "venv", *args], cwd=REPO, capture_output=True, text=True)
+
+
+@pytest.mark.skipif(shutil.which("make") is None, reason="needs make")
+def test_make_offers_the_cpu_build_of_pytorch_and_the_readme_says_how():
+    """`make venv TORCH=cpu` installs torch and torchvision from PyTorch's CPU index before the project; the
+    default installs PyPI's build; any other value is refused before anything runs."""
+    cpu, default, bad = _make_dry_run("TORCH=cpu"), _make_dry_run(), _make_dry_run("TORCH=gpu")
+    index = "--index-url https://download.pytorch.org/whl/cpu"
+    cpu_lines = cpu.stdout.splitlines()
+    first = next(i for i, line in enumerate(cpu_lines) if index in line)
+    assert "torch torchvision" in cpu_lines[first] and "test \"cpu\" = default ||" in cpu_lines[first]
+    assert first < next(i for i, line in enumerate(cpu_lines) if "pip install --quiet -e" in line)
+    assert 'test "default" = default ||' in default.stdout          # the default skips the CPU index
+    assert bad.returncode != 0 and "TORCH must be default or cpu, not 'gpu'" in bad.stderr
+    assert "make venv TORCH=cpu" in README
