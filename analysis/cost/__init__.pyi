@@ -10,3 +10,4 @@ from .roofline import *
 from .macro_design import *
 from .variant_table import *
 from .plots import *
+from .zoo import *

@@ -1,0 +1,67 @@
+"""analysis.cost.zoo: one model of every timm module counted; the committed table re-counted."""
+import math
+
+import pandas as pd
+import pytest
+import timm
+
+from analysis.core.paths import project_root
+from analysis.cost.zoo import ZOO_COLUMNS, count_model, smallest_models
+
+pytestmark = pytest.mark.usefixtures("one_thread")
+
+
+def test_smallest_model_of_a_module_has_the_fewest_parameters():
+    assert smallest_models(["shvit", "efficientvit_msra", "levit"]) == {
+        "shvit": "shvit_s1", "efficientvit_msra": "efficientvit_m0",
+        "levit": "levit_128s"}  # 7.8 M: levit_conv_128s has as many, and comes after it in name order
+
+
+def test_a_row_agrees_with_fvcore_and_meta():
+    row = count_model("efficientvit_m0", "efficientvit_msra")
+    assert set(row) == set(ZOO_COLUMNS) and row["error"] == "" and row["unsupported_ops"] == ""
+    assert (row["macs"], row["params"], row["resolution"], row["counted_on"]) == (79196672, 2334916, 224, "cpu")
+    assert row["fvcore_macs"] == row["macs"] and row["fvcore_rel_diff"] == 0
+    on_meta = count_model("efficientvit_m0", "efficientvit_msra", real_budget=0)
+    assert on_meta["counted_on"] == "meta" and on_meta["fvcore_note"].startswith("not run")
+    assert {k: on_meta[k] for k in ("macs", "params", "mem_bytes")} == {k: row[k] for k in ("macs", "params",
+                                                                                           "mem_bytes")}
+
+
+def test_attention_fvcore_cannot_see_is_added_by_hand():
+    row = count_model("deit_tiny_patch16_224")
+    assert row["attention_macs"] == 12 * 3 * 197 * 197 * 128  # 12 blocks, 3 heads, q k^T and attn v of dim 64
+    assert row["fvcore_macs"] + row["attention_macs"] == row["macs"] and row["fvcore_rel_diff"] == 0
+
+
+def _committed() -> pd.DataFrame:
+    return pd.read_csv(project_root() / "results" / "zoo_counts.csv", keep_default_na=False,
+                       converters={"fvcore_rel_diff": lambda v: float(v) if v else math.nan})
+
+
+@pytest.mark.artifacts
+def test_committed_table_counts_every_timm_module():
+    """One row per timm model module, each counted (no error, macs > 0), each listing its unsupported ops; where
+    fvcore ran, the totals agree (fvcore plus attention by hand) or fvcore skipped an op counted here."""
+    zoo = _committed()
+    assert list(zoo.columns) == ZOO_COLUMNS and sorted(zoo["module"]) == sorted(timm.list_modules())
+    assert (zoo["error"] == "").all() and (zoo["macs"].astype(int) > 0).all()
+    compared = zoo[zoo["fvcore_rel_diff"].notna()]
+    assert len(compared) >= 0.8 * len(zoo)
+    differ = compared[compared["fvcore_rel_diff"].abs() > 1e-9]
+    assert (differ["fvcore_skipped"] != "").all(), differ[["model", "fvcore_rel_diff"]]
+    assert (zoo.loc[zoo["fvcore_rel_diff"].isna(), "fvcore_note"] != "").all()
+
+
+@pytest.mark.slow
+@pytest.mark.artifacts
+def test_committed_rows_recount_the_same():
+    """A few rows (the small models, every fifth) counted again equal the committed numbers."""
+    zoo = _committed()
+    small = zoo[(zoo["counted_on"] == "cpu") & (zoo["macs"].astype(int) < 2e9)].iloc[::5]
+    for r in small.itertuples():
+        row = count_model(r.model, r.module)
+        assert [row[k] for k in ("params", "macs", "mem_bytes", "attention_macs")] == \
+            [int(getattr(r, k)) for k in ("params", "macs", "mem_bytes", "attention_macs")], r.model
+        assert row["unsupported_ops"] == r.unsupported_ops
+        assert row["fvcore_rel_diff"] == pytest.approx(r.fvcore_rel_diff, abs=1e-12, nan_ok=True), r.model
