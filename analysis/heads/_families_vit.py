@@ -26,7 +26,7 @@ from timm.models.visformer import Attention as VisformerAttention
 from timm.models.xcit import XCA
 
 from ..core.errors import not_a_command
-from .families import (_REFUSED, AttentionFamily, _grid, _sequence_positions, _token_grid, _windows,
+from .families import (_REFUSED, AttentionFamily, _ViT, _grid, _sequence_positions, _token_grid, _windows,
                        register_attention_family)
 
 __all__: list[str] = []  # registers families; nothing to import by name
@@ -54,15 +54,12 @@ def _pooled_centres(n_in: int, n_out: int, stride: float) -> torch.Tensor:
     return (start + end).float() / 2 * stride
 
 
-class _Tokens(AttentionFamily):
-    """Self-attention over one token sequence [B, N, C]: prefix tokens, then the patch grid."""
+class _Tokens(_ViT):
+    """Self-attention over one token sequence [B, N, C]: prefix tokens, then the patch grid (the ViT
+    family's positions), for modules without a `head_dim`."""
 
     def layout(self, m):
         return m.proj, -1, m.proj.in_features // self.num_heads(m)
-
-    def positions(self, m, parent, x, image_hw, model):
-        pos = _sequence_positions(x.shape[1], image_hw, model)
-        return pos, pos
 
 
 @register_attention_family
