@@ -1,4 +1,4 @@
-"""Where a benchmark keeps what it printed: `results/benchmarks/<script>.json` (with `--save`), together
+"""Where a benchmark keeps what it printed: `results/benchmarks/<script>[-<variant>].json` (with `--save`), together
 with what it was measured on (host CPU or GPU, threads, allocator, torch, date, command), so that a
 figure quoted in the README names its source and the README test can check the quote against it."""
 from __future__ import annotations
@@ -24,17 +24,19 @@ def allocator() -> str:
     return "glibc default" if not tuned else "glibc with " + ", ".join(f"{k}={v}" for k, v in sorted(tuned.items()))
 
 
-def save_result(script: str, figures: dict, *, rounds: int, threads: int, device: str = "cpu") -> Path:
-    """Write `figures` (name -> number or [value, low, high]) of the benchmark `script` (its `__file__`)."""
+def save_result(script: str, figures: dict, *, rounds: int, threads: int, device: str = "cpu",
+                variant: str = "") -> Path:
+    """Write `figures` (name -> number or [value, low, high]) of the benchmark `script` (its `__file__`) to
+    `<script>.json`, or `<script>-<variant>.json` for a variant run (e.g. another allocator) kept beside it."""
     record = {
-        "benchmark": Path(script).name, "command": " ".join(["python", f"benchmarks/{Path(script).name}",
-                                                              *sys.argv[1:]]),
+        "benchmark": Path(script).name, "variant": variant,
+        "command": " ".join(["python", f"benchmarks/{Path(script).name}", *sys.argv[1:]]),
         "date": datetime.date.today().isoformat(),
         "host": torch.cuda.get_device_name() if device == "cuda" else cpu_name(),
         "cpu": cpu_name(), "cores": os.cpu_count(), "threads": threads, "allocator": allocator(),
         "torch": torch.__version__, "python": platform.python_version(), "rounds": rounds, "figures": figures,
     }
-    path = RESULTS / f"{Path(script).stem}.json"
+    path = RESULTS / f"{Path(script).stem}{'-' + variant if variant else ''}.json"
     path.parent.mkdir(parents=True, exist_ok=True)
     write_json(record, path)
     print(f"saved {path.relative_to(RESULTS.parents[1])}")

@@ -97,7 +97,8 @@ def main() -> None:
     p.add_argument("--breakdown", action="store_true", help="also time the capture alone and each metric alone")
     p.add_argument("--malloc-cache", action="store_true",
                    help="run with glibc keeping freed memory (no page-fault noise), for both sides")
-    p.add_argument("--save", action="store_true", help="keep the figures in results/benchmarks/ (with the host)")
+    p.add_argument("--save", action="store_true", help="keep the figures in results/benchmarks/ (with the host): "
+                   "head_similarity_overhead.json, or head_similarity_overhead-malloc-cache.json with --malloc-cache")
     args = p.parse_args()
     if math.ceil(args.images / args.batch_size) * args.rounds < 2:
         p.error("an interval needs at least 2 (plain, analysed) batch pairs: raise --images or --rounds")
@@ -167,7 +168,8 @@ def main() -> None:
     if args.save:
         save_result(__file__, {name: [round(v, 4) for v in r] for name, r in results.items()}
                     | {"plain pass s": round(plain_pass, 4), "images": args.images, "batch size": args.batch_size,
-                       "model": args.model}, rounds=args.rounds, threads=args.threads)
+                       "model": args.model}, rounds=args.rounds, threads=args.threads,
+                    variant="malloc-cache" if args.malloc_cache else "")
 
 
 if __name__ == "__main__":
