@@ -1,0 +1,385 @@
+"""Every number the README quotes from a measurement, recomputed from the committed tables.
+
+One case per gallery row ("we measured", and the paper's numbers where a table holds them) and per prose
+paragraph that quotes results (the meso run, its recipe search, what the head analysis costs): each lists the
+strings the README must contain, computed from `results/` (figure tables, the scorecard `results/claims.csv`,
+`results/meso/`, `results/benchmarks/*.json`) with the README's rounding (half up, U+2212 minus), so a failure
+names the row and the number. In a gallery cell, every number must be one of those (or a design's name, such as
+16x16): a number typed into the README from one run fails here.
+
+`python tests/test_readme_numbers.py` prints the head-analysis paragraph rendered from the benchmark results.
+"""
+import json
+import re
+from decimal import ROUND_CEILING, ROUND_HALF_UP, Decimal
+from pathlib import Path
+
+import pandas as pd
+import pytest
+from scipy.stats import spearmanr
+
+REPO = Path(__file__).resolve().parent.parent
+RESULTS = REPO / "results"
+BENCHMARKS = RESULTS / "benchmarks"
+MINUS = "\u2212"
+NAMES = {"deit_tiny_patch16_224": "DeiT-T", "swin_tiny_patch4_window7_224": "Swin-T",
+         "efficientvit_m4": "EfficientViT-M4", "shvit_s4": "SHViT-S4"}
+# numbers that name a design or a convention, not a result
+DESIGN_WORDS = ("16x16", "4x4", "95%", "top-1", "Michel et al. 2019", "3-head", "(seed 0)", "3x widths", "Table 2", "Fig. 2")
+
+
+def fmt(x: float, digits: int = 1, sign: bool = False, rounding=ROUND_HALF_UP) -> str:
+    """`x` as the README writes it: `digits` decimals rounded half up, U+2212 for minus, '+' where `sign`."""
+    q = Decimal(repr(float(x))).quantize(Decimal(1).scaleb(-digits), rounding)
+    q = abs(q) if q == 0 else q
+    return ("+" if sign and q > 0 else "") + f"{q:f}".replace("-", MINUS)
+
+
+def interval(value: float, low: float, high: float, digits: int = 1, sign: bool = False) -> str:
+    return f"{fmt(value, digits, sign)} [{fmt(low, digits)}, {fmt(high, digits)}]"
+
+
+def table(name: str) -> pd.DataFrame:
+    return pd.read_csv(RESULTS / name)
+
+
+def claim(row: str) -> pd.Series:
+    claims = table("claims.csv").set_index("row")
+    return claims.loc[row]
+
+
+def claim_interval(row: str, digits: int = 1, unit: str = " pp") -> str:
+    c = claim(row)
+    if unit == "x":
+        return f"{fmt(c.ours, digits)}x [{fmt(c.ci_low, digits)}, {fmt(c.ci_high, digits)}]"
+    return interval(c.ours, c.ci_low, c.ci_high, digits, sign=True) + unit
+
+
+def batch(row: str) -> str:
+    """'batch N' of a timing row of the scorecard (its `measured_on`)."""
+    return re.search(r"batch \d+", claim(row).measured_on).group()
+
+
+def tokens(text: str) -> list[str]:
+    """The 'AxB' token grids or map sizes a scorecard precondition or note names, in order."""
+    return re.findall(r"\d+x\d+", text)
+
+
+def within(rel_diffs) -> str:
+    """'within X%': the largest |relative difference| rounded up to 0.1%, so the claim stays true."""
+    return fmt(100 * max(abs(float(d)) for d in rel_diffs), 1, rounding=ROUND_CEILING) + "%"
+
+
+def row_00():
+    t = table("00_shvit_variants.csv")
+    params, macs = t[t.metric == "params_m"], t[t.metric == "macs_m"]
+    return [f"{'/'.join(fmt(p) for p in params.paper)} M params", f"{'/'.join(fmt(m, 0) for m in macs.paper)} M MACs",
+            f"all within {within(t.rel_diff)}", f"model: {'/'.join(fmt(m) for m in macs.ours)} M"]
+
+
+def row_01():
+    t = table("01_speed_accuracy_cpu.csv")
+    rho = spearmanr(t.ours_img_s, t.paper_cpu_img_s).statistic
+    c = claim("shvit_t2_ranking@full")
+    return [f"the {len(t)} Table 2 models", f"ρ = {interval(rho, c.ci_low, c.ci_high, 2)}",
+            f"({claim('shvit_t2_ranking@full').measured_on.split(' (')[0]})"]
+
+
+def micro_top1() -> pd.Series:
+    """Micro top-1 (%) per recipe: the mean over seeds figure 02 draws (every seed scores the same images)."""
+    p = pd.read_csv(RESULTS / "micro" / "predictions.csv.gz")
+    return 100 * (p.pred == p.label).groupby(p.key).mean()
+
+
+def row_02():
+    t = table("02_macro_design.csv").groupby("model")[["macs", "mem_bytes", "latency_ms"]].sum()
+    a, b = t.loc["shvitlab_fig2_a"], t.loc["shvitlab_fig2_b"]
+    stages = table("02_macro_design_latency.csv")
+    rounds = table("02_macro_design_rounds_cpu.csv")
+    seeds = pd.read_csv(RESULTS / "micro" / "predictions.csv.gz").query("key == 'fig2_a'").seed.nunique()
+    top1 = micro_top1()
+    return [f"{fmt(a.macs / b.macs)}x fewer MACs", f"{fmt(a.mem_bytes / b.mem_bytes)}x fewer bytes",
+            f"{fmt(a.latency_ms / b.latency_ms)}x faster summed over its stages (batch "
+            f"{stages.batch_size.iloc[0]}, {stages.device.iloc[0].upper()})",
+            f"{claim_interval('shvit_fig2_speed@full', 2, 'x')} over {rounds['round'].nunique()} interleaved rounds "
+            f"of the whole models (batch {rounds.batch_size.iloc[0]}, {rounds.threads.iloc[0]} thread",
+            f"micro top-1 (a) {fmt(top1['fig2_a'])}% vs (b) {fmt(top1['fig2_b'])}%, mean of {seeds} seeds",
+            f"(b) − (a) {claim_interval('shvit_fig2_accuracy@micro')}"]
+
+
+def row_02_frontier():
+    f = table("meso/frontier.csv").set_index("key")
+    lat, comp = claim("shvit_fig2_frontier_latency@meso"), claim("shvit_fig2_frontier_compute@meso")
+    suite = json.loads((RESULTS / "meso" / "suite.json").read_text())
+    a, half, widest = f.loc["meso_fig2_a"], f.loc["meso_fig2_a_half"], f.loc["meso_fig2_b_w96"]
+    both = "registered before training" if lat.prospective and comp.prospective else "post hoc"
+    return [f"at meso ({a.resolution} px, {int(a.seeds)} seeds each",
+            f"at (a)'s CPU latency is {claim_interval(lat.name)} below (a)",
+            f"{claim_interval(comp.name)} at (a)'s training compute", f"{lat.verdict} at this scale (both rows {both})",
+            f"(a) reaches {fmt(a.top1)}% at {fmt(a.latency_ms, 2)} ms",
+            f"half-width (a) {fmt(half.top1)}% at {fmt(half.latency_ms, 2)} ms",
+            f"saturates at {fmt(widest.top1)}% (3x widths, {fmt(widest.latency_ms, 2)} ms)",
+            f"latency on {suite['cpu']}, {lat.measured_on.split('CPU, ')[1]}"]
+
+
+def row_03():
+    bands = table("03_deit_heads_micro_intervals.csv")
+    similarity, remove = bands[bands.column == "similarity_pct"], bands[bands.column == "remove1_delta_pct"]
+    zero = "containing 0" if ((remove.low <= 0) & (remove.high >= 0)).all() else "not all containing 0"
+    grid, needed = tokens(claim("shvit_fig3_remove_one@micro").precondition)
+    importance = table("03_deit_head_importance_micro.csv")
+    rho = {h: spearmanr(g.importance, g.remove1_cost_pct).statistic for h, g in importance.groupby("heads")}
+    return [f"{grid} tokens, below the {needed}",
+            f"changes top-1 by {fmt(remove.value.min(), sign=True)} to {fmt(remove.value.max(), sign=True)} pp",
+            f"every per-layer interval over {bands.seeds.max()} seeds {zero}",
+            f"similarity {fmt(similarity.value.min(), 0)}–{fmt(similarity.value.max(), 0)}%",
+            f"(ρ = {' / '.join(fmt(r, 2) for r in rho.values())} for {' / '.join(str(h) for h in rho)} heads)"]
+
+
+def row_03_query_maps():
+    return []
+
+
+def row_04():
+    t = table("04_head_redundancy_families.csv")
+    similarity = 100 * t[(t.metric == "mean_pairwise_cosine") & t.applicable].value
+    single = ", ".join(NAMES.get(m, m) for m in t[~t.applicable].model.unique())
+    weights = "random weights" if set(t.weights) == {"random"} else "not only random weights"
+    return [f"single head ({single}) reported n/a",
+            f"{weights} give near-uniform maps (mean pairwise similarity {fmt(similarity.min(), 0)}–"
+            f"{fmt(similarity.max(), 0)}% per layer)"]
+
+
+def row_05():
+    speed, accuracy = claim("shvit_t6_mhsa_speed@full"), claim("shvit_t6_mhsa_accuracy@micro")
+    designs = table("05_single_head_designs.csv").query("not baseline")
+    every = "every" if ((designs.micro_delta_low <= 0) & (designs.micro_delta_high >= 0)).all() else "not every"
+    return [f"SHSA runs at {claim_interval(speed.name, 2, 'x')} MHSA's CPU speed ({speed.replicates} interleaved "
+            f"rounds, PyTorch, {speed.measured_on.split('CPU, ')[1].split(' (')[0]}; paper {fmt(speed.paper_value, 2)}x",
+            f"{every} accuracy change has a 95% interval containing zero ({accuracy.replicates} seeds",
+            f"SHSA − MHSA {claim_interval(accuracy.name)}",
+            f"its attention sees {tokens(accuracy.precondition)[0]} tokens"]
+
+
+def row_06():
+    t = table("06_runtime_breakdown_cpu.csv")
+    share = 100 * t[t.memory_bound].groupby("model", sort=False).share.sum()
+    return [f"memory-bound share of CPU runtime (batch {t.batch_size.iloc[0]}): "
+            + ", ".join(f"{NAMES[m]} {fmt(s)}%" for m, s in share.items())]
+
+
+def row_07():
+    g = table("07_gradcam_stem.csv").set_index("key")
+    px = table("02_macro_design_micro.csv").drop_duplicates("key").set_index("key").resolution
+    micro, meso = claim("shvit_gradcam_stem@micro"), claim("shvit_gradcam_equal_maps@meso")
+    sides = set(tokens(meso.note))
+    side = f"equal {sides.pop()}" if len(sides) == 1 else "unequal"
+    timing = "prospective" if meso.prospective else "post hoc"
+    kept = re.search(r"keeps (\d+x\d+)", micro.precondition).group(1)
+    small, large = g.loc["stem4"], g.loc["fig2_b"]
+    return [f"pointing game {fmt(small.pointing_game)}% ({small.stem_stride}x{small.stem_stride}) vs "
+            f"{fmt(large.pointing_game)}% ({large.stem_stride}x{large.stem_stride}) vs {fmt(large.box_area)}% "
+            f"random point at {px['fig2_b']} px",
+            f"the 16x16 stem keeps {kept} tokens: the scorecard calls the micro row "
+            f"{micro.verdict}",
+            f"read at {side} maps on every seed ({meso.replicates} seeds), the 16x16 stem scores "
+            f"{claim_interval(meso.name)} ({timing}, {meso.verdict})"]
+
+
+PHRASES = {  # the scorecard rows row 08 quotes: label, digits, unit
+    "shvit_fig2_speed@full": ("(b)'s speed-up over (a)", 2, "x"),
+    "shvit_t6_mhsa_speed@full": ("SHSA's speed over MHSA's", 2, "x"),
+    "effvit_fig2_memory_bound@full": ("memory-bound share, DeiT-T and Swin-T over EfficientViT-M4", 1, " pp"),
+    "shvit_fig2_accuracy@meso": ("equal-width (b) − (a)", 1, " pp"),
+    "shvit_fig2_frontier_latency@meso": ("the 16x16 family at (a)'s latency", 1, " pp"),
+    "shvit_fig2_frontier_compute@meso": ("the 16x16 family at (a)'s training compute", 1, " pp"),
+    "shvit_gradcam_stem@meso": ("Grad-CAM at {0} maps (seed 0)", 1, " pp"),
+    "shvit_gradcam_last_stage@meso": ("Grad-CAM at each last stage ((b)'s map {0})", 1, " pp"),
+    "shvit_gradcam_equal_maps@meso": ("Grad-CAM at equal {1} maps", 1, " pp"),
+}
+
+
+def scorecard_phrase(row: pd.Series) -> str:
+    label, digits, unit = PHRASES[row.name]
+    text = f"{label.format(*tokens(str(row.note)))} {claim_interval(row.name, digits, unit)}"
+    if row.replicate_unit == "rounds":
+        text += f" ({batch(row.name)})"
+    return text + (", prospective" if row.prospective else "")
+
+
+def row_08():
+    c = table("claims.csv").set_index("row")
+    sanity, findings = c[c.kind == "sanity"], c[c.kind == "finding"]
+    counts = findings.verdict.value_counts()
+    gate = re.search(r"needs (\d+x\d+)", c.loc["shvit_fig3_more_heads@meso"].precondition).group(1)
+    floor = re.search(r"top-1 ([\d.]+)% \(deit_3h\), ([\d.]+)% \(deit_6h\) vs floor ([\d.]+)%",
+                      c.loc["shvit_fig3_more_heads@meso"].precondition).groups()
+    expected = [f"{c.claim.nunique()} claims of the two papers, {len(c)} rows",
+                f"{len(sanity)} sanity checks {'reproduced' if (sanity.verdict == 'reproduced').all() else 'checked'}",
+                f"sizes within {within([c.loc['shvit_t1_sizes@full'].ours / 100])} / "
+                f"{within([c.loc['effvit_sizes@full'].ours / 100])}",
+                f"Table 2 CPU ranking ρ {fmt(c.loc['shvit_t2_ranking@full'].ours, 2)}",
+                f"Of {len(findings)} findings: {counts.get('not testable', 0)} not testable",
+                f"fewer than {gate} tokens", f"accuracy: {floor[0]} / {floor[1]}% vs {floor[2]}% at meso"]
+    for verdict in ("reproduced", "underpowered", "contradicted"):
+        rows = findings[findings.verdict == verdict]
+        where = " at meso" if len(rows) and rows.index.str.endswith("@meso").all() else ""
+        expected.append(f"{len(rows)} {verdict}{where} (" + "; ".join(scorecard_phrase(r) for _, r in rows.iterrows())
+                        + ")")
+    return expected
+
+
+def row_09():
+    s = table("09_roofline_summary_cpu.csv").query("model != 'all'")
+    order = "as the clock does" if (s.rho_roofline == 1).all() else "unlike the clock"
+    macs = ", ".join(f"{fmt(r.rho_macs, 2)} {NAMES[r.model]}" for r in s.itertuples() if r.rho_macs < 1)
+    side = "under-predicts" if (s.error < 0).all() else "mispredicts"
+    error = 100 * s.error.abs()
+    return [f"ranks every model's stages {order} (Spearman ρ = 1 per model; MACs alone: {macs})",
+            f"{side} whole models by {fmt(error.min(), 0)}–{fmt(error.max(), 0)}%"]
+
+
+def meso_paragraph():
+    suite = json.loads((RESULTS / "meso" / "suite.json").read_text())
+    minutes, seconds = divmod(round(suite["wall_seconds_from_scratch"]), 60)
+    threads = set(table("meso/models.csv").threads)
+    return [f"{len(suite['seeds'])} seeds each", f"{suite['workers']} single-thread training workers"
+            if threads == {1} else "training workers",
+            f"From scratch it took {minutes} min {seconds} s on {suite['threads']} {suite['cpu']} cores "
+            f"(the {suite['search_runs']} search runs and {suite['replicates']} replicates",
+            f"(`{suite['from_scratch_commit'][:7]}`"]
+
+
+def recipe_paragraph():
+    augment = table("meso/lr_search_augment.csv")
+    best = augment.groupby(["key", "augment"]).tune_top1.max()
+    fig2 = (("(b)", "meso_fig2_b"), ("(a)", "meso_fig2_a"))
+    shift = all(best[k, "shift"] > best[k, "none"] for _, k in fig2)
+    change = ", ".join(f"{d} {fmt(best[k, 'none'])} -> {fmt(best[k, 'shift'])}%" for d, k in fig2)
+    search = table("meso/lr_search.csv")
+    search = search[search.augment == ("shift" if shift else "none")]
+    chosen = search.sort_values(["tune_top1", "lr"], ascending=[False, True]).groupby("key", sort=False).head(1)
+    top = sum(r.lr == search[search.key == r.key].lr.max() for r in chosen.itertuples())
+    rates = {r.key: f"{r.lr:.0e}".replace("e-0", "e-") for r in chosen.itertuples()}
+    deit = (f"DeiT 3 and 6 heads {rates['meso_deit_3h']}" if rates["meso_deit_3h"] == rates["meso_deit_6h"]
+            else f"DeiT 3 heads {rates['meso_deit_3h']}, 6 heads {rates['meso_deit_6h']}")
+    sources = table("meso/val_sources.csv")
+    words = {4: "four", 6: "six"}
+    return [f"a {search.tune_images.iloc[0]:,}-image *tune* split", f"{len(sources):,} val images",
+            f"{'It did' if shift else 'It did not'} (at the search's {augment.epochs.iloc[0]} epochs it "
+            f"{'raised' if shift else 'lowered'} both: {change})",
+            f"16x16 family {rates['meso_fig2_b']}, 4x4 family {rates['meso_fig2_a']}, MHSA {rates['meso_t6_mhsa']}, "
+            f"no attention {rates['meso_t6_none']}, {deit}",
+            f"{words.get(top, top)} of the {words.get(len(chosen), len(chosen))} sit at the top of the grid",
+            f"({sources.source.nunique()} of them behind the {len(sources):,} val images"]
+
+
+OVERHEAD = {"cached": "head_similarity_overhead-malloc-cache.json", "default": "head_similarity_overhead.json"}
+
+
+def benchmark(name: str) -> dict:
+    path = BENCHMARKS / name
+    if not path.is_file():
+        pytest.fail(f"{path.relative_to(REPO)} is not committed: run `python benchmarks/head_similarity_overhead.py "
+                    "--rounds 5 --breakdown --save` with and without --malloc-cache on a quiet machine")
+    return json.loads(path.read_text())
+
+
+def ratio(record: dict, name: str) -> str:
+    """'1.06x [1.03, 1.08]'; 3 decimals where 2 would make the interval a point."""
+    value, low, high = record["figures"][name]
+    digits = 2 if fmt(low, 2) != fmt(high, 2) else 3
+    return f"{fmt(value, digits)}x [{fmt(low, digits)}, {fmt(high, digits)}]"
+
+
+def plural(n: int, word: str) -> str:
+    return f"{n} {word}{'s' if n != 1 else ''}"
+
+
+def measured_on(record: dict, name: str) -> str:
+    """Where and how one benchmark result was measured, with its file."""
+    f, threads = record["figures"], record["threads"]
+    return (f"`results/benchmarks/{name}`: `{record['command']}` on {record['cpu']}, {plural(threads, 'thread')}, "
+            f"allocator `{record['allocator']}`, torch {record['torch']}, {plural(record['rounds'], 'round')} of "
+            f"{f['images']} images in batches of {f['batch size']}, {record['date']}")
+
+
+def overhead_paragraph() -> str:
+    """The README's paragraph on what the head analysis costs, rendered from the two benchmark results."""
+    cached, default = (benchmark(name) for name in OVERHEAD.values())
+    paper, every = "paper metrics (CLI default)", "all metrics"
+    model = NAMES.get(cached["figures"]["model"], cached["figures"]["model"])
+    return (f"What the head analysis costs on CPU ({model}, random weights; each figure over a plain forward, the "
+            f"geometric mean over paired batches with its 95% interval). With glibc keeping freed memory "
+            f"({measured_on(cached, OVERHEAD['cached'])}): {ratio(cached, paper)} for the papers' two similarity "
+            f"metrics (the CLI default) and {ratio(cached, every)} with `--metrics all`. With glibc's default "
+            f"allocator, which page-faults on every fresh map ({measured_on(default, OVERHEAD['default'])}): "
+            f"{ratio(default, paper)} and {ratio(default, every)}. `head_similarity` discards the logits, so it runs "
+            f"fused attention explicitly and reads its softmax (`AttentionCapture(exact_outputs=False)`; the capture "
+            f"alone costs {ratio(cached, 'capture only')}). `AttentionCapture`'s default keeps the logits "
+            f"bit-identical and recomputes the maps behind the fused kernel instead: that recomputation alone (a "
+            f"batched q·kᵀ GEMM and one exp per layer) costs {ratio(cached, 'recompute alone (exact)')}.")
+
+
+def overhead_numbers():
+    records = {name: benchmark(name) for name in OVERHEAD.values()}
+    expected = [measured_on(r, name) for name, r in records.items()]
+    for name, r in records.items():
+        names = ("paper metrics (CLI default)", "all metrics") + (("capture only", "recompute alone (exact)")
+                                                                  if name == OVERHEAD["cached"] else ())
+        expected += [ratio(r, n) for n in names]
+    return expected
+
+
+GALLERY = {"00": ("00_shvit_variants", row_00), "01": ("01_speed_accuracy", row_01),
+           "02": ("02_macro_design", row_02), "02 frontier": ("02_macro_design_frontier", row_02_frontier),
+           "03": ("03_head_redundancy_deit", row_03), "03 query maps": ("03_head_query_maps", row_03_query_maps),
+           "04": ("04_head_redundancy_families", row_04), "05": ("05_single_head_designs", row_05),
+           "06": ("06_runtime_breakdown", row_06), "07": ("07_gradcam_stem", row_07),
+           "08": ("08_claims_scorecard", row_08), "09": ("09_roofline", row_09)}
+PROSE = {"meso": ("From scratch it took", meso_paragraph), "recipe": ("**The meso recipe", recipe_paragraph),
+         "overhead": ("What the head analysis costs on CPU", overhead_numbers)}
+
+
+def readme_line(marker: str) -> str:
+    lines = [line for line in (REPO / "README.md").read_text().splitlines() if marker in line]
+    assert len(lines) == 1, f"README: {len(lines)} lines contain {marker!r}"
+    return lines[0]
+
+
+def unchecked_numbers(text: str, checked) -> list[str]:
+    """The numbers in `text` outside every string of `checked` and the design words."""
+    for s in sorted([*checked, *DESIGN_WORDS], key=len, reverse=True):
+        text = text.replace(s, " ")
+    return re.findall(r"[^\s(]*\d[^\s,;)]*", text)
+
+
+@pytest.mark.artifacts
+@pytest.mark.parametrize("case", [*GALLERY, *PROSE])
+def test_readme_quotes_the_committed_results(case):
+    if case in GALLERY:
+        figure, expect = GALLERY[case]
+        line = readme_line(f"(figures/{figure}.png)")
+        quoted = line.strip().strip("|").split("|")[3]  # the "we measured" cell: every number in it is checked
+    else:
+        marker, expect = PROSE[case]
+        line = readme_line(marker)
+        quoted = line if case == "overhead" else ""
+    expected = expect()
+    missing = [s for s in expected if s not in line]
+    hint = f"\nthe paragraph from the results:\n{overhead_paragraph()}" if case == "overhead" else ""
+    assert not missing, f"README {case}: the committed results give {missing}, not found in:\n{line}{hint}"
+    assert not unchecked_numbers(quoted, expected), (
+        f"README {case}: {unchecked_numbers(quoted, expected)} are not computed from a committed result")
+
+
+def test_numbers_are_written_as_the_readme_writes_them():
+    assert fmt(-12.5691) == f"{MINUS}12.6" and fmt(0.166667, sign=True) == "+0.2" and fmt(-0.04, sign=True) == "0.0"
+    assert fmt(71.25) == "71.3" and fmt(51.35) == "51.4" and fmt(2.345, 2) == "2.35"  # half up, as typed
+    assert within([0.00729, -0.00135]) == "0.8%" and within([0.02149]) == "2.2%"
+    assert interval(2.56, -5.01216, 10.1322, sign=True) == f"+2.6 [{MINUS}5.0, 10.1]"
+    assert unchecked_numbers("ran 4.02x [3.97, 4.07] on 2 cores (16x16 stem)", ["4.02x [3.97, 4.07]"]) == ["2"]
+
+
+if __name__ == "__main__":
+    print(overhead_paragraph())
