@@ -47,9 +47,12 @@ strides and dtypes, no storage): a meta copy of the model (its tensors replaced,
 meta inputs, and a model built on meta (`with torch.device("meta"): timm.create_model(...)`, or
 `python -m analysis.cost --meta`) is always counted there, so a model that does not fit in memory is
 counted in seconds. Every total equals a real run's (tested on SHViT, DeiT, Swin, EfficientViT-M, LeViT,
-ConvNeXt). The default stays a real run: on CPU torch's meta kernels (Python reference implementations)
-cost about as much as the real kernels of the papers' small models, and a real run also counts the models
-whose forward reads tensor values (data-dependent shapes), which meta cannot run (a `UserError` says so).
+ConvNeXt). torch's meta kernels are mostly Python, so the counter remembers each op's output layout by its
+arguments' shapes (`_MetaShapes`), which makes a meta count faster than a real one (`benchmarks/count_meta.py`
+prints both against fvcore, in one run). The default stays a real run:
+`CostAnalysis.model` is then the model itself (latency and the roofline time it), and a real run also counts
+the models whose forward reads tensor values (data-dependent shapes), which meta cannot run (a `UserError`
+says so).
 """
 from __future__ import annotations
 
@@ -118,13 +121,57 @@ class _Running:
         self.shapes.append((self.names[module], _first_shape(out)))
 
 
+def _signature(x):
+    """A hashable stand-in for an op argument: a tensor by its metadata; TypeError for one that has none."""
+    if isinstance(x, torch.Tensor):
+        return (x.shape, x.stride(), x.storage_offset(), x.dtype)
+    if isinstance(x, (tuple, list)):
+        return tuple(_signature(v) for v in x)
+    if isinstance(x, dict):
+        return tuple((k, _signature(v)) for k, v in x.items())
+    hash(x)
+    return x
+
+
+class _MetaShapes:
+    """Runs ops on meta tensors, remembering the outputs' shapes, strides and dtypes by the op and its arguments'
+    metadata: torch's meta kernels are mostly Python, and a model repeats the same op on the same shapes block
+    after block. Only ops that make new tensors (no view, no in-place, no output aliasing an input) are
+    remembered; a new empty meta tensor of the same layout is exactly what the kernel would return."""
+
+    def __init__(self):
+        self.seen = {}
+
+    def call(self, func, args, kwargs):
+        schema = func._schema
+        if func.is_view or schema.is_mutable or any(r.alias_info is not None for r in schema.returns):
+            return func(*args, **kwargs)
+        try:
+            key = (func, _signature(args), _signature(kwargs))
+        except TypeError:  # an argument with no hash: not remembered
+            return func(*args, **kwargs)
+        layout = self.seen.get(key)
+        if layout is not None:
+            return layout()
+        out = func(*args, **kwargs)
+        outs = out if isinstance(out, tuple) else (out,)
+        if all(isinstance(t, torch.Tensor) for t in outs):
+            specs = [(t.shape, t.stride(), t.dtype) for t in outs]
+            fresh = [functools.partial(torch.empty_strided, shape, stride, dtype=dtype, device="meta")
+                     for shape, stride, dtype in specs]
+            self.seen[key] = (lambda: tuple(f() for f in fresh)) if isinstance(out, tuple) else fresh[0]
+        return out
+
+
 class _CostMode(TorchDispatchMode):
     """Dispatch mode that records every aten op with the innermost module running it; `rules`
-    (`op_rules.macs_rules`) are this analysis's own macs rules, consulted before the registered ones."""
+    (`op_rules.macs_rules`) are this analysis's own macs rules, consulted before the registered ones; `meta`:
+    the inputs are on the meta device (`_MetaShapes` runs the ops)."""
 
-    def __init__(self, running: _Running, model: nn.Module, rules: Optional[dict] = None):
+    def __init__(self, running: _Running, model: nn.Module, rules: Optional[dict] = None, meta: bool = False):
         super().__init__()
         self.running, self.records = running, []
+        self.shapes = _MetaShapes() if meta else None
         self.rules = rules or {}
         self.modules = dict(model.named_modules())
         self.paused = False
@@ -140,7 +187,7 @@ class _CostMode(TorchDispatchMode):
 
     def __torch_dispatch__(self, func, types, args=(), kwargs=None):
         kwargs = kwargs or {}
-        out = func(*args, **kwargs)
+        out = self.shapes.call(func, args, kwargs) if self.shapes is not None else func(*args, **kwargs)
         if not self.paused:
             self.record(str(func.overloadpacket), lambda module: op_macs(func, args, kwargs, out, module, self.rules),
                         lambda: op_mem_bytes(func, args, kwargs, out), () if is_free(func) else out,
@@ -335,7 +382,7 @@ def _count(model: nn.Module, inputs: tuple, rules) -> dict:
     """One forward pass of `model` in eval mode under the counter: every op's record, every module's output shape."""
     model.eval()
     with _Running(model) as running, torch.no_grad():
-        mode = _CostMode(running, model, rules)
+        mode = _CostMode(running, model, rules, meta=any(x.is_meta for x in inputs if isinstance(x, torch.Tensor)))
         with mode, _AttentionMode(mode):
             model(*inputs)
     return {"records": mode.records, "shapes": running.shapes}
