@@ -14,6 +14,7 @@ import re
 from decimal import ROUND_CEILING, ROUND_HALF_UP, Decimal
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 from scipy.stats import spearmanr
@@ -24,6 +25,7 @@ BENCHMARKS = RESULTS / "benchmarks"
 MINUS = "\u2212"
 NAMES = {"deit_tiny_patch16_224": "DeiT-T", "swin_tiny_patch4_window7_224": "Swin-T",
          "efficientvit_m4": "EfficientViT-M4", "shvit_s4": "SHViT-S4"}
+NAMES_BY_SHORT = {short: name for name, short in NAMES.items()}
 # numbers that name a design or a convention, not a result
 DESIGN_WORDS = ("16x16", "4x4", "95%", "top-1", "Michel et al. 2019", "3-head", "(seed 0)", "3x widths", "Table 2", "Fig. 2")
 
@@ -371,6 +373,30 @@ def test_readme_quotes_the_committed_results(case):
     assert not missing, f"README {case}: the committed results give {missing}, not found in:\n{line}{hint}"
     assert not unchecked_numbers(quoted, expected), (
         f"README {case}: {unchecked_numbers(quoted, expected)} are not computed from a committed result")
+
+
+@pytest.mark.artifacts
+def test_every_gallery_row_has_a_case():
+    shown = re.findall(r"^\|[^|]*\| !\[\]\(figures/([\w.-]+)\.png\)", (REPO / "README.md").read_text(), re.M)
+    assert sorted(shown) == sorted(figure for figure, _ in GALLERY.values())
+
+
+@pytest.mark.artifacts
+def test_the_scorecard_timings_are_the_geometric_means_of_their_rounds():
+    """Cross-check: the speed-ups rows 02, 05 and 08 quote from claims.csv, recomputed from the rounds tables."""
+    def mean_log_ratio(rounds, column, value, over, under):
+        wide = rounds.pivot(index="round", columns=column, values=value)
+        return float(np.exp(np.log(wide[over] / wide[under]).mean()))
+
+    fig2 = mean_log_ratio(table("02_macro_design_rounds_cpu.csv"), "design", "seconds", "(a)", "(b)")
+    cpu = table("05_single_head_throughput.csv").query("runtime == 'cpu'")
+    shsa = mean_log_ratio(cpu, "model", "images_per_s", "shvitlab_t6_ratio4_67", "shvitlab_t6_mhsa")
+    shares = table("06_runtime_breakdown_rounds_cpu.csv").pivot(index="round", columns="model", values="runtime_share")
+    memory = 100 * ((shares[NAMES_BY_SHORT["DeiT-T"]] + shares[NAMES_BY_SHORT["Swin-T"]]) / 2
+                    - shares[NAMES_BY_SHORT["EfficientViT-M4"]]).mean()
+    assert fig2 == pytest.approx(claim("shvit_fig2_speed@full").ours, rel=1e-4)
+    assert shsa == pytest.approx(claim("shvit_t6_mhsa_speed@full").ours, rel=1e-4)
+    assert memory == pytest.approx(claim("effvit_fig2_memory_bound@full").ours, abs=1e-3)
 
 
 def test_numbers_are_written_as_the_readme_writes_them():
