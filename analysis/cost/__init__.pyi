@@ -10,4 +10,5 @@ from .roofline import *
 from .macro_design import *
 from .variant_table import *
 from .plots import *
+from .zoo_figure import *
 from .zoo import *
