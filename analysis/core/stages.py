@@ -158,6 +158,7 @@ def _from_feature_info(model: nn.Module, feats: list) -> StageMap:
     """Feature modules are the stages; earlier / later top-level children stem / head. Leading feature taps
     that are leaf modules (ResNet's `act1`) belong to the stem."""
     modules = dict(model.named_modules())
+    feats = [f for f in feats if f]  # a tap at the root (TResNet's '') is the model's input, not a stage
     if any(f not in modules for f in feats):
         feats = _renamed_taps(model, feats, modules)
     while len(feats) > 1 and not list(modules[feats[0]].children()):
@@ -223,6 +224,8 @@ def stage_map(model: nn.Module) -> StageMap:
     if not info:
         return _per_block(model, "no feature_info")
     feats = [f["module"] for f in (info.get_dicts() if hasattr(info, "get_dicts") else info)]
+    if not any(feats):
+        return _per_block(model, "a feature_info without modules")
     try:
         return _from_feature_info(model, feats)
     except UserError as e:

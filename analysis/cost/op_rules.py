@@ -209,6 +209,14 @@ def _out_numel(scale: int) -> Callable:
 register_macs(aten.upsample_nearest2d, _out_numel(1))
 register_macs((aten.upsample_bilinear2d, aten.grid_sampler_2d), _out_numel(4))
 register_macs(aten.upsample_bicubic2d, _out_numel(16))  # 4 x 4 taps per output (fvcore has no rule; bilinear: 2 x 2)
+register_macs(aten.upsample_linear1d, _out_numel(2))  # 2 taps per output (NaFlexViT resizes its position table)
+
+
+@register_macs(aten.mkldnn_rnn_layer)
+def _rnn_layer(x, w_ih, w_hh, *args, out=None, module=None, **kwargs) -> int:
+    # one layer, one direction of an RNN / LSTM / GRU on CPU (Sequencer's LSTMs): every time step multiplies the
+    # input by w_ih and the hidden state by w_hh, as the op-by-op cells (mm per step) count; gates count 0
+    return x.numel() // x.shape[-1] * (w_ih.numel() + w_hh.numel())
 
 
 # --------------------------------------------------------------------------- zero-mac classes
@@ -230,7 +238,8 @@ NO_ARITHMETIC_OPS = _packets(  # move, copy, index or create data; views are rec
 ZERO_MAC_OPS = _packets(  # fvcore's convention: arithmetic, but 0 macs (besides `pointwise` / `reduction` tags)
     "_softmax", "_safe_softmax", "_log_softmax", "softmax", "log_softmax", "max_pool2d_with_indices",
     "max_pool2d", "avg_pool2d", "native_dropout", "dropout", "topk", "sort", "cumsum", "argmax", "argmin",
-    "hardswish", "hardswish_", "_prelu_kernel", "log_sigmoid_forward", "masked_fill_")  # untagged element-wise
+    "hardswish", "hardswish_", "_prelu_kernel", "log_sigmoid_forward", "masked_fill_",  # untagged element-wise
+    "col2im")  # sums overlapping patches back (VOLO's fold): additions only, as fvcore counts them
 
 _FREE_OPS = _packets("_unsafe_view", "detach", "alias", "lift_fresh", "empty", "empty_like", "empty_strided",
                      "_reshape_alias", "resize_", "set_", "as_strided_")  # as_strided_: in place, metadata only

@@ -146,3 +146,12 @@ def test_a_timm_model_without_a_registered_map_reads_feature_info():
     model = timm.create_model("convnext_atto")
     assert stage_map(model).stages == (("stem", ("stem",)), *[(f"stage{i + 1}", (f"stages.{i}",)) for i in range(4)],
                                        ("head", ("norm_pre", "head")))
+
+
+def test_a_feature_tap_at_the_root_is_not_a_stage():
+    """TResNet's feature_info starts with '' (its input): the stages are body.layer1..4, not an error."""
+    with torch.device("meta"):
+        model = timm.create_model("tresnet_m")
+    smap = stage_map(model)
+    assert smap.names == ("stem", "stage1", "stage2", "stage3", "stage4", "head")
+    assert smap.modules("stage1") == ("body.layer1",) and smap.modules("head") == ("head",)

@@ -4,8 +4,11 @@ import math
 import pandas as pd
 import pytest
 import timm
+import torch
+import torch.nn.functional as F
 
 from analysis.core.paths import project_root
+from analysis.cost.counter import CostAnalysis
 from analysis.cost.zoo import ZOO_COLUMNS, count_model, smallest_models
 
 pytestmark = pytest.mark.usefixtures("one_thread")
@@ -65,3 +68,23 @@ def test_committed_rows_recount_the_same():
             [int(getattr(r, k)) for k in ("params", "macs", "mem_bytes", "attention_macs")], r.model
         assert row["unsupported_ops"] == r.unsupported_ops
         assert row["fvcore_rel_diff"] == pytest.approx(r.fvcore_rel_diff, abs=1e-12, nan_ok=True), r.model
+
+
+class Fn(torch.nn.Module):
+    def __init__(self, fn):
+        super().__init__()
+        self.fn = fn
+
+    def forward(self, x):
+        return self.fn(x)
+
+
+def test_rules_the_sweep_found_missing():
+    """By hand: an LSTM layer multiplies every step's input by w_ih and hidden state by w_hh (Sequencer);
+    linear 1-d interpolation reads 2 taps per output (NaFlexViT); fold sums patches back, additions only (VOLO)."""
+    lstm = CostAnalysis(torch.nn.LSTM(8, 16, batch_first=True), torch.randn(2, 5, 8), fuse=False)
+    assert lstm.total() == 2 * 5 * (4 * 16 * 8 + 4 * 16 * 16) and not lstm.unsupported_ops()
+    linear = CostAnalysis(Fn(lambda x: F.interpolate(x, size=20, mode="linear")), torch.randn(1, 4, 10), fuse=False)
+    assert linear.total() == 2 * 4 * 20 and not linear.unsupported_ops()
+    fold = CostAnalysis(Fn(lambda x: F.fold(x, (4, 4), 2)), torch.randn(1, 3 * 4, 9), fuse=False)
+    assert fold.total() == 0 and not fold.unsupported_ops()
