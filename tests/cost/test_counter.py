@@ -10,7 +10,6 @@ import torch.nn as nn
 import torch.nn.functional as F
 from torch.nn.attention import SDPBackend, sdpa_kernel
 
-import shvit  # noqa: F401
 from analysis.cost.counter import CostAnalysis
 from analysis.cost.__main__ import main
 
