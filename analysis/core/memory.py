@@ -92,7 +92,10 @@ def _gb(nbytes: float) -> str:
 def check_memory(name: str, input_shape: tuple, *, device: torch.device | str = "cpu", training: bool = False,
                  **kwargs) -> Optional[MemoryEstimate]:
     """Refuse (UserError, one line with the estimate) a run of `name` on `input_shape` whose estimated peak
-    (`MemoryEstimate.peak`) exceeds the memory available on `device`; returns the estimate (None: unknown)."""
+    (`MemoryEstimate.peak`) exceeds the memory available on `device`; returns the estimate (None: unknown).
+    The meta device allocates nothing (counting a model too large for this machine is what it is for)."""
+    if torch.device(device).type == "meta":
+        return None
     est = estimate_memory(name, input_shape, **kwargs)
     if est is None:
         return None

@@ -26,6 +26,7 @@ def test_sizes_beyond_the_machine_are_refused_with_the_estimate():
     with pytest.raises(UserError, match=r"shvit_s1 on a 100000000000x3x224x224 input needs about .*lower the batch"):
         check_memory("shvit_s1", (10**11, 3, 224, 224))
     assert check_memory("shvit_s1", (4, 3, 224, 224)).params > 0      # an ordinary run passes
+    assert check_memory("shvit_s1", (10**11, 3, 224, 224), device="meta") is None   # meta allocates nothing
 
 
 def test_training_sizes_are_checked_before_anything_is_built(tmp_path, capsys):
