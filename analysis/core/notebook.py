@@ -5,13 +5,16 @@ Every notebook starts with `paths = notebook.setup(OUTPUT_ROOT)`: figure style, 
 
 Timings are measurements of a machine, not functions of the code: a notebook stores each
 measured table in `results/` and reuses it on the next run unless told to re-measure
-(`REMEASURE = True` in its parameters cell). That is what makes `make figures` idempotent.
-Deterministic tables (MACs, bytes, similarities of seeded models) are recomputed every run.
+(`REMEASURE = True` in its parameters cell), written at full precision so that what is derived from it
+is the same whether it was just measured or read back. Deterministic tables (MACs, bytes, similarities of
+seeded models) are recomputed every run. A notebook is saved without what changes from run to run on its own
+(execution timestamps, the kernel's version details), so `make figures` on an unchanged checkout changes no file.
 """
 from __future__ import annotations
 
 import ast
 import contextlib
+import copy
 import os
 import subprocess
 import sys
@@ -31,7 +34,7 @@ from .errors import UserError, interrupted_by, not_a_command, received_signals, 
 from .files import write_atomic
 from .paths import ENV_OUTPUT_ROOT, output_root, project_root
 from .plotting import use_style
-from .tables import write_csv
+from .tables import read_csv, write_csv
 
 __all__ = ["setup", "OutputPaths", "run_notebook", "parameter_names", "inject_parameters"]
 
@@ -44,16 +47,16 @@ class OutputPaths:
     def measured(self, name: str, measure: Callable[[], pd.DataFrame], remeasure: bool = False) -> pd.DataFrame:
         """The table `results/<name>`: measured now if asked or absent, else read back.
 
-        When outputs go elsewhere (tests), the project's committed measurement is reused too.
+        When outputs go elsewhere (tests), the project's committed measurement is reused too. A new measurement
+        is written at full precision and read back, so this run and later ones derive from the same numbers.
         """
         target = self.results / name
         if not remeasure:
             for candidate in (target, project_root() / "results" / name):
                 if candidate.is_file():
-                    return pd.read_csv(candidate)
-        table = measure()
-        write_csv(table, target)
-        return table
+                    return read_csv(candidate)
+        write_csv(measure(), target, exact=True)
+        return read_csv(target)
 
 
 def _one_line_user_errors(shell, etype, value, tb, tb_offset=None):
@@ -117,6 +120,27 @@ def inject_parameters(nb, parameters: dict) -> None:
     nb.cells.insert(at, nbformat.v4.new_code_cell(source, metadata={"tags": ["injected-parameters"]}))
 
 
+def _without_volatile_metadata(nb, metadata: dict) -> None:
+    """Leave out what a run changes without the code changing: each cell's execution timestamps (written by
+    earlier runs) and the `language_info` the kernel reports (its Python version); the notebook gets back
+    `metadata`, its own as read. Outputs, execution counts and cell ids stay."""
+    nb.metadata = metadata
+    for cell in nb.cells:
+        cell.metadata.pop("execution", None)
+
+
+def _drop_injected_parameters(nb) -> None:
+    """Remove the `injected-parameters` cell and number the executions as a run without it would have (1, 2, ...
+    over the code cells), so that the next plain run saves the same counts."""
+    nb.cells = [c for c in nb.cells if "injected-parameters" not in c.metadata.get("tags", [])]
+    executed = [c for c in nb.cells if c.cell_type == "code" and c.execution_count is not None]
+    for count, cell in enumerate(executed, 1):
+        cell.execution_count = count
+        for output in cell.outputs:
+            if output.get("output_type") == "execute_result":
+                output["execution_count"] = count
+
+
 @contextlib.contextmanager
 def _loop_signals_recorded():
     """While nbclient executes, it handles SIGINT / SIGTERM on its event loop (to shut the kernel down), in
@@ -150,14 +174,16 @@ def run_notebook(path: Path, timeout: int = 1800, *, output_root: Optional[Path]
     `save`: write the executed notebook to `save_to` (default: back to `path`), atomically and only when
     every cell ran (a failing cell or an interrupt leaves the notebook as it was). Written back over `path`,
     it keeps its own parameters: the injected cell is left out, so that a one-off `REMEASURE=True` does not
-    become the notebook's setting for every later run.
+    become the notebook's setting for every later run. Saved without run-dependent metadata
+    (`_without_volatile_metadata`): a second run of an unchanged notebook writes the same bytes.
     """
     nb = nbformat.read(path, as_version=4)
+    metadata = copy.deepcopy(nb.metadata)
     if parameters:
         inject_parameters(nb, parameters)
     code_cells = sum(c.cell_type == "code" for c in nb.cells)
     bar = tqdm(total=code_cells, desc=path.stem, unit="cell", file=sys.stderr, leave=True)
-    client = NotebookClient(nb, timeout=timeout, kernel_name="python3",
+    client = NotebookClient(nb, timeout=timeout, kernel_name="python3", record_timing=False,
                             resources={"metadata": {"path": str(path.parent)}},
                             on_cell_executed=lambda **_: bar.update(1))
     env = {**os.environ, **({ENV_OUTPUT_ROOT: str(output_root)} if output_root else {})}
@@ -177,8 +203,9 @@ def run_notebook(path: Path, timeout: int = 1800, *, output_root: Optional[Path]
     finally:
         bar.close()
     if save:
+        _without_volatile_metadata(nb, metadata)
         if save_to is None or Path(save_to).resolve() == Path(path).resolve():
-            nb.cells = [c for c in nb.cells if "injected-parameters" not in c.metadata.get("tags", [])]
+            _drop_injected_parameters(nb)
         write_atomic(save_to or path, lambda tmp: nbformat.write(nb, tmp))
     return time.perf_counter() - start
 

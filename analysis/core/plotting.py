@@ -7,9 +7,11 @@ import os
 import textwrap
 from pathlib import Path
 
+import matplotlib
 import matplotlib.pyplot as plt
 import numpy as np
 import seaborn as sns
+from matplotlib import font_manager
 from matplotlib.text import Text
 
 from .errors import not_a_command
@@ -25,7 +27,19 @@ NOTEBOOK_WIDTH_PX = 1000  # JupyterLab's output area on a laptop screen: wider f
 MIN_TEXT_PX = 8           # the smallest font size, in screen pixels, that we call legible
 
 
+def _matplotlib_fonts_first() -> None:
+    """Text in matplotlib's own fonts (DejaVu Sans, STIX), listed before a system copy of another version
+    and added when the host's font cache left them out: the PNG's glyphs and the PDF's embedded font then
+    depend on matplotlib's version alone, not on the fonts a host has installed."""
+    own = Path(matplotlib.get_data_path(), "fonts", "ttf")
+    listed = {Path(f.fname) for f in font_manager.fontManager.ttflist}
+    for path in sorted(set(own.glob("*.ttf")) - listed):
+        font_manager.fontManager.addfont(path)
+    font_manager.fontManager.ttflist.sort(key=lambda f: Path(f.fname).parent != own)   # stable: first of equals wins
+
+
 def use_style() -> None:
+    _matplotlib_fonts_first()
     sns.set_theme(context="paper", style="whitegrid", font_scale=1.1,
                   rc={"figure.dpi": 110, "savefig.dpi": 200, "savefig.bbox": "tight",
                       "pdf.fonttype": 42, "axes.titleweight": "bold",

@@ -4,7 +4,9 @@
 another host (another CPU's or GPU's kernels) every float agrees within `RTOL` / `ATOL` and every
 other column (names, keys, counts) exactly. CSVs store floats with `FLOAT_FORMAT` (6 significant
 digits), so a committed table is compared with a regenerated one by `table_differences`, never
-byte for byte.
+byte for byte. A measurement that later runs read back (`write_csv(..., exact=True)`) keeps every digit:
+each float as its shortest repr, which reads back to the same float, so what is derived from it is the
+same whether it was just measured or read from the file.
 """
 from __future__ import annotations
 
@@ -26,19 +28,21 @@ FLOAT_FORMAT = "%.6g"
 RTOL, ATOL = 1e-4, 1e-6
 
 
-def csv_writer(df: pd.DataFrame, path: str | os.PathLike) -> Callable[[Path], Any]:
+def csv_writer(df: pd.DataFrame, path: str | os.PathLike, exact: bool = False) -> Callable[[Path], Any]:
     """`write(tmp)` of `write_csv` (for `core.files.write_set`): tidy CSV, no index, floats at
-    `FLOAT_FORMAT`; a `.gz` path is gzip-compressed, with no timestamp in its header."""
+    `FLOAT_FORMAT` (`exact`: every digit); a `.gz` path is gzip-compressed, with no timestamp in its header."""
+    float_format = None if exact else FLOAT_FORMAT   # None: pandas writes the shortest round-trip repr
     if Path(path).suffix != ".gz":
-        return lambda tmp: df.to_csv(tmp, index=False, float_format=FLOAT_FORMAT, lineterminator="\n")
-    text = df.to_csv(index=False, float_format=FLOAT_FORMAT, lineterminator="\n")
+        return lambda tmp: df.to_csv(tmp, index=False, float_format=float_format, lineterminator="\n")
+    text = df.to_csv(index=False, float_format=float_format, lineterminator="\n")
     return lambda tmp: Path(tmp).write_bytes(gzip.compress(text.encode(), mtime=0))
 
 
-def write_csv(df: pd.DataFrame, path: str | os.PathLike) -> Path:
-    """Tidy CSV, no index, floats at `FLOAT_FORMAT`: identical runs give identical bytes (a `.gz` path is
-    gzip-compressed, with no timestamp in its header)."""
-    return write_atomic(path, csv_writer(df, path))
+def write_csv(df: pd.DataFrame, path: str | os.PathLike, exact: bool = False) -> Path:
+    """Tidy CSV, no index, floats at `FLOAT_FORMAT` (`exact`: every digit, so `read_csv` gives the same
+    floats back): identical runs give identical bytes (a `.gz` path is gzip-compressed, with no timestamp
+    in its header)."""
+    return write_atomic(path, csv_writer(df, path, exact))
 
 
 def read_csv(path: str | os.PathLike) -> pd.DataFrame:

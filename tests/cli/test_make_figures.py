@@ -1,5 +1,8 @@
 """`python -m analysis.make_figures` at full scale, offline: a local checkpoint and a small generated image
 folder stand in for pretrained weights and ImageNet-val; the outputs go to the user's folder."""
+import shutil
+
+import nbformat
 import numpy as np
 import pandas as pd
 import pytest
@@ -7,7 +10,7 @@ import timm
 import torch
 from PIL import Image
 
-from analysis.core.paths import project_root
+from analysis.core.paths import ENV_OUTPUT_ROOT, project_root
 from analysis.make_figures import main, parameter
 
 
@@ -42,3 +45,29 @@ def test_notebook_03_with_a_local_checkpoint_and_image_folder_writes_to_the_user
     assert "Injected parameters" in (out / "notebooks" / "03_head_redundancy_deit.ipynb").read_text()
     assert (project_root() / "results" / "03_deit_head_similarity_full.csv").read_bytes() == committed
     assert "figures and results in" in capsys.readouterr().err
+
+
+def _files(*roots) -> dict:
+    return {p: p.read_bytes() for root in roots for p in sorted(root.rglob("*")) if p.is_file()}
+
+
+@pytest.mark.slow
+def test_make_figures_twice_on_an_unchanged_checkout_changes_no_byte(tmp_path, monkeypatch):
+    """`make figures` is idempotent: notebook 00 run in place, as `make figures` runs it, then again from what the
+    first run saved, gives the same notebook, figure (PNG and PDF) and table bytes; its cells as committed."""
+    folder, out = tmp_path / "notebooks", tmp_path / "out"
+    folder.mkdir()
+    committed = project_root() / "notebooks" / "00_shvit_variants.ipynb"
+    shutil.copy(committed, folder)
+    monkeypatch.setenv(ENV_OUTPUT_ROOT, str(out))
+    runs = []
+    for _ in range(2):
+        assert main(["--only", "00", "--notebooks", str(folder)]) == 0
+        runs.append(_files(folder, out))
+    names = sorted(p.relative_to(tmp_path).as_posix() for p in runs[0])
+    assert names == ["notebooks/00_shvit_variants.ipynb", "out/figures/00_shvit_variants.pdf",
+                     "out/figures/00_shvit_variants.png", "out/results/00_shvit_variants.csv"]
+    assert [p for p in runs[0] if runs[0][p] != runs[1][p]] == []
+    saved, source = (nbformat.read(p, as_version=4) for p in (folder / committed.name, committed))
+    assert [c.source for c in saved.cells] == [c.source for c in source.cells] and saved.metadata == source.metadata
+    assert not any("execution" in c.metadata for c in saved.cells)
