@@ -27,7 +27,8 @@ NAMES = {"deit_tiny_patch16_224": "DeiT-T", "swin_tiny_patch4_window7_224": "Swi
          "efficientvit_m4": "EfficientViT-M4", "shvit_s4": "SHViT-S4"}
 NAMES_BY_SHORT = {short: name for name, short in NAMES.items()}
 # numbers that name a design or a convention, not a result
-DESIGN_WORDS = ("16x16", "4x4", "95%", "top-1", "Michel et al. 2019", "3-head", "(seed 0)", "3x widths", "Table 2", "Fig. 2")
+DESIGN_WORDS = ("16x16", "4x4", "95%", "top-1", "Michel et al. 2019", "3-head", "(seed 0)", "3x widths", "Table 2", "Fig. 2",
+                "`results/10_model_zoo.csv`", "roofline of 09")
 
 
 def fmt(x: float, digits: int = 1, sign: bool = False, rounding=ROUND_HALF_UP) -> str:
@@ -241,6 +242,21 @@ def row_09():
             f"{side} whole models by {fmt(error.min(), 0)}–{fmt(error.max(), 0)}%"]
 
 
+def row_10():
+    t = table("10_model_zoo.csv")
+    mib, share = t.set_index("model").mem_bytes / 2**20, 100 * t.set_index("model").memory_bound_share
+    ours = [m for m in share.index if m.startswith(("shvit_s", "efficientvit_m"))]
+    shvit = [f"shvit_s{i}" for i in range(1, 5)]
+    fewest = mib.nsmallest(2)
+    return [f"{len(t)} timm models of {t.family.nunique()} timm modules at batch 1",
+            "the two that move the fewest bytes are " + " and ".join(f"{m} ({fmt(v)} MiB)" for m, v in fewest.items()),
+            f"SHViT-S1..S4 and EfficientViT-M0/M4/M5 move {fmt(mib[ours].min())}–{fmt(mib[ours].max())} MiB, the "
+            f"zoo's median {fmt(mib.median())} MiB",
+            f"SHViT-S1..S4 {' / '.join(fmt(share[m]) for m in shvit)}%",
+            f"EfficientViT-M0/M4/M5 {' / '.join(fmt(share[f'efficientvit_m{i}']) for i in (0, 4, 5))}%",
+            f"zoo median {fmt(share.median())}%, range {fmt(share.min())}–{fmt(share.max())}%"]
+
+
 def meso_paragraph():
     suite = json.loads((RESULTS / "meso" / "suite.json").read_text())
     minutes, seconds = divmod(round(suite["wall_seconds_from_scratch"]), 60)
@@ -338,7 +354,7 @@ GALLERY = {"00": ("00_shvit_variants", row_00), "01": ("01_speed_accuracy", row_
            "03": ("03_head_redundancy_deit", row_03), "03 query maps": ("03_head_query_maps", row_03_query_maps),
            "04": ("04_head_redundancy_families", row_04), "05": ("05_single_head_designs", row_05),
            "06": ("06_runtime_breakdown", row_06), "07": ("07_gradcam_stem", row_07),
-           "08": ("08_claims_scorecard", row_08), "09": ("09_roofline", row_09)}
+           "08": ("08_claims_scorecard", row_08), "09": ("09_roofline", row_09), "10": ("10_model_zoo", row_10)}
 PROSE = {"meso": ("From scratch it took", meso_paragraph), "recipe": ("**The meso recipe", recipe_paragraph),
          "overhead": ("What the head analysis costs on CPU", overhead_numbers)}
 
