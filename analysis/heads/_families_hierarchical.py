@@ -1,7 +1,8 @@
 """Attention families of timm's hybrid and windowed models beyond the papers' models, registered on import.
 
 Read: TinyViT, EfficientFormer v1 / v2, FastViT, MaxViT / MaxxViT / CoAtNet, Swin v2 (and Swin v2 CR),
-MobileViT (v1), NextViT, GCViT, DaViT (its spatial window attention), CAFormer. Refused (`families._REFUSED`), as
+MobileViT (v1), NextViT, GCViT, DaViT (its spatial window attention), CAFormer, BotNet's bottleneck
+attention and HaloNet's halo attention. Refused (`families._REFUSED`), as
 their weights are no softmax map over tokens: EfficientViT-MIT's ReLU linear attention, MobileViTv2's
 separable linear attention, CoaT's factorized attention, EdgeNeXt's cross-covariance attention,
 SwiftFormer's additive attention, FocalNet's focal modulation, the lambda layer and EfficientViM's
@@ -18,7 +19,10 @@ import math
 
 import torch
 import torch.nn as nn
+import torch.nn.functional as F
 from timm.layers import Attention as TimmAttention
+from timm.layers.bottleneck_attn import BottleneckAttn
+from timm.layers.halo_attn import HaloAttn
 from timm.layers.lambda_layer import LambdaLayer
 from timm.models import (coat, davit, edgenext, efficientformer, efficientformer_v2, efficientvim, efficientvit_mit,
                          fastvit, focalnet, gcvit, maxxvit, metaformer, mobilevit, nextvit, swiftformer,
@@ -273,6 +277,47 @@ class _DaViT(AttentionFamily):
         H, W = _feature_hw(model, parent, image_hw)
         pos = _windows(_centres(H, W, image_hw), tuple(parent.window_size))
         return pos, pos
+
+
+class _FoldedHeads(AttentionFamily):
+    """timm's ByobNet self-attention layers on [B, C, H, W] (BotNet, HaloNet): heads folded into the batch,
+    2-d relative-position logits, and no output projection. Head h's output is channels
+    [h * dim_head_v, (h + 1) * dim_head_v) of the module's output, the input of its `pool` (identity, or the
+    stride-2 average pool of a downsampling block; per channel, so it keeps the slices): head ablation hooks it."""
+
+    heads_in_batch = True
+
+    def layout(self, m):
+        return m.pool, 1, m.dim_head_v
+
+
+@register_attention_family
+class _BotNet(_FoldedHeads):
+    """BotNet: global attention over the block's feature map (a stride-2 block pools its output, not q)."""
+
+    key, name, types = "BotNet", "BotNet (timm layers.BottleneckAttn)", (BottleneckAttn,)
+
+    def positions(self, m, parent, x, image_hw, model):
+        pos = _flat(_centres(*x.shape[-2:], image_hw))
+        return pos, pos
+
+
+@register_attention_family
+class _HaloNet(_FoldedHeads):
+    """HaloNet: each block of block_size^2 queries attends the (block_size + 2 * halo)^2 window around it, of
+    the zero-padded map (padding takes part in the softmax unmasked: NaN positions); one window per block. A
+    stride-2 layer takes every other token as a query (a 1 x 1 conv of stride 2), or pools its output."""
+
+    key, name, types = "HaloNet", "HaloNet (timm layers.HaloAttn)", (HaloAttn,)
+    window_dim = 2  # maps are [B, heads, blocks, N, M]
+
+    def positions(self, m, parent, x, image_hw, model):
+        grid = _centres(*x.shape[-2:], image_hw)
+        s, halo, win = m.block_stride, m.halo_size, m.win_size
+        q = _windows(grid[::s, ::s], m.block_size_ds)
+        padded = F.pad(grid.permute(2, 0, 1), (halo,) * 4, value=float("nan"))
+        k = padded.unfold(1, win, m.block_size).unfold(2, win, m.block_size)  # as the module unfolds k and v
+        return q, k.permute(1, 2, 3, 4, 0).reshape(-1, win * win, 2)
 
 
 if __name__ == "__main__":  # a library module, not a command

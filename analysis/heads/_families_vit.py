@@ -1,5 +1,5 @@
 """Attention families of timm's plain and pyramid ViTs beyond the papers' models (BEiT, EVA, CaiT, PVT-v2,
-Twins, CrossViT, MViTv2, Hiera, TNT, ...), registered on import; XCiT is refused (`families._REFUSED`).
+Twins, CrossViT, MViTv2, Hiera, TNT, SAM ViT, ...), registered on import; XCiT is refused (`families._REFUSED`).
 
 DeiT3, ViTamin and PiT use `timm.layers.Attention` (the built-in ViT/DeiT family); CrossViT's blocks do
 too, its cross-attention is `_ClassAttention` here. Token positions are cells of an even tiling of the
@@ -19,6 +19,7 @@ from timm.models.eva import EvaAttention
 from timm.models.hiera import Hiera, MaskUnitAttention
 from timm.models.mvitv2 import MultiScaleAttention, MultiScaleAttentionPoolFirst
 from timm.models.pvt_v2 import Attention as PvtAttention
+from timm.models.vision_transformer_sam import Attention as SamAttention
 from timm.models.tnt import Attention as TntAttention
 from timm.models.twins import GlobalSubSampleAttn, LocallyGroupedAttn
 from timm.models.vision_transformer_relpos import RelPosAttention
@@ -236,6 +237,29 @@ class _Hiera(_Tokens):
         k = pos.view(-1, units, 2).transpose(0, 1)  # token t of unit u is row t * units + u
         q = k.reshape(units, m.q_stride, -1, 2).mean(1)
         return q, k
+
+
+@register_attention_family
+class _Sam(AttentionFamily):
+    """SAM ViT (ViTDet backbone, timm vision_transformer_sam) on [B, H, W, C]: global blocks, and window blocks
+    whose windows tile the zero-padded map (padding takes part in the softmax unmasked: NaN positions);
+    decomposed relative-position bias. Heads are folded into the batch ([B * windows * heads, N, N])."""
+
+    key, name, types = "SAM ViT", "SAM ViT (timm vision_transformer_sam.Attention)", (SamAttention,)
+    heads_in_batch = True
+
+    def layout(self, m):
+        return m.proj, -1, m.head_dim
+
+    def positions(self, m, parent, x, image_hw, model):
+        if not getattr(parent, "window_size", 0):  # a global block sees the whole map
+            h, w = x.shape[1:3]
+            pos = _grid(h, w, image_hw[0] / h, image_hw[1] / w).reshape(1, -1, 2)
+            return pos, pos
+        ph, pw = model.patch_embed.patch_size  # the block's input is partitioned: the map is the patch grid
+        h, w = image_hw[0] // ph, image_hw[1] // pw
+        pos = _windows(_grid(h, w, image_hw[0] / h, image_hw[1] / w), parent.window_size)
+        return pos, pos
 
 
 if __name__ == "__main__":  # a library module, not a command

@@ -98,13 +98,19 @@ def _sdpa_map(query, key, attn_mask=None, is_causal=False, scale=None, enable_gq
 
 class _FusedMaps:
     """The maps behind one fused `scaled_dot_product_attention` call, computed on demand for a
-    range of its leading (batch) dimension: a consumer can take them piece by piece."""
+    range of its leading (batch) dimension: a consumer can take them piece by piece. With `heads`
+    (a module that folds its heads into the call's batch, [B * heads, N, M]: SAM, BotNet), a row
+    is one instance's `heads` maps, [B, heads, N, M]."""
 
-    def __init__(self, arguments: dict, logsumexp: Optional[torch.Tensor] = None):
-        self.arguments, self.logsumexp = arguments, logsumexp
+    def __init__(self, arguments: dict, logsumexp: Optional[torch.Tensor] = None, heads: int = 1):
+        self.arguments, self.logsumexp, self.heads = arguments, logsumexp, heads
         q, k = arguments["query"], arguments["key"]
-        self.shape = (*q.shape[:-1], k.shape[-2])
+        self.shape = (q.shape[0] // heads, *((heads,) if heads > 1 else ()), *q.shape[1:-1], k.shape[-2])
         self.dtype = torch.float32
+
+    def in_heads(self, heads: int) -> "_FusedMaps":
+        """These maps with the call's batch read as [instances, `heads`] (see the class docstring)."""
+        return _FusedMaps(self.arguments, self.logsumexp, heads)
 
     @property
     def has_log(self) -> bool:
@@ -115,13 +121,18 @@ class _FusedMaps:
 
     def maps(self, rows: slice, with_log: bool = False):
         """The maps of `rows`; with `with_log` (only where `has_log`), (maps, log maps)."""
-        a = self.arguments
-        mask = a["attn_mask"]
-        if isinstance(mask, torch.Tensor) and mask.dim() == len(self.shape) and mask.shape[0] == self.shape[0] > 1:
-            mask = mask[rows]  # a per-instance mask; a broadcast one is kept whole
+        a, h = self.arguments, self.heads
+        start, stop, _ = rows.indices(self.shape[0])
+        calls = slice(start * h, stop * h)  # rows of the call's batch
+        mask, batch = a["attn_mask"], a["query"].shape[0]
+        if isinstance(mask, torch.Tensor) and mask.dim() == a["query"].dim() and mask.shape[0] == batch > 1:
+            mask = mask[calls]  # a per-instance mask; a broadcast one is kept whole
         with torch.no_grad():
-            return _sdpa_map(a["query"][rows], a["key"][rows], mask, a["is_causal"], a["scale"], a["enable_gqa"],
-                             None if self.logsumexp is None else self.logsumexp[rows], with_log)
+            out = _sdpa_map(a["query"][calls], a["key"][calls], mask, a["is_causal"], a["scale"], a["enable_gqa"],
+                            None if self.logsumexp is None else self.logsumexp[calls], with_log)
+        if h == 1:
+            return out
+        return tuple(t.unflatten(0, (-1, h)) for t in out) if with_log else out.unflatten(0, (-1, h))
 
 
 class _MapRecorder(TorchFunctionMode):

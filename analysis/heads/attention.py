@@ -188,9 +188,11 @@ class AttentionCapture:
         return hook
 
     def _emit(self, layer: AttentionLayer, x: torch.Tensor, maps: list, out: Optional[torch.Tensor]) -> None:
-        key = (layer.name, tuple(x.shape[1:]), self._image_hw)
+        key, fam = (layer.name, tuple(x.shape[1:]), self._image_hw), self._families[layer.name]
+        if fam.heads_in_batch:  # [B * heads, ...] -> [B, heads, ...], so rows (and chunks) are whole instances
+            maps = [m.in_heads(layer.num_heads) if isinstance(m, _FusedMaps) else m.unflatten(0, (-1, layer.num_heads))
+                    for m in maps]
         if key not in self._pos_cache:
-            fam = self._families[layer.name]
             q, k = fam.positions(layer.module, self._parents[layer.name], x, self._image_hw, self.model)
             self._pos_cache[key] = (q.to(x.device), k.to(x.device))
         qpos, kpos = self._pos_cache[key]
@@ -208,7 +210,7 @@ class AttentionCapture:
             else:
                 attn = _assemble(maps, rows)
             if attn.dim() == 5:  # [B, windows, heads, N, M] (or windows in `window_dim`) -> [B * windows, ...]
-                attn = attn.movedim(self._families[layer.name].window_dim, 1).flatten(0, 1)
+                attn = attn.movedim(fam.window_dim, 1).flatten(0, 1)
             if attn.shape[1] != layer.num_heads:
                 raise RuntimeError(f"{layer.name}: captured {attn.shape[1]} head maps, expected {layer.num_heads}")
             heads_out = None

@@ -51,6 +51,9 @@ class AttentionFamily:
     # a module whose maps are 5-d (one batch of windows per image: Twins, Hiera) has its windows in this dim
     # ([B, windows, heads, N, M] by default; 2: [B, heads, windows, N, M]); the capture moves them into dim 0
     window_dim: int = 1
+    # a module that folds its heads into the batch dim (maps [B * heads, N, M] or [B * heads, windows, N, M]:
+    # SAM, BotNet, HaloNet) sets this; the capture first views its maps as [B, heads, ...]
+    heads_in_batch: bool = False
 
     def reads(self, m: nn.Module, ancestors: tuple[nn.Module, ...]) -> bool:
         """Whether this family reads module `m`, given the modules enclosing it (outermost first)."""

@@ -8,9 +8,13 @@ import math
 import pytest
 import timm
 import torch
+import torch.nn as nn
+from timm.layers.bottleneck_attn import BottleneckAttn
+from timm.layers.halo_attn import HaloAttn
 from timm.models import tiny_vit
 from timm.utils import AttentionExtract
 
+from analysis.heads.ablation import HeadMask
 from analysis.heads.attention import AttentionCapture
 from analysis.heads.layers import UnsupportedModelError, attention_layers
 from analysis.heads.similarity import head_similarity
@@ -46,6 +50,8 @@ FAMILIES = {  # name: (family key, create_model kwargs, input side, quick): nati
     "davit_tiny": ("DaViT", dict(depths=(1, 1, 1, 1)), 224, False),
     "caformer_s18": ("CAFormer", {}, 224, False),
     "swin_tiny_patch4_window7_224": ("Swin", dict(depths=(2, 2), num_heads=(3, 6)), 224, True),  # v1 still read
+    "botnet26t_256": ("BotNet", {}, 256, False),  # heads folded into the batch, no output projection
+    "halonet26t": ("HaloNet", {}, 256, False),
 }
 CASES = [pytest.param(name, id=name, marks=() if quick else pytest.mark.slow)
          for name, (_, _, _, quick) in FAMILIES.items()]
@@ -101,7 +107,25 @@ def _explicit_maps(model, x, cap, calls):
             nodes = AttentionExtract(model, names=["*softmax*"], method="fx")(x)
     finally:
         _fused(model, True)
-    return {rec.layer: next(v for k, v in nodes.items() if k.startswith(rec.layer + ".")) for rec in cap.maps}
+    return {rec.layer: _heads_unfolded(next(v for k, v in nodes.items() if k.startswith(rec.layer + ".")), rec)
+            for rec in cap.maps}
+
+
+def _heads_unfolded(ref, rec):
+    """timm's maps with the heads in its batch (BotNet [B * heads, N, M], HaloNet [B * heads, blocks, N, M]) as
+    the capture's [B * windows, heads, N, M]; others unchanged."""
+    if rec.family not in ("BotNet", "HaloNet"):
+        return ref
+    ref = ref.unflatten(0, (-1, rec.num_heads))
+    return ref.movedim(2, 1).flatten(0, 1) if ref.dim() == 5 else ref
+
+
+def _width(layer):
+    """Channels of the projection input that the heads tile (BotNet / HaloNet: their output, the pool's input)."""
+    p = layer.proj
+    if isinstance(p, (nn.Identity, nn.AvgPool2d)):
+        return layer.module.dim_out_v
+    return getattr(p, "in_features", None) or getattr(p, "in_channels", None) or p.conv.in_channels
 
 
 @pytest.mark.parametrize("name", CASES)
@@ -117,9 +141,7 @@ def test_capture_matches_explicit_softmax_and_keeps_logits(name):
         assert (rec.attn - expected[rec.layer]).abs().max().item() <= 1e-6, rec.layer
         assert torch.allclose(rec.attn.sum(-1), torch.ones(()), atol=1e-5)
         # heads enter the projection as contiguous slices of its input channels (what head ablation nulls)
-        width = getattr(layer.proj, "in_features", None) or getattr(layer.proj, "in_channels", None) \
-            or layer.proj.conv.in_channels
-        assert layer.num_heads * layer.head_dim == width == rec.attn.shape[1] * layer.head_dim
+        assert layer.num_heads * layer.head_dim == _width(layer) == rec.attn.shape[1] * layer.head_dim
         assert rec.batch_size == 2 and rec.attn.shape[0] == 2 * rec.windows
         assert rec.query_pos.shape == (rec.windows, rec.attn.shape[2], 2)
         assert rec.key_pos.shape == (rec.windows, rec.attn.shape[3], 2)
@@ -195,7 +217,7 @@ def test_efficientformer_attends_the_last_stage_grid():
 @pytest.mark.parametrize("name", [pytest.param(n, id=n, marks=() if FAMILIES[n][3] else pytest.mark.slow)
                                   for n in ("mobilevit_xxs", "fastvit_mci0", "tiny_vit_5m_224", "efficientformerv2_s0",
                                             "maxvit_pico_rw_256", "swinv2_cr_tiny_224", "nextvit_small", "gcvit_xxtiny",
-                                            "davit_tiny", "efficientformer_l1")])
+                                            "davit_tiny", "efficientformer_l1", "botnet26t_256", "halonet26t")])
 def test_head_similarity_runs_end_to_end(name):
     model, x = _captured(name)[:2]
     df = head_similarity(model, [x])
@@ -206,6 +228,62 @@ def test_head_similarity_runs_end_to_end(name):
     assert sims.value.between(-1, 1 + 1e-6).all()
     dist = df[(df.metric == "mean_attention_distance") & df["head"].isna()]
     assert len(dist) == len(layers) and dist.value.notna().all() and (dist.value > 0).all()
+
+
+FOLDED = {  # BotNet / HaloNet layers alone, on an 8 x 8 map of 4 px tokens: every query stride and pooling
+    "halo": lambda: HaloAttn(16, 32, num_heads=4, block_size=4, halo_size=1),
+    "halo_strided_queries": lambda: HaloAttn(16, 32, num_heads=4, block_size=4, halo_size=1, stride=2),
+    "halo_pooled": lambda: HaloAttn(16, 32, num_heads=4, block_size=4, halo_size=1, stride=2, avg_down=True),
+    "bottleneck": lambda: BottleneckAttn(16, 32, feat_size=(8, 8), num_heads=4),
+    "bottleneck_pooled": lambda: BottleneckAttn(16, 32, feat_size=(8, 8), num_heads=4, stride=2),
+}
+
+
+def _folded(kind):
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Conv2d(3, 16, 4, 4), FOLDED[kind]()).eval()
+    return model, torch.randn(2, 3, 32, 32, generator=torch.Generator().manual_seed(1))
+
+
+@pytest.mark.parametrize("kind", FOLDED)
+def test_folded_heads_match_timms_extractor_and_null_by_their_values(kind):
+    """Maps equal timm's AttentionExtract (FX) in the capture's layout, outputs stay bit-identical, and nulling
+    head h at the pool's input equals zeroing head h's value weights (the ablation removes that head)."""
+    model, x = _folded(kind)
+    with torch.no_grad():
+        reference = model(x)
+        with AttentionCapture(model) as cap:
+            logits = model(x)
+        (name, expected), = AttentionExtract(model, names=["*softmax*"], method="fx")(x).items()
+        with HeadMask(model, {"1": [1]}):
+            nulled = model(x)
+    rec, layer, m = cap.maps[0], attention_layers(model)[0], model[1]
+    assert torch.equal(logits, reference) and layer.num_heads * layer.head_dim == m.dim_out_v
+    assert (rec.attn - _heads_unfolded(expected, rec)).abs().max() <= 1e-6 and rec.batch_size == 2
+    assert rec.query_pos.shape == (rec.windows, rec.attn.shape[2], 2) and rec.key_pos.shape[1] == rec.attn.shape[3]
+    conv, dv = (m.kv, m.dim_head_qk + m.dim_head_v) if isinstance(m, HaloAttn) else (m.qkv, None)
+    v1 = (slice(dv + m.dim_head_qk, 2 * dv) if dv else
+          slice(2 * m.dim_out_qk + m.dim_head_v, 2 * m.dim_out_qk + 2 * m.dim_head_v))
+    with torch.no_grad():
+        conv.weight[v1] = 0
+        assert torch.allclose(model(x), nulled, atol=1e-6) and not torch.allclose(nulled, reference, atol=1e-3)
+
+
+def test_halo_windows_are_blocks_with_their_halo():
+    """8 x 8 tokens of 4 px, blocks of 4 x 4 with a halo of 1: block 1 (top right) attends tokens 3..8 of rows
+    -1..4 (row -1 and column 8 are padding); with stride 2 its queries are every other token of the block."""
+    rec = _record_of(*_folded("halo_strided_queries"))
+    keys = rec.key_pos[1].view(6, 6, 2)
+    assert rec.windows == 4 and tuple(rec.attn.shape) == (8, 4, 4, 36)
+    assert keys[0].isnan().all() and keys[:, 5].isnan().all() and keys[1:, :5].isfinite().all()
+    assert keys[1, :5, 1].tolist() == [14.0, 18.0, 22.0, 26.0, 30.0] and keys[1:, 0, 0].tolist()[:2] == [2.0, 6.0]
+    assert rec.query_pos[1].tolist() == [[2.0, 18.0], [2.0, 26.0], [10.0, 18.0], [10.0, 26.0]]
+
+
+def _record_of(model, x):
+    with torch.no_grad(), AttentionCapture(model) as cap:
+        model(x)
+    return cap.maps[0]
 
 
 REFUSED = {  # model: (kwargs, what the line must say)

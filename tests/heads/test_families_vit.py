@@ -13,6 +13,8 @@ from analysis.heads.layers import UnsupportedModelError, attention_layers
 from analysis.heads.similarity import head_similarity
 from tests.helpers import assert_rejected, randomize_batchnorm
 
+# SAM ViT, small: a window block (14 x 14 patches zero-padded to 2 x 2 windows of 8 x 8) then a global block
+SAM = dict(depth=2, global_attn_indexes=[1], window_size=8, embed_dim=96, num_heads=3)
 # (model, kwargs, input side, oracle): the smallest config of each family, fewer blocks where timm allows.
 # oracle "hook": AttentionExtract on every attn_drop (the softmax's output in eval); "fx": on every
 # traced softmax node (modules without attn_drop after the softmax); "hiera": by hand (Hiera does not trace).
@@ -35,6 +37,7 @@ CASES = [
     ("hiera_tiny_224", {}, 224, "hiera"),
     ("vit_tiny_patch16_224", dict(depth=1, global_pool="map"), 224, "fx"),  # AttentionPoolLatent
     ("visformer_tiny", dict(depth=(1, 1, 1)), 224, "hook"),
+    ("samvit_base_patch16_224", SAM, 224, "hook"),  # heads folded into the batch: [B * windows * heads, N, N]
 ]
 SLOW = {"crossvit_tiny_240", "vitamin_small_224", "beit_base_patch16_224", "mvitv2_tiny", "hiera_tiny_224",
         "twins_svt_small", "twins_pcpvt_small"}
@@ -102,6 +105,8 @@ def test_capture_with_fused_attention_matches_timms_extractor(name, kwargs, side
         assert layer.num_heads * layer.head_dim == width, layer.name
     for rec in cap.maps:
         ref = expected[rec.layer]
+        if ref.dim() == 3:  # heads folded into timm's batch (SAM): [B * heads, N, M] -> [B, heads, N, M]
+            ref = ref.unflatten(0, (-1, rec.num_heads))
         assert rec.attn.shape == ref.shape, rec.layer
         # fused vs explicit attention: rounding, compounded through the layers before (Visformer's BN)
         assert (rec.attn - ref).abs().max().item() <= 1e-4, rec.layer
@@ -168,9 +173,38 @@ def test_hiera_mask_units_are_compact_blocks_of_the_grid():
     assert pooled.query_pos.shape == (49, 16, 2) and (pooled.query_pos % 8 == 4).all()  # 2, 6 px -> 4 px
 
 
+def test_sam_windows_tile_the_zero_padded_patch_grid():
+    """SAM's window block pads the 14 x 14 patch grid to 16 x 16 and cuts 2 x 2 windows of 8 x 8: window 1 is
+    the top right, its last two columns padding (no position); the global block attends all 196 patches."""
+    maps = _capture("samvit_base_patch16_224", SAM, 224)
+    win, glob = maps["blocks.0.attn"], maps["blocks.1.attn"]
+    assert tuple(win.attn.shape) == (4, 3, 64, 64) and win.windows == 4
+    pos = win.key_pos[1].view(8, 8, 2)
+    assert pos[0, :6, 1].tolist() == [(8 + i + 0.5) * 16 for i in range(6)] and pos[:, 6:].isnan().all()
+    assert win.key_pos[3].isnan().any(-1).sum() == 64 - 36  # bottom right: 6 x 6 patches
+    assert tuple(glob.attn.shape) == (1, 3, 196, 196) and not glob.key_pos.isnan().any()
+
+
+def test_heads_folded_into_the_batch_are_chunked_in_whole_images():
+    """Chunked records of a heads-in-batch family (SAM, fused attention with a per-instance rel-pos bias)
+    are whole images, and reassemble the unchunked maps and head outputs."""
+    model = _build("samvit_base_patch16_224", SAM)
+    x = torch.randn(3, 3, 224, 224)
+    with torch.no_grad(), AttentionCapture(model, head_outputs=True) as whole:
+        model(x)
+    pieces = []
+    with torch.no_grad(), AttentionCapture(model, pieces.append, head_outputs=True, chunk_bytes=1):
+        model(x)
+    for rec in whole.maps:
+        parts = [p for p in pieces if p.layer == rec.layer]
+        assert [p.batch_size for p in parts] == [1, 1, 1] and parts[0].attn.shape[0] == rec.windows
+        assert (torch.cat([p.attn for p in parts]) - rec.attn).abs().max() <= 1e-6
+        assert torch.equal(torch.cat([p.head_outputs for p in parts]), rec.head_outputs)
+
+
 HEAD_SIMILARITY = ["beit_base_patch16_224", "eva02_tiny_patch14_224", "cait_xxs24_224", "pvt_v2_b0",
                    "twins_svt_small", "crossvit_tiny_240", "tnt_s_patch16_224", "mvitv2_tiny", "hiera_tiny_224",
-                   "vit_relpos_small_patch16_224"]
+                   "vit_relpos_small_patch16_224", "samvit_base_patch16_224"]
 
 
 @pytest.mark.slow
