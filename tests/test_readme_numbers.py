@@ -236,8 +236,8 @@ def row_09():
     s = table("09_roofline_summary_cpu.csv").query("model != 'all'")
     order = "as the clock does" if (s.rho_roofline == 1).all() else "unlike the clock"
     macs = ", ".join(f"{fmt(r.rho_macs, 2)} {NAMES[r.model]}" for r in s.itertuples() if r.rho_macs < 1)
-    side = "under-predicts" if (s.error < 0).all() else "mispredicts"
-    error = 100 * s.error.abs()
+    side = "under-predicts" if (s.error_pct < 0).all() else "mispredicts"
+    error = s.error_pct.abs()
     return [f"ranks every model's stages {order} (Spearman ρ = 1 per model; MACs alone: {macs})",
             f"{side} whole models by {fmt(error.min(), 0)}–{fmt(error.max(), 0)}%"]
 

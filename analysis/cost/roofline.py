@@ -55,7 +55,7 @@ from ..core.errors import UserError, not_a_command
 from ..core.files import write_json
 from ..core.models import create_model_at, fuse_model
 from ..core.names import ROOFLINE_MODELS
-from ..core.runtime import cpu_name
+from ..core.runtime import cpu_name, with_measured_on
 from .breakdown import MEMORY_BOUND, categorize
 from .counter import CostAnalysis
 from .latency import model_latency, stage_latency
@@ -307,15 +307,15 @@ def model_roofline(name: str, machine: Machine, *, batch_size: int = 16, resolut
 def measure_stage_latency(rooflines: Mapping[str, Roofline], *, repeats: int = 10, warmup: int = 2,
                           progress: bool = True) -> pd.DataFrame:
     """Measured latency per stage of each named roofline's model on its input (`latency.stage_latency`,
-    with torch's current thread setting): model, stage, measured_ms, spread_ms (interquartile range)
-    and model_measured_ms (the median of unprobed whole passes)."""
+    with torch's current thread setting): model, stage, measured_ms, spread_ms (interquartile range),
+    model_measured_ms (the median of unprobed whole passes) and where it ran (`core.runtime.measured_on`)."""
     frames = []
     for name, rl in tqdm(rooflines.items(), desc="latency", unit="model", file=sys.stderr, disable=not progress):
         lat = stage_latency(rl.cost.model, rl.cost.inputs[0], repeats=repeats, warmup=warmup, stages=rl.cost.stage_map)
         lat = lat.rename(columns={"latency_ms": "measured_ms"})
         lat.insert(0, "model", name)
         lat["model_measured_ms"] = lat.attrs["model_latency_ms"]
-        frames.append(lat)
+        frames.append(with_measured_on(lat, rl.cost.inputs[0].device))
     return pd.concat(frames, ignore_index=True)
 
 
@@ -365,7 +365,8 @@ def _rho(a, b) -> float:
 def roofline_summary(stages: pd.DataFrame) -> pd.DataFrame:
     """Per model, and pooled over all stages of all models ("all"): number of stages, Spearman rho of
     predicted vs measured stage time (`rho_roofline`) and, for comparison, of macs vs measured
-    (`rho_macs`), the whole-model predicted and measured ms, and `error` = predicted / measured - 1."""
+    (`rho_macs`), the whole-model predicted and measured ms, `error_pct` = 100 (predicted / measured - 1) and
+    `median_abs_error_pct`, the median over models of |error| in %."""
     rows = []
     for model, g in list(stages.groupby("model", sort=False)) + [("all", stages)]:
         predicted = g.groupby("model", sort=False)["predicted_ms"].sum()
@@ -374,8 +375,8 @@ def roofline_summary(stages: pd.DataFrame) -> pd.DataFrame:
                      "rho_roofline": _rho(g["predicted_ms"], g["measured_ms"]),
                      "rho_macs": _rho(g["macs"], g["measured_ms"]),
                      "predicted_ms": float(predicted.sum()), "measured_ms": float(measured.sum()),
-                     "error": float(predicted.sum() / measured.sum() - 1),
-                     "median_abs_error": float(np.median(np.abs(predicted / measured - 1)))})
+                     "error_pct": float(100 * (predicted.sum() / measured.sum() - 1)),
+                     "median_abs_error_pct": float(100 * np.median(np.abs(predicted / measured - 1)))})
     return pd.DataFrame(rows)
 
 

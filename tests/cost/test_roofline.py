@@ -129,9 +129,9 @@ def test_summary_rank_correlations_and_errors_by_hand():
     s = roofline_summary(stages).set_index("model")
     assert s.loc["a", ["rho_roofline", "rho_macs"]].tolist() == [1.0, -1.0]
     assert s.loc["b", ["rho_roofline", "rho_macs"]].tolist() == [-1.0, 1.0]
-    assert s.loc["a", "error"] == pytest.approx(1.0) and s.loc["b", "error"] == pytest.approx(0.0)
+    assert s.loc["a", "error_pct"] == pytest.approx(100.0) and s.loc["b", "error_pct"] == pytest.approx(0.0)
     assert s.loc["all", ["predicted_ms", "measured_ms", "stages"]].tolist() == [30, 20, 8]
-    assert s.loc["all", "error"] == pytest.approx(0.5) and s.loc["all", "median_abs_error"] == pytest.approx(0.5)
+    assert s.loc["all", "error_pct"] == pytest.approx(50.0) and s.loc["all", "median_abs_error_pct"] == pytest.approx(50.0)
 
 
 def test_latency_is_joined_per_stage_and_a_missing_stage_is_refused(s1):
