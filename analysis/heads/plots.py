@@ -13,7 +13,6 @@ from typing import Optional
 import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
-import seaborn as sns
 
 from ..core.errors import not_a_command
 from ..core.plotting import OURS_COLOR, PAPER_COLOR, provenance, save_figure, use_style
@@ -141,29 +140,70 @@ def plot_head_query_maps(maps: dict, *, model: str):
 
 
 def plot_family_similarity(table: pd.DataFrame):
-    """SHViT Fig. 4 / EfficientViT Fig. 4: per-layer head similarity (%) of each model on a 0-100 axis, one
-    panel per paper's metric; random weights dotted and labelled as the null baseline; single-head models
-    (not applicable) are named in the legend's title.
+    """SHViT Fig. 4 / EfficientViT Fig. 4 as a table a reader can read: one panel per paper's metric, a row
+    per model and a column per attention layer, each cell coloured on 0-100% and written out, so families
+    whose values differ in the last digit (random weights: 93-100%) stay apart. Random weights are labelled
+    as the null baseline; single-head models (not applicable) get a grey row saying so; the paper's DeiT-T
+    values (SHViT Fig. 3, the only per-layer numbers the papers give) are a row of the pairwise panel
+    when DeiT-T is in the table.
 
     `table`: `similarity.head_similarity_table` with mean_pairwise_cosine and mean_max_cosine. Returns the figure.
     """
     use_style()
     layers = table[table["head"].isna()]
-    models = list(layers.model.unique())
-    palette = dict(zip(models, sns.color_palette("tab10", len(models))))
-    fig, axes = plt.subplots(1, 2, figsize=(10, 3.6), layout="constrained", sharey=True)
+    models = list(dict.fromkeys(zip(layers.model, layers.weights)))
+    paper = _paper_deit_row() if any(m.startswith("deit_tiny") for m, _ in models) else None
+    applicable = layers[layers.applicable.astype(bool)]
+    columns = int((applicable if len(applicable) else layers).layer_index.max())
+    rows = len(models) + (paper is not None)
+    fig, axes = plt.subplots(2, 1, figsize=(max(7.0, 3.2 + 0.5 * columns), 2 * (0.32 * rows + 1.0) + 0.6),
+                             layout="constrained")
     for ax, (metric, title) in zip(axes, _FAMILY_METRICS):
-        for (model, weights), g in layers[layers.metric == metric].groupby(["model", "weights"], sort=False):
-            if g.applicable.all():
-                null = weights == "random"  # near-uniform untrained attention: a null baseline
-                ax.plot(g.layer_index, 100 * g.value, marker="o", ms=3, ls=":" if null else "-",
-                        mfc="white" if null else None, color=palette[model],
-                        label=f"{model} (random: null baseline)" if null else f"{model} ({weights})")
-        ax.set(title=title, xlabel="attention layer", ylabel="head similarity (%)", ylim=(0, 100))
-    single = sorted(set(layers[~layers.applicable.astype(bool)].model))
-    axes[0].legend(fontsize=7, title=("single head, n/a: " + ", ".join(single)) if single else None,
-                   title_fontsize=7)
+        grid, labels, single = [], [], []
+        for model, weights in models:
+            g = layers[(layers.model == model) & (layers.weights == weights) & (layers.metric == metric)]
+            values = pd.Series(100 * g.value.to_numpy(), index=g.layer_index.astype(int)).reindex(range(1, columns + 1))
+            applicable = bool(g.applicable.astype(bool).all())
+            grid.append(values.to_numpy() if applicable else np.full(columns, np.nan))
+            labels.append(f"{model} (random: null baseline)" if weights == "random" else f"{model} ({weights})")
+            if not applicable:
+                single.append(len(grid) - 1)
+        if paper is not None and metric == "mean_pairwise_cosine":
+            grid.append(paper.reindex(range(1, columns + 1)).to_numpy())
+            labels.append("paper: DeiT-T, SHViT Fig. 3 (pretrained)")
+        image = _similarity_cells(ax, np.array(grid, dtype=float), labels, single)
+        ax.set_title(title + ("" if metric == "mean_pairwise_cosine" else ": the paper gives no per-layer values"),
+                     fontsize=9)
+    axes[-1].set_xlabel("attention layer")
+    fig.colorbar(image, ax=axes, shrink=0.8, label="head similarity (%)")
     return fig
+
+
+def _paper_deit_row() -> pd.Series:
+    """SHViT Fig. 3's DeiT-T (3 heads) head similarity per layer, in %."""
+    ref = load_reference("shvit_fig3_deit_head_similarity")
+    ref = ref[ref.heads == 3]
+    return pd.Series(ref.similarity_pct.to_numpy(), index=ref.layer.astype(int))
+
+
+def _similarity_cells(ax, grid: np.ndarray, labels: list, single: list):
+    """A model x layer table of similarities (%): coloured on 0-100, each value written in its cell,
+    single-head rows grey with 'not applicable'. Returns the image, for the colourbar."""
+    cmap = plt.get_cmap("viridis").with_extremes(bad="white")
+    image = ax.imshow(np.ma.masked_invalid(grid), cmap=cmap, vmin=0, vmax=100, aspect="auto",
+                      interpolation="nearest")
+    for r, c in zip(*np.nonzero(np.isfinite(grid))):
+        v = grid[r, c]
+        ax.text(c, r, f"{v:.0f}" if v >= 99.95 else f"{v:.1f}", ha="center", va="center", fontsize=7,
+                color="white" if v < 60 else "black")
+    for r in single:
+        ax.axhspan(r - 0.5, r + 0.5, color="0.85", lw=0)
+        ax.text((grid.shape[1] - 1) / 2, r, "single head: not applicable", ha="center", va="center", fontsize=7.5,
+                color="0.3")
+    ax.set_yticks(range(len(labels)), labels=labels, fontsize=8)
+    ax.set_xticks(range(grid.shape[1]), labels=range(1, grid.shape[1] + 1), fontsize=8)
+    ax.grid(False)
+    return image
 
 
 def plot_attention_overlay(pixels, maps, *, labels: list[str], title: str, query_yx=None, cbar_label: str = "weight"):

@@ -6,10 +6,11 @@ and saves it with `core.plotting.save_figure`.
 """
 from __future__ import annotations
 
+import textwrap
+
 import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
-import seaborn as sns
 from matplotlib.patches import Rectangle
 
 from ..core.errors import not_a_command
@@ -63,47 +64,79 @@ def plot_frontier(frontier: pd.DataFrame, matched: pd.DataFrame | None = None):
 
 
 def plot_single_head_designs(speed: pd.DataFrame, accuracy: pd.DataFrame):
-    """SHViT Table 6 / Fig. 6 beside ours: a row per experiment, throughput relative to the SHViT
-    design per runtime (paper and ours) on the left, the top-1 change from it (paper, micro) on the right.
+    """SHViT Table 6 / Fig. 6 beside ours, in the scorecard's convention (`results/claims.csv`: the SHViT
+    design against each variant): a row per experiment, the SHViT design's throughput divided by each
+    variant's per runtime (paper and ours, ours with its 95% interval over rounds) on the left, the SHViT
+    design's top-1 minus the variant's (paper, micro) on the right; the legend above the panels.
 
     `speed`: `single_head_designs.speed_table`; `accuracy`: `single_head_designs.accuracy_table`.
     Returns the figure.
     """
     use_style()
-    long = pd.concat([speed.assign(source="ours", rel=speed.ours_rel),
-                      speed.assign(source="paper", rel=speed.paper_rel)])
-    long = long.dropna(subset=["rel"]).assign(series=lambda d: d.source + " " + d.runtime.map(_RUNTIME_NAMES))
     experiments = speed.experiment.unique()
-    fig, axes = plt.subplots(len(experiments), 2, figsize=(12, 3.75 * len(experiments)), layout="constrained",
-                             width_ratios=[1.4, 1], squeeze=False)
+    fig = plt.figure(figsize=(11, 0.9 * speed.design.nunique() + 2.6), layout="constrained")
+    grid = fig.add_gridspec(len(experiments) + 1, 2, width_ratios=[1.3, 1],
+                            height_ratios=[0.25] + [len(speed[speed.experiment == e].design.unique()) for e in experiments])
+    axes = np.array([[fig.add_subplot(grid[i + 1, j]) for j in range(2)] for i in range(len(experiments))])
+    legend_row = fig.add_subplot(grid[0, :])   # the legend's own row: above the data, below the title
     for row, experiment in zip(axes, experiments):
-        part = long[long.experiment == experiment]
-        order = [s for s in _SPEED_PALETTE if s in set(part.series)]
-        sns.barplot(data=part, y="design", x="rel", hue="series", hue_order=order, palette=_SPEED_PALETTE, ax=row[0],
-                    orient="h")
-        row[0].axvline(1, color="k", lw=0.8)
-        row[0].set(xlabel="throughput relative to the SHViT design (x)", ylabel="", title=f"{experiment}: speed",
-                   xlim=(0, part.rel.max() * 1.45))
-        row[0].legend(title="", fontsize=8, loc="lower right")
-        _accuracy_bars(row[1], accuracy[accuracy.experiment == experiment])
-        row[1].set(xlabel="top-1 change vs the SHViT design (points)", ylabel="", yticklabels=[],
-                   title=f"{experiment}: accuracy")
-        row[1].legend(title="", fontsize=8)
-    fig.suptitle("Single-head designs: SHViT Table 6 and Fig. 6, paper vs measured here")
+        part = speed[speed.experiment == experiment]
+        base = part.loc[part.baseline.astype(bool), "design"].iloc[0]
+        _speed_bars(row[0], part[~part.baseline.astype(bool)])
+        rounds = f" (ours: {int(part.rounds.min())} interleaved rounds, 95% t-interval)" if "rounds" in part else ""
+        row[0].set_title(f"{experiment}: speed{rounds}", fontsize=9)
+        row[0].set_xlabel("throughput: SHViT design ÷ variant (x)")
+        row[0].set_ylabel("\n".join(textwrap.wrap(f"variant, vs the SHViT design: {base}", 34)), fontsize=8)
+        acc = accuracy[accuracy.experiment == experiment]
+        _accuracy_bars(row[1], acc[~acc.design.eq(base)])
+        row[1].set(xlabel="top-1: SHViT design − variant (points)", ylabel="", yticklabels=[])
+        row[1].set_title(f"{experiment}: accuracy", fontsize=9)
+    entries = {}
+    for ax in axes.ravel():
+        entries.update(zip(ax.get_legend_handles_labels()[1], ax.get_legend_handles_labels()[0]))
+    legend_row.axis("off")
+    legend_row.legend(entries.values(), entries.keys(), loc="center", ncol=3, fontsize=8, frameon=False,
+                      borderaxespad=0)
+    fig.suptitle("Single-head designs: SHViT Table 6 and Fig. 6, paper vs measured here\n"
+                 "as the scorecard reads them: > 1 (speed) or > 0 (top-1) puts the SHViT design ahead", fontsize=10)
     return fig
 
 
+def _speed_bars(ax, part: pd.DataFrame) -> None:
+    """Per variant, a bar per source and runtime: the SHViT design's throughput over the variant's (paper's
+    and ours), ours with its 95% interval (the reciprocal of `ours_rel`'s)."""
+    designs = list(part.design.unique())
+    series = [(f"{src} {_RUNTIME_NAMES.get(rt, rt)}", src, rt) for src in ("paper", "ours") for rt in part.runtime.unique()]
+    series = [(name, src, rt) for name, src, rt in series if part.loc[part.runtime == rt, f"{src}_rel"].notna().any()]
+    series.sort(key=lambda s: list(_SPEED_PALETTE).index(s[0]) if s[0] in _SPEED_PALETTE else len(_SPEED_PALETTE))
+    height = 0.8 / len(series)
+    for k, (name, src, rt) in enumerate(series):
+        rows = part[part.runtime == rt].set_index("design").reindex(designs)
+        y = np.arange(len(designs)) - 0.4 + height * (k + 0.5)
+        value = 1 / rows[f"{src}_rel"].to_numpy()
+        err = None
+        if src == "ours" and "ours_rel_low" in rows:
+            err = [value - 1 / rows.ours_rel_high.to_numpy(), 1 / rows.ours_rel_low.to_numpy() - value]
+        ax.barh(y, value, height=height, xerr=err, color=_SPEED_PALETTE.get(name, "0.5"),
+                label=name + (", 95% interval" if err is not None else ""), error_kw={"capsize": 2.5, "lw": 1})
+    ax.set_yticks(np.arange(len(designs)), labels=designs)
+    ax.invert_yaxis()
+    ax.axvline(1, color="k", lw=0.8)
+    ax.set_xlim(0, max(ax.get_xlim()[1], 1.15))
+
+
 def _accuracy_bars(ax, acc: pd.DataFrame) -> None:
-    """Top-1 change per design: the paper's (reference, grey) and ours (micro), ours as the mean over seeds
-    with its 95% interval when the table has one (`micro_delta_mean`, `_low`, `_high`)."""
+    """The SHViT design's top-1 minus each variant's: the paper's (reference, grey) and ours (micro), ours as
+    the mean over seeds with its 95% interval when the table has one (`micro_delta_mean`, `_low`, `_high`;
+    those are variant minus SHViT, so they flip)."""
     y = np.arange(len(acc))
-    ax.barh(y - 0.2, acc.paper_delta, height=0.4, color=PAPER_COLOR, label="paper (ImageNet, reference)")
+    ax.barh(y - 0.2, -acc.paper_delta, height=0.4, color=PAPER_COLOR, label="top-1: paper (ImageNet, reference)")
     if "micro_delta_mean" in acc:
-        ours = acc.micro_delta_mean
-        err = [ours - acc.micro_delta_low, acc.micro_delta_high - ours]
-        label = f"ours (micro, mean of {int(acc.micro_seeds.iloc[0])} seeds, 95% interval)"
+        ours = -acc.micro_delta_mean
+        err = [ours + acc.micro_delta_high, -acc.micro_delta_low - ours]
+        label = f"top-1: ours (micro, mean of {int(acc.micro_seeds.iloc[0])} seeds, 95% interval)"
     else:
-        ours, err, label = acc.micro_delta, None, "ours (micro, one seed)"
+        ours, err, label = -acc.micro_delta, None, "top-1: ours (micro, one seed)"
     ax.barh(y + 0.2, ours, height=0.4, xerr=err, color=OURS_COLOR, label=label, error_kw={"capsize": 3, "lw": 1})
     ax.set_yticks(y, labels=list(acc.design))
     ax.invert_yaxis()

@@ -89,22 +89,25 @@ def test_head_query_maps_show_each_image_above_its_two_heads_maps():
 
 
 @pytest.mark.usefixtures("figure_only")
-def test_family_similarity_draws_each_multi_head_model_per_metric_and_names_single_head_ones():
+def test_family_similarity_writes_each_model_per_layer_and_metric_and_names_single_head_ones():
     table = pd.concat([similarity_rows(m, v, metric=metric, applicable=ok)
                        for m, v, ok in (("deit", [0.5, 0.6], True), ("shvit", [np.nan, np.nan], False),
-                                        ("swin", [0.7, 0.8], True))
+                                        ("swin", [0.7, 0.9996], True))
                        for metric in ("mean_pairwise_cosine", "mean_max_cosine")])
     fig = plot_family_similarity(table)
-    pairwise, max_cosine = fig.axes
+    pairwise, max_cosine, colourbar = fig.axes
     assert pairwise.get_title() == "mean pairwise cosine (SHViT Fig. 4)"
-    assert max_cosine.get_title() == "mean max cosine (EfficientViT Fig. 4)"
-    for ax in fig.axes:
-        assert [line.get_label() for line in ax.lines] == ["deit (random: null baseline)",
-                                                           "swin (random: null baseline)"]
-        assert all(line.get_linestyle() == ":" for line in ax.lines) and ax.get_ylim() == (0, 100)
-        assert list(ax.lines[1].get_ydata()) == pytest.approx([70, 80])  # per-layer rows only, in %
-        assert ax.lines[0].get_color() != ax.lines[1].get_color()
-    assert pairwise.get_legend().get_title().get_text() == "single head, n/a: shvit"
+    assert max_cosine.get_title() == "mean max cosine (EfficientViT Fig. 4): the paper gives no per-layer values"
+    for ax in (pairwise, max_cosine):
+        assert [t.get_text() for t in ax.get_yticklabels()] == ["deit (random: null baseline)",
+                                                                "shvit (random: null baseline)",
+                                                                "swin (random: null baseline)"]
+        cells = ax.images[0].get_array()
+        assert cells[0].tolist() == pytest.approx([50, 60]) and cells[2].tolist() == pytest.approx([70, 99.96])
+        assert cells.mask[1].all()   # single head: no value
+        assert [t.get_text() for t in ax.texts] == ["50.0", "60.0", "70.0", "100", "single head: not applicable"]
+        assert ax.images[0].get_clim() == (0, 100)
+    assert colourbar.get_ylabel() == "head similarity (%)"
 
 
 def test_head_similarity_figure_has_each_model_and_the_papers_deit_curve_and_is_saved(monkeypatch, tmp_path):
@@ -139,10 +142,12 @@ def test_attention_overlay_draws_a_panel_per_head_on_the_image_with_one_scale():
 
 
 @pytest.mark.usefixtures("figure_only")
-def test_family_similarity_draws_trained_weights_as_results_and_random_ones_as_the_null_baseline():
-    table = pd.concat([similarity_rows("deit", [0.5, 0.6], weights="pretrained"),
+def test_family_similarity_labels_trained_weights_as_results_random_ones_as_the_null_baseline_with_the_paper():
+    table = pd.concat([similarity_rows("deit_tiny_patch16_224", [0.5, 0.6], weights="pretrained"),
                        similarity_rows("swin", [0.9, 0.95], weights="random")])
-    fig = plot_family_similarity(table)
-    trained, null = fig.axes[0].lines
-    assert (trained.get_label(), trained.get_linestyle()) == ("deit (pretrained)", "-")
-    assert (null.get_label(), null.get_linestyle()) == ("swin (random: null baseline)", ":")
+    pairwise = plot_family_similarity(table).axes[0]
+    labels = [t.get_text() for t in pairwise.get_yticklabels()]
+    assert labels == ["deit_tiny_patch16_224 (pretrained)", "swin (random: null baseline)",
+                      "paper: DeiT-T, SHViT Fig. 3 (pretrained)"]
+    # the paper's row: SHViT Fig. 3, DeiT-T with 3 heads, layers 1 and 2 (the table's columns)
+    assert pairwise.images[0].get_array()[2].tolist() == pytest.approx([49.5, 35.5])

@@ -17,9 +17,10 @@ EXPERIMENTS = ("Table 6 (S3)", "Fig. 6 (S2)")
 
 def single_head_tables():
     """Two experiments of two designs (the second the SHViT baseline), timed on CPU and ONNX."""
-    speed = pd.DataFrame([{"experiment": e, "design": d, "runtime": rt, "ours_rel": ours, "paper_rel": paper}
+    speed = pd.DataFrame([{"experiment": e, "design": d, "baseline": d == "SHViT", "runtime": rt, "ours_rel": ours,
+                           "ours_rel_low": ours * 0.8, "ours_rel_high": ours * 1.25, "paper_rel": paper, "rounds": 12}
                           for e in EXPERIMENTS
-                          for d, rel in (("MHSA", {"cpu": (0.9, 0.8), "onnx": (0.85, 0.75)}),
+                          for d, rel in (("MHSA", {"cpu": (0.8, 0.8), "onnx": (0.5, 0.625)}),
                                          ("SHViT", {"cpu": (1.0, 1.0), "onnx": (1.0, 1.0)}))
                           for rt, (ours, paper) in rel.items()])
     speed.loc[(speed.experiment == "Fig. 6 (S2)") & (speed.runtime == "cpu"), "paper_rel"] = np.nan  # ONNX only
@@ -28,40 +29,48 @@ def single_head_tables():
     return speed, accuracy
 
 
-def test_single_head_designs_rows_are_experiments_with_speed_and_accuracy_bars():
+def test_single_head_designs_read_as_the_scorecard_shvit_over_each_variant_with_intervals():
     speed, accuracy = single_head_tables()
     fig = plot_single_head_designs(speed, accuracy)
-    (t6_speed, t6_acc), (f6_speed, f6_acc) = np.array(fig.axes).reshape(2, 2)
-    assert [ax.get_title() for ax in fig.axes] == ["Table 6 (S3): speed", "Table 6 (S3): accuracy",
-                                                   "Fig. 6 (S2): speed", "Fig. 6 (S2): accuracy"]
-    assert [t.get_text() for t in t6_speed.get_legend().get_texts()] == ["paper CPU", "paper ONNX", "ours CPU",
-                                                                         "ours ONNX"]
-    paper_cpu, paper_onnx, ours_cpu, ours_onnx = t6_speed.containers
-    assert [b.get_width() for b in ours_cpu] == pytest.approx([0.9, 1.0])  # a bar per design, by runtime
-    assert [b.get_width() for b in paper_onnx] == pytest.approx([0.75, 1.0])
-    assert [t.get_text() for t in t6_speed.get_yticklabels()] == ["MHSA", "SHViT"]
-    assert t6_speed.get_xlim() == pytest.approx((0, 1.45))
-    assert [t.get_text() for t in f6_speed.get_legend().get_texts()] == ["paper ONNX", "ours CPU", "ours ONNX"]
+    t6_speed, t6_acc, f6_speed, f6_acc, legend_row = fig.axes
+    assert [ax.get_title() for ax in fig.axes[:4]] == [
+        "Table 6 (S3): speed (ours: 12 interleaved rounds, 95% t-interval)", "Table 6 (S3): accuracy",
+        "Fig. 6 (S2): speed (ours: 12 interleaved rounds, 95% t-interval)", "Fig. 6 (S2): accuracy"]
+    # one legend, in its own row above the panels: none over the data
+    assert [ax.get_legend() is not None for ax in fig.axes] == [False, False, False, False, True]
+    assert [t.get_text() for t in legend_row.get_legend().get_texts()] == [
+        "paper CPU", "paper ONNX", "ours CPU, 95% interval", "ours ONNX, 95% interval",
+        "top-1: paper (ImageNet, reference)", "top-1: ours (micro, one seed)"]
+    paper_cpu, paper_onnx, ours_cpu, ours_onnx = [c for c in t6_speed.containers if isinstance(c, BarContainer)]
+    # the SHViT design's speed over the variant's: 1 / 0.8 and 1 / 0.5 (ours), 1 / 0.625 (paper ONNX)
+    assert [b.get_width() for b in ours_cpu] == pytest.approx([1.25])
+    assert [b.get_width() for b in ours_onnx] == pytest.approx([2.0])
+    assert [b.get_width() for b in paper_onnx] == pytest.approx([1.6])
+    errors = [c for c in t6_speed.containers if isinstance(c, ErrorbarContainer)]
+    cpu_interval = errors[0].lines[2][0].get_segments()[0][:, 0]
+    assert cpu_interval == pytest.approx([1.25 / 1.25, 1.25 / 0.8])   # 1 / high, 1 / low
+    assert [t.get_text() for t in t6_speed.get_yticklabels()] == ["MHSA"]   # the baseline is not a variant
+    assert t6_speed.get_xlabel() == "throughput: SHViT design ÷ variant (x)"
+    assert len([c for c in f6_speed.containers if isinstance(c, BarContainer)]) == 3   # no paper CPU in Fig. 6
     for ax in (t6_acc, f6_acc):
-        paper, micro = ax.containers
-        assert [b.get_width() for b in paper] == pytest.approx([0.3, 0.0])
-        assert [b.get_width() for b in micro] == pytest.approx([-1.3, 0.0])
-        assert [t.get_text() for t in ax.get_legend().get_texts()] == ["paper (ImageNet, reference)",
-                                                                        "ours (micro, one seed)"]
-        assert ax.get_xlabel() == "top-1 change vs the SHViT design (points)"
+        paper, micro = [c for c in ax.containers if isinstance(c, BarContainer)]
+        assert [b.get_width() for b in paper] == pytest.approx([-0.3])   # SHViT minus the variant
+        assert [b.get_width() for b in micro] == pytest.approx([1.3])
+        assert ax.get_xlabel() == "top-1: SHViT design − variant (points)"
 
 
-def test_single_head_accuracy_draws_the_seed_mean_with_its_interval():
+def test_single_head_accuracy_draws_the_seed_mean_with_its_interval_flipped_to_shvit_minus_variant():
     speed, accuracy = single_head_tables()
     accuracy = accuracy.assign(micro_delta_mean=[-1.0, 0.0] * 2, micro_delta_low=[-2.5, 0.0] * 2,
                                micro_delta_high=[0.5, 0.0] * 2, micro_seeds=3)
-    ax = plot_single_head_designs(speed, accuracy).axes[1]
+    fig = plot_single_head_designs(speed, accuracy)
+    ax = fig.axes[1]
     paper, micro = [c for c in ax.containers if isinstance(c, BarContainer)]
     errors = next(c for c in ax.containers if isinstance(c, ErrorbarContainer))
-    assert [b.get_width() for b in micro] == pytest.approx([-1.0, 0.0])
+    assert [b.get_width() for b in micro] == pytest.approx([1.0])
     segments = errors.lines[2][0].get_segments()
-    assert [x for seg in segments for x in (seg[0][0], seg[1][0])] == pytest.approx([-2.5, 0.5, 0.0, 0.0])
-    assert ax.get_legend().get_texts()[1].get_text() == "ours (micro, mean of 3 seeds, 95% interval)"
+    assert [x for seg in segments for x in (seg[0][0], seg[1][0])] == pytest.approx([-0.5, 2.5])
+    assert fig.axes[-1].get_legend().get_texts()[-1].get_text() == "top-1: ours (micro, mean of 3 seeds, 95% interval)"
 
 
 def test_gradcam_stem_shows_a_row_of_maps_per_model_and_the_pointing_game():
