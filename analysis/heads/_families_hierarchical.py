@@ -2,11 +2,11 @@
 
 Read: TinyViT, EfficientFormer v1 / v2, FastViT, MaxViT / MaxxViT / CoAtNet, Swin v2 (and Swin v2 CR),
 MobileViT (v1), NextViT, GCViT, DaViT (its spatial window attention), CAFormer, BotNet's bottleneck
-attention and HaloNet's halo attention. Refused (`families._REFUSED`), as
+attention, HaloNet's halo attention and iFormer's single-head modulation attention. Refused (`families._REFUSED`), as
 their weights are no softmax map over tokens: EfficientViT-MIT's ReLU linear attention, MobileViTv2's
 separable linear attention, CoaT's factorized attention, EdgeNeXt's cross-covariance attention,
-SwiftFormer's additive attention, FocalNet's focal modulation, the lambda layer and EfficientViM's
-hidden-state mixer.
+SwiftFormer's additive attention, FocalNet's focal modulation, the lambda layer, EfficientViM's
+hidden-state mixer and ConViT's gated positional self-attention (two softmaxes mixed).
 
 Token positions are rebuilt by running the model's own partition (shift, pad, windows, grid, unfold) on
 the grid of token centres, so each window's positions are the tokens that window really holds; padding
@@ -24,9 +24,9 @@ from timm.layers import Attention as TimmAttention
 from timm.layers.bottleneck_attn import BottleneckAttn
 from timm.layers.halo_attn import HaloAttn
 from timm.layers.lambda_layer import LambdaLayer
-from timm.models import (coat, davit, edgenext, efficientformer, efficientformer_v2, efficientvim, efficientvit_mit,
-                         fastvit, focalnet, gcvit, maxxvit, metaformer, mobilevit, nextvit, swiftformer,
-                         swin_transformer_v2, swin_transformer_v2_cr, tiny_vit)
+from timm.models import (coat, convit, davit, edgenext, efficientformer, efficientformer_v2, efficientvim,
+                         efficientvit_mit, fastvit, focalnet, gcvit, iformer, maxxvit, metaformer, mobilevit, nextvit,
+                         swiftformer, swin_transformer_v2, swin_transformer_v2_cr, tiny_vit)
 
 from ..core.errors import not_a_command
 from .families import _REFUSED, AttentionFamily, _grid, _windows, register_attention_family
@@ -44,6 +44,8 @@ _REFUSED.update({
     focalnet.FocalModulation: "is focal modulation (FocalNet): gated depthwise convolutions, no attention map",
     LambdaLayer: "is a lambda layer: keys softmaxed over positions into a linear content lambda, no map per query",
     efficientvim.HSMSSD: "is a hidden-state mixer (EfficientViM): tokens softmaxed into a few states, no map per query",
+    convit.GPSA: "is gated positional self-attention (ConViT): a learned per-head gate mixes a content softmax and a "
+                 "positional softmax, so the weights applied to v are no softmax the capture records",
 })
 
 
@@ -318,6 +320,25 @@ class _HaloNet(_FoldedHeads):
         padded = F.pad(grid.permute(2, 0, 1), (halo,) * 4, value=float("nan"))
         k = padded.unfold(1, win, m.block_size).unfold(2, win, m.block_size)  # as the module unfolds k and v
         return q, k.permute(1, 2, 3, 4, 0).reshape(-1, win * win, 2)
+
+
+@register_attention_family
+class _IFormer(AttentionFamily):
+    """iFormer's single-head modulation attention on [B, C, H, W]: global, or in windows of the map zero-padded
+    bottom/right (padding unmasked: NaN positions); its output is gated before the projection."""
+
+    key, name, types = "iFormer", "iFormer (timm iformer.SHMA)", (iformer.SHMA,)
+
+    def num_heads(self, m):
+        return 1
+
+    def layout(self, m):
+        return m.proj, 1, m.proj.c.in_channels
+
+    def positions(self, m, parent, x, image_hw, model):
+        grid = _centres(*x.shape[-2:], image_hw)
+        pos = _windows(grid, m.window_size) if m.window_size else _flat(grid)
+        return pos, pos
 
 
 if __name__ == "__main__":  # a library module, not a command

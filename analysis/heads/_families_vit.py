@@ -1,5 +1,6 @@
 """Attention families of timm's plain and pyramid ViTs beyond the papers' models (BEiT, EVA, CaiT, PVT-v2,
-Twins, CrossViT, MViTv2, Hiera, TNT, SAM ViT, ...), registered on import; XCiT is refused (`families._REFUSED`).
+Twins, CrossViT, MViTv2, Hiera, SAM2 HieraDet, NesT, TNT, SAM ViT, ...), registered on import; XCiT is refused
+(`families._REFUSED`).
 
 DeiT3, ViTamin and PiT use `timm.layers.Attention` (the built-in ViT/DeiT family); CrossViT's blocks do
 too, its cross-attention is `_ClassAttention` here. Token positions are cells of an even tiling of the
@@ -17,7 +18,9 @@ from timm.models.cait import ClassAttn, TalkingHeadAttn
 from timm.models.crossvit import CrossAttention
 from timm.models.eva import EvaAttention
 from timm.models.hiera import Hiera, MaskUnitAttention
+from timm.models.hieradet_sam2 import MultiScaleAttention as HieraDetAttention
 from timm.models.mvitv2 import MultiScaleAttention, MultiScaleAttentionPoolFirst
+from timm.models.nest import Attention as NestAttention
 from timm.models.pvt_v2 import Attention as PvtAttention
 from timm.models.vision_transformer_sam import Attention as SamAttention
 from timm.models.tnt import Attention as TntAttention
@@ -260,6 +263,49 @@ class _Sam(AttentionFamily):
         h, w = image_hw[0] // ph, image_hw[1] // pw
         pos = _windows(_grid(h, w, image_hw[0] / h, image_hw[1] / w), parent.window_size)
         return pos, pos
+
+
+@register_attention_family
+class _Nest(_Tokens):
+    """NesT: attention within each block of the level's grid (blocks in raster order, [B, heads, blocks, N, N]).
+    Its heads are interleaved at the projection input (channel d * heads + h), which a head slice cannot
+    describe: the maps are read, head ablation is refused."""
+
+    key, name, types = "NesT", "NesT (timm nest.Attention)", (NestAttention,)
+    window_dim = 2
+    unsliced_heads = "NesT interleaves its heads' channels at the projection input (channel d * heads + h)"
+
+    def positions(self, m, parent, x, image_hw, model):
+        blocks, n = x.shape[1:3]
+        side, bs = math.isqrt(blocks) * math.isqrt(n), math.isqrt(n)
+        pos = _windows(_grid(side, side, image_hw[0] / side, image_hw[1] / side), bs)
+        return pos, pos
+
+
+@register_attention_family
+class _HieraDet(_Tokens):
+    """SAM2's HieraDet on [B, H, W, C]: window blocks (zero-padded bottom/right, padding unmasked: NaN
+    positions) and global blocks; a stage's first block max-pools its queries (q_stride), so a query sits at
+    the centre of the tokens it pools. The block's map size follows from the patch embedding (4 px, padded
+    conv: ceil) and the q-pooling blocks before it (floor)."""
+
+    key, name, types = "HieraDet", "SAM2 HieraDet (timm hieradet_sam2.MultiScaleAttention)", (HieraDetAttention,)
+
+    def positions(self, m, parent, x, image_hw, model):
+        index = next(i for i, b in enumerate(model.blocks) if b is parent)
+        r = model.feature_info[0]["reduction"]
+        h, w = math.ceil(image_hw[0] / r), math.ceil(image_hw[1] / r)
+        for b in list(model.blocks)[:index]:
+            if b.q_stride:
+                h, w = h // b.q_stride[0], w // b.q_stride[1]
+        grid = _grid(h, w, image_hw[0] / h, image_hw[1] / w)
+        ws = tuple(parent.window_size) if parent.is_windowed else (h, w)
+        k = _windows(grid, ws)
+        if not parent.q_stride:
+            return k, k
+        (sh, sw), (wh, ww) = parent.q_stride, ws
+        q = k.view(-1, wh // sh, sh, ww // sw, sw, 2).mean((2, 4)).flatten(1, 2)
+        return q, k
 
 
 if __name__ == "__main__":  # a library module, not a command

@@ -138,7 +138,7 @@ class AttentionCapture:
                 layer.module.register_forward_pre_hook(self._enter_hook(layer, state)),
                 layer.module.register_forward_hook(self._exit_hook(layer, state), always_call=True),
             ]
-            if self.head_outputs and layer.num_heads > 1:
+            if self.head_outputs and layer.num_heads > 1 and not layer.unsliced_heads:  # else none (CKA n/a)
                 self._handles.append(layer.proj.register_forward_pre_hook(self._proj_hook(layer, state)))
         return self
 

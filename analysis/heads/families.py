@@ -54,6 +54,9 @@ class AttentionFamily:
     # a module that folds its heads into the batch dim (maps [B * heads, N, M] or [B * heads, windows, N, M]:
     # SAM, BotNet, HaloNet) sets this; the capture first views its maps as [B, heads, ...]
     heads_in_batch: bool = False
+    # why the heads have no contiguous slice at the projection input (NesT interleaves them), if so: the maps
+    # are read, while head ablation and head outputs are refused, saying this
+    unsliced_heads: str = ""
 
     def reads(self, m: nn.Module, ancestors: tuple[nn.Module, ...]) -> bool:
         """Whether this family reads module `m`, given the modules enclosing it (outermost first)."""

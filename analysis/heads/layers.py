@@ -40,6 +40,7 @@ class AttentionLayer:
     proj: nn.Module
     channel_dim: int
     head_dim: int
+    unsliced_heads: str = ""  # the family's reason why heads have no such slice: maps read, ablation refused
 
 
 class ProjectionInputHooks:
@@ -50,6 +51,10 @@ class ProjectionInputHooks:
     _plan: list
 
     def __enter__(self):
+        for layer, _ in self._plan:
+            if layer.unsliced_heads:
+                raise UserError(f"{layer.name} ({layer.family}): {layer.unsliced_heads}, so its heads cannot be "
+                                "nulled or scaled one by one")
         self._handles = [layer.proj.register_forward_pre_hook(self._hook(layer, arg)) for layer, arg in self._plan]
         return self
 
@@ -96,7 +101,8 @@ def attention_layers(model: nn.Module, families: Iterable[FamilyLike] = ()) -> l
         proj, channel_dim, head_dim = fam.layout(m)
         layers.append(AttentionLayer(name=name, index=len(layers), stage=_stage_number(stages, name),
                                      family=fam.key, module=m, num_heads=fam.num_heads(m),
-                                     proj=proj, channel_dim=channel_dim, head_dim=head_dim))
+                                     proj=proj, channel_dim=channel_dim, head_dim=head_dim,
+                                     unsliced_heads=fam.unsliced_heads))
     if not layers:
         raise UnsupportedModelError(
             f"{type(model).__name__} has no supported attention layer; supported families: "

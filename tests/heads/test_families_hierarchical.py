@@ -12,6 +12,7 @@ import torch.nn as nn
 from timm.layers.bottleneck_attn import BottleneckAttn
 from timm.layers.halo_attn import HaloAttn
 from timm.models import tiny_vit
+from timm.models.iformer import SHMA as iformer_SHMA
 from timm.utils import AttentionExtract
 
 from analysis.heads.ablation import HeadMask
@@ -52,6 +53,7 @@ FAMILIES = {  # name: (family key, create_model kwargs, input side, quick): nati
     "swin_tiny_patch4_window7_224": ("Swin", dict(depths=(2, 2), num_heads=(3, 6)), 224, True),  # v1 still read
     "botnet26t_256": ("BotNet", {}, 256, False),  # heads folded into the batch, no output projection
     "halonet26t": ("HaloNet", {}, 256, False),
+    "iformer_t": ("iFormer", {}, 224, False),
 }
 CASES = [pytest.param(name, id=name, marks=() if quick else pytest.mark.slow)
          for name, (_, _, _, quick) in FAMILIES.items()]
@@ -113,7 +115,9 @@ def _explicit_maps(model, x, cap, calls):
 
 def _heads_unfolded(ref, rec):
     """timm's maps with the heads in its batch (BotNet [B * heads, N, M], HaloNet [B * heads, blocks, N, M]) as
-    the capture's [B * windows, heads, N, M]; others unchanged."""
+    the capture's [B * windows, heads, N, M], single-head maps (iFormer) with their head dim; others unchanged."""
+    if rec.family == "iFormer":  # single head: [B * windows, N, M]
+        return ref[:, None]
     if rec.family not in ("BotNet", "HaloNet"):
         return ref
     ref = ref.unflatten(0, (-1, rec.num_heads))
@@ -125,7 +129,8 @@ def _width(layer):
     p = layer.proj
     if isinstance(p, (nn.Identity, nn.AvgPool2d)):
         return layer.module.dim_out_v
-    return getattr(p, "in_features", None) or getattr(p, "in_channels", None) or p.conv.in_channels
+    conv = getattr(p, "conv", None) or getattr(p, "c", None)  # a conv + norm module (iFormer: `c`)
+    return getattr(p, "in_features", None) or getattr(p, "in_channels", None) or conv.in_channels
 
 
 @pytest.mark.parametrize("name", CASES)
@@ -286,6 +291,23 @@ def _record_of(model, x):
     return cap.maps[0]
 
 
+def test_iformer_windows_tile_the_zero_padded_map():
+    """iFormer's windowed SHMA on a 6 x 6 map with windows of 4: padded to 8 x 8, 4 windows, the last two rows
+    and columns padding; maps equal timm's own explicit softmax (fused attention off)."""
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Conv2d(3, 16, 4, 4), iformer_SHMA(16, window_size=4)).eval()
+    x = torch.randn(2, 3, 24, 24)
+    with torch.no_grad():
+        rec = _record_of(model, x)
+        model[1].fused_attn = False
+        (_, expected), = AttentionExtract(model, names=["*attn_drop"], method="hook")(x).items()
+    assert (rec.windows, tuple(rec.attn.shape)) == (4, (8, 1, 16, 16))
+    assert (rec.attn[:, 0] - expected).abs().max() <= 1e-6
+    pos = rec.key_pos[3].view(4, 4, 2)
+    assert pos[:2, :2].isfinite().all() and pos[2:].isnan().all() and pos[:, 2:].isnan().all()
+    assert pos[0, 0].tolist() == [18.0, 18.0]
+
+
 REFUSED = {  # model: (kwargs, what the line must say)
     "efficientvit_b0": ({}, "ReLU linear attention"),
     "mobilevitv2_050": ({}, "separable linear attention"),
@@ -294,6 +316,7 @@ REFUSED = {  # model: (kwargs, what the line must say)
     "swiftformer_xs": ({}, "additive attention"),
     "focalnet_tiny_srf": ({}, "focal modulation"),
     "efficientvim_m1": ({}, "hidden-state mixer"),
+    "convit_tiny": ({}, "gated positional self-attention"),
 }
 
 

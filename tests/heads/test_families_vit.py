@@ -8,6 +8,7 @@ import torch
 from timm.utils import AttentionExtract
 
 from analysis.core.errors import UserError
+from analysis.heads.ablation import HeadMask
 from analysis.heads.attention import AttentionCapture
 from analysis.heads.layers import UnsupportedModelError, attention_layers
 from analysis.heads.similarity import head_similarity
@@ -38,9 +39,11 @@ CASES = [
     ("vit_tiny_patch16_224", dict(depth=1, global_pool="map"), 224, "fx"),  # AttentionPoolLatent
     ("visformer_tiny", dict(depth=(1, 1, 1)), 224, "hook"),
     ("samvit_base_patch16_224", SAM, 224, "hook"),  # heads folded into the batch: [B * windows * heads, N, N]
+    ("nest_tiny", {}, 224, "hook"),                 # [B, heads, blocks, N, N]
+    ("sam2_hiera_tiny", {}, 224, "fx"),
 ]
 SLOW = {"crossvit_tiny_240", "vitamin_small_224", "beit_base_patch16_224", "mvitv2_tiny", "hiera_tiny_224",
-        "twins_svt_small", "twins_pcpvt_small"}
+        "twins_svt_small", "twins_pcpvt_small", "nest_tiny", "sam2_hiera_tiny"}
 PARAMS = [pytest.param(*c, id=c[0], marks=pytest.mark.slow if c[0] in SLOW else ()) for c in CASES]
 
 
@@ -82,7 +85,7 @@ def _reference_maps(model, x, oracle):
     extract = (AttentionExtract(model, names=["*attn_drop"], method="hook") if oracle == "hook"
                else AttentionExtract(model, names=["*.softmax"], method="fx"))
     out = extract(x)
-    return {k.rpartition(".")[0]: v.flatten(0, 1) if v.dim() == 5 else v for k, v in out.items()}
+    return {k.rpartition(".")[0]: v for k, v in out.items()}
 
 
 @pytest.mark.parametrize("name,kwargs,side,oracle", PARAMS)
@@ -107,6 +110,8 @@ def test_capture_with_fused_attention_matches_timms_extractor(name, kwargs, side
         ref = expected[rec.layer]
         if ref.dim() == 3:  # heads folded into timm's batch (SAM): [B * heads, N, M] -> [B, heads, N, M]
             ref = ref.unflatten(0, (-1, rec.num_heads))
+        if ref.dim() == 5:  # a batch of windows per image: [B, windows, heads, ...] (NesT: [B, heads, windows, ...])
+            ref = ref.movedim(2 if rec.family == "NesT" else 1, 1).flatten(0, 1)
         assert rec.attn.shape == ref.shape, rec.layer
         # fused vs explicit attention: rounding, compounded through the layers before (Visformer's BN)
         assert (rec.attn - ref).abs().max().item() <= 1e-4, rec.layer
@@ -200,6 +205,32 @@ def test_heads_folded_into_the_batch_are_chunked_in_whole_images():
         assert [p.batch_size for p in parts] == [1, 1, 1] and parts[0].attn.shape[0] == rec.windows
         assert (torch.cat([p.attn for p in parts]) - rec.attn).abs().max() <= 1e-6
         assert torch.equal(torch.cat([p.head_outputs for p in parts]), rec.head_outputs)
+
+
+@pytest.mark.slow
+def test_nest_maps_are_read_and_its_interleaved_heads_not_ablated():
+    """NesT's level-1 blocks are 4 x 4 blocks of 14 x 14 tokens (4 px); its heads are interleaved at the projection
+    input, so nulling one is refused in one line, and head outputs (CKA) are not applicable, not wrong."""
+    model = _build("nest_tiny", {})
+    rec = _capture("nest_tiny", {}, 224)["levels.0.transformer_encoder.0.attn"]
+    assert rec.windows == 16 and rec.key_pos[1, 0].tolist() == [2.0, 58.0]
+    with pytest.raises(UserError, match="interleaves") as e, torch.no_grad(), \
+            HeadMask(model, {"levels.0.transformer_encoder.0.attn": [0]}):
+        model(torch.randn(1, 3, 224, 224))
+    assert "\n" not in str(e.value)
+    with torch.no_grad(), AttentionCapture(model, head_outputs=True) as cap:
+        model(torch.randn(1, 3, 224, 224))
+    assert all(m.head_outputs is None for m in cap.maps)
+
+
+@pytest.mark.slow
+def test_hieradet_pooled_queries_sit_at_the_centre_of_the_tokens_they_pool():
+    """sam2_hiera_tiny: 56 x 56 tokens of 4 px in 8 x 8 windows; block 1 max-pools queries 2 x 2 (4 x 4 per window)."""
+    maps = _capture("sam2_hiera_tiny", {}, 224)
+    first, pooled = maps["blocks.0.attn"], maps["blocks.1.attn"]
+    assert first.windows == 49 and first.key_pos[1, 0].tolist() == [2.0, 34.0]
+    assert pooled.query_pos.shape == (49, 16, 2) and pooled.query_pos[0, :2].tolist() == [[4.0, 4.0], [4.0, 12.0]]
+    assert torch.equal(pooled.key_pos, first.key_pos)
 
 
 HEAD_SIMILARITY = ["beit_base_patch16_224", "eva02_tiny_patch14_224", "cait_xxs24_224", "pvt_v2_b0",
