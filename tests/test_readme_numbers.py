@@ -113,7 +113,6 @@ def row_02():
 def row_02_frontier():
     f = table("meso/frontier.csv").set_index("key")
     lat, comp = claim("shvit_fig2_frontier_latency@meso"), claim("shvit_fig2_frontier_compute@meso")
-    suite = json.loads((RESULTS / "meso" / "suite.json").read_text())
     a, half, widest = f.loc["meso_fig2_a"], f.loc["meso_fig2_a_half"], f.loc["meso_fig2_b_w96"]
     both = "registered before training" if lat.prospective and comp.prospective else "post hoc"
     return [f"at meso ({a.resolution} px, {int(a.seeds)} seeds each",
@@ -122,7 +121,7 @@ def row_02_frontier():
             f"(a) reaches {fmt(a.top1)}% at {fmt(a.latency_ms, 2)} ms",
             f"half-width (a) {fmt(half.top1)}% at {fmt(half.latency_ms, 2)} ms",
             f"saturates at {fmt(widest.top1)}% (3x widths, {fmt(widest.latency_ms, 2)} ms)",
-            f"latency on {suite['cpu']}, {lat.measured_on.split('CPU, ')[1]}"]
+            f"latency on {lat.measured_on}"]
 
 
 def row_03():
@@ -158,7 +157,7 @@ def row_05():
     designs = table("05_single_head_designs.csv").query("not baseline")
     every = "every" if ((designs.micro_delta_low <= 0) & (designs.micro_delta_high >= 0)).all() else "not every"
     return [f"SHSA runs at {claim_interval(speed.name, 2, 'x')} MHSA's CPU speed ({speed.replicates} interleaved "
-            f"rounds, PyTorch, {speed.measured_on.split('CPU, ')[1].split(' (')[0]}; paper {fmt(speed.paper_value, 2)}x",
+            f"rounds, PyTorch, {speed.measured_on.split(' (paper')[0]}; paper {fmt(speed.paper_value, 2)}x",
             f"{every} accuracy change has a 95% interval containing zero ({accuracy.replicates} seeds",
             f"SHSA − MHSA {claim_interval(accuracy.name)}",
             f"its attention sees {tokens(accuracy.precondition)[0]} tokens"]

@@ -26,6 +26,7 @@ from shvit import get_config
 from ..core.errors import UserError, not_a_command
 from ..core.paths import PathLike
 from ..core.reference import load_reference
+from ..core.runtime import measured_on_text
 from ..cost.breakdown import MULTI_HEAD_MODELS
 from ..core.intervals import Estimate, bootstrap, exact, log_ratio_interval, proportion_difference, t_interval
 from ..lab.cache import table_path
@@ -141,7 +142,7 @@ def _fig2_speed(t: ResultTables) -> Measurement:
     est = log_ratio_interval(wide["(a)"] / wide["(b)"], "interleaved timing rounds")
     row = r.iloc[0]
     return Measurement(est, math.nan, f"full ({int(row.resolution)} px)", "random (speed does not depend on them)",
-                       f"CPU, 1 thread, batch {int(row.batch_size)} (paper: GPU)", "host-specific timing")
+                       f"{measured_on_text(r)}, batch {int(row.batch_size)} (paper: GPU)", "host-specific timing")
 
 
 def _top1_difference(t: ResultTables, model: str, baseline: str, paper_row: Optional[int] = None) -> Measurement:
@@ -168,7 +169,7 @@ def _frontier(t: ResultTables, family: str, baseline: str, x: str) -> Measuremen
     if x == "latency":
         lat = t.lab_table("latency_rounds")
         xs = {k: lat[lat.key == k].sort_values("round").ms_per_image.to_numpy() for k in correct}
-        on = f"CPU, 1 thread, batch {int(lat.batch_size.iloc[0])}, {lat['round'].nunique()} interleaved rounds"
+        on = f"{measured_on_text(lat)}, batch {int(lat.batch_size.iloc[0])}, {lat['round'].nunique()} interleaved rounds"
     else:
         xs = {k: np.array([v]) for k, v in _frontier_x(t, x).items() if k in correct}
         on = "forward MACs x images seen (deterministic)"
@@ -242,7 +243,8 @@ def _table6_speed(t: ResultTables) -> Measurement:
     ref = load_reference("shvit_table6_ablation").set_index("row")
     paper = float(ref.cpu_img_s[4] / ref.cpu_img_s[1])
     return Measurement(est, paper, "full (224 px)", "random (speed does not depend on them)",
-                       "CPU, 1 thread, batch 16 (paper: CPU, 1 thread, batch 16)", "host-specific timing")
+                       f"{measured_on_text(runs[runs.runtime == 'cpu'])}, batch {int(runs.batch_size.iloc[0])} "
+                       "(paper: CPU, 1 thread, batch 16)", "host-specific timing")
 
 
 def _table2_ranking(t: ResultTables) -> Measurement:
@@ -252,7 +254,7 @@ def _table2_ranking(t: ResultTables) -> Measurement:
     ours, paper = s.ours_img_s.to_numpy(), s.paper_cpu_img_s.to_numpy()
     est = bootstrap(lambda a, b: float(spearmanr(a, b).statistic), ours, paper, unit="models")
     return Measurement(est, 1.0, "full (224/256 px)", "random (speed does not depend on them)",
-                       "CPU, 1 thread (paper: CPU, 1 thread)", f"{len(s)} Table 2 models timm provides")
+                       f"{measured_on_text(s)} (paper: CPU, 1 thread)", f"{len(s)} Table 2 models timm provides")
 
 
 def _memory_bound(t: ResultTables) -> Measurement:
@@ -262,7 +264,7 @@ def _memory_bound(t: ResultTables) -> Measurement:
     est = t_interval(diff, "interleaved profiling rounds")
     batch = int(rounds.batch_size.iloc[0])
     return Measurement(est, math.nan, "full (224 px)", "random (speed does not depend on them)",
-                       f"CPU, 1 thread, batch {batch} (paper: GPU)", "host-specific timing")
+                       f"{measured_on_text(rounds)}, batch {batch} (paper: GPU)", "host-specific timing")
 
 
 def _gradcam_seed0(t: ResultTables) -> Measurement:
