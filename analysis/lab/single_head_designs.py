@@ -24,7 +24,7 @@ from ..core.intervals import Estimate, log_ratio_interval
 from .replicates import top1_difference
 
 __all__ = ["TABLE6_MODELS", "FIG6_MODELS", "paper_designs", "throughput_rounds", "speed_table", "accuracy_table",
-           "relative_speed", "speed_sentences", "draw_speed_intervals"]
+           "relative_speed", "speed_sentences"]
 
 # Full-size models in the paper's row order (Table 6 rows 1-5; Fig. 6 bottleneck, full, partial).
 TABLE6_MODELS = ["shvitlab_t6_mhsa", "shvitlab_t6_none", "shvitlab_t6_ratio8", "shvitlab_t6_ratio4_67",
@@ -34,8 +34,6 @@ _PAPER_RUNTIME = {"cpu_img_s": "cpu", "cpu_onnx_img_s": "onnx", "gpu_img_s": "cu
 _MICRO_EXPERIMENT = {"Table 6 (S3)": "table6", "Fig. 6 (S2)": "fig6"}
 CLAIM_ROUNDS = 10  # interleaved rounds a speed claim needs; fewer still give an interval, flagged as too few
 _RUNTIME_WORDS = {"cpu": "CPU (PyTorch)", "onnx": "CPU (ONNX Runtime)", "cuda": "GPU (PyTorch)"}
-_RUNTIME_DEVICE = {"cpu": "CPU, 1 thread", "onnx": "CPU, 1 thread", "cuda": "GPU"}  # as throughput_rounds times
-_RUNTIME_LABEL = {"cpu": "CPU", "onnx": "ONNX", "cuda": "GPU"}  # as lab.plots names the series ("ours ONNX")
 
 
 def paper_designs(table6: Sequence[str] = TABLE6_MODELS, fig6: Sequence[str] = FIG6_MODELS) -> pd.DataFrame:
@@ -143,38 +141,6 @@ def speed_sentences(speed: pd.DataFrame) -> List[str]:
 
 def _times(x: float) -> str:
     return f"{x:.2f}x"
-
-
-def draw_speed_intervals(fig, speed: pd.DataFrame):
-    """Draw ours' 95% intervals (`speed_table`'s `ours_rel_low` / `_high`) as error bars on the "ours" bars of
-    `lab.plots.plot_single_head_designs`' speed panels, and name in each panel's title how many rounds and
-    on which device they were timed. Returns the figure."""
-    from matplotlib.container import BarContainer
-
-    for ax in fig.axes:
-        experiment, sep, _ = ax.get_title().partition(": speed")
-        part = speed[speed.experiment == experiment]
-        if not sep or part.empty or ax.get_legend() is None:
-            continue
-        series = {tuple(h.get_facecolor()): t.get_text()
-                  for h, t in zip(ax.get_legend().legend_handles, ax.get_legend().get_texts())}
-        designs = [t.get_text() for t in ax.get_yticklabels()]
-        high = 0.0
-        for bars in [c for c in ax.containers if isinstance(c, BarContainer)]:
-            label = series.get(tuple(bars.patches[0].get_facecolor())) if len(bars.patches) else None
-            if not label or not label.startswith("ours "):
-                continue
-            rows = part[part.runtime.map(lambda rt: label == f"ours {_RUNTIME_LABEL.get(rt, rt)}")].set_index("design")
-            y = [b.get_y() + b.get_height() / 2 for b in bars.patches]
-            names = [designs[int(round(v))] for v in y]
-            value, low, hi = (rows.loc[names, c].to_numpy() for c in ("ours_rel", "ours_rel_low", "ours_rel_high"))
-            ax.errorbar(value, y, xerr=[value - low, hi - value], fmt="none", ecolor="k", elinewidth=1, capsize=3)
-            high = max(high, float(hi.max()))
-        ax.set_xlim(0, max(ax.get_xlim()[1], 1.08 * high))
-        devices = " / ".join(dict.fromkeys(_RUNTIME_DEVICE.get(rt, rt) for rt in part.runtime))
-        rounds = int(part.rounds.min())
-        ax.set_title(f"{experiment}: speed (ours: {rounds} interleaved rounds, {devices}; 95% t-interval)")
-    return fig
 
 
 def accuracy_table(designs: pd.DataFrame, micro: pd.DataFrame,

@@ -4,10 +4,8 @@ import math
 import numpy as np
 import pandas as pd
 import pytest
-from matplotlib.container import ErrorbarContainer
 
-from analysis.lab.plots import plot_single_head_designs
-from analysis.lab.single_head_designs import (accuracy_table, draw_speed_intervals, FIG6_MODELS, paper_designs,
+from analysis.lab.single_head_designs import (accuracy_table, FIG6_MODELS, paper_designs,
                                               relative_speed, speed_sentences, speed_table, TABLE6_MODELS)
 
 T_975_DF2 = 4.302652729749464  # Student t, 97.5th percentile, 2 degrees of freedom (tables)
@@ -94,28 +92,6 @@ def test_speed_sentences_name_slower_designs_and_enough_rounds():
     assert "(geometric mean [95% t-interval] of 12 interleaved rounds): " in table6
     assert "slower here: single head -> MHSA;" in table6
     assert "faster" not in table6
-
-
-@pytest.mark.usefixtures("figure_only")
-def test_draw_speed_intervals_puts_each_interval_on_its_bar_and_names_the_rounds():
-    speed = speed_with_rounds([0.5, 1.0, 2.0], [1.2, 1.25, 1.3], runtimes=("cpu", "onnx"))
-    accuracy = speed[speed.runtime == "cpu"][["experiment", "design"]].assign(paper_delta=0.0, micro_delta=0.0)
-    fig = draw_speed_intervals(plot_single_head_designs(speed, accuracy), speed)
-    t6 = fig.axes[0]
-    assert t6.get_title() == "Table 6 (S3): speed (ours: 3 interleaved rounds, CPU, 1 thread; 95% t-interval)"
-    assert [t.get_text() for t in t6.get_legend().get_texts()] == ["paper CPU", "paper ONNX", "ours CPU", "ours ONNX"]
-    designs = [t.get_text() for t in t6.get_yticklabels()]
-    errors = [c for c in t6.containers if isinstance(c, ErrorbarContainer)]
-    assert len(errors) == 2  # on ours CPU and ours ONNX; none on the paper's bars
-    for runtime, bars, err in zip(("cpu", "onnx"), t6.containers[2:4], errors):
-        expected = speed[(speed.experiment == "Table 6 (S3)") & (speed.runtime == runtime)].set_index("design")
-        (lines,) = err.lines[2]
-        drawn = {designs[round(seg[0, 1])]: (seg[0, 1], seg[0, 0], seg[1, 0]) for seg in lines.get_segments()}
-        centres = sorted(b.get_y() + b.get_height() / 2 for b in bars)
-        assert sorted(y for y, _, _ in drawn.values()) == pytest.approx(centres)  # at the bars' centres
-        for design, (_, low, high) in drawn.items():
-            assert (low, high) == pytest.approx((expected.ours_rel_low[design], expected.ours_rel_high[design]))
-    assert t6.get_xlim()[1] > speed.ours_rel_high.max()
 
 
 def test_accuracy_deltas_by_hand():
