@@ -7,7 +7,7 @@ only), each a new analysis object; their totals (which must agree: fvcore plus t
 and the ratios fvcore / meta and fvcore / real. Then the same for a model that is expensive to run for
 real, counted on meta only (default `vit_giant_patch14_dinov2` at 518 px: about 1.8 T MACs, 1.1 B params).
 
-    python benchmarks/count_meta.py [--model shvit_s4] [--repeats 5] [--big vit_giant_patch14_dinov2]
+    python benchmarks/count_meta.py [--model shvit_s4] [--repeats 5] [--big vit_giant_patch14_dinov2] [--save]
 """
 import argparse
 import logging
@@ -18,6 +18,7 @@ from fvcore.nn import FlopCountAnalysis
 
 from analysis.core.models import create_model_at, fuse_model
 from analysis.cost.counter import CostAnalysis
+from _results import save_result
 
 
 def timed(fn):
@@ -38,6 +39,7 @@ def main():
     p.add_argument("--model", default="shvit_s4")
     p.add_argument("--repeats", type=int, default=5)
     p.add_argument("--big", default="vit_giant_patch14_dinov2", help="a model counted on meta only ('' to skip)")
+    p.add_argument("--save", action="store_true", help="keep the figures in results/benchmarks/ (with the host)")
     args = p.parse_args()
     torch.set_num_threads(1)
     logging.disable(logging.WARNING)  # fvcore's unsupported-op warnings
@@ -63,6 +65,10 @@ def main():
           f"fvcore / real: {best['fvcore'] / best['real']:.2f}x")
     print(f"  totals (M macs): {', '.join(f'{k} {v / 1e6:.1f}' for k, v in totals.items())}; "
           f"equal: {len(set(totals.values())) == 1}")
+    figures = {"model": args.model, "resolution": h, **{f"{k} s": round(v, 4) for k, v in best.items()},
+               "fvcore / meta": round(best["fvcore"] / best["meta"], 3),
+               "fvcore / real": round(best["fvcore"] / best["real"], 3),
+               "totals equal": len(set(totals.values())) == 1}
     if args.big:
         t, (big, big_x) = timed(lambda: on_meta(args.big))
         t_count, ca = timed(lambda: CostAnalysis(big, big_x, fuse=False))
@@ -70,6 +76,10 @@ def main():
         print(f"{args.big} @ {big_x.shape[-1]} px on meta: built in {t:.1f} s, counted in {t_count:.1f} s: "
               f"{ca.total() / 1e9:.1f} G macs, {ca.total('params') / 1e9:.3f} B params, "
               f"unsupported ops: {ca.unsupported_ops() or 'none'}")
+        figures.update({"big model": args.big, "big build s": round(t, 2), "big count s": round(t_count, 2),
+                        "big G macs": round(ca.total() / 1e9, 1)})
+    if args.save:
+        save_result(__file__, figures, rounds=args.repeats, threads=1)
 
 
 if __name__ == "__main__":
