@@ -2,7 +2,8 @@
 
 Read: TinyViT, EfficientFormer v1 / v2, FastViT, MaxViT / MaxxViT / CoAtNet, Swin v2 (and Swin v2 CR),
 MobileViT (v1), NextViT, GCViT, DaViT (its spatial window attention), CAFormer, BotNet's bottleneck
-attention, HaloNet's halo attention and iFormer's single-head modulation attention. Refused (`families._REFUSED`), as
+attention, HaloNet's halo attention, iFormer's single-head modulation attention, LowFormer's strided attention
+and MobileNetV4 / V5 hybrids' multi-query and multi-head 2-d attention. Refused (`families._REFUSED`), as
 their weights are no softmax map over tokens: EfficientViT-MIT's ReLU linear attention, MobileViTv2's
 separable linear attention, CoaT's factorized attention, EdgeNeXt's cross-covariance attention,
 SwiftFormer's additive attention, FocalNet's focal modulation, the lambda layer, EfficientViM's
@@ -21,11 +22,13 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 from timm.layers import Attention as TimmAttention
+from timm.layers.attention2d import Attention2d, MultiQueryAttention2d
 from timm.layers.bottleneck_attn import BottleneckAttn
 from timm.layers.halo_attn import HaloAttn
 from timm.layers.lambda_layer import LambdaLayer
 from timm.models import (coat, convit, davit, edgenext, efficientformer, efficientformer_v2, efficientvim,
-                         efficientvit_mit, fastvit, focalnet, gcvit, iformer, maxxvit, metaformer, mobilevit, nextvit,
+                         efficientvit_mit, fastvit, focalnet, gcvit, iformer, lowformer, maxxvit, metaformer, mobilevit,
+                         nextvit,
                          swiftformer, swin_transformer_v2, swin_transformer_v2_cr, tiny_vit)
 
 from ..core.errors import not_a_command
@@ -338,6 +341,53 @@ class _IFormer(AttentionFamily):
     def positions(self, m, parent, x, image_hw, model):
         grid = _centres(*x.shape[-2:], image_hw)
         pos = _windows(grid, m.window_size) if m.window_size else _flat(grid)
+        return pos, pos
+
+
+def _strided(grid: torch.Tensor, s: int, pooled: bool) -> torch.Tensor:
+    """Tokens of a stride-`s` reduction of a [H, W, 2] grid: at every s-th token (a padded k x k conv centred on
+    it), or at the centre of each s x s block (`pooled`: average pooling of kernel s)."""
+    if s == 1:
+        return grid
+    if not pooled:
+        return grid[::s, ::s]
+    h, w = grid.shape[0] // s, grid.shape[1] // s
+    return grid[:h * s, :w * s].reshape(h, s, w, s, 2).mean((1, 3))
+
+
+@register_attention_family
+class _MobileAttention(AttentionFamily):
+    """MobileNetV4 / V5 hybrids (timm layers.attention2d): multi-query attention, one key and value head shared by
+    every query head, keys and values from a depthwise stride-`kv_stride` conv (at every kv_stride-th token),
+    queries optionally average-pooled (and the output upsampled back); and plain multi-head `Attention2d`."""
+
+    key, name = "MobileNetV4 attention", "MobileNetV4/V5 attention (timm layers.MultiQueryAttention2d, Attention2d)"
+    types = (MultiQueryAttention2d, Attention2d)
+
+    def layout(self, m):
+        if isinstance(m, Attention2d):
+            return m.proj, 1, m.dim_head
+        return m.output, 1, m.value_dim  # before the upsampling (per channel) and the projection
+
+    def positions(self, m, parent, x, image_hw, model):
+        grid = _centres(*x.shape[-2:], image_hw)
+        if isinstance(m, Attention2d):
+            return _flat(grid), _flat(grid)
+        return _flat(_strided(grid, m.query_strides[0], True)), _flat(_strided(grid, m.kv_stride, False))
+
+
+@register_attention_family
+class _LowFormer(AttentionFamily):
+    """LowFormer's `ConvAttention`: q, k and v from a depthwise stride-`att_stride` conv (padded, so a token sits
+    at every att_stride-th input token), attention on that reduced map, output upsampled back."""
+
+    key, name, types = "LowFormer", "LowFormer (timm lowformer.ConvAttention)", (lowformer.ConvAttention,)
+
+    def layout(self, m):
+        return m.o_proj, 1, m.head_dim
+
+    def positions(self, m, parent, x, image_hw, model):
+        pos = _flat(_strided(_centres(*x.shape[-2:], image_hw), m.att_stride, False))
         return pos, pos
 
 

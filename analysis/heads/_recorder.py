@@ -66,6 +66,7 @@ def _sdpa_map(query, key, attn_mask=None, is_causal=False, scale=None, enable_gq
     q, k = query.float(), key.float()
     if enable_gqa and k.shape[-3] != q.shape[-3]:
         k = k.repeat_interleave(q.shape[-3] // k.shape[-3], dim=-3)
+    k = k.expand(*q.shape[:-2], *k.shape[-2:])  # one key head broadcast to every query head (multi-query)
     scale = q.shape[-1] ** -0.5 if scale is None else scale
     *batch, n, d = q.shape
     m = k.shape[-2]
