@@ -13,6 +13,7 @@ import math
 
 import torch
 from timm.layers import AttentionPoolLatent, AttentionRope
+from timm.layers.diff_attention import DiffAttention
 from timm.models.beit import Attention as BeitAttention
 from timm.models.cait import ClassAttn, TalkingHeadAttn
 from timm.models.crossvit import CrossAttention
@@ -26,6 +27,7 @@ from timm.models.vision_transformer_sam import Attention as SamAttention
 from timm.models.tnt import Attention as TntAttention
 from timm.models.twins import GlobalSubSampleAttn, LocallyGroupedAttn
 from timm.models.vision_transformer_relpos import RelPosAttention
+from timm.models.vision_transformer import DiffParallelScalingBlock, ParallelScalingBlock
 from timm.models.visformer import Attention as VisformerAttention
 from timm.models.xcit import XCA
 
@@ -37,6 +39,9 @@ __all__: list[str] = []  # registers families; nothing to import by name
 
 _REFUSED[XCA] = ("is cross-covariance attention (XCiT): its softmax runs over channels, a "
                  "(channels / heads)^2 map per head, not over tokens")
+for _diff in (DiffAttention, DiffParallelScalingBlock):
+    _REFUSED[_diff] = ("is differential attention: the weights applied to v are the difference of two softmaxes "
+                       "(the second scaled by a learned lambda), no softmax map")
 
 
 def _nan(n: int) -> torch.Tensor:
@@ -64,6 +69,18 @@ class _Tokens(_ViT):
 
     def layout(self, m):
         return m.proj, -1, m.proj.in_features // self.num_heads(m)
+
+
+@register_attention_family
+class _ParallelBlock(_Tokens):
+    """ViT parallel blocks (`vit_*_xp_*`, `vit_pwee_*`): attention and MLP share one block and one input
+    projection; heads are the first channels of the (fused or attention-only) output projection's input."""
+
+    key, name, types = "ViT parallel block", "ViT parallel block (timm vision_transformer.ParallelScalingBlock)", \
+        (ParallelScalingBlock,)
+
+    def layout(self, m):
+        return (m.out_proj if m.out_proj is not None else m.attn_out_proj), -1, m.head_dim
 
 
 @register_attention_family

@@ -40,6 +40,7 @@ CASES = [
     ("visformer_tiny", dict(depth=(1, 1, 1)), 224, "hook"),
     ("samvit_base_patch16_224", SAM, 224, "hook"),  # heads folded into the batch: [B * windows * heads, N, N]
     ("nest_tiny", {}, 224, "hook"),                 # [B, heads, blocks, N, N]
+    ("vit_pwee_patch16_reg1_gap_256", dict(depth=2), 256, "hook"),  # parallel blocks: attention inside the block
     ("sam2_hiera_tiny", {}, 224, "fx"),
 ]
 SLOW = {"crossvit_tiny_240", "vitamin_small_224", "beit_base_patch16_224", "mvitv2_tiny", "hiera_tiny_224",
@@ -258,6 +259,15 @@ def test_xcit_is_refused_in_one_line_saying_why():
     assert "\n" not in str(e.value) and isinstance(e.value, UserError)
     with pytest.raises(UnsupportedModelError, match="cross-covariance"):
         AttentionCapture(model)
+
+
+@pytest.mark.parametrize("name", ["vit_dpwee_patch16_reg1_gap_256", "vit_little_patch16_reg1_gap_256"])
+def test_differential_attention_is_refused_in_one_line_saying_why(name):
+    """DiffAttention (as a ViT's attn_layer or in a parallel block) applies a difference of two softmaxes to v."""
+    kwargs = dict(depth=1) if "dpwee" in name else dict(depth=1, attn_layer="diff")
+    with pytest.raises(UnsupportedModelError, match="difference of two softmaxes") as e:
+        attention_layers(timm.create_model(name, **kwargs))
+    assert "\n" not in str(e.value) and "blocks.0" in str(e.value)
 
 
 def test_head_similarity_cli_refuses_xcit_in_one_line(capsys, tmp_path):
