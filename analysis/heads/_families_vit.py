@@ -1,5 +1,5 @@
 """Attention families of timm's plain and pyramid ViTs beyond the papers' models (BEiT, EVA, CaiT, PVT-v2,
-Twins, CrossViT, MViTv2, Hiera, SAM2 HieraDet, NesT, TNT, SAM ViT, ...), registered on import; XCiT is refused
+Twins, CrossViT, MViTv2, Hiera, SAM2 HieraDet, NesT, TNT, SAM ViT, VOLO, ...), registered on import; XCiT is refused
 (`families._REFUSED`).
 
 DeiT3, ViTamin and PiT use `timm.layers.Attention` (the built-in ViT/DeiT family); CrossViT's blocks do
@@ -12,8 +12,10 @@ from __future__ import annotations
 import math
 
 import torch
+import torch.nn.functional as F
 from timm.layers import AttentionPoolLatent, AttentionRope
 from timm.layers.diff_attention import DiffAttention
+from timm.models import volo
 from timm.models.beit import Attention as BeitAttention
 from timm.models.cait import ClassAttn, TalkingHeadAttn
 from timm.models.crossvit import CrossAttention
@@ -117,8 +119,8 @@ class _ClassAttention(_Tokens):
     """One query, the class token, over [class token, patch tokens]: CaiT's class attention, and
     CrossViT's cross-attention (a branch's class token over the other branch's patch tokens)."""
 
-    key, name = "class attention", "class attention (timm cait.ClassAttn, crossvit.CrossAttention)"
-    types = (ClassAttn, CrossAttention)
+    key, name = "class attention", "class attention (timm cait.ClassAttn, crossvit.CrossAttention, volo.ClassAttention)"
+    types = (ClassAttn, CrossAttention, volo.ClassAttention)
 
     def positions(self, m, parent, x, image_hw, model):
         return _nan(1), _sequence_positions(x.shape[1], image_hw, model)
@@ -323,6 +325,27 @@ class _HieraDet(_Tokens):
         (sh, sw), (wh, ww) = parent.q_stride, ws
         q = k.view(-1, wh // sh, sh, ww // sw, sw, 2).mean((2, 4)).flatten(1, 2)
         return q, k
+
+
+@register_attention_family
+class _Volo(_Tokens):
+    """VOLO: global attention on [B, H, W, C], and outlook attention, whose maps a linear layer predicts from each
+    (pooled) position: k^2 x k^2 weights among the k x k tokens around it (one window per position, the map
+    zero-padded: NaN positions), the outputs folded back (summed where windows overlap)."""
+
+    key, name, types = "VOLO", "VOLO (timm volo.OutlookAttention, volo.Attention)", \
+        (volo.OutlookAttention, volo.Attention)
+    window_dim = 2  # outlook maps are [B, heads, positions, k^2, k^2]
+
+    def positions(self, m, parent, x, image_hw, model):
+        h, w = x.shape[1:3]
+        grid = _grid(h, w, image_hw[0] / h, image_hw[1] / w).permute(2, 0, 1)
+        if isinstance(m, volo.Attention):
+            return (grid.flatten(1).T[None],) * 2
+        k, p = m.kernel_size, m.padding
+        padded = F.pad(grid, (p, p, p, p), value=float("nan"))[None]
+        pos = F.unfold(padded, k, stride=m.stride).view(2, k * k, -1).permute(2, 1, 0)  # [positions, k^2, 2]
+        return pos, pos
 
 
 if __name__ == "__main__":  # a library module, not a command

@@ -234,6 +234,30 @@ def test_hieradet_pooled_queries_sit_at_the_centre_of_the_tokens_they_pool():
     assert torch.equal(pooled.key_pos, first.key_pos)
 
 
+def test_volo_outlook_windows_global_and_class_attention_match_timms_extractor():
+    """A small VOLO (one block per stage): outlook attention at 28 x 28 tokens of 8 px, stride 2, 3 x 3 windows
+    (one per pooled position, padding NaN), then global and class attention; maps equal AttentionExtract."""
+    torch.manual_seed(0)
+    model = timm.models.volo.VOLO(layers=(1, 1, 1, 1), embed_dims=(64, 128, 128, 128), num_heads=(2, 4, 4, 4)).eval()
+    x = torch.randn(2, 3, 224, 224)
+    with torch.no_grad():
+        reference = model(x)
+        with AttentionCapture(model) as cap:
+            logits = model(x)
+        _set_fused(model, False)
+        expected = _reference_maps(model, x, "hook")
+    assert torch.equal(logits, reference) and [m.layer for m in cap.maps] == list(expected)
+    for rec in cap.maps:
+        ref = expected[rec.layer]
+        ref = ref.movedim(2, 1).flatten(0, 1) if ref.dim() == 5 else ref  # [B, heads, positions, 9, 9]
+        assert (rec.attn - ref).abs().max() <= 1e-6, rec.layer
+    outlook = cap.maps[0]
+    assert outlook.windows == 14 * 14 and tuple(outlook.attn.shape[1:]) == (2, 9, 9)
+    assert outlook.key_pos[0, :4].isnan().all() and outlook.key_pos[0, 4].tolist() == [4.0, 4.0]  # centre: token 0
+    assert outlook.key_pos[1, 4].tolist() == [4.0, 20.0]  # the next window is centred two tokens on
+    assert cap.maps[-1].family == "class attention" and cap.maps[-1].attn.shape[2] == 1
+
+
 HEAD_SIMILARITY = ["beit_base_patch16_224", "eva02_tiny_patch14_224", "cait_xxs24_224", "pvt_v2_b0",
                    "twins_svt_small", "crossvit_tiny_240", "tnt_s_patch16_224", "mvitv2_tiny", "hiera_tiny_224",
                    "vit_relpos_small_patch16_224", "samvit_base_patch16_224"]
