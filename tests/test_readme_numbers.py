@@ -232,12 +232,17 @@ def row_08():
 
 
 def row_09():
-    s = table("09_roofline_summary_cpu.csv").query("model != 'all'")
-    order = "as the clock does" if (s.rho_roofline == 1).all() else "unlike the clock"
-    macs = ", ".join(f"{fmt(r.rho_macs, 2)} {NAMES[r.model]}" for r in s.itertuples() if r.rho_macs < 1)
+    summary = table("09_roofline_summary_cpu.csv").set_index("model")
+    s, pooled = summary.drop(index="all"), summary.loc["all"]
+    name = {**NAMES, "shvitlab_fig2_a": "Fig. 2 (a)", "shvitlab_fig2_b": "Fig. 2 (b)"}
+    below = [f"{fmt(r.rho_roofline, 2)} {name[m]}" for m, r in s.iterrows() if r.rho_roofline < 1]
+    order = (f"ranks every model's stages as the clock does (Spearman ρ = 1 per model" if not below else
+             f"ranks the stages of {len(s) - len(below)} of {len(s)} models as the clock does (Spearman ρ = 1; "
+             f"{', '.join(below)}")
+    macs = ", ".join(f"{fmt(r.rho_macs, 2)} {name[m]}" for m, r in s.iterrows() if r.rho_macs < 1)
     side = "under-predicts" if (s.error_pct < 0).all() else "mispredicts"
     error = s.error_pct.abs()
-    return [f"ranks every model's stages {order} (Spearman ρ = 1 per model; MACs alone: {macs})",
+    return [f"{order}; pooled over all {int(pooled.stages)} stages {fmt(pooled.rho_roofline, 3)}; MACs alone: {macs})",
             f"{side} whole models by {fmt(error.min(), 0)}–{fmt(error.max(), 0)}%"]
 
 
@@ -254,6 +259,26 @@ def row_10():
             f"SHViT-S1..S4 {' / '.join(fmt(share[m]) for m in shvit)}%",
             f"EfficientViT-M0/M4/M5 {' / '.join(fmt(share[f'efficientvit_m{i}']) for i in (0, 4, 5))}%",
             f"zoo median {fmt(share.median())}%, range {fmt(share.min())}–{fmt(share.max())}%"]
+
+
+def roofline_paragraph():
+    s = table("09_roofline_stages_cpu.csv").set_index(["model", "stage"])
+    swin = s.loc[("swin_tiny_patch4_window7_224", "stage1")]
+    short = table("09_roofline_summary_cpu.csv").query("model != 'all'").error_pct.abs()
+    return [f"the whole-model prediction is {fmt(short.min(), 0)}–{fmt(short.max(), 0)}% short, Swin-T's windowed "
+            f"stage 1 {fmt(100 * (1 - swin.predicted_ms / swin.measured_ms), 0)}%"]
+
+
+def meta_paragraph():
+    r = benchmark("count_meta.json")
+    f = r["figures"]
+    return [f"`python benchmarks/count_meta.py --save` on {r['host']}, {plural(r['threads'], 'thread')}, "
+            f"torch {r['torch']}, best of {r['rounds']} interleaved rounds, {r['date']}",
+            f"on SHViT-S4 at {f['resolution']} px it counts {fmt(f['fvcore / meta'], 2)}x faster than fvcore "
+            f"({fmt(f['meta s'], 3)} s against {fmt(f['fvcore s'], 3)} s; a real run {fmt(f['fvcore / real'], 2)}x)",
+            "with equal totals" if f["totals equal"] else "with UNEQUAL totals",
+            f"{f['big model']} at 518 px ({fmt(f['big G macs'])} G MACs) is built and counted in "
+            f"{fmt(f['big build s'] + f['big count s'])} s"]
 
 
 def meso_paragraph():
@@ -354,7 +379,7 @@ GALLERY = {"00": ("00_shvit_variants", row_00), "01": ("01_speed_accuracy", row_
            "04": ("04_head_redundancy_families", row_04), "05": ("05_single_head_designs", row_05),
            "06": ("06_runtime_breakdown", row_06), "07": ("07_gradcam_stem", row_07),
            "08": ("08_claims_scorecard", row_08), "09": ("09_roofline", row_09), "10": ("10_model_zoo", row_10)}
-PROSE = {"meso": ("From scratch it took", meso_paragraph), "recipe": ("**The meso recipe", recipe_paragraph),
+PROSE = {"meso": ("From scratch it took", meso_paragraph), "meta": ("**Counting without arithmetic.**", meta_paragraph), "roofline": ("What it adds to the anchors", roofline_paragraph), "recipe": ("**The meso recipe", recipe_paragraph),
          "overhead": ("What the head analysis costs on CPU", overhead_numbers)}
 
 

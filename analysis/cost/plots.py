@@ -70,7 +70,7 @@ def plot_runtime_and_traffic(df: pd.DataFrame, *, where: str):
     """
     use_style()
     fig, axes = plt.subplots(2, 1, figsize=(8, 7.2), layout="constrained")
-    plot_breakdown(df, ax=axes[0], title=f"Share of runtime ({where}, batch {_batch_sizes(df)})")
+    plot_breakdown(df, ax=axes[0], title=f"Share of runtime\n({where}, batch {_batch_sizes(df)})")
     traffic = df.assign(share=df["mem_bytes"] / df.groupby("model")["mem_bytes"].transform("sum"))
     plot_breakdown(traffic, ax=axes[1], title="Share of memory traffic (mem_bytes, counted)")
     axes[1].set_xlabel("share of mem_bytes (%)")

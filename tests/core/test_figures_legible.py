@@ -7,6 +7,7 @@ import pytest
 
 from analysis.core import plotting
 from analysis.core.paths import project_root
+from analysis.core.runtime import measured_on_text
 from analysis.core.plotting import legibility_problems, overlapping_texts, provenance, texts_off_canvas
 
 pytestmark = [pytest.mark.artifacts, pytest.mark.usefixtures("figure_only")]
@@ -27,10 +28,10 @@ def read(name: str) -> pd.DataFrame:
 
 def figure_01():
     from analysis.cost.plots import plot_speed_accuracy
-    fig = plot_speed_accuracy(read("01_speed_accuracy.csv"), {"CPU": ("Xeon Gold 5218R, 1 thread",
-                                                                      "shared 2-core CPU, 1 thread")})
+    host = measured_on_text(read("01_speed_accuracy_cpu.csv"))
+    fig = plot_speed_accuracy(read("01_speed_accuracy.csv"), {"CPU": ("Xeon Gold 5218R, 1 thread", host)})
     provenance(fig, scale="full (paper resolutions)", weights="random (speed only; top-1 from the paper)",
-               extra="ours: shared 2-core CPU, 1 thread, batch 16, 2 s window per model")
+               extra=f"ours: {host}, batch 16, 2 s window per model")
     return fig
 
 
@@ -43,7 +44,7 @@ def figure_02():
                             rounds=read("02_macro_design_rounds_cpu.csv"))
     provenance(fig, scale="full (224 px; b' 256 px) | accuracy: micro (48 px)",
                weights="random (cost, latency) | trained here (micro accuracy)",
-               extra="shared 2-core CPU, 1 thread, batch 16, median of 7 passes")
+               extra=f"{measured_on_text(read('02_macro_design_latency.csv'))}, batch 16, median of 7 passes")
     return fig
 
 
@@ -58,15 +59,25 @@ def figure_05():
     from analysis.lab import experiments
     from analysis.lab.plots import plot_single_head_designs
     from analysis.lab.single_head_designs import accuracy_table, paper_designs, speed_table
-    designs = paper_designs()
-    table = speed_table(read("05_single_head_throughput.csv"), designs)
+    designs, runs = paper_designs(), read("05_single_head_throughput.csv")
+    table = speed_table(runs, designs)
     accuracy = accuracy_table(designs, experiments.single_head_table(progress=False),
                               experiments.predictions_table(progress=False))
     fig = plot_single_head_designs(table, accuracy)
     provenance(fig, scale="speed: full (224 px) | accuracy: micro (48 px)",
                weights="random (speed) | trained here (micro accuracy)",
-               extra="speed: shared 2-core CPU, 1 thread, batch 16, 12 interleaved rounds of 1.5 s windows, "
+               extra=f"speed: {measured_on_text(runs[runs.runtime == 'cpu'])}, "
+                     "batch 16, 12 interleaved rounds of 1.5 s windows, "
                      "geometric mean with 95% t-interval")
+    return fig
+
+
+def figure_06():
+    from analysis.cost.plots import plot_runtime_and_traffic
+    table = read("06_runtime_breakdown_cpu.csv")
+    fig = plot_runtime_and_traffic(table, where=measured_on_text(table))
+    provenance(fig, scale="full (native resolutions)", weights="random (speed only)",
+               extra=f"{measured_on_text(table)}, batch 16, torch.profiler, 3 passes; hatched = memory-bound")
     return fig
 
 
@@ -103,7 +114,8 @@ def figure_roofline_cli():
     return fig
 
 
-FIGURES = {"01": figure_01, "02": figure_02, "04": figure_04, "05": figure_05, "08": figure_08, "09": figure_09,
+FIGURES = {"01": figure_01, "02": figure_02, "04": figure_04, "05": figure_05, "06": figure_06, "08": figure_08,
+           "09": figure_09,
            "roofline CLI": figure_roofline_cli}
 
 
