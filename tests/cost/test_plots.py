@@ -55,7 +55,7 @@ def test_breakdown_draws_into_a_given_axis():
 def test_runtime_and_traffic_panels_show_shares_of_time_and_bytes_with_memory_bound_totals():
     fig = plot_runtime_and_traffic(breakdown(), where="a laptop")
     top, bottom = fig.axes
-    assert top.get_title() == "Share of runtime (a laptop, batch 4)"
+    assert top.get_title() == "Share of runtime\n(a laptop, batch 4)"
     assert bottom.get_title() == "Share of memory traffic (mem_bytes, counted)"
     assert bottom.get_xlabel() == "share of mem_bytes (%)"
     assert top.get_legend() is None and bottom.get_legend() is not None
