@@ -21,16 +21,21 @@ fvcore (`FlopCountAnalysis`) traces the same folded model on the same input. It 
 attention counted here by shape ("fvcore plus attention by hand"). `fvcore_rel_diff` is ours / reference
 - 1; `fvcore_skipped` lists the ops fvcore skipped that have macs here (or that torch does not know),
 which is where a difference comes from (e.g. bicubic upsampling: 16 MACs per output here, no handle in
-fvcore). Where fvcore cannot trace the model, or was not run, `fvcore_rel_diff` is empty and
+fvcore). fvcore also rounds: an einsum it has no formula for costs what numpy's `einsum_path` prints, 4
+significant digits (2,107,392 macs read as 2,107,500), so a model with einsums (MViTv2's and SAM's relative
+positions) differs by a few macs; `fvcore_note` then says by how many, to the mac ("einsum rounded by
+fvcore: exact is +16 macs"; exact: one product per combination of index values, what the bmm torch runs
+counts here). Where fvcore cannot trace the model, or was not run, `fvcore_rel_diff` is empty and
 `fvcore_note` says why. A model our counter cannot count has its one-line reason in `error`.
 """
 from __future__ import annotations
 
 import contextlib
 import logging
+import math
 import os
 import warnings
-from typing import Iterable, Mapping, Optional
+from typing import Callable, Iterable, Mapping, Optional
 
 import pandas as pd
 import timm
@@ -79,15 +84,46 @@ def smallest_models(modules: Optional[Iterable[str]] = None, *, progress: bool =
     return picks
 
 
+def _einsum_exact_macs(equation: str, shapes: list) -> Optional[int]:
+    """Macs of a two-operand einsum, one product per combination of index values (the bmm torch runs for
+    it); None for other einsums (one or three operands, an ellipsis)."""
+    terms = equation.replace(" ", "").split("->")[0].split(",")
+    if len(terms) != 2 or "." in equation:
+        return None
+    sizes = {}
+    for term, shape in zip(terms, shapes):
+        for index, n in zip(term, shape):
+            sizes[index] = max(sizes.get(index, 1), n)  # a size-1 (broadcast) dimension takes the other's size
+    return math.prod(sizes.values())
+
+
+def _einsum_rounding(off: list) -> Callable:
+    """fvcore's einsum handle, unchanged, that appends to `off` the macs it rounded away (exact - fvcore's) at
+    each call whose count is the exact one printed to 4 significant digits, as numpy's `einsum_path` prints
+    it (`%.3e` flops) and fvcore reads it back."""
+    from fvcore.nn.jit_handles import einsum_flop_jit, get_shape
+
+    def handle(inputs, outputs):
+        counted = einsum_flop_jit(inputs, outputs)
+        exact = _einsum_exact_macs(inputs[0].toIValue(), [get_shape(v) for v in inputs[1].node().inputs()])
+        if exact is not None and counted == math.floor(float(f"{2 * exact:.3e}") / 2):
+            off.append(exact - int(counted))
+        return counted
+    return handle
+
+
 def _fvcore_total(model, x) -> tuple:
-    """(fvcore's total, the ops it skipped {op: calls}, its failure in one line or "")."""
+    """(fvcore's total, the ops it skipped {op: calls}, its failure in one line or "", the macs its einsums
+    are short of the exact count: `_einsum_rounding`)."""
     from fvcore.nn import FlopCountAnalysis
     logging.disable(logging.WARNING)
+    off = []
     try:
         fv = FlopCountAnalysis(model, x).unsupported_ops_warnings(False).uncalled_modules_warnings(False)
-        return fv.total(), dict(fv.unsupported_ops()), ""
+        fv.set_op_handle("aten::einsum", _einsum_rounding(off))
+        return fv.total(), dict(fv.unsupported_ops()), "", sum(off)
     except Exception as e:  # noqa: BLE001  fvcore cannot trace every model (dict outputs, data-dependent code)
-        return None, {}, f"fvcore cannot trace it: {type(e).__name__}: {str(e).strip().splitlines()[0][:160]}"
+        return None, {}, f"fvcore cannot trace it: {type(e).__name__}: {str(e).strip().splitlines()[0][:160]}", 0
     finally:
         logging.disable(logging.NOTSET)
 
@@ -150,7 +186,9 @@ def count_model(name: str, module: str = "", *, fvcore: bool = True, real_budget
         row["fvcore_note"] = (f"not run: {counts['macs'] / 1e9:.0f} G macs is over the sweep's budget for a real run "
                               f"({real_budget / 1e9:.0f} G); counted on meta only")
         return row
-    total, skipped, why = _fvcore_total(model, x)
+    total, skipped, why, einsum_off = _fvcore_total(model, x)
+    if einsum_off:
+        why = f"einsum rounded by fvcore: exact is {einsum_off:+d} macs (numpy's einsum_path: 4 significant digits)"
     row.update(fvcore_skipped=_ops_text({op: n for op, n in skipped.items() if _counted_here(op)}), fvcore_note=why)
     if total is not None:
         row["fvcore_macs"] = int(total)
