@@ -41,9 +41,13 @@ def pairwise_cosine(attn: torch.Tensor) -> torch.Tensor:
 
 
 def _cosine_from_gram(gram: torch.Tensor) -> torch.Tensor:
-    """[G, h, h] Gram matrices of the flattened maps -> their cosine similarities."""
-    norm = gram.diagonal(dim1=1, dim2=2).clamp_min(1e-30).sqrt()
-    return gram / (norm[:, :, None] * norm[:, None, :])
+    """[G, h, h] Gram matrices of the flattened maps -> their cosines in [-1, 1], in the Gram's dtype. Normalised
+    in fp64, where the product of two fp32 squared norms is exact: a map's cosine with a copy of it is exactly 1."""
+    g = gram.double()
+    sq_norm = g.diagonal(dim1=1, dim2=2).clamp_min(1e-30)
+    cos = g / (sq_norm[:, :, None] * sq_norm[:, None, :]).sqrt()
+    # rounding: an fp32 Gram puts near-identical maps past 1 (random MobileNetV4 heads: 1 + 1.8e-5)
+    return cos.clamp_(-1, 1).to(gram.dtype)
 
 
 def linear_cka(cov: torch.Tensor, num_heads: int) -> torch.Tensor:

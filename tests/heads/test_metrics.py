@@ -7,7 +7,7 @@ import timm
 import torch
 
 from analysis.heads.attention import AttentionCapture, AttentionMaps
-from analysis.heads.metrics import METRICS, HeadStatistics, linear_cka, _mirror_upper_blocks
+from analysis.heads.metrics import METRICS, HeadStatistics, linear_cka, pairwise_cosine, _mirror_upper_blocks
 from analysis.heads.similarity import head_similarity
 
 
@@ -51,6 +51,25 @@ def test_identical_heads_give_one_for_that_layer_only():
         for other in ("blocks.0.attn", "blocks.2.attn"):
             assert _value(layer[other], metric) < 0.95
     assert set(df.num_images) == {4} and df.applicable.all()
+
+
+def test_cosine_of_identical_maps_is_exactly_one_and_never_above():
+    """A map's cosine with itself and with a copy is exactly 1.0 (fp32 normalisation gave 1 -/+ 1.2e-7); maps
+    that differ by little more than rounding, as random MobileNetV4 heads' near-uniform attention over its 7 x 7
+    keys, never pass 1 (unclamped: 1 + 5.7e-6 on the CPU this was written on; 1 + 1.8e-5
+    on MobileNetV4), in every cosine metric."""
+    for seed in range(3):
+        copies = torch.rand(1, 1, 196, 49, generator=torch.Generator().manual_seed(seed)).softmax(-1)
+        assert (pairwise_cosine(copies.expand(2, 4, 196, 49)) == 1.0).all()
+    near = (1e-5 * torch.randn(2, 4, 196, 49, generator=torch.Generator().manual_seed(0))).softmax(-1)
+    cos = pairwise_cosine(near)
+    assert cos.max() == 1.0 and cos.min() > 1 - 1e-4 and (cos.diagonal(dim1=1, dim2=2) == 1.0).all()
+    stats = HeadStatistics(["mean_pairwise_cosine", "mean_max_cosine"])
+    stats.update(_maps(near))
+    values = stats.to_frame().value
+    assert len(values) == 2 + 4 and values.max() <= 1.0 and values.min() > 1 - 1e-4
+    opposite = torch.stack([near[0, 0], -near[0, 0]])[None]  # cosines are clamped below at -1 too
+    assert pairwise_cosine(opposite)[0, 0, 1] == -1.0
 
 
 def test_every_row_names_the_unit_of_its_value():
