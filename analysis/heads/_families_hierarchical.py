@@ -73,41 +73,46 @@ def _feature_hw(model: nn.Module, m: nn.Module, image_hw) -> tuple[int, int]:
     return math.ceil(image_hw[0] / r), math.ceil(image_hw[1] / r)
 
 
+def _stage_centres(model: nn.Module, m: nn.Module, image_hw) -> torch.Tensor:
+    """[H, W, 2] token centres of the feature map at module `m` (its size from `_feature_hw`)."""
+    return _centres(*_feature_hw(model, m, image_hw), image_hw)
+
+
 def _partitioned(grid: torch.Tensor, partition, size) -> torch.Tensor:
     """[windows, tokens, 2]: a [H, W, 2] grid through a timm channels-last partition function."""
     return partition(grid[None], list(size)).reshape(-1, size[0] * size[1], 2)
 
 
+class _ValDim(AttentionFamily):
+    """LeViT-style attention on tokens ([B, N, C]): `val_dim` value channels per head at the projection input."""
+
+    def layout(self, m):
+        return m.proj, -1, m.val_dim
+
+
 @register_attention_family
-class _TinyViT(AttentionFamily):
+class _TinyViT(_ValDim):
     """TinyViT's windowed attention (LeViT-style bias); windows padded bottom/right as the block pads them."""
 
     key, name, types = "TinyViT", "TinyViT (timm tiny_vit.Attention)", (tiny_vit.Attention,)
 
-    def layout(self, m):
-        return m.proj, -1, m.val_dim
-
     def positions(self, m, parent, x, image_hw, model):
-        H, W = _feature_hw(model, parent, image_hw)
-        pos = _windows(_centres(H, W, image_hw), parent.window_size)
+        pos = _windows(_stage_centres(model, parent, image_hw), parent.window_size)
         return pos, pos
 
 
 @register_attention_family
-class _EfficientFormer(AttentionFamily):
+class _EfficientFormer(_ValDim):
     """EfficientFormer v1: global attention on the flattened last stage (image / 32)."""
 
     key, name, types = "EfficientFormer", "EfficientFormer (timm efficientformer.Attention)", (efficientformer.Attention,)
 
-    def layout(self, m):
-        return m.proj, -1, m.val_dim
-
     def positions(self, m, parent, x, image_hw, model):
-        H, W = _feature_hw(model, m, image_hw)
-        pos = _flat(_centres(H, W, image_hw))
-        if pos.shape[1] != x.shape[1]:
+        grid = _stage_centres(model, m, image_hw)
+        H, W = grid.shape[:2]
+        if H * W != x.shape[1]:
             raise RuntimeError(f"{self.key}: {x.shape[1]} tokens at a {H} x {W} feature map")
-        return pos, pos
+        return _flat(grid), _flat(grid)
 
 
 @register_attention_family
@@ -175,7 +180,7 @@ class _MaxxViT(AttentionFamily):
         if isinstance(parent, maxxvit.TransformerBlock2d):  # global attention on [B, C, H, W]
             pos = _flat(_centres(*x.shape[-2:], image_hw))
             return pos, pos
-        grid = _centres(*_feature_hw(model, parent, image_hw), image_hw)
+        grid = _stage_centres(model, parent, image_hw)
         if isinstance(parent, maxxvit.ParallelPartitionAttention):
             block = m is parent.attn_block
         else:
@@ -195,8 +200,7 @@ class _SwinV2(AttentionFamily):
         return m.proj, -1, m.proj.in_features // m.num_heads
 
     def positions(self, m, parent, x, image_hw, model):
-        H, W = _feature_hw(model, parent, image_hw)
-        pos = _windows(_centres(H, W, image_hw), tuple(parent.window_size), tuple(parent.shift_size))
+        pos = _windows(_stage_centres(model, parent, image_hw), tuple(parent.window_size), tuple(parent.shift_size))
         return pos, pos
 
 
@@ -279,8 +283,7 @@ class _DaViT(AttentionFamily):
         return m.proj, -1, m.dim // m.num_heads
 
     def positions(self, m, parent, x, image_hw, model):
-        H, W = _feature_hw(model, parent, image_hw)
-        pos = _windows(_centres(H, W, image_hw), tuple(parent.window_size))
+        pos = _windows(_stage_centres(model, parent, image_hw), tuple(parent.window_size))
         return pos, pos
 
 
