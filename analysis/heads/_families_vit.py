@@ -1,6 +1,6 @@
 """Attention families of timm's plain and pyramid ViTs beyond the papers' models (BEiT, EVA, CaiT, PVT-v2,
-Twins, CrossViT, MViTv2, Hiera, SAM2 HieraDet, NesT, TNT, SAM ViT, VOLO, ...), registered on import; XCiT is refused
-(`families._REFUSED`).
+Twins, CrossViT, MViTv2, Hiera, SAM2 HieraDet, NesT, TNT, SAM ViT, VOLO, Gemma 4, ...), registered on import;
+XCiT is refused (`families._REFUSED`).
 
 DeiT3, ViTamin and PiT use `timm.layers.Attention` (the built-in ViT/DeiT family); CrossViT's blocks do
 too, its cross-attention is `_ClassAttention` here. Token positions are cells of an even tiling of the
@@ -15,7 +15,7 @@ import torch
 import torch.nn.functional as F
 from timm.layers import AttentionPoolLatent, AttentionRope
 from timm.layers.diff_attention import DiffAttention
-from timm.models import volo
+from timm.models import gemma4_vit, volo
 from timm.models.beit import Attention as BeitAttention
 from timm.models.cait import ClassAttn, TalkingHeadAttn
 from timm.models.crossvit import CrossAttention
@@ -96,6 +96,17 @@ class _Eva(_Tokens):
 
     key, name, types = "EVA", "EVA, EVA-02, RoPE ViT (timm eva.EvaAttention, layers.AttentionRope)", \
         (EvaAttention, AttentionRope)
+
+
+@register_attention_family
+class _Gemma4(_Tokens):
+    """Gemma 4's vision encoder: RMS-normed q, k and v, 2-d RoPE, no scaling; grouped key heads are repeated to the
+    query heads before the softmax, so each query head has its map. Positions: the patch grid (no prefix tokens)."""
+
+    key, name, types = "Gemma 4 ViT", "Gemma 4 ViT (timm gemma4_vit.Gemma4Attention)", (gemma4_vit.Gemma4Attention,)
+
+    def layout(self, m):
+        return m.o_proj.linear, -1, m.head_dim  # inside the clippable projection, after its optional input clamp
 
 
 @register_attention_family

@@ -192,6 +192,8 @@ class AttentionCapture:
         if fam.heads_in_batch:  # [B * heads, ...] -> [B, heads, ...], so rows (and chunks) are whole instances
             maps = [m.in_heads(layer.num_heads) if isinstance(m, _FusedMaps) else m.unflatten(0, (-1, layer.num_heads))
                     for m in maps]
+        if fam.heads_dim != 1:  # softmax maps with the heads elsewhere: [B, heads, N, M]
+            maps = [m.movedim(fam.heads_dim, 1) for m in maps]
         if key not in self._pos_cache:
             q, k = fam.positions(layer.module, self._parents[layer.name], x, self._image_hw, self.model)
             self._pos_cache[key] = (q.to(x.device), k.to(x.device))

@@ -10,7 +10,9 @@ a display `name`. The registry maps keys to families, as torch's `flop_registry`
     AttentionCapture(model, families=[MyFamily()])       # this analysis only; the registry is untouched
 
 Built in: timm ViT/DeiT `Attention`, Swin `WindowAttention`, LeViT `Attention` / `AttentionDownsample`,
-EfficientViT-M `CascadedGroupAttention`, timm SHViT `SHSA` and the `shvit` mixers.
+EfficientViT-M `CascadedGroupAttention`, timm SHViT `SHSA` and the `shvit` mixers; timm's other families
+register on import from `_families_vit` (plain and pyramid ViTs), `_families_hierarchical` (hybrid and windowed
+models), `_families_conv` (attention inside convolutional models) and `_families_pooling` (attention pooling).
 """
 from __future__ import annotations
 
@@ -54,6 +56,9 @@ class AttentionFamily:
     # a module that folds its heads into the batch dim (maps [B * heads, N, M] or [B * heads, windows, N, M]:
     # SAM, BotNet, HaloNet) sets this; the capture first views its maps as [B, heads, ...]
     heads_in_batch: bool = False
+    # the dim of the heads in a module's 4-d softmax maps where it is not 1 (MultiQueryAttentionV2: [B, N, heads, M]);
+    # the capture moves them into dim 1
+    heads_dim: int = 1
     # why the heads have no contiguous slice at the projection input (NesT interleaves them), if so: the maps
     # are read, while head ablation and head outputs are refused, saying this
     unsliced_heads: str = ""
@@ -284,7 +289,7 @@ class _ConvAttention(AttentionFamily):
 
 
 # The other timm families register themselves on import (after the built-ins above, which they use).
-from . import _families_hierarchical, _families_vit  # noqa: E402,F401
+from . import _families_conv, _families_hierarchical, _families_pooling, _families_vit  # noqa: E402,F401
 
 if __name__ == "__main__":  # a library module, not a command
     raise SystemExit(not_a_command(__spec__.name))

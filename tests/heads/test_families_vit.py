@@ -16,6 +16,8 @@ from tests.helpers import assert_rejected, randomize_batchnorm
 
 # SAM ViT, small: a window block (14 x 14 patches zero-padded to 2 x 2 windows of 8 x 8) then a global block
 SAM = dict(depth=2, global_attn_indexes=[1], window_size=8, embed_dim=96, num_heads=3)
+# Gemma 4's encoder, small: one block, 2 query heads sharing 1 key head, 6 x 6 patches of 16 px
+GEMMA4 = dict(depth=1, embed_dim=64, num_heads=2, head_dim=32, num_kv_heads=1, intermediate_size=128, global_pool="avg")
 # (model, kwargs, input side, oracle): the smallest config of each family, fewer blocks where timm allows.
 # oracle "hook": AttentionExtract on every attn_drop (the softmax's output in eval); "fx": on every
 # traced softmax node (modules without attn_drop after the softmax); "hiera": by hand (Hiera does not trace).
@@ -42,6 +44,7 @@ CASES = [
     ("nest_tiny", {}, 224, "hook"),                 # [B, heads, blocks, N, N]
     ("vit_pwee_patch16_reg1_gap_256", dict(depth=2), 256, "hook"),  # parallel blocks: attention inside the block
     ("sam2_hiera_tiny", {}, 224, "fx"),
+    ("gemma4_vit_167m_enc", GEMMA4, 96, "hook"),  # RoPE, scale 1, one key head repeated to both query heads
 ]
 SLOW = {"crossvit_tiny_240", "vitamin_small_224", "beit_base_patch16_224", "mvitv2_tiny", "hiera_tiny_224",
         "twins_svt_small", "twins_pcpvt_small", "nest_tiny", "sam2_hiera_tiny"}
