@@ -3,7 +3,8 @@
 Read: CPUBone's strided `ConvAttention` (LowFormer's, with 2 x 2 kernels in some models), the non-local block
 (`NonLocalAttn`, one head over every position) and the accelerator-friendly multi-query attention
 (`MultiQueryAttentionV2`). Refused (`families._REFUSED`): the bilinear attention transform (`BatNonLocalAttn`), whose
-block-mixing matrices come from a sigmoid. GCNet's global context block is refused in `_families_pooling`.
+block-mixing matrices come from a sigmoid, and SKNet's and ResNeSt's channel attention (softmaxes over kernel branches
+or radix splits). GCNet's global context block is refused in `_families_pooling`.
 
 Left out, neither read nor refused: CSATv2's `SpatialTransformerBlock`. Its scalar q and k are [B, N] each, so
 `q @ k.transpose(-1, -2)` is [B, B] (timm 1.0.31): the softmax runs over the images of the batch, not over tokens.
@@ -14,7 +15,8 @@ from __future__ import annotations
 
 import torch
 import torch.nn as nn
-from timm.layers import BatNonLocalAttn, MultiQueryAttentionV2, NonLocalAttn
+from timm.layers import BatNonLocalAttn, MultiQueryAttentionV2, NonLocalAttn, SplitAttn
+from timm.layers.selective_kernel import SelectiveKernelAttn
 from timm.models.cpubone import ConvAttention as CPUBoneAttention
 
 from ..core.errors import not_a_command
@@ -24,8 +26,13 @@ from .families import _REFUSED, AttentionFamily, register_attention_family
 
 __all__: list[str] = []  # registers families; nothing to import by name
 
-_REFUSED[BatNonLocalAttn] = ("is a bilinear attention transform (BAT): block-mixing matrices from a sigmoid, no "
-                             "softmax map over tokens")
+_REFUSED.update({
+    BatNonLocalAttn: "is a bilinear attention transform (BAT): block-mixing matrices from a sigmoid, no softmax map "
+                     "over tokens",
+    SelectiveKernelAttn: "is selective-kernel attention (SKNet): a softmax over kernel branches per channel of the "
+                         "pooled map, not over tokens",
+    SplitAttn: "is split attention (ResNeSt): a softmax over radix splits per channel of the pooled map, not over tokens",
+})
 
 
 def _conv_axis(n: int, conv: nn.Conv2d, before: int, after: int, px: float) -> torch.Tensor:

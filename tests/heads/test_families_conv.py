@@ -1,8 +1,8 @@
 """Attention inside timm's convolutional models (analysis.heads._families_conv): CPUBone's strided attention equals a
 hand recomputation (FX does not reach its softmax) with keys where its 2 x 2 kernels centre; the non-local block and
-MultiQueryAttentionV2 equal timm's `AttentionExtract`; logits stay bit-identical with fused attention on; the BAT
-block is refused in one line, and CSATv2's spatial transformer (a softmax over the batch) is left out while its
-ViT blocks are read."""
+MultiQueryAttentionV2 equal timm's `AttentionExtract`; logits stay bit-identical with fused attention on; BAT,
+SKNet and ResNeSt attention are refused in one line, and CSATv2's spatial transformer (a softmax over the batch) is
+left out while its ViT blocks are read."""
 import pytest
 import timm
 import torch
@@ -120,9 +120,17 @@ def test_multi_query_v2_heads_are_not_ablated():
     assert "\n" not in str(e.value)
 
 
-def test_bat_is_refused_in_one_line_saying_why():
-    with pytest.raises(UnsupportedModelError, match=r"\(BatNonLocalAttn\) is a bilinear attention transform") as e:
-        attention_layers(timm.create_model("bat_resnext26ts"))
+REFUSED = {  # model: what the line must say
+    "bat_resnext26ts": r"\(BatNonLocalAttn\) is a bilinear attention transform",
+    "skresnet18": r"\(SelectiveKernelAttn\) is selective-kernel attention",
+    "resnest14d": r"\(SplitAttn\) is split attention",
+}
+
+
+@pytest.mark.parametrize("name", REFUSED)
+def test_channel_and_sigmoid_attention_is_refused_in_one_line_saying_why(name):
+    with pytest.raises(UnsupportedModelError, match=REFUSED[name]) as e:
+        attention_layers(timm.create_model(name))
     assert "\n" not in str(e.value)
 
 
