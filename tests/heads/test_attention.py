@@ -144,7 +144,8 @@ def _hook_count(model):
 
 
 def _with_and_without_probe(model, x, **capture):
-    """(logits without the probe, logits with it, the capture, each attention layer's (args, kwargs))."""
+    """(logits without the probe, logits with it, the capture, each attention layer's (args, kwargs)); asserts that
+    the capture leaves no hook behind."""
     calls = {}
     handles = [layer.module.register_forward_pre_hook(
         lambda m, a, k, name=layer.name: calls.__setitem__(name, (a, k)), with_kwargs=True)
@@ -154,9 +155,24 @@ def _with_and_without_probe(model, x, **capture):
     finally:
         for h in handles:
             h.remove()
+    before = _hook_count(model)
     with AttentionCapture(model, **capture) as cap:
         logits = model(x)
+    assert _hook_count(model) == before  # removed on exit
     return reference, logits, cap, calls
+
+
+def _capture(model, x, backend=None, **capture):
+    """The capture of one forward pass of `x`, without gradients, under `backend` (None: the dispatcher's choice)."""
+    with torch.no_grad(), forced(backend), AttentionCapture(model, **capture) as cap:
+        model(x)
+    return cap
+
+
+def _assert_same_maps(maps, others):
+    assert len(maps) == len(others) > 0
+    for a, b in zip(maps, others):
+        assert (a.attn - b.attn).abs().max() <= 1e-6, a.layer
 
 
 SDPA_FAMILIES = {"deit_tiny_patch16_224"}  # the families whose attention runs through F.scaled_dot_product_attention
@@ -170,26 +186,9 @@ CAPTURE_CASES = [pytest.param(*family, backend, id=f"{family[0]}-{key}",
 @pytest.mark.parametrize("name,kwargs,side,backend", CAPTURE_CASES)
 def test_capture_matches_recomputation_and_keeps_logits(name, kwargs, side, backend):
     model = _build(name, kwargs)
-    x = torch.randn(1, 3, side, side)
     layers = attention_layers(model)
-    calls = {}
-
-    def grab(layer):
-        def hook(module, args, kwargs):
-            calls[layer.name] = (args, kwargs)
-        return hook
-
     with torch.no_grad(), forced(backend):
-        reference = model(x)
-        handles = [layer.module.register_forward_pre_hook(grab(layer), with_kwargs=True) for layer in layers]
-        model(x)
-        for h in handles:
-            h.remove()
-        before = _hook_count(model)
-        with AttentionCapture(model) as cap:
-            logits = model(x)
-        assert _hook_count(model) == before  # removed on exit
-
+        reference, logits, cap, calls = _with_and_without_probe(model, torch.randn(1, 3, side, side))
     assert torch.equal(logits, reference)  # bit-identical
     assert [m.layer for m in cap.maps] == [layer.name for layer in layers] and len(layers) > 0
     for layer, rec in zip(layers, cap.maps):
@@ -240,14 +239,10 @@ def test_deit_fused_and_explicit_paths_agree(backend):
     model = _build("deit_tiny_patch16_224", dict(depth=2))
     assert model.blocks[0].attn.fused_attn  # timm default, left on
     x = torch.randn(2, 3, 224, 224)
-    with torch.no_grad(), forced(backend), AttentionCapture(model) as fused:
-        model(x)
+    fused = _capture(model, x, backend)
     for blk in model.blocks:
         blk.attn.fused_attn = False
-    with torch.no_grad(), AttentionCapture(model) as explicit:
-        model(x)
-    for a, b in zip(fused.maps, explicit.maps):
-        assert (a.attn - b.attn).abs().max() <= 1e-6
+    _assert_same_maps(fused.maps, _capture(model, x).maps)
 
 
 @pytest.mark.parametrize("name,kwargs,side", FAMILIES[:2], ids=[f[0] for f in FAMILIES[:2]])
@@ -258,11 +253,9 @@ def test_explicit_capture_records_the_weights_it_applies(name, kwargs, side):
     model = _build(name, kwargs)
     for layer in attention_layers(model):
         layer.module.fused_attn = True  # Swin ships without; its mask then rides in the fused call
-    x = torch.randn(2, 3, side, side)
-    before = _hook_count(model)
     with torch.no_grad():
-        reference, logits, cap, calls = _with_and_without_probe(model, x, exact_outputs=False)
-    assert _hook_count(model) == before
+        reference, logits, cap, calls = _with_and_without_probe(model, torch.randn(2, 3, side, side),
+                                                                exact_outputs=False)
     assert all(layer.module.fused_attn for layer in attention_layers(model))
     assert not torch.equal(logits, reference)  # the explicit path really ran (rounding differs) ...
     torch.testing.assert_close(logits, reference, rtol=1e-4, atol=1e-5)  # ... and computes the same thing
@@ -291,9 +284,7 @@ def test_explicit_capture_leaves_the_fused_kernel_where_it_is_not_plain():
 
 
 def test_windows_and_positions():
-    swin = _build(*FAMILIES[1][:2])
-    with torch.no_grad(), AttentionCapture(swin) as cap:
-        swin(torch.randn(2, 3, 224, 224))
+    cap = _capture(_build(*FAMILIES[1][:2]), torch.randn(2, 3, 224, 224))
     first = cap.maps[0]
     assert (first.windows, first.batch_size, tuple(first.attn.shape)) == (64, 2, (128, 3, 49, 49))
     assert first.query_pos.shape == (64, 49, 2) and not first.query_pos.isnan().any()
@@ -308,8 +299,7 @@ def test_windows_and_positions():
 def test_streaming_callback_stores_nothing_and_layer_filter():
     model = _build("deit_tiny_patch16_224", dict(depth=4))
     seen = []
-    with torch.no_grad(), AttentionCapture(model, seen.append, layers=["blocks.3.attn"]) as cap:
-        model(torch.randn(1, 3, 224, 224))
+    cap = _capture(model, torch.randn(1, 3, 224, 224), callback=seen.append, layers=["blocks.3.attn"])
     assert cap.maps == [] and [m.layer for m in seen] == ["blocks.3.attn"]
     with pytest.raises(UserError, match="no attention layer named blocks.99"):
         AttentionCapture(model, layers=["blocks.99.attn"])
@@ -362,17 +352,14 @@ def test_fused_swin_with_its_shift_mask_keeps_logits(backend):
     the logits are still bit-identical, and the maps match the explicit path's."""
     model = _build(*FAMILIES[1][:2])
     x = torch.randn(2, 3, 224, 224)
-    with torch.no_grad(), AttentionCapture(model) as explicit:
-        model(x)
+    explicit = _capture(model, x)
     for layer in attention_layers(model):
         layer.module.fused_attn = True
     with torch.no_grad(), forced(backend):
-        reference = model(x)
-        with AttentionCapture(model, log_maps=True) as fused:
-            logits = model(x)
+        reference, logits, fused, _ = _with_and_without_probe(model, x, log_maps=True)
     assert torch.equal(logits, reference)
-    for a, b in zip(fused.maps, explicit.maps):
-        assert (a.attn - b.attn).abs().max() <= 1e-6
+    _assert_same_maps(fused.maps, explicit.maps)
+    for a in fused.maps:
         if a.log_attn is not None:  # the CPU flash path: log A comes with A
             assert torch.allclose(a.log_attn.exp(), a.attn)
 
@@ -385,13 +372,11 @@ def test_chunked_records_reassemble_the_whole_batch(fused, backend):
     per-window shift mask is sliced with the pieces)."""
     model = _build(*FAMILIES[1][:2])
     x = torch.randn(3, 3, 224, 224)
-    with torch.no_grad(), AttentionCapture(model, head_outputs=True) as whole:
-        model(x)
+    whole = _capture(model, x, head_outputs=True)
     for layer in attention_layers(model):
         layer.module.fused_attn = fused
     pieces = []
-    with torch.no_grad(), forced(backend), AttentionCapture(model, pieces.append, head_outputs=True, chunk_bytes=1):
-        model(x)
+    _capture(model, x, backend, callback=pieces.append, head_outputs=True, chunk_bytes=1)
     assert len(pieces) == 3 * len(whole.maps)  # 1 byte -> one image per piece
     for rec in whole.maps:
         parts = [p for p in pieces if p.layer == rec.layer]
@@ -450,31 +435,29 @@ def toy_family():
     unregister_attention_family("toy")
 
 
-def _check_toy_capture(cap, model, x):
+def _toy_capture(**capture):
+    """Two ToyAttention layers on 3 sequences of 5 tokens, captured with head outputs; checked against the softmax
+    of the first layer's q k^T."""
+    model = nn.Sequential(ToyAttention(), ToyAttention()).eval()
+    x = torch.randn(3, 5, 8)
+    cap = _capture(model, x, head_outputs=True, **capture)
     assert [(m.layer, m.num_heads, m.family) for m in cap.maps] == [("0", 2, "toy"), ("1", 2, "toy")]
     with torch.no_grad():
         q, k, _ = model[0].qkv(x).view(3, 5, 3, 2, -1).permute(2, 0, 3, 1, 4)
         expected = (q @ k.transpose(-2, -1)).softmax(-1)
     assert torch.equal(cap.maps[0].attn, expected)
     assert cap.maps[0].head_outputs.shape == (3 * 5, 2, 4)
+    return model
 
 
 def test_registered_family_is_captured(toy_family):
-    model = nn.Sequential(ToyAttention(), ToyAttention()).eval()
-    x = torch.randn(3, 5, 8)
     assert supported_families()[-1] == toy_family.name and attention_family("toy").name == toy_family.name
-    with torch.no_grad(), AttentionCapture(model, head_outputs=True) as cap:
-        model(x)
-    _check_toy_capture(cap, model, x)
+    _toy_capture()
 
 
 def test_scoped_family_reads_one_capture_and_leaves_the_registry_alone():
-    model = nn.Sequential(ToyAttention(), ToyAttention()).eval()
-    x = torch.randn(3, 5, 8)
     before = supported_families()
-    with torch.no_grad(), AttentionCapture(model, head_outputs=True, families=[Toy()]) as cap:
-        model(x)
-    _check_toy_capture(cap, model, x)
+    model = _toy_capture(families=[Toy()])
     assert [layer.family for layer in attention_layers(model, families=[Toy])] == ["toy", "toy"]
     assert supported_families() == before and "toy" not in [layer.family for layer in attention_layers(
         _build("deit_tiny_patch16_224", dict(depth=1)))]
@@ -544,19 +527,8 @@ def test_a_family_module_without_a_softmax_is_an_error_not_an_empty_table():
 def test_stages_come_from_the_one_stage_map_whatever_the_container_is_called():
     """timm's NesT keeps its stages in `levels.N` (no `stages` / `layers` in the names): the head tables' stage
     is the stage map's (`core.stages`, which cost and latency read too), not 1 for every layer."""
-    from timm.models.nest import Attention as NestAttention
-
-    class Nest(Toy):
-        key, name, types = "nest", "NesT (test)", (NestAttention,)
-
-        def num_heads(self, m):
-            return m.num_heads
-
-        def layout(self, m):
-            return m.proj, -1, m.proj.in_features // m.num_heads
-
     model = timm.create_model("nest_tiny")
-    layers = attention_layers(model, families=[Nest()])
+    layers = attention_layers(model)
     stages = stage_map(model)
     assert sorted({layer.stage for layer in layers}) == [1, 2, 3]
     assert all(stages.stage_of(layer.name) == f"stage{layer.stage}" for layer in layers)
