@@ -13,11 +13,10 @@ from timm.models.cpubone import ConvAttention
 from timm.models.csatv2 import SpatialTransformerBlock
 from timm.utils import AttentionExtract
 
-from analysis.core.errors import UserError
-from analysis.heads.ablation import HeadMask
 from analysis.heads.attention import AttentionCapture
 from analysis.heads.layers import UnsupportedModelError, attention_layers
-from tests.heads.test_families_pooling import captured_and_extracted
+from tests.heads.test_families_pooling import (assert_ablation_refused, assert_nulling_equals_zeroed_values,
+                                               captured_and_extracted)
 from tests.helpers import randomize_batchnorm
 
 
@@ -104,20 +103,11 @@ def test_non_local_head_nulls_by_its_values():
     """Nulling the one head at `z`'s input equals zeroing the value conv `g` (weights and bias)."""
     model, x = _layer("non_local")
     model = randomize_batchnorm(model).eval()
-    with torch.no_grad():
-        reference = model(x)
-        with HeadMask(model, {"1": [0]}):
-            nulled = model(x)
-        model[1].g.weight.zero_()
-        model[1].g.bias.zero_()
-        assert torch.allclose(model(x), nulled, atol=1e-6) and not torch.allclose(nulled, reference, atol=1e-3)
+    assert_nulling_equals_zeroed_values(model, x, 0, lambda: (model[1].g.weight.zero_(), model[1].g.bias.zero_()))
 
 
 def test_multi_query_v2_heads_are_not_ablated():
-    model, x = _layer("multi_query_v2")
-    with pytest.raises(UserError, match="bare parameter") as e, HeadMask(model, {"1": [0]}):
-        model(x)
-    assert "\n" not in str(e.value)
+    assert_ablation_refused(*_layer("multi_query_v2"), "bare parameter")
 
 
 REFUSED = {  # model: what the line must say

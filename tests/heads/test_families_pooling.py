@@ -53,6 +53,24 @@ def captured_and_extracted(model, x, heads_dim=1, names=("*softmax*",), method="
     return cap, expected
 
 
+def assert_nulling_equals_zeroed_values(model, x, head, zero_values):
+    """Nulling `head` of layer "1" at its projection input changes the output, and equals `zero_values()` (zeroing
+    that head's value weights): the ablation removes that head."""
+    with torch.no_grad():
+        reference = model(x)
+        with HeadMask(model, {"1": [head]}):
+            nulled = model(x)
+        zero_values()
+        assert torch.allclose(model(x), nulled, atol=1e-6) and not torch.allclose(nulled, reference, atol=1e-3)
+
+
+def assert_ablation_refused(model, x, why):
+    """Nulling a head of layer "1" is refused in one line matching `why`."""
+    with pytest.raises(UserError, match=why) as e, HeadMask(model, {"1": [0]}):
+        model(x)
+    assert "\n" not in str(e.value)
+
+
 POOLS = {  # name: a pooling layer on an 8 x 8 map of 4 px tokens (16 channels)
     "clip": lambda: AttentionPool2d(16, feat_size=8, embed_dim=32, num_heads=4),
     "clip_class_token_no_proj": lambda: AttentionPool2d(16, feat_size=8, num_heads=4, out_features=0, class_token=True),
@@ -100,22 +118,14 @@ def _record_of(model, x):
 def test_clip_pool_heads_null_by_their_values():
     """Nulling head 1 at the projection input equals zeroing head 1's value weights (timm's fused qkv)."""
     model, x = _pool("clip")
-    pool = model[1]
-    with torch.no_grad():
-        reference = model(x)
-        with HeadMask(model, {"1": [1]}):
-            nulled = model(x)
-        v1 = slice(2 * 32 + 8, 2 * 32 + 16)  # q, k, then v: head 1's 8 channels
-        pool.qkv.weight[v1] = 0
-        pool.qkv.bias[v1] = 0
-        assert torch.allclose(model(x), nulled, atol=1e-6) and not torch.allclose(nulled, reference, atol=1e-3)
+    v1 = slice(2 * 32 + 8, 2 * 32 + 16)  # q, k, then v: head 1's 8 channels
+    assert_nulling_equals_zeroed_values(model, x, 1, lambda: (model[1].qkv.weight[v1].zero_(),
+                                                              model[1].qkv.bias[v1].zero_()))
 
 
 def test_simpool_heads_are_not_ablated_and_have_no_head_outputs():
     model, x = _pool("simpool2d")
-    with pytest.raises(UserError, match="SimPool has no output projection") as e, HeadMask(model, {"1": [0]}):
-        model(x)
-    assert "\n" not in str(e.value)
+    assert_ablation_refused(model, x, "SimPool has no output projection")
     with torch.no_grad(), AttentionCapture(model, head_outputs=True) as cap:
         model(x)
     assert cap.maps[0].head_outputs is None
