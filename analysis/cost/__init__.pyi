@@ -12,3 +12,8 @@ from .variant_table import *
 from .plots import *
 from .zoo_figure import *
 from .zoo import *
+from .kernels import *
+from .rate_model import *
+from .microbenchmarks import *
+from .calibration import *
+from .predictor import *

@@ -49,10 +49,9 @@ meta inputs, and a model built on meta (`with torch.device("meta"): timm.create_
 counted in seconds. Every total equals a real run's (tested on SHViT, DeiT, Swin, EfficientViT-M, LeViT,
 ConvNeXt). torch's meta kernels are mostly Python, so the counter remembers each op's output layout by its
 arguments' shapes (`_MetaShapes`), which makes a meta count faster than a real one (`benchmarks/count_meta.py`
-prints both against fvcore, in one run). The default stays a real run:
-`CostAnalysis.model` is then the model itself (latency and the roofline time it), and a real run also counts
-the models whose forward reads tensor values (data-dependent shapes), which meta cannot run (a `UserError`
-says so).
+prints both against fvcore, in one run). The default stays a real run: `CostAnalysis.model` is then the model
+itself (latency and the roofline time it), and a real run also counts the models whose forward reads tensor
+values (data-dependent shapes), which meta cannot run (a `UserError` says so).
 """
 from __future__ import annotations
 
@@ -70,6 +69,7 @@ from torch.utils._python_dispatch import TorchDispatchMode
 
 from ..core.errors import UserError, not_a_command
 from ..core.models import fuse_model, leaves_model_as_found
+from .kernels import Kernel, describe, describe_attention
 from .op_rules import (UNSUPPORTED, _tensors, classify, is_free, macs_rules, op_macs, op_mem_bytes, sdpa_macs,
                        sdpa_mem_bytes)
 from ..core.stages import StageMap, stage_map
@@ -93,6 +93,7 @@ class OpRecord:
     activations: int
     out_shape: tuple
     counted_as: str
+    kernel: Optional[Kernel] = None   # with CostAnalysis(kernels=True): what the latency predictor needs
 
 
 class _Running:
@@ -168,22 +169,24 @@ class _CostMode(TorchDispatchMode):
     (`op_rules.macs_rules`) are this analysis's own macs rules, consulted before the registered ones; `meta`:
     the inputs are on the meta device (`_MetaShapes` runs the ops)."""
 
-    def __init__(self, running: _Running, model: nn.Module, rules: Optional[dict] = None, meta: bool = False):
+    def __init__(self, running: _Running, model: nn.Module, rules: Optional[dict] = None, meta: bool = False,
+                 kernels: bool = False):
         super().__init__()
-        self.running, self.records = running, []
+        self.running, self.records, self.kernels = running, [], kernels
         self.shapes = _MetaShapes() if meta else None
         self.rules = rules or {}
         self.modules = dict(model.named_modules())
         self.paused = False
 
-    def record(self, op: str, macs_of, bytes_of, out, counted_as: str) -> None:
-        """Append one record; `macs_of(module)` and `bytes_of()` give its macs and (read, written)."""
+    def record(self, op: str, macs_of, bytes_of, out, counted_as: str, kernel_of) -> None:
+        """Append one record; `macs_of(module)`, `bytes_of()` and `kernel_of(mem_bytes)` give its macs,
+        (read, written) and, when asked for, its `kernels.Kernel`."""
         outs = _tensors(out)
         module = self.running.stack[-1]
         read, written = bytes_of()
         self.records.append(OpRecord(len(self.records), module, op, macs_of(self.modules.get(module)), read, written,
                                      sum(t.numel() for t in outs), tuple(outs[0].shape) if outs else (),
-                                     counted_as))
+                                     counted_as, kernel_of(read + written) if self.kernels else None))
 
     def __torch_dispatch__(self, func, types, args=(), kwargs=None):
         kwargs = kwargs or {}
@@ -191,7 +194,7 @@ class _CostMode(TorchDispatchMode):
         if not self.paused:
             self.record(str(func.overloadpacket), lambda module: op_macs(func, args, kwargs, out, module, self.rules),
                         lambda: op_mem_bytes(func, args, kwargs, out), () if is_free(func) else out,
-                        classify(func, self.rules))
+                        classify(func, self.rules), lambda mem: describe(func, args, kwargs, out, mem))
         return out
 
 
@@ -217,7 +220,8 @@ class _AttentionMode(TorchFunctionMode):
         finally:
             self.counter.paused = False
         self.counter.record("aten.scaled_dot_product_attention", lambda module: sdpa_macs(*args, **kwargs),
-                            lambda: sdpa_mem_bytes(args, kwargs, out), out, "counted")
+                            lambda: sdpa_mem_bytes(args, kwargs, out), out, "counted",
+                            lambda mem: describe_attention(*args, **kwargs))
         return out
 
 
@@ -241,13 +245,16 @@ class CostAnalysis:
             the registry (torch's `FlopCounterMode(custom_mapping=...)`, fvcore's `set_op_handle`).
         meta: count on the meta device, without arithmetic (see the module docstring); a model already
             on meta is counted there whatever `meta` says.
+        kernels: also describe each op as the latency predictor sees it (`ops()["kernel"]`: a `kernels.Kernel`).
 
     The forward runs once, lazily, under `torch.no_grad()` in eval mode. `total()` returns
     ints; `ops()`, `by_operator()`, `by_module()` and `by_stage()` return tidy DataFrames.
     """
 
     def __init__(self, model: nn.Module, inputs, *, fuse: bool = True, stages: Optional[StageMap] = None,
-                 rules: Optional[Mapping[Any, Callable[..., int]]] = None, meta: bool = False):
+                 rules: Optional[Mapping[Any, Callable[..., int]]] = None, meta: bool = False,
+                 kernels: bool = False):
+        self.kernels = kernels
         self.rules = macs_rules(rules)  # first: an unknown op name fails before the model is copied
         self.meta = meta or _on_meta(model)
         if self.meta:
@@ -267,9 +274,9 @@ class CostAnalysis:
     @functools.cached_property
     def _run(self) -> dict:
         if not self.meta:
-            return _count(self.model, self.inputs, self.rules)
+            return _count(self.model, self.inputs, self.rules, self.kernels)
         try:
-            return _count(self.model, self.inputs, self.rules)
+            return _count(self.model, self.inputs, self.rules, self.kernels)
         except (RuntimeError, NotImplementedError) as e:  # an op that needs values: no meta kernel can say
             raise UserError(f"{type(self.model).__name__} cannot be counted on the meta device, its forward reads "
                             f"tensor values ({str(e).splitlines()[0]}); count it on real tensors") from None
@@ -286,7 +293,7 @@ class CostAnalysis:
         df["mem_bytes"] = df["bytes_read"] + df["bytes_written"]
         df["stage"] = self._assign_stages(df["module"])
         return df[["index", "stage", "module", "op", "macs", "mem_bytes", "bytes_read", "bytes_written",
-                   "activations", "out_shape", "counted_as"]]
+                   "activations", "out_shape", "counted_as"] + (["kernel"] if self.kernels else [])]
 
     def unsupported_ops(self) -> dict:
         """{op: calls} of the ops no rule counts (their macs are missing from every total), as
@@ -378,11 +385,12 @@ def _first_shape(out) -> Optional[tuple]:
 
 
 @leaves_model_as_found
-def _count(model: nn.Module, inputs: tuple, rules) -> dict:
+def _count(model: nn.Module, inputs: tuple, rules, kernels: bool = False) -> dict:
     """One forward pass of `model` in eval mode under the counter: every op's record, every module's output shape."""
     model.eval()
     with _Running(model) as running, torch.no_grad():
-        mode = _CostMode(running, model, rules, meta=any(x.is_meta for x in inputs if isinstance(x, torch.Tensor)))
+        mode = _CostMode(running, model, rules, meta=any(x.is_meta for x in inputs if isinstance(x, torch.Tensor)),
+                         kernels=kernels)
         with mode, _AttentionMode(mode):
             model(*inputs)
     return {"records": mode.records, "shapes": running.shapes}

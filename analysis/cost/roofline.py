@@ -64,7 +64,7 @@ from .timing import time_calls
 MAX_MACHINE_BYTES = 1 << 16   # a machine description is a few hundred bytes
 MAX_THREADS = 1 << 16         # more threads than any machine has
 
-__all__ = ["Machine", "measure_machine", "fit_overhead", "Roofline", "model_roofline", "measure_stage_latency",
+__all__ = ["Machine", "read_machine_json", "measure_machine", "fit_overhead", "Roofline", "model_roofline", "measure_stage_latency",
            "roofline_stages", "validate_roofline", "roofline_summary", "ROOFLINE_MODELS"]
 
 _CHAIN_LENGTHS = (8, 32, 128)  # blocks per calibration chain for the overhead fit
@@ -131,23 +131,28 @@ class Machine:
 
     @classmethod
     def load(cls, path) -> "Machine":
-        """Read a machine description: a regular JSON file of at most `MAX_MACHINE_BYTES` (a FIFO, a device
-        or a huge file is refused before it is read), validated field by field (`from_dict`)."""
-        try:
-            info = os.stat(path)
-            if not stat.S_ISREG(info.st_mode):
-                raise UserError(f"machine description {path} is not a regular file")
-            if info.st_size > MAX_MACHINE_BYTES:
-                raise UserError(f"machine description {path} has {info.st_size} bytes; a machine description has "
-                                f"at most {MAX_MACHINE_BYTES}")
-            d = json.loads(Path(path).read_text())
-        except UserError:
-            raise
-        except FileNotFoundError:
-            raise UserError(f"machine description {path} does not exist") from None
-        except (OSError, ValueError, RecursionError) as e:   # ValueError: bad JSON, bad UTF-8, too many digits
-            raise UserError(f"machine description {path} is not readable JSON ({type(e).__name__})") from None
-        return cls.from_dict(d)
+        """Read a machine description: a regular JSON file of at most `MAX_MACHINE_BYTES` (`read_machine_json`),
+        validated field by field (`from_dict`)."""
+        return cls.from_dict(read_machine_json(path, MAX_MACHINE_BYTES))
+
+
+def read_machine_json(path, max_bytes: int):
+    """The JSON in a machine description file: a regular file of at most `max_bytes` (a FIFO, a device or a
+    huge file is refused before it is read); any failure is a one-line `UserError`."""
+    try:
+        info = os.stat(path)
+        if not stat.S_ISREG(info.st_mode):
+            raise UserError(f"machine description {path} is not a regular file")
+        if info.st_size > max_bytes:
+            raise UserError(f"machine description {path} has {info.st_size} bytes; a machine description has "
+                            f"at most {max_bytes}")
+        return json.loads(Path(path).read_text())
+    except UserError:
+        raise
+    except FileNotFoundError:
+        raise UserError(f"machine description {path} does not exist") from None
+    except (OSError, ValueError, RecursionError) as e:   # ValueError: bad JSON, bad UTF-8, too many digits
+        raise UserError(f"machine description {path} is not readable JSON ({type(e).__name__})") from None
 
 
 # ----------------------------------------------------------------------------- measuring a machine

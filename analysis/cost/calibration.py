@@ -1,0 +1,256 @@
+"""Microbenchmarks that teach the latency predictor how fast each kind of kernel runs on this machine.
+
+    >>> machine = calibrate("cpu", threads=1)        # about a minute: ~1,500 timed kernels
+    >>> machine.save("cpu.json"); CalibratedMachine.load("cpu.json")
+    >>> machine.seconds(kernel)                     # one op's predicted time (kernels.Kernel)
+
+What is timed (`microbenchmarks.kernel_plan`, seeded, the same on every run): GEMMs (linear layers and batched matmuls)
+and convolutions (dense, grouped, depthwise, stems, patchify) of shapes drawn from the ranges vision
+models use; fused attention over sequence lengths and head dims; and every common bytes-moving op
+(activations, element-wise, norms, softmax, copies of contiguous and permuted tensors, concatenation,
+padding, pooling, reductions) at working sets from a few KiB (in cache) to 256 MiB (DRAM, and outputs past malloc's mmap threshold). Each
+microbenchmark is described by the same `kernels.describe` that describes a model's ops, and timed
+alone after a warm-up call (the median of at least 3 calls). Then `overhead_s`, what one op costs
+inside a model beyond its kernel (module calls, Python), is the slope of the measured minus the
+predicted time of chains of tiny Linear + ReLU blocks against their op count, as for the roofline.
+No model the predictor is scored on is ever run here.
+
+A prediction interpolates log2 of the achieved rate (flops/s, or bytes/s for bytes-moving kinds) between the
+calibrated kernels of the op's kind (`rate_model.RateModel`): for GEMM, convolutions and attention an additive
+model over their shape features corrected by the nearest kernels' residuals, for bytes-moving kinds the two
+calibrated sizes around the op's. An in-place op never timed borrows its out-of-place kind, any other kind
+never timed the one of its runtime-breakdown category (`PREDICTOR_FALLBACK`).
+"""
+from __future__ import annotations
+
+import dataclasses
+import sys
+from dataclasses import dataclass, field
+from typing import Callable, List, Optional
+
+import numpy as np
+import torch
+import torch.nn as nn
+from tqdm import tqdm
+
+from ..core.errors import UserError, not_a_command
+from ..core.files import write_json
+from ..core.runtime import cpu_name
+from .breakdown import categorize
+from .kernels import Kernel
+from .microbenchmarks import BYTE_SIZES, kernel_plan
+from .rate_model import RateModel
+from .roofline import Machine
+from .timing import time_calls
+
+__all__ = ["CalibratedMachine", "calibrate", "PREDICTOR_FALLBACK", "MAX_CALIBRATION_BYTES"]
+
+MAX_CALIBRATION_BYTES = 1 << 22   # a calibrated machine description is ~200 KB
+PREDICTOR_FALLBACK = {"conv/matmul": "aten.clone", "reshape/copy": "aten.clone", "element-wise": "aten.add",
+                      "normalisation": "aten.native_layer_norm", "softmax": "aten._softmax",
+                      "activation": "aten.silu", "other": "aten.add"}
+# distance weights of the features (kernels.describe): a layout flag or a kernel window counts more than a size
+_WEIGHTS = {"conv": (1, 1, 1, 1, 8, 8, 8, 4, 8), "dwconv": (1, 1, 1, 8, 8, 8, 4, 8), "gemm": (1, 1, 1, 1, 4, 8),
+            "attention": (1, 1, 1, 1, 8)}
+_BYTES_WEIGHTS = (1, 1, 8, 8, 8, 2, 8)   # the sixth: a row (softmax, norms) or a pooling window
+
+
+@dataclass
+class CalibratedMachine:
+    """A machine as the calibrated predictor knows it: per kernel kind, the calibrated kernels' features and
+    log2 achieved rates; `dispatch_s`, the time of an op that moves no bytes; `overhead_s`, the extra cost of
+    an op inside a model; `cache_bytes`, the working set up to which a copy runs from cache."""
+
+    name: str
+    device: str
+    threads: Optional[int]
+    peak_flops: float
+    dispatch_s: float
+    overhead_s: float
+    cache_bytes: float
+    samples: dict = field(default_factory=dict)   # kind -> {"features": [[...]], "log2_rate": [...]}
+    calibration_s: float = 0.0
+
+    def __post_init__(self):
+        self._models = {k: RateModel(v["features"], v["log2_rate"], _WEIGHTS[k]) if k in _WEIGHTS else
+                        RateModel(v["features"], v["log2_rate"], _BYTES_WEIGHTS, additive=False, neighbours=2)
+                        for k, v in self.samples.items()}
+
+    def kind_for(self, kernel: Kernel) -> str:
+        """The calibrated kind that prices `kernel`: its own, an in-place op's out-of-place one, or its
+        runtime-breakdown category's stand-in."""
+        for kind in (kernel.kind, kernel.kind.rstrip("_")):
+            if kind in self._models:
+                return kind
+        return PREDICTOR_FALLBACK[categorize(kernel.kind)]
+
+    def rate(self, kernel: Kernel) -> float:
+        """Achieved work per second (flops/s or bytes/s) of `kernel`, interpolated between calibrated kernels."""
+        return float(2.0 ** self._models[self.kind_for(kernel)](kernel.features))
+
+    def seconds(self, kernel: Kernel) -> float:
+        """Predicted time of `kernel` alone: its work at its interpolated rate, or the dispatch of a free op."""
+        if kernel.kind == "free" or kernel.work <= 0:
+            return self.dispatch_s
+        return kernel.work / self.rate(kernel)
+
+    def copy_rate(self, mem_bytes: float) -> float:
+        """Bytes/s of a contiguous copy into an existing tensor moving `mem_bytes` (no allocation): the memory
+        roof at that working set."""
+        features = (float(np.log2(max(mem_bytes, 1.0))), 10.0, 1.0, 0.0, 0.0)
+        return self.rate(Kernel("aten.copy_", features, mem_bytes))
+
+    def to_dict(self) -> dict:
+        return {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "CalibratedMachine":
+        fields = {f.name for f in dataclasses.fields(cls)}
+        if not isinstance(d, dict) or set(d) != fields:
+            raise UserError(f"a calibrated machine description has the fields {', '.join(sorted(fields))}")
+        samples = d["samples"]
+        ok = isinstance(samples, dict) and all(
+            isinstance(v, dict) and isinstance(v.get("log2_rate"), list) and isinstance(v.get("features"), list)
+            and len(v["features"]) == len(v["log2_rate"]) > 0 for v in samples.values())
+        if not ok or not set(PREDICTOR_FALLBACK.values()) | {"aten.copy_", "gemm"} <= set(samples):
+            raise UserError("a calibrated machine description's samples must hold, per kernel kind, equally long "
+                            "lists of features and log2_rate, for gemm, aten.copy_ and the fallback kinds at least")
+        try:
+            arrays = [np.asarray(a, dtype=float) for v in samples.values() for a in (v["features"], v["log2_rate"])]
+            numbers = np.asarray([d[k] for k in ("peak_flops", "dispatch_s", "overhead_s", "cache_bytes")], float)
+        except (TypeError, ValueError, OverflowError):   # ragged lists, strings, huge integers
+            raise UserError("a calibrated machine description's samples and numbers must be numbers") from None
+        if not all(np.isfinite(a).all() and a.ndim <= 2 for a in arrays) or not np.isfinite(numbers).all() \
+                or numbers[0] <= 0 or (numbers[1:] < 0).any():
+            raise UserError("a calibrated machine description's samples and numbers must be finite (peak_flops "
+                            "above 0, the others at least 0)")
+        return cls(**d)
+
+    def save(self, path) -> None:
+        write_json(self.to_dict(), path)
+
+    @classmethod
+    def load(cls, path) -> "CalibratedMachine":
+        """Read a calibrated machine description (`--save-machine`): a regular JSON file of at most
+        `MAX_CALIBRATION_BYTES`, validated (`from_dict`)."""
+        from .roofline import read_machine_json
+
+        return cls.from_dict(read_machine_json(path, MAX_CALIBRATION_BYTES))
+
+    def roofline(self) -> Machine:
+        """The simple roofline of this machine, the predictor's baseline: GEMM peak, the copy rate of the
+        largest calibrated working set (DRAM), and dispatch plus per-op overhead for every op."""
+        return Machine(self.name, self.device, self.threads, self.peak_flops, self.copy_rate(BYTE_SIZES[-1]),
+                       self.dispatch_s + self.overhead_s)
+
+
+# ----------------------------------------------------------------------------- running it
+
+
+def _kernels_of(fn: Callable) -> List[Kernel]:
+    """The kernels (free ones left out) that one call of `fn` dispatches, as the cost counter describes them."""
+    from .counter import _count
+    from .op_rules import macs_rules
+
+    class _Call(nn.Module):
+        def forward(self):
+            return fn()
+
+    records = _count(_Call(), (), macs_rules(None), kernels=True)["records"]
+    return [r.kernel for r in records if r.kernel.kind != "free"]
+
+
+def _median_seconds(fn, device, window_s: float = 0.01) -> float:
+    """Median time of `fn`, warmed up already (`_kernels_of` ran it): of 2 calls when the first took over 20 ms,
+    else of the calls in `window_s` (at least 3)."""
+    first = time_calls(fn, device=device, warmup=0, calls=1)
+    if first[0] > 0.02:
+        return float(np.median(first + time_calls(fn, device=device, warmup=0, calls=1)))
+    return float(np.median(time_calls(fn, device=device, warmup=0, window_s=window_s, min_calls=3)))
+
+
+def _dispatch_seconds(device) -> float:
+    """Time of an op that moves no bytes (a view), called from Python as a model calls it."""
+    x = torch.randn(8, 16, 32, device=device)
+    calls = [lambda: x.view(8, -1), lambda: x.transpose(1, 2), lambda: x.permute(0, 2, 1), lambda: x[:, 1:]]
+    return float(np.median([_median_seconds(fn, device, 0.01) for fn in calls]))
+
+
+def _time_plan(plan, device, progress: bool) -> dict:
+    """{kind: {"features": [...], "log2_rate": [...]}} of every microbenchmark that runs exactly one kernel."""
+    samples: dict = {}
+    for case in tqdm(plan, desc="calibrating", unit="kernel", file=sys.stderr, disable=not progress):
+        with torch.device(device):
+            fn = case()
+        kernels = _kernels_of(fn)
+        if len(kernels) != 1 or kernels[0].work <= 0:
+            continue
+        k = kernels[0]
+        entry = samples.setdefault(k.kind, {"features": [], "log2_rate": []})
+        entry["features"].append([round(f, 6) for f in k.features])
+        entry["log2_rate"].append(round(float(np.log2(k.work / _median_seconds(fn, device))), 6))
+    return samples
+
+
+def _chain(blocks: int) -> nn.Module:
+    torch.manual_seed(0)
+    return nn.Sequential(*(nn.Sequential(nn.Linear(8, 8), nn.ReLU()) for _ in range(blocks))).eval()
+
+
+def _model_overhead(machine: "CalibratedMachine", device) -> float:
+    """Seconds an op costs inside a model beyond its kernel alone: the slope, against their op count, of the
+    measured minus the predicted time of chains of tiny Linear + ReLU blocks (at least 0)."""
+    from .counter import _count
+    from .op_rules import macs_rules
+
+    n_ops, extra = [], []
+    for blocks in (8, 32, 128):
+        model, x = _chain(blocks).to(device), torch.randn(1, 8, device=device)
+        records = _count(model, (x,), macs_rules(None), kernels=True)["records"]
+        with torch.no_grad():
+            measured = float(np.median(time_calls(lambda: model(x), device=device, warmup=3, calls=30)))
+        n_ops.append(len(records))
+        extra.append(measured - sum(machine.seconds(r.kernel) for r in records))
+    return float(max(np.polyfit(n_ops, extra, 1)[0], 0.0))
+
+
+def calibrate(device="cpu", threads: Optional[int] = 1, *, seed: int = 0, scale: float = 1.0,
+              progress: bool = True) -> CalibratedMachine:
+    """Time the microbenchmarks of `kernel_plan(seed, scale)` on `device` with `threads` CPU threads (None:
+    torch's current setting) and return what they teach (see the module docstring)."""
+    import time
+
+    from .roofline import _gemm_flops
+
+    device = torch.device(device)
+    cuda = device.type == "cuda"
+    start, old = time.perf_counter(), torch.get_num_threads()
+    if threads is not None:
+        torch.set_num_threads(threads)
+    try:
+        with torch.no_grad():
+            samples = _time_plan(kernel_plan(seed, scale), device, progress)
+            peak = _gemm_flops(device, 8192 if cuda else 1024, 0.3)
+            machine = CalibratedMachine("", device.type, threads, peak, _dispatch_seconds(device), 0.0, 0.0,
+                                        samples)
+            machine.cache_bytes = _cache_bytes(machine)
+            machine.overhead_s = _model_overhead(machine, device)
+        used = torch.get_num_threads()
+    finally:
+        torch.set_num_threads(old)
+    machine.name = torch.cuda.get_device_name(device) if cuda else f"{cpu_name()}, {used} thread(s)"
+    machine.threads = None if cuda else used
+    machine.calibration_s = round(time.perf_counter() - start, 1)
+    return machine
+
+
+def _cache_bytes(machine: CalibratedMachine) -> float:
+    """The largest calibrated working set whose copy still runs 1.5x faster than the largest one's: beyond
+    it, a bytes-moving op streams from DRAM."""
+    dram = machine.copy_rate(BYTE_SIZES[-1])
+    fast = [s for s in BYTE_SIZES if machine.copy_rate(s) >= 1.5 * dram]
+    return float(max(fast) if fast else BYTE_SIZES[0])
+
+
+if __name__ == "__main__":  # a library module, not a command
+    raise SystemExit(not_a_command(__spec__.name))

@@ -1,0 +1,77 @@
+"""The calibrated latency predictor on models it has never seen (issue 30): calibrate this machine from
+microbenchmarks, predict every held-out model's latency per stage, time the models, and print the accuracy,
+with the simple roofline on the same machine as the baseline, all in one run, on one CPU thread.
+
+The held-out models (`PREDICTOR_HELD_OUT_MODELS`: 24 timm models from 19 model modules) were declared in a
+commit before any of them was predicted or timed; nothing is fitted on them. Batch 16, pretrained-config
+resolution, BN folded, random weights; measured as `analysis.cost.roofline.measure_stage_latency` does (the
+median of `--repeats` unprobed passes, each interleaved with a probed pass that times the stages).
+
+    python benchmarks/latency_predictor.py [--models tuning|held-out] [--repeats 10] [--save]
+
+Prints the calibration time, the per-model table (predicted, measured, error; roofline and its error) and the
+summary: median and worst |error| over models, pooled Spearman rho of predicted vs measured stage time. With
+`--save` (held-out models only): `results/09_predictor_stages_cpu.csv`, `results/09_predictor_summary_cpu.csv`,
+the machine description `results/09_predictor_machine_cpu.json` and `results/benchmarks/latency_predictor.json`.
+"""
+import argparse
+import sys
+import time
+from pathlib import Path
+
+import pandas as pd
+import torch
+
+from analysis.core.names import PREDICTOR_HELD_OUT_MODELS, PREDICTOR_TUNING_MODELS
+from analysis.core.runtime import with_measured_on
+from analysis.core.tables import write_csv
+from analysis.cost.calibration import calibrate
+from analysis.cost.predictor import predictor_summary, validate_predictor
+from _results import save_result
+
+RESULTS = Path(__file__).resolve().parents[1] / "results"
+TARGETS = {"median |error| %": 10.0, "worst |error| %": 25.0, "pooled stage rho": 0.95, "calibration s": 120.0}
+
+
+def main():
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--models", choices=("held-out", "tuning"), default="held-out")
+    p.add_argument("--repeats", type=int, default=10, help="timed passes per model (>= 10)")
+    p.add_argument("--save", action="store_true", help="write the tables and the figures (held-out models only)")
+    args = p.parse_args()
+    if args.save and args.models != "held-out":
+        sys.exit("--save keeps the held-out evaluation only")
+    torch.set_num_threads(1)
+    machine = calibrate("cpu", threads=1)
+    print(f"calibrated {machine.name} in {machine.calibration_s:.1f} s: "
+          f"{sum(len(v['log2_rate']) for v in machine.samples.values())} kernels, {len(machine.samples)} kinds, "
+          f"dispatch {machine.dispatch_s * 1e6:.2f} us, overhead {machine.overhead_s * 1e6:.2f} us per op")
+    names = PREDICTOR_HELD_OUT_MODELS if args.models == "held-out" else PREDICTOR_TUNING_MODELS
+    stages = with_measured_on(validate_predictor(names, machine, repeats=args.repeats, warmup=2), "cpu")
+    summary = predictor_summary(stages)
+    with pd.option_context("display.width", 200, "display.max_rows", 100, "display.float_format", "{:.1f}".format):
+        print(summary.drop(columns=[c for c in summary if "abs_error" in c]).to_string(index=False))
+    pooled = summary.iloc[-1]
+    figures = {"models": len(names), "calibration s": machine.calibration_s,
+               "median |error| %": round(float(pooled["median_abs_error_pct"]), 2),
+               "worst |error| %": round(float(pooled["max_abs_error_pct"]), 2),
+               "pooled stage rho": round(float(pooled["rho"]), 4),
+               "roofline median |error| %": round(float(pooled["roofline_median_abs_error_pct"]), 2),
+               "roofline worst |error| %": round(float(pooled["roofline_max_abs_error_pct"]), 2)}
+    for key, target in TARGETS.items():
+        ok = figures[key] >= target if key == "pooled stage rho" else figures[key] <= target
+        print(f"  {key}: {figures[key]} (target {'>=' if key == 'pooled stage rho' else '<='} {target}): "
+              f"{'met' if ok else 'NOT met'}")
+    print(f"  simple roofline: median |error| {figures['roofline median |error| %']} %, worst "
+          f"{figures['roofline worst |error| %']} %")
+    if args.save:
+        write_csv(stages, RESULTS / "09_predictor_stages_cpu.csv", exact=True)
+        write_csv(with_measured_on(summary, "cpu"), RESULTS / "09_predictor_summary_cpu.csv", exact=True)
+        machine.save(RESULTS / "09_predictor_machine_cpu.json")
+        save_result(__file__, figures, rounds=args.repeats, threads=1)
+
+
+if __name__ == "__main__":
+    t0 = time.perf_counter()
+    main()
+    print(f"({time.perf_counter() - t0:.0f} s in all)")
