@@ -17,6 +17,8 @@ EPILOG = """examples:
   python -m analysis.roofline --save-machine cpu.json --predict-only --model shvit_s4
   python -m analysis.roofline --machine cpu.json --by op --csv ops.csv --model deit_tiny_patch16_224
   python -m analysis.roofline --device cuda --figure roofline      # PNG + PDF
+  python -m analysis.roofline --calibrated --save-machine cal.json --model resnet18   # calibrated predictor
+  python -m analysis.roofline --calibrated --machine cal.json --predict-only --model mymodels.py:tiny
 """
 
 
@@ -35,7 +37,12 @@ def build_parser() -> ArgumentParser:
     p.add_argument("--repeats", type=positive_int, default=None, help="timed forward passes per model (default 10)")
     p.add_argument("--warmup", type=non_negative_int, default=None,
                    help="untimed forward passes before timing (default 2)")
-    p.add_argument("--machine", metavar="JSON", help="use this machine description instead of measuring one")
+    p.add_argument("--calibrated", action="store_true",
+                   help="the calibrated predictor (analysis.cost.predictor): ~1,500 microbenchmarks of this machine "
+                        "(under 2 min), each op priced by its kind and shape, with what bounds it; the simple "
+                        "roofline on the same machine as a baseline column")
+    p.add_argument("--machine", metavar="JSON", help="use this machine description (calibrated with --calibrated) "
+                                                    "instead of measuring one")
     p.add_argument("--save-machine", metavar="JSON", type=output_path, help="write the machine description used")
     p.add_argument("--predict-only", action="store_true", help="predict, do not time the models")
     p.add_argument("--by", choices=("stage", "module", "op"), default=None, help="table for --csv (default: stage)")
@@ -51,6 +58,8 @@ def run(args) -> int:
     from .core.files import write_set
     from .core.models import create_model_at
     from .core.runtime import resolve_device, set_threads
+    from .cost.calibration import calibrate
+    from .cost.predictor import model_predictor, predictor_stages
     from .cost.roofline import measure_machine, measure_stage_latency, model_roofline, roofline_stages
 
     names, machine = _checked(args)
@@ -63,33 +72,46 @@ def run(args) -> int:
     built = {n: create_model_at(n, args.resolution, seed=args.seed, batch_size=args.batch_size, device=device)
              for n in names}
     if machine is None:
-        print(f"measuring the machine ({device}{f', {threads} thread(s)' if threads else ''}) ...", file=sys.stderr)
-        machine = measure_machine(device, threads=threads)
-    print(f"machine: {machine.name}: peak {machine.peak_flops / 1e9:.1f} GFLOP/s, bandwidth "
-          f"{machine.bandwidth / 1e9:.1f} GB/s, ridge {machine.ridge:.2f} FLOP/byte, overhead "
-          f"{machine.overhead_s * 1e6:.2f} us per op", file=sys.stderr)
+        print(f"{'calibrating' if args.calibrated else 'measuring'} the machine ({device}"
+              f"{f', {threads} thread(s)' if threads else ''}) ...", file=sys.stderr)
+        machine = calibrate(device, threads=threads) if args.calibrated else measure_machine(device, threads=threads)
+    _describe(machine)
     if args.save_machine:
         machine.save(args.save_machine)
         print(f"wrote {args.save_machine}", file=sys.stderr)
-    rooflines = {n: model_roofline(n, machine, batch_size=args.batch_size, resolution=args.resolution,
-                                   device=device, seed=args.seed, built=built.pop(n)) for n in names}
+    build = model_predictor if args.calibrated else model_roofline
+    rooflines = {n: build(n, machine, batch_size=args.batch_size, resolution=args.resolution, device=device,
+                          seed=args.seed, built=built.pop(n)) for n in names}
     repeats = 10 if args.repeats is None else args.repeats
     warmup = 2 if args.warmup is None else args.warmup
     latency = None if args.predict_only else measure_stage_latency(rooflines, repeats=repeats, warmup=warmup)
-    stages = roofline_stages(rooflines, latency)
+    stages = (predictor_stages if args.calibrated else roofline_stages)(rooflines, latency)
     for path in write_set(_outputs(args, rooflines, stages, machine, latency is not None)):
         print(f"wrote {path}", file=sys.stderr)
-    _report(stages, latency is not None)
+    _report(stages, latency is not None, args.calibrated)
     if latency is not None:
         print(f"measured: median of {repeats} passes after {warmup} warm-up, batch {args.batch_size}, "
               f"{f'{threads} CPU thread(s)' if threads else device}", file=sys.stderr)
     return 0
 
 
+def _describe(machine) -> None:
+    """One line on stderr: what the machine description says."""
+    if hasattr(machine, "samples"):
+        print(f"machine: {machine.name}: calibrated from {sum(len(v['log2_rate']) for v in machine.samples.values())} "
+              f"kernels of {len(machine.samples)} kinds, peak {machine.peak_flops / 1e9:.1f} GFLOP/s, overhead "
+              f"{machine.overhead_s * 1e6:.2f} us per op", file=sys.stderr)
+    else:
+        print(f"machine: {machine.name}: peak {machine.peak_flops / 1e9:.1f} GFLOP/s, bandwidth "
+              f"{machine.bandwidth / 1e9:.1f} GB/s, ridge {machine.ridge:.2f} FLOP/byte, overhead "
+              f"{machine.overhead_s * 1e6:.2f} us per op", file=sys.stderr)
+
+
 def _checked(args):
     """(model names, the --machine description or None), every option combination and output checked."""
     from .core.files import check_distinct
     from .core.models import check_model_name
+    from .cost.calibration import CalibratedMachine
     from .cost.roofline import Machine
 
     names = args.model or list(ROOFLINE_MODELS)
@@ -101,7 +123,11 @@ def _checked(args):
         raise UserError(f"--by {args.by} would be ignored: it chooses the table of --csv")
     if args.depth is not None and args.by != "module":
         raise UserError("--depth would be ignored: it applies with --by module")
-    machine = Machine.load(args.machine) if args.machine else None
+    if args.calibrated and args.by == "module":
+        raise UserError("--by module is the simple roofline's: with --calibrated, choose --by stage or --by op")
+    if args.calibrated and args.figure and args.predict_only:
+        raise UserError("--figure with --calibrated draws predicted beside measured time: drop --predict-only")
+    machine = (CalibratedMachine if args.calibrated else Machine).load(args.machine) if args.machine else None
     for ext in (".png", ".pdf") if args.figure else ():
         output_file(check_stem(args.figure, "--figure") + ext)
     check_distinct(**{"--csv": args.csv, "--save-machine": args.save_machine, "--machine": args.machine,
@@ -117,6 +143,8 @@ def _outputs(args, rooflines, stages, machine, measured: bool) -> dict:
     from .core.plotting import figure_writers, provenance
     from .core.tables import csv_writer
     from .cost.plots import plot_roofline
+    from .cost.predictor import predictor_summary
+    from .cost.predictor_plots import plot_predictor
 
     outputs, by = {}, args.by or "stage"
     if args.csv:
@@ -128,22 +156,28 @@ def _outputs(args, rooflines, stages, machine, measured: bool) -> dict:
             table = pd.concat(tables, ignore_index=True)
             table = table[["model"] + [c for c in table.columns if c != "model"]]
         outputs[Path(args.csv)] = csv_writer(table, args.csv)
-    if args.figure:
+    if args.figure and args.calibrated:
+        fig = plot_predictor(stages, predictor_summary(stages), models=list(rooflines)[:3])
+    elif args.figure:
         ops = pd.concat([rl.ops().assign(model=n) for n, rl in rooflines.items()], ignore_index=True)
         fig = plot_roofline(ops, machine, stages if measured else None)
+    if args.figure:
         provenance(fig, scale="full", weights="random (speed only)", extra=f"{machine.name}, batch {args.batch_size}")
         outputs.update(figure_writers(fig, args.figure))
     return outputs
 
 
-def _report(stages, measured: bool) -> None:
+def _report(stages, measured: bool, calibrated: bool) -> None:
     """The per-stage table (and the summary against the clock) on stdout."""
     import pandas as pd
 
+    from .cost.predictor import predictor_summary
     from .cost.roofline import roofline_summary
 
-    columns = ["model", "stage", "n_ops", "macs", "mem_bytes", "flops_per_byte", "compute_ms", "memory_ms",
-               "overhead_ms", "predicted_ms"] + (["measured_ms"] if measured else [])
+    columns = ["model", "stage", "n_ops", "macs", "mem_bytes"] + (
+        ["predicted_ms", "bound", "bound_pct", "roofline_ms"] if calibrated else
+        ["flops_per_byte", "compute_ms", "memory_ms", "overhead_ms", "predicted_ms"]) + \
+        (["measured_ms"] if measured else [])
     shown = stages[columns].assign(macs=stages["macs"] / 1e6, mem_bytes=stages["mem_bytes"] / 2 ** 20)
     shown = shown.rename(columns={"macs": "macs (M)", "mem_bytes": "mem_bytes (MiB)",
                                   "flops_per_byte": "FLOP/byte"})
@@ -152,7 +186,7 @@ def _report(stages, measured: bool) -> None:
         print(shown.to_string(index=False))
         if measured:
             print()
-            print(roofline_summary(stages).to_string(index=False))
+            print((predictor_summary if calibrated else roofline_summary)(stages).to_string(index=False))
 
 
 main = command(build_parser, run)

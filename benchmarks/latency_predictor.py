@@ -2,17 +2,20 @@
 microbenchmarks, predict every held-out model's latency per stage, time the models, and print the accuracy,
 with the simple roofline on the same machine as the baseline, all in one run, on one CPU thread.
 
-The held-out models (`PREDICTOR_HELD_OUT_MODELS`: 24 timm models from 19 model modules) were declared in a
+The held-out models (`PREDICTOR_HELD_OUT_MODELS`: 24 timm models from 20 model modules) were declared in a
 commit before any of them was predicted or timed; nothing is fitted on them. Batch 16, pretrained-config
 resolution, BN folded, random weights; measured as `analysis.cost.roofline.measure_stage_latency` does (the
 median of `--repeats` unprobed passes, each interleaved with a probed pass that times the stages).
 
-    python benchmarks/latency_predictor.py [--models tuning|held-out] [--repeats 10] [--save]
+    python benchmarks/latency_predictor.py [--models held-out|tuning|figure] [--machine JSON] [--repeats 10] [--save]
 
 Prints the calibration time, the per-model table (predicted, measured, error; roofline and its error) and the
-summary: median and worst |error| over models, pooled Spearman rho of predicted vs measured stage time. With
-`--save` (held-out models only): `results/09_predictor_stages_cpu.csv`, `results/09_predictor_summary_cpu.csv`,
-the machine description `results/09_predictor_machine_cpu.json` and `results/benchmarks/latency_predictor.json`.
+summary: median and worst |error| over models, pooled Spearman rho of predicted vs measured stage time.
+`--machine` reuses a saved calibration instead of calibrating. `--save` keeps what notebook 09 reads: for the
+held-out models the machine description `results/09_predictor_machine_cpu.json`, the measured latencies
+`results/09_predictor_latency_cpu.csv` and `results/benchmarks/latency_predictor.json`; for `figure` (SHViT-S4,
+EfficientViT-M4, DeiT-T, figure 09's stage panels; run it with the held-out run's `--machine`) the measured
+latencies `results/09_predictor_figure_latency_cpu.csv`.
 """
 import argparse
 import sys
@@ -23,32 +26,37 @@ import pandas as pd
 import torch
 
 from analysis.core.names import PREDICTOR_HELD_OUT_MODELS, PREDICTOR_TUNING_MODELS
-from analysis.core.runtime import with_measured_on
 from analysis.core.tables import write_csv
-from analysis.cost.calibration import calibrate
-from analysis.cost.predictor import predictor_summary, validate_predictor
+from analysis.cost.calibration import CalibratedMachine, calibrate
+from analysis.cost.predictor import model_predictor, predictor_stages, predictor_summary
+from analysis.cost.roofline import measure_stage_latency
 from _results import save_result
 
 RESULTS = Path(__file__).resolve().parents[1] / "results"
+MODEL_SETS = {"held-out": PREDICTOR_HELD_OUT_MODELS, "tuning": PREDICTOR_TUNING_MODELS,
+              "figure": ("shvit_s4", "efficientvit_m4", "deit_tiny_patch16_224")}
+LATENCY_FILES = {"held-out": "09_predictor_latency_cpu.csv", "figure": "09_predictor_figure_latency_cpu.csv"}
 TARGETS = {"median |error| %": 10.0, "worst |error| %": 25.0, "pooled stage rho": 0.95, "calibration s": 120.0}
 
 
 def main():
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--models", choices=("held-out", "tuning"), default="held-out")
+    p.add_argument("--models", choices=tuple(MODEL_SETS), default="held-out")
+    p.add_argument("--machine", metavar="JSON", help="a saved calibration (default: calibrate now)")
     p.add_argument("--repeats", type=int, default=10, help="timed passes per model (>= 10)")
-    p.add_argument("--save", action="store_true", help="write the tables and the figures (held-out models only)")
+    p.add_argument("--save", action="store_true", help="keep what notebook 09 reads (held-out and figure models)")
     args = p.parse_args()
-    if args.save and args.models != "held-out":
-        sys.exit("--save keeps the held-out evaluation only")
+    if args.save and args.models not in LATENCY_FILES:
+        sys.exit(f"--save keeps the {' and '.join(LATENCY_FILES)} models only")
     torch.set_num_threads(1)
-    machine = calibrate("cpu", threads=1)
+    machine = CalibratedMachine.load(args.machine) if args.machine else calibrate("cpu", threads=1)
     print(f"calibrated {machine.name} in {machine.calibration_s:.1f} s: "
           f"{sum(len(v['log2_rate']) for v in machine.samples.values())} kernels, {len(machine.samples)} kinds, "
           f"dispatch {machine.dispatch_s * 1e6:.2f} us, overhead {machine.overhead_s * 1e6:.2f} us per op")
-    names = PREDICTOR_HELD_OUT_MODELS if args.models == "held-out" else PREDICTOR_TUNING_MODELS
-    stages = with_measured_on(validate_predictor(names, machine, repeats=args.repeats, warmup=2), "cpu")
-    summary = predictor_summary(stages)
+    names = MODEL_SETS[args.models]
+    predictors = {n: model_predictor(n, machine) for n in names}
+    latency = measure_stage_latency(predictors, repeats=args.repeats, warmup=2)
+    summary = predictor_summary(predictor_stages(predictors, latency))
     with pd.option_context("display.width", 200, "display.max_rows", 100, "display.float_format", "{:.1f}".format):
         print(summary.drop(columns=[c for c in summary if "abs_error" in c]).to_string(index=False))
     pooled = summary.iloc[-1]
@@ -65,10 +73,10 @@ def main():
     print(f"  simple roofline: median |error| {figures['roofline median |error| %']} %, worst "
           f"{figures['roofline worst |error| %']} %")
     if args.save:
-        write_csv(stages, RESULTS / "09_predictor_stages_cpu.csv", exact=True)
-        write_csv(with_measured_on(summary, "cpu"), RESULTS / "09_predictor_summary_cpu.csv", exact=True)
-        machine.save(RESULTS / "09_predictor_machine_cpu.json")
-        save_result(__file__, figures, rounds=args.repeats, threads=1)
+        write_csv(latency, RESULTS / LATENCY_FILES[args.models], exact=True)
+        if args.models == "held-out":
+            machine.save(RESULTS / "09_predictor_machine_cpu.json")
+            save_result(__file__, figures, rounds=args.repeats, threads=1)
 
 
 if __name__ == "__main__":

@@ -17,6 +17,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+import timm
 from scipy.stats import spearmanr
 
 REPO = Path(__file__).resolve().parent.parent
@@ -246,6 +247,45 @@ def row_09():
             f"{side} whole models by {fmt(error.min(), 0)}–{fmt(error.max(), 0)}%"]
 
 
+def predictor_figures():
+    """The held-out summary, the calibration and the misses beyond 25%, as the README quotes them."""
+    s = table("09_predictor_summary_cpu.csv").set_index("model")
+    rows, pooled = s.drop(index="all"), s.loc["all"]
+    machine = json.loads((REPO / "results" / "09_predictor_machine_cpu.json").read_text())
+    kernels = sum(len(v["log2_rate"]) for v in machine["samples"].values())
+    modules = {timm.models._registry.model_entrypoint(m).__module__ for m in rows.index}
+    beyond = rows.index[rows.error_pct.abs() > 25]
+    return rows, pooled, machine, kernels, len(modules), list(beyond)
+
+
+def row_09_predictor():
+    rows, pooled, machine, kernels, modules, beyond = predictor_figures()
+    worst = rows.error_pct.abs().idxmax()
+    met = [pooled.median_abs_error_pct <= 10, pooled.max_abs_error_pct <= 25, pooled.rho >= 0.95]
+    assert met == [True, False, False], "the README says which targets are met: update its sentence"
+    return [f"calibrated from {kernels} microbenchmarks in {fmt(machine['calibration_s'])} s",
+            f"scored on {len(rows)} held-out timm models of {modules} timm modules",
+            f"median absolute error {fmt(pooled.median_abs_error_pct)}% (simple roofline on the same machine "
+            f"{fmt(pooled.roofline_median_abs_error_pct)}%)",
+            f"worst {fmt(pooled.max_abs_error_pct)}% ({worst})",
+            f"{(rows.error_pct.abs() <= 10).sum()} of {len(rows)} within 10% and {len(beyond)} beyond 25% "
+            f"({', '.join(beyond)})", f"pooled stage ρ {fmt(pooled.rho, 3)}", "its 10% target", "the worst case (25%)",
+            "the stage order (0.95)", "1 thread, batch 16"]
+
+
+def predictor_paragraph():
+    rows, pooled, machine, kernels, modules, beyond = predictor_figures()
+    lat = table("09_predictor_latency_cpu.csv")
+    return [f"Scored once on {len(rows)} timm models of {modules} timm modules",
+            f"at batch 16 on {plural(int(lat.threads.iloc[0]), 'thread')} of an {lat.device_name.iloc[0]} "
+            f"(torch {lat.torch.iloc[0]})",
+            f"median absolute error {fmt(pooled.median_abs_error_pct)}% against the simple roofline's "
+            f"{fmt(pooled.roofline_median_abs_error_pct)}%",
+            f"worst case of {fmt(pooled.max_abs_error_pct)}% ({rows.error_pct.abs().idxmax()})",
+            f"pooled stage ρ of {fmt(pooled.rho, 3)}", f"here {fmt(machine['calibration_s'])} s",
+            f"({', '.join(beyond)})"]
+
+
 def row_10():
     t = table("10_model_zoo.csv")
     mib, share = t.set_index("model").mem_bytes / 2**20, 100 * t.set_index("model").memory_bound_share
@@ -378,9 +418,11 @@ GALLERY = {"00": ("00_shvit_variants", row_00), "01": ("01_speed_accuracy", row_
            "03": ("03_head_redundancy_deit", row_03), "03 query maps": ("03_head_query_maps", row_03_query_maps),
            "04": ("04_head_redundancy_families", row_04), "05": ("05_single_head_designs", row_05),
            "06": ("06_runtime_breakdown", row_06), "07": ("07_gradcam_stem", row_07),
-           "08": ("08_claims_scorecard", row_08), "09": ("09_roofline", row_09), "10": ("10_model_zoo", row_10)}
+           "08": ("08_claims_scorecard", row_08), "09": ("09_roofline", row_09),
+           "09 predictor": ("09_predictor", row_09_predictor), "10": ("10_model_zoo", row_10)}
 PROSE = {"meso": ("From scratch it took", meso_paragraph), "meta": ("**Counting without arithmetic.**", meta_paragraph), "roofline": ("What it adds to the anchors", roofline_paragraph), "recipe": ("**The meso recipe", recipe_paragraph),
-         "overhead": ("What the head analysis costs on CPU", overhead_numbers)}
+         "overhead": ("What the head analysis costs on CPU", overhead_numbers),
+         "predictor": ("**Calibrated latency predictor, measured.**", predictor_paragraph)}
 
 
 def readme_line(marker: str) -> str:

@@ -58,6 +58,17 @@ class OutputPaths:
         write_csv(measure(), target, exact=True)
         return read_csv(target)
 
+    def measured_file(self, name: str, measure: Callable[[Path], None], remeasure: bool = False) -> Path:
+        """The file `results/<name>` (a measurement kept whole, e.g. a calibrated machine's JSON), found as
+        `measured` finds a table, or written by `measure(path)` now if asked or absent."""
+        target = self.results / name
+        if not remeasure:
+            for candidate in (target, project_root() / "results" / name):
+                if candidate.is_file():
+                    return candidate
+        measure(target)
+        return target
+
 
 def _one_line_user_errors(shell, etype, value, tb, tb_offset=None):
     """A user error shows as its one line: published as the cell's error output (IPython leaves custom

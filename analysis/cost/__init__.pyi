@@ -17,3 +17,4 @@ from .rate_model import *
 from .microbenchmarks import *
 from .calibration import *
 from .predictor import *
+from .predictor_plots import *

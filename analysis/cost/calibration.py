@@ -26,7 +26,7 @@ from __future__ import annotations
 import dataclasses
 import sys
 from dataclasses import dataclass, field
-from typing import Callable, List, Optional
+from typing import Callable, List, Optional, Sequence
 
 import numpy as np
 import torch
@@ -215,9 +215,9 @@ def _model_overhead(machine: "CalibratedMachine", device) -> float:
 
 
 def calibrate(device="cpu", threads: Optional[int] = 1, *, seed: int = 0, scale: float = 1.0,
-              progress: bool = True) -> CalibratedMachine:
-    """Time the microbenchmarks of `kernel_plan(seed, scale)` on `device` with `threads` CPU threads (None:
-    torch's current setting) and return what they teach (see the module docstring)."""
+              byte_sizes: Sequence[float] = BYTE_SIZES, progress: bool = True) -> CalibratedMachine:
+    """Time the microbenchmarks of `kernel_plan(seed, scale, byte_sizes)` on `device` with `threads` CPU threads
+    (None: torch's current setting) and return what they teach (see the module docstring)."""
     import time
 
     from .roofline import _gemm_flops
@@ -229,7 +229,7 @@ def calibrate(device="cpu", threads: Optional[int] = 1, *, seed: int = 0, scale:
         torch.set_num_threads(threads)
     try:
         with torch.no_grad():
-            samples = _time_plan(kernel_plan(seed, scale), device, progress)
+            samples = _time_plan(kernel_plan(seed, scale, byte_sizes), device, progress)
             peak = _gemm_flops(device, 8192 if cuda else 1024, 0.3)
             machine = CalibratedMachine("", device.type, threads, peak, _dispatch_seconds(device), 0.0, 0.0,
                                         samples)

@@ -11,7 +11,7 @@ Each entry builds its inputs only when called, so a plan costs no memory until i
 """
 from __future__ import annotations
 
-from typing import Callable, Iterator, List
+from typing import Callable, Iterator, List, Sequence
 
 import numpy as np
 import torch
@@ -114,10 +114,10 @@ _RARE_IMAGE = (lambda t: F.pad(t, (1, 1, 1, 1)), lambda t: torch.roll(t, (3, 3),
                lambda t: F.interpolate(t, scale_factor=2.0, mode="nearest"))
 
 
-def _bytes_cases() -> Iterator[Callable]:
+def _bytes_cases(byte_sizes: Sequence[float]) -> Iterator[Callable]:
     """Every common bytes-moving op at working sets from 4 KiB to 256 MiB: on contiguous and on permuted
     (transposed) inputs, in place, broadcast."""
-    for i, size in enumerate(BYTE_SIZES):
+    for i, size in enumerate(byte_sizes):
         n = max(int(size) // 8, 64)           # elements read + written by a unary op
         c = 64 if n < 2 ** 14 else 256
         x = lambda n=n, c=c: _randn(max(n // c, 1), c)
@@ -189,13 +189,15 @@ def _gn_call(t):
     return _call(F.group_norm, t, 1, torch.ones(c), torch.zeros(c))
 
 
-def kernel_plan(seed: int = 0, scale: float = 1.0) -> List[Callable[[], Callable]]:
+def kernel_plan(seed: int = 0, scale: float = 1.0, byte_sizes: Sequence[float] = BYTE_SIZES
+                ) -> List[Callable[[], Callable]]:
     """The microbenchmarks, in a seeded order: each entry builds (on call) a zero-argument function that runs
-    one kernel. `scale` multiplies the number of shaped kernels (GEMM, conv, depthwise, attention)."""
+    one kernel. `scale` multiplies the number of shaped kernels (GEMM, conv, depthwise, attention), and the
+    bytes-moving ops run at `byte_sizes` (bytes moved per call; a quick plan for tests takes a few)."""
     rng = np.random.default_rng(seed)
     counts = {_gemm_cases: 320, _conv_cases: 640, _dwconv_cases: 180, _attention_cases: 100}
     plan = [case for fn, n in counts.items() for case in fn(rng, max(int(n * scale), 8))]
-    return plan + list(_bytes_cases())
+    return plan + list(_bytes_cases(byte_sizes))
 
 
 if __name__ == "__main__":  # a library module, not a command

@@ -104,8 +104,8 @@ class LatencyPredictor:
         return float(self.ops()["predicted_s"].sum() * 1e3)
 
 
-def model_predictor(name: str, machine: CalibratedMachine, *, batch_size: int = 16, resolution: Optional[int] = None, device="cpu", seed: int = 0,
-                    built: Optional[tuple] = None) -> LatencyPredictor:
+def model_predictor(name: str, machine: CalibratedMachine, *, batch_size: int = 16, resolution: Optional[int] = None,
+                    device="cpu", seed: int = 0, built: Optional[tuple] = None) -> LatencyPredictor:
     """The predictor of model `name` (random weights, BN folded in place) at `resolution` (default: its
     pretrained config) on a seeded batch, as `roofline.model_roofline` builds it."""
     import torch

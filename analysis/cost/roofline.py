@@ -144,8 +144,8 @@ def read_machine_json(path, max_bytes: int):
         if not stat.S_ISREG(info.st_mode):
             raise UserError(f"machine description {path} is not a regular file")
         if info.st_size > max_bytes:
-            raise UserError(f"machine description {path} has {info.st_size} bytes; a machine description has "
-                            f"at most {max_bytes}")
+            raise UserError(f"machine description {path} has {info.st_size} bytes, more than the {max_bytes} of "
+                            "this kind of description (a calibrated one goes with --calibrated)")
         return json.loads(Path(path).read_text())
     except UserError:
         raise

@@ -42,3 +42,39 @@ def test_measuring_writes_the_machine_table_and_figure(tmp_path, capsys):
     assert "rho_roofline" in out and "1 CPU thread(s)" in err
     assert all(f"wrote {f}" in err for f in files)
     assert json.loads(files[0].read_text())["device"] == "cpu"
+
+
+@pytest.mark.parametrize("by", ["stage", "op"])
+def test_the_calibrated_prediction_for_a_described_machine_is_the_librarys(by, tmp_path, capsys):
+    from analysis.cost.calibration import CalibratedMachine
+    from analysis.cost.predictor import model_predictor
+    from tests.cost.test_predictor import toy_machine
+
+    toy_machine().save(tmp_path / "cal.json")
+    out = tmp_path / "t.csv"
+    assert main(SMALL + ["--calibrated", "--machine", str(tmp_path / "cal.json"), "--predict-only", "--by", by,
+                         "--csv", str(out)]) == 0
+    table = pd.read_csv(out)
+    p = model_predictor("shvit_s1", CalibratedMachine.load(tmp_path / "cal.json"), batch_size=2, resolution=64)
+    expected = p.by_stage() if by == "stage" else p.ops()
+    column = "predicted_ms" if by == "stage" else "predicted_s"
+    assert table[column].tolist() == pytest.approx(expected[column].tolist(), rel=1e-5)
+    assert set(table["bound"]) <= {"compute", "cache", "memory", "overhead"} and "measured_ms" not in table
+    out_text, err = capsys.readouterr()
+    assert "bound_pct" in out_text and "roofline_ms" in out_text and "calibrated from 27 kernels" in err
+
+
+def test_calibrating_and_measuring_writes_the_description_table_and_figure(tmp_path, capsys, monkeypatch):
+    import analysis.cost.calibration as calibration
+
+    quick = calibration.calibrate
+    monkeypatch.setattr(calibration, "calibrate", lambda *a, **k: quick(*a, **k, scale=0.02, byte_sizes=(2 ** 16,)))
+    files = [tmp_path / n for n in ("cal.json", "s.csv", "f.png", "f.pdf")]
+    assert main(SMALL + ["--calibrated", "--repeats", "2", "--warmup", "1", "--save-machine", str(files[0]),
+                         "--csv", str(files[1]), "--figure", str(tmp_path / "f")]) == 0
+    assert all(f.is_file() and f.stat().st_size > 0 for f in files)
+    assert "gemm" in json.loads(files[0].read_text())["samples"]
+    stages = pd.read_csv(files[1])
+    assert (stages["measured_ms"] > 0).all() and stages["predicted_ms"].sum() > 0
+    out, err = capsys.readouterr()
+    assert "median_abs_error_pct" in out and "calibrating the machine" in err

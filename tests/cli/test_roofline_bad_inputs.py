@@ -6,6 +6,7 @@ import pytest
 
 from analysis.roofline import main
 from tests.cli.own_model import own_model_rows
+from tests.cost.test_predictor import toy_machine
 from tests.helpers import assert_rejected
 
 FAKE = {"name": "fake", "device": "cpu", "threads": 1, "peak_flops": 1e11, "bandwidth": 1e10, "overhead_s": 1e-6}
@@ -35,7 +36,7 @@ TABLE = [
     (M + ["--machine", "{empty}"], "is not a regular file"),
     (M + ["--machine", "/dev/zero"], "is not a regular file"),
     (M + ["--machine", "{tmp}/in/fifo"], "is not a regular file"),
-    (M + ["--machine", "{tmp}/in/huge.json"], "a machine description has at most"),
+    (M + ["--machine", "{tmp}/in/huge.json"], "more than the 65536 of this kind of description"),
     (M + ["--machine", "{tmp}/in/deep.json"], "not readable JSON"),
     (M + ["--machine", "{tmp}/in/half_thread.json"], "threads must be a whole number from 1 to"),
     (M + ["--machine", "{tmp}/in/no_threads.json"], "threads must be a whole number from 1 to"),
@@ -57,6 +58,12 @@ TABLE = [
     (M + ["--figure", "{empty}"], "is a directory; give a file name stem"),
     (M + ["--csv", "{tmp}/nd/"], "ends with '/'"),
     (M + ["--save-machine", "{tmp}/.analysis-outputs.json"], "is the folder's record"),
+    # issue 30: the calibrated predictor
+    (M + ["--calibrated"], "a calibrated machine description has the fields"),
+    (M[:-1] + ["{tmp}/in/nan_cal.json", "--calibrated"], "must be finite"),
+    (M[:-1] + ["{tmp}/in/cal.json", "--calibrated", "--by", "module", "--csv", "{tmp}/o.csv"],
+     "--by module is the simple roofline's"),
+    (M[:-1] + ["{tmp}/in/cal.json", "--calibrated", "--figure", "{tmp}/f"], "drop --predict-only"),
 ]
 TABLE += own_model_rows(M[2:], weights=False)   # issue 28: your own model that cannot be loaded or built
 
@@ -75,4 +82,8 @@ def test_bad_input(argv, needle, bad, tmp_path, capsys):
         (tmp_path / "in" / f"{name}.json").write_text(json.dumps({**FAKE, **change}))
     for digits in (401, 5001):   # a float overflows; json's own limit on integer digits (4300)
         (tmp_path / "in" / f"digits{digits}.json").write_text(json.dumps(FAKE).replace(json.dumps(1e11), "9" * digits))
+    cal = toy_machine().to_dict()
+    (tmp_path / "in" / "cal.json").write_text(json.dumps(cal))
+    cal["samples"]["gemm"]["log2_rate"][0] = float("nan")
+    (tmp_path / "in" / "nan_cal.json").write_text(json.dumps(cal))
     assert_rejected(main, [a.format(tmp=tmp_path, **bad) for a in argv], needle, capsys, tmp_path)

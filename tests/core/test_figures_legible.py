@@ -114,8 +114,18 @@ def figure_roofline_cli():
     return fig
 
 
+def figure_09_predictor():
+    from analysis.cost.predictor_plots import plot_predictor
+    fig = plot_predictor(read("09_predictor_figure_stages_cpu.csv"), read("09_predictor_summary_cpu.csv"),
+                         label="held-out timm models")
+    provenance(fig, scale="full (native resolutions)", weights="random (speed only)",
+               extra="machine: AMD EPYC, 1 thread(s); latency: AMD EPYC, 1 thread, torch 2.14.1+cu130, batch 16, "
+                     "10 timed passes")
+    return fig
+
+
 FIGURES = {"01": figure_01, "02": figure_02, "04": figure_04, "05": figure_05, "06": figure_06, "08": figure_08,
-           "09": figure_09,
+           "09": figure_09, "09 predictor": figure_09_predictor,
            "roofline CLI": figure_roofline_cli}
 
 

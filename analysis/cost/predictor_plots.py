@@ -1,0 +1,79 @@
+"""Figure 09b: the calibrated latency predictor, per stage (what bounds each) and on unseen models.
+
+    >>> fig = plot_predictor(figure_stages, held_out_summary)   # caller stamps provenance and saves
+
+Top row, one panel per model: each stage's predicted time, split by the resource that bounds its ops
+(compute, cache, memory, overhead), beside its measured time (black outline). Bottom: every held-out model's
+predicted against measured whole-model latency, for the calibrated predictor and for the simple roofline on
+the same machine, with the ±10% and ±25% bands.
+"""
+from __future__ import annotations
+
+from typing import Sequence
+
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
+
+from ..core.errors import not_a_command
+from ..core.plotting import OURS_COLOR, use_style
+from .predictor import BOUNDS
+
+__all__ = ["plot_predictor", "BOUND_COLORS"]
+
+BOUND_COLORS = {"compute": "#4c72b0", "cache": "#55a868", "memory": "#c44e52", "overhead": "#8c8c8c"}
+_SHORT = {"deit_tiny_patch16_224": "DeiT-T", "efficientvit_m4": "EfficientViT-M4", "shvit_s4": "SHViT-S4"}
+
+
+def _stage_panel(ax, g: pd.DataFrame, title: str) -> None:
+    x = np.arange(len(g))
+    bottom = np.zeros(len(g))
+    for bound in BOUNDS:
+        ms = g[f"{bound}_bound_ms"].to_numpy()
+        ax.bar(x - 0.2, ms, 0.4, bottom=bottom, color=BOUND_COLORS[bound], label=f"predicted: {bound}-bound")
+        bottom += ms
+    ax.bar(x + 0.2, g["measured_ms"], 0.4, facecolor="white", edgecolor="black", label="measured")
+    ax.set_xticks(x, g["stage"], rotation=30, ha="right")
+    ax.set_title(title)
+    ax.set_ylabel("ms per batch")
+
+
+def _accuracy_panel(ax, summary: pd.DataFrame, label: str) -> None:
+    rows = summary[summary["model"] != "all"]
+    lo, hi = rows[["measured_ms", "predicted_ms", "roofline_ms"]].min().min() / 1.5, \
+        rows[["measured_ms", "predicted_ms", "roofline_ms"]].max().max() * 1.5
+    line = np.array([lo, hi])
+    ax.fill_between(line, line / 1.25, line * 1.25, color="0.92", label="±25%")
+    ax.fill_between(line, line / 1.1, line * 1.1, color="0.82", label="±10%")
+    ax.plot(line, line, color="black", lw=0.8)
+    ax.scatter(rows["measured_ms"], rows["roofline_ms"], facecolors="none", edgecolors="0.4", s=28,
+               label="simple roofline")
+    ax.scatter(rows["measured_ms"], rows["predicted_ms"], color=OURS_COLOR, s=28, label="calibrated predictor")
+    ax.set(xscale="log", yscale="log", xlim=(lo, hi), ylim=(lo, hi), xlabel="measured ms per batch",
+           ylabel="predicted ms per batch")
+    pooled = summary[summary["model"] == "all"].iloc[0]
+    ax.set_title(f"{len(rows)} {label}: median |error| {pooled['median_abs_error_pct']:.1f}% "
+                 f"(roofline {pooled['roofline_median_abs_error_pct']:.1f}%), worst "
+                 f"{pooled['max_abs_error_pct']:.1f}%, pooled stage ρ {pooled['rho']:.3f}")
+    ax.legend(loc="upper left", fontsize=8, frameon=False)
+
+
+def plot_predictor(stages: pd.DataFrame, summary: pd.DataFrame, models: Sequence[str] = tuple(_SHORT), *,
+                   label: str = "models"):
+    """Stage panels of `models` (at most 3 fit the width) from a predictor stage table with measured columns
+    (`predictor.predictor_stages`), and the accuracy panel of the models in `predictor.predictor_summary`
+    (`label`: what they are, in its title)."""
+    use_style()
+    fig = plt.figure(figsize=(12, 8.6))
+    grid = fig.add_gridspec(2, len(models), height_ratios=[1, 1.25], hspace=0.45, wspace=0.3)
+    for i, model in enumerate(models):
+        ax = fig.add_subplot(grid[0, i])
+        _stage_panel(ax, stages[stages["model"] == model], _SHORT.get(model, model))
+    handles, labels = ax.get_legend_handles_labels()
+    fig.legend(handles, labels, loc="upper center", ncol=5, frameon=False, fontsize=8, bbox_to_anchor=(0.5, 0.99))
+    _accuracy_panel(fig.add_subplot(grid[1, :]), summary, label)
+    return fig
+
+
+if __name__ == "__main__":  # a library module, not a command
+    raise SystemExit(not_a_command(__spec__.name))

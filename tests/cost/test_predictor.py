@@ -1,0 +1,217 @@
+"""The calibrated latency predictor: kernel descriptions by hand, the rate model on known functions, the machine
+description's round trip and refusals, a quick real calibration, and the predictor's sums and bounds."""
+import json
+import math
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from analysis.core.errors import UserError
+from analysis.cost.calibration import CalibratedMachine, calibrate
+from analysis.cost.counter import CostAnalysis
+from analysis.cost.kernels import FRESH_BYTES, MAX_RUN, Kernel
+from analysis.cost.predictor import BOUNDS, LatencyPredictor, predictor_summary
+from analysis.cost.rate_model import RateModel
+
+
+def kernels_of(fn, *inputs):
+    class Call(nn.Module):
+        def forward(self, *xs):
+            return fn(*xs)
+
+    ops = CostAnalysis(Call(), inputs, fuse=False, kernels=True).ops()
+    return ops[ops["kernel"].map(lambda k: k.kind != "free")].reset_index(drop=True)
+
+
+# ----------------------------------------------------------------------------- kernels
+
+
+def test_a_convolution_is_described_by_hand():
+    x, w = torch.randn(2, 16, 10, 10), torch.randn(24, 16, 3, 3)
+    ops = kernels_of(lambda a: F.conv2d(a, w, None, 2, 1), x)
+    (k,) = ops["kernel"]
+    assert k.kind == "conv"
+    rows = 2 * 5 * 5   # output pixels of the batch
+    assert k.features == pytest.approx((math.log2(rows), 4.0, math.log2(24), 0.0, math.log2(9), 1.0, 0.0, 1.0, 0.0))
+    assert k.work == 2 * ops["macs"][0] == 2 * rows * 24 * 16 * 9
+
+
+def test_depthwise_grouped_and_channels_last_convolutions():
+    x, w_dw, w_grouped, w_1x1 = torch.randn(1, 12, 8, 8), torch.randn(12, 1, 5, 5), torch.randn(12, 6, 1, 1), \
+        torch.randn(8, 12, 1, 1)
+    (dw,) = kernels_of(lambda a: F.conv2d(a, w_dw, None, 1, 2, 1, 12), x)["kernel"]
+    assert dw.kind == "dwconv" and dw.features[1] == pytest.approx(math.log2(12)) and dw.features[6] == 0.0
+    (grouped,) = kernels_of(lambda a: F.conv2d(a, w_grouped, None, 1, 0, 1, 2), x)["kernel"]
+    assert grouped.kind == "conv" and grouped.features[3] == 1.0 and grouped.features[7] == 0.0   # 6 % 8 != 0
+    last = x.contiguous(memory_format=torch.channels_last)
+    (k,) = kernels_of(lambda a: F.conv2d(a, w_1x1), last)["kernel"]
+    assert k.features[6] == 1.0
+
+
+def test_linear_and_attention_work_is_twice_their_macs():
+    lin = nn.Linear(32, 48)
+    ops = kernels_of(lin, torch.randn(5, 7, 32))
+    gemm = ops[ops["kernel"].map(lambda k: k.kind == "gemm")]
+    assert len(gemm) == 1 and gemm["kernel"].iloc[0].work == 2 * gemm["macs"].iloc[0] == 2 * 35 * 48 * 32
+    assert gemm["kernel"].iloc[0].features[1:4] == pytest.approx((math.log2(35), math.log2(48), 5.0))
+    q, k, v = torch.randn(2, 3, 10, 8), torch.randn(2, 3, 6, 8), torch.randn(2, 3, 6, 4)
+    (att,) = kernels_of(F.scaled_dot_product_attention, q, k, v)["kernel"]
+    assert att.kind == "attention" and att.work == 2 * 6 * 10 * 6 * (8 + 4)
+    assert att.features == pytest.approx((math.log2(6), math.log2(10), math.log2(6), 3.0, 0.0))
+
+
+def test_a_copys_contiguous_run_and_fresh_pages():
+    x = torch.randn(4, 6, 6, 12)
+    (contiguous,) = kernels_of(torch.relu, x)["kernel"]
+    assert contiguous.kind == "aten.relu" and contiguous.features[1] == math.log2(MAX_RUN)
+    (transposed,) = kernels_of(lambda a: a.transpose(1, 2).contiguous(), x)["kernel"]
+    assert transposed.kind == "aten.clone" and transposed.features[1] == pytest.approx(math.log2(12))
+    (strided,) = kernels_of(lambda a: a.transpose(0, 3).contiguous(), x)["kernel"]
+    assert strided.features[1] == 0.0
+    big = torch.zeros(FRESH_BYTES // 4)
+    assert kernels_of(torch.relu, big)["kernel"][0].features[4] == 1.0          # a new 32 MiB output
+    assert kernels_of(torch.relu_, big)["kernel"][0].features[4] == 0.0         # in place: nothing allocated
+    assert kernels_of(torch.relu, big[:-1024])["kernel"][0].features[4] == 0.0  # just below the threshold
+
+
+# ----------------------------------------------------------------------------- the rate model
+
+
+def test_the_additive_model_recovers_an_additive_function():
+    rng = np.random.default_rng(0)
+    x = np.column_stack([rng.uniform(4, 12, 400), rng.integers(0, 2, 400)])
+    truth = lambda f: 30 + np.minimum(f[:, 0], 8) - 1.5 * f[:, 1]   # saturating in size, a flag's penalty
+    model = RateModel(x, truth(x), (1, 4))
+    queries = np.array([[5.5, 0], [7.25, 1], [10.0, 0], [11.5, 1]])
+    assert [model(q) for q in queries] == pytest.approx(truth(queries), abs=0.05)
+
+
+def test_without_the_additive_part_a_query_lies_between_its_two_sizes():
+    model = RateModel([[12.0], [14.0], [16.0]], [1.0, 3.0, 9.0], (1,), additive=False, neighbours=2)
+    assert model([14.0]) == pytest.approx(3.0, abs=0.05)   # a sample itself, nearly (inverse distance)
+    assert 3.0 < model([15.0]) < 9.0 and model([15.0]) == pytest.approx(6.0, abs=1e-6)
+
+
+# ----------------------------------------------------------------------------- the machine description
+
+
+def toy_machine(**changes) -> CalibratedMachine:
+    """A hand-made calibration: every kind at 1e9 work per second but gemm (1e10) and add (2e9)."""
+    def kind(rate, width):
+        return {"features": [[float(i)] * width for i in range(3)], "log2_rate": [math.log2(rate)] * 3}
+
+    samples = {k: kind(1e9, 5) for k in ("aten.clone", "aten.copy_", "aten.native_layer_norm", "aten._softmax",
+                                         "aten.silu", "aten.relu")}
+    samples.update({"gemm": kind(1e10, 6), "aten.add": kind(2e9, 5), "conv": kind(1e9, 9)})
+    d = {"name": "toy", "device": "cpu", "threads": 1, "peak_flops": 2e10, "dispatch_s": 1e-6, "overhead_s": 2e-6,
+         "cache_bytes": 1e6, "samples": samples, "calibration_s": 0.0}
+    return CalibratedMachine.from_dict({**d, **changes})
+
+
+def test_kinds_never_timed_borrow_a_rate():
+    m = toy_machine()
+    assert m.kind_for(Kernel("aten.relu_", (20.0,) * 5, 1.0)) == "aten.relu"       # in place: out of place
+    assert m.kind_for(Kernel("aten.mul", (20.0,) * 5, 1.0)) == "aten.add"          # element-wise: add
+    assert m.kind_for(Kernel("aten.hardtanh", (20.0,) * 5, 1.0)) == "aten.silu"    # activation: silu
+    assert m.seconds(Kernel("aten.mul", (20.0,) * 5, 4e9)) == pytest.approx(2.0)
+    assert m.seconds(Kernel("free", (), 0.0)) == m.dispatch_s
+
+
+def test_a_machine_description_round_trips(tmp_path):
+    m = toy_machine()
+    m.save(tmp_path / "m.json")
+    back = CalibratedMachine.load(tmp_path / "m.json")
+    k = Kernel("gemm", (1.0,) * 6, 3e9)
+    assert back.to_dict() == m.to_dict() and back.seconds(k) == m.seconds(k) == pytest.approx(0.3)
+
+
+@pytest.mark.parametrize("change, needle", [
+    ({"samples": {"gemm": {"features": [[1.0]], "log2_rate": [30.0]}}}, "fallback kinds"),
+    ({"peak_flops": -1.0}, "peak_flops above 0"),
+    ({"overhead_s": float("nan")}, "finite"),
+    ({"dispatch_s": "fast"}, "must be numbers"),
+    ({"extra": 1}, "has the fields"),
+])
+def test_a_bad_machine_description_is_one_user_error(change, needle):
+    d = toy_machine().to_dict()
+    d.update(change)
+    with pytest.raises(UserError, match=needle):
+        CalibratedMachine.from_dict(d)
+
+
+def test_ragged_or_non_finite_samples_are_refused(tmp_path):
+    d = json.loads(json.dumps(toy_machine().to_dict()))
+    d["samples"]["gemm"]["features"][1] = [1.0, 2.0]
+    with pytest.raises(UserError, match="must be numbers"):
+        CalibratedMachine.from_dict(d)
+    d["samples"]["gemm"]["features"][1] = d["samples"]["gemm"]["features"][0]
+    d["samples"]["gemm"]["log2_rate"][0] = float("inf")
+    with pytest.raises(UserError, match="finite"):
+        CalibratedMachine.from_dict(d)
+    (tmp_path / "roofline.json").write_text(json.dumps({"name": "x"}))
+    with pytest.raises(UserError, match="has the fields"):
+        CalibratedMachine.load(tmp_path / "roofline.json")
+
+
+# ----------------------------------------------------------------------------- calibrating and predicting
+
+
+@pytest.fixture(scope="module")
+def quick_machine():
+    return calibrate("cpu", threads=1, scale=0.02, byte_sizes=(2 ** 14, 2 ** 20), progress=False)
+
+
+def test_a_quick_calibration_times_every_kind(quick_machine, tmp_path):
+    m = quick_machine
+    assert {"gemm", "conv", "dwconv", "attention", "aten.copy_", "aten.add", "aten.gelu"} <= set(m.samples)
+    rates = np.concatenate([v["log2_rate"] for v in m.samples.values()])
+    assert np.isfinite(rates).all() and 2 ** rates.min() > 1e5   # more than 100 KB/s or kflop/s, always
+    assert m.peak_flops > 1e9 and m.dispatch_s > 0 and m.overhead_s >= 0 and m.threads == 1
+    m.save(tmp_path / "m.json")
+    k = Kernel("conv", (12.0, 5.0, 6.0, 0.0, 3.17, 0.0, 0.0, 1.0, 0.0), 1e9)
+    assert CalibratedMachine.load(tmp_path / "m.json").seconds(k) == m.seconds(k)
+
+
+def test_the_prediction_is_the_sum_of_its_ops():
+    m = toy_machine()
+    model = nn.Sequential(nn.Linear(64, 256), nn.ReLU(), nn.Linear(256, 10)).eval()
+    p = LatencyPredictor(model, torch.randn(32, 64), m, fuse=False)
+    ops = p.ops()
+    assert ops["predicted_s"].to_numpy() == pytest.approx((ops["kernel_s"] + m.overhead_s).to_numpy())
+    first = ops[ops["op"] == "aten.addmm"].iloc[0]
+    assert first["kernel_s"] == pytest.approx(2 * 32 * 64 * 256 / 1e10)
+    assert p.predicted_ms() == pytest.approx(1e3 * ops["predicted_s"].sum())
+    stages = p.by_stage()
+    assert stages["predicted_ms"].sum() == pytest.approx(p.predicted_ms())
+    assert stages[[f"{b}_bound_ms" for b in BOUNDS]].sum(axis=1).to_numpy() == pytest.approx(
+        stages["predicted_ms"].to_numpy())
+
+
+def test_what_bounds_an_op():
+    m = toy_machine(peak_flops=1e9)
+    ops = LatencyPredictor(nn.Sequential(nn.Linear(512, 512), nn.ReLU()).eval(), torch.randn(64, 512), m,
+                           fuse=False).ops()
+    gemm = ops[ops["op"] == "aten.addmm"].iloc[0]
+    assert gemm["bound"] == "compute"   # 2*64*512*512 flops at 1 GFLOP/s: 34 ms, against ~1 MB of traffic
+    assert gemm["bound_pct"] == pytest.approx(100 * gemm["compute_s"] / gemm["predicted_s"])
+    relu = ops[ops["op"] == "aten.relu"].iloc[0]
+    assert relu["bound"] == "cache" and relu["mem_bytes"] <= m.cache_bytes
+    views = ops[ops["mem_bytes"] == 0]
+    assert (views["bound"] == "overhead").all()
+
+
+def test_the_summary_by_hand():
+    stages = pd.DataFrame({"model": ["a", "a", "b"], "stage": ["s1", "s2", "s1"],
+                           "predicted_ms": [1.0, 3.0, 9.0], "measured_ms": [2.0, 2.5, 8.0],
+                           "model_measured_ms": [5.0, 5.0, 10.0], "roofline_ms": [1.0, 1.0, 5.0]})
+    s = predictor_summary(stages).set_index("model")
+    assert s.loc["a", "error_pct"] == pytest.approx(-20.0) and s.loc["b", "error_pct"] == pytest.approx(-10.0)
+    assert s.loc["a", "roofline_error_pct"] == pytest.approx(-60.0)
+    assert s.loc["all", "median_abs_error_pct"] == pytest.approx(15.0)
+    assert s.loc["all", "max_abs_error_pct"] == pytest.approx(20.0)
+    assert s.loc["all", "roofline_median_abs_error_pct"] == pytest.approx(55.0)
+    assert s.loc["all", "rho"] == pytest.approx(1.0)   # stage times in the same order
