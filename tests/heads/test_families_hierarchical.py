@@ -245,7 +245,7 @@ def test_head_similarity_runs_end_to_end(name):
     assert sorted(df.layer.unique()) == sorted(layer.name for layer in layers)
     sims = df[(df.metric == "mean_pairwise_cosine") & df["head"].isna() & df.applicable]
     assert len(sims) == sum(layer.num_heads > 1 for layer in layers) > 0
-    assert sims.value.between(-1, 1 + 1e-4).all()  # fp32 cosines of near-identical maps (random MobileNetV4 heads)
+    assert sims.value.between(-1, 1).all()  # cosines are clamped to [-1, 1] where computed (rounding)
     dist = df[(df.metric == "mean_attention_distance") & df["head"].isna()]
     assert len(dist) == len(layers) and dist.value.notna().all() and (dist.value > 0).all()
 
