@@ -192,26 +192,22 @@ def _time_plan(plan, device, progress: bool) -> dict:
     return samples
 
 
-def _chain(blocks: int) -> nn.Module:
-    torch.manual_seed(0)
-    return nn.Sequential(*(nn.Sequential(nn.Linear(8, 8), nn.ReLU()) for _ in range(blocks))).eval()
-
-
 def _model_overhead(machine: "CalibratedMachine", device) -> float:
     """Seconds an op costs inside a model beyond its kernel alone: the slope, against their op count, of the
     measured minus the predicted time of chains of tiny Linear + ReLU blocks (at least 0)."""
     from .counter import _count
+    from .latency import model_latency
     from .op_rules import macs_rules
+    from .roofline import _CHAIN_LENGTHS, _chain, fit_overhead
 
     n_ops, extra = [], []
-    for blocks in (8, 32, 128):
+    for blocks in _CHAIN_LENGTHS:
         model, x = _chain(blocks).to(device), torch.randn(1, 8, device=device)
         records = _count(model, (x,), macs_rules(None), kernels=True)["records"]
-        with torch.no_grad():
-            measured = float(np.median(time_calls(lambda: model(x), device=device, warmup=3, calls=30)))
         n_ops.append(len(records))
-        extra.append(measured - sum(machine.seconds(r.kernel) for r in records))
-    return float(max(np.polyfit(n_ops, extra, 1)[0], 0.0))
+        extra.append(model_latency(model, x, repeats=30, warmup=3) / 1e3 - sum(machine.seconds(r.kernel)
+                                                                                 for r in records))
+    return fit_overhead(n_ops, extra)
 
 
 def calibrate(device="cpu", threads: Optional[int] = 1, *, seed: int = 0, scale: float = 1.0,

@@ -30,11 +30,12 @@ free        an op that moves no bytes (views, metadata): only the per-op cost of
 from __future__ import annotations
 
 import math
-from typing import NamedTuple, Optional, Sequence
+from typing import NamedTuple, Sequence
 
 import torch
 
 from ..core.errors import not_a_command
+from .op_rules import _tensors
 
 __all__ = ["Kernel", "describe", "describe_attention", "GEMM_OPS", "POOLING_OPS", "ROW_OPS", "FRESH_BYTES", "MAX_RUN"]
 
@@ -63,21 +64,10 @@ def _aligned(*channels: int) -> float:
     return float(all(c % 8 == 0 for c in channels))
 
 
-def _first_tensor(args) -> Optional[torch.Tensor]:
-    for a in args:
-        if isinstance(a, torch.Tensor):
-            return a
-        if isinstance(a, (list, tuple)):
-            t = _first_tensor(a)
-            if t is not None:
-                return t
-    return None
-
-
 def _fresh(out, op: str = "") -> float:
     """1.0 when the op's output is at least `FRESH_BYTES` on the CPU and not written in place: glibc's malloc maps
     such a block afresh on every call, and the first touch of each of its pages faults."""
-    t = _first_tensor((out,))
+    t = next(iter(_tensors(out)), None)
     return float(t is not None and t.device.type == "cpu" and not op.endswith("_")
                  and t.numel() * t.element_size() >= FRESH_BYTES)
 
@@ -134,7 +124,7 @@ def describe(func, args: Sequence, kwargs: dict, out, mem_bytes: int) -> Kernel:
         return _conv(args, out)
     if mem_bytes <= 0:
         return Kernel("free", (), 0.0)
-    first, result = _first_tensor(args), _first_tensor((out,))
+    first, result = next(iter(_tensors(args)), None), next(iter(_tensors(out)), None)
     inputs = [a for a in args if isinstance(a, torch.Tensor)]
     broadcast = float(result is not None and any(1 < a.numel() < result.numel() for a in inputs))
     features = (_log2(mem_bytes), _log2(min(_inner_run(first), MAX_RUN)) if first is not None else _log2(MAX_RUN),

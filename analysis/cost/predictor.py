@@ -3,7 +3,8 @@
     >>> machine = calibrate("cpu", threads=1)                  # analysis.cost.calibration, ~1 minute
     >>> p = LatencyPredictor(model, torch.randn(16, 3, 224, 224), machine)
     >>> p.predicted_ms(), p.by_stage(), p.ops()                # with what bounds each op and stage
-    >>> stages = validate_predictor(PREDICTOR_HELD_OUT_MODELS, machine)
+    >>> predictors = {name: model_predictor(name, machine) for name in PREDICTOR_HELD_OUT_MODELS}
+    >>> stages = predictor_stages(predictors, measure_stage_latency(predictors))   # analysis.cost.roofline
     >>> predictor_summary(stages)                              # error per model, rho, the roofline beside it
 
 Each op that `CostAnalysis` records (BN-fused model, attention as one kernel) is described by
@@ -21,22 +22,20 @@ the bound of the ops that take most of its predicted time, with their share.
 from __future__ import annotations
 
 import functools
-import sys
 from typing import Iterable, Mapping, Optional
 
 import numpy as np
 import pandas as pd
 import torch.nn as nn
-from tqdm import tqdm
 
 from ..core.errors import not_a_command
 from ..core.models import create_model_at, fuse_model
 from .breakdown import categorize
 from .calibration import CalibratedMachine
 from .counter import CostAnalysis
-from .roofline import Roofline, _rho, measure_stage_latency
+from .roofline import Roofline, _rho
 
-__all__ = ["LatencyPredictor", "model_predictor", "validate_predictor", "predictor_summary", "predictor_stages", "BOUNDS"]
+__all__ = ["LatencyPredictor", "model_predictor", "predictor_summary", "predictor_stages", "BOUNDS"]
 
 BOUNDS = ("compute", "cache", "memory", "overhead")
 
@@ -133,20 +132,6 @@ def predictor_stages(predictors: Mapping[str, LatencyPredictor], latency: Option
                            [c for c in latency.columns if c in ("device_name", "threads", "torch")]]
         out = out.merge(measured, on=["model", "stage"], how="left", validate="one_to_one")
     return out
-
-
-def validate_predictor(names: Iterable[str], machine: CalibratedMachine, *,
-                       batch_size: int = 16, device="cpu", repeats: int = 10, warmup: int = 2, seed: int = 0,
-                       measure: bool = True, progress: bool = True) -> pd.DataFrame:
-    """`predictor_stages` of BN-fused models by name, measured (`roofline.measure_stage_latency`: the median
-    of `repeats` probed and unprobed passes, interleaved) unless `measure=False`."""
-    predictors = {n: model_predictor(n, machine, batch_size=batch_size, device=device,
-                                     seed=seed)
-                  for n in tqdm(list(names), desc="predicting", unit="model", file=sys.stderr,
-                                disable=not progress)}
-    latency = measure_stage_latency(predictors, repeats=repeats, warmup=warmup, progress=progress) \
-        if measure else None
-    return predictor_stages(predictors, latency)
 
 
 def predictor_summary(stages: pd.DataFrame) -> pd.DataFrame:

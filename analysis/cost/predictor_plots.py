@@ -18,11 +18,11 @@ import pandas as pd
 from ..core.errors import not_a_command
 from ..core.plotting import OURS_COLOR, use_style
 from .predictor import BOUNDS
+from .zoo_figure import ZOO_MODELS
 
 __all__ = ["plot_predictor", "BOUND_COLORS"]
 
 BOUND_COLORS = {"compute": "#4c72b0", "cache": "#55a868", "memory": "#c44e52", "overhead": "#8c8c8c"}
-_SHORT = {"deit_tiny_patch16_224": "DeiT-T", "efficientvit_m4": "EfficientViT-M4", "shvit_s4": "SHViT-S4"}
 
 
 def _stage_panel(ax, g: pd.DataFrame, title: str) -> None:
@@ -58,7 +58,8 @@ def _accuracy_panel(ax, summary: pd.DataFrame, label: str) -> None:
     ax.legend(loc="upper left", fontsize=8, frameon=False)
 
 
-def plot_predictor(stages: pd.DataFrame, summary: pd.DataFrame, models: Sequence[str] = tuple(_SHORT), *,
+def plot_predictor(stages: pd.DataFrame, summary: pd.DataFrame,
+                   models: Sequence[str] = ("deit_tiny_patch16_224", "efficientvit_m4", "shvit_s4"), *,
                    label: str = "models"):
     """Stage panels of `models` (at most 3 fit the width) from a predictor stage table with measured columns
     (`predictor.predictor_stages`), and the accuracy panel of the models in `predictor.predictor_summary`
@@ -68,7 +69,7 @@ def plot_predictor(stages: pd.DataFrame, summary: pd.DataFrame, models: Sequence
     grid = fig.add_gridspec(2, len(models), height_ratios=[1, 1.25], hspace=0.45, wspace=0.3)
     for i, model in enumerate(models):
         ax = fig.add_subplot(grid[0, i])
-        _stage_panel(ax, stages[stages["model"] == model], _SHORT.get(model, model))
+        _stage_panel(ax, stages[stages["model"] == model], ZOO_MODELS.get(model, model))
     handles, labels = ax.get_legend_handles_labels()
     fig.legend(handles, labels, loc="upper center", ncol=5, frameon=False, fontsize=8, bbox_to_anchor=(0.5, 0.99))
     _accuracy_panel(fig.add_subplot(grid[1, :]), summary, label)
