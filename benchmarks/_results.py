@@ -13,14 +13,17 @@ import torch
 
 from analysis.core.files import write_json
 from analysis.core.runtime import cpu_name
+from analysis.cost.allocator import malloc_pinned
 
 RESULTS = Path(__file__).resolve().parents[1] / "results" / "benchmarks"
 _ALLOCATOR_VARIABLES = ("MALLOC_TRIM_THRESHOLD_", "MALLOC_MMAP_THRESHOLD_", "LD_PRELOAD")
 
 
 def allocator() -> str:
-    """The allocator the process runs with: glibc's default unless one of its tunables (or a preload) is set."""
+    """The allocator the process runs with: glibc's default unless one of its tunables (or a preload) is set or
+    its thresholds were pinned in the process (`analysis.cost.allocator.pin_malloc`)."""
     tuned = {k: os.environ[k] for k in _ALLOCATOR_VARIABLES if k in os.environ}
+    tuned.update({f"pinned {k}": v for k, v in (malloc_pinned() or {}).items()})
     return "glibc default" if not tuned else "glibc with " + ", ".join(f"{k}={v}" for k, v in sorted(tuned.items()))
 
 

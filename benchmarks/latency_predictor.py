@@ -2,20 +2,23 @@
 microbenchmarks, predict every held-out model's latency per stage, time the models, and print the accuracy,
 with the simple roofline on the same machine as the baseline, all in one run, on one CPU thread.
 
-The held-out models (`PREDICTOR_HELD_OUT_MODELS`: 24 timm models from 20 model modules) were declared in a
-commit before any of them was predicted or timed; nothing is fitted on them. Batch 16, pretrained-config
+The held-out models were declared in a commit before any of them was predicted or timed; nothing is fitted on
+them. `held-out` (`PREDICTOR_HELD_OUT_MODELS`: 24 timm models from 20 model modules) was scored once before
+malloc was pinned; `held-out-2` (`PREDICTOR_HELD_OUT_MODELS_2`: 24 models from 23 other modules) was declared
+after that, for the predictor that calibrates and measures with malloc's thresholds pinned (`cost.allocator`,
+applied here whenever the machine description records a pin). Batch 16, pretrained-config
 resolution, BN folded, random weights; measured as `analysis.cost.roofline.measure_stage_latency` does (the
 median of `--repeats` unprobed passes, each interleaved with a probed pass that times the stages).
 
-    python benchmarks/latency_predictor.py [--models held-out|tuning|figure] [--machine JSON] [--repeats 10] [--save]
+    python benchmarks/latency_predictor.py [--models held-out-2|held-out|tuning|figure] [--machine JSON] [--repeats 10] [--save]
 
 Prints the calibration time, the per-model table (predicted, measured, error; roofline and its error) and the
 summary: median and worst |error| over models, pooled Spearman rho of predicted vs measured stage time.
-`--machine` reuses a saved calibration instead of calibrating. `--save` keeps what notebook 09 reads: for the
-held-out models the machine description `results/09_predictor_machine_cpu.json`, the measured latencies
-`results/09_predictor_latency_cpu.csv` and `results/benchmarks/latency_predictor.json`; for `figure` (SHViT-S4,
-EfficientViT-M4, DeiT-T, figure 09's stage panels; run it with the held-out run's `--machine`) the measured
-latencies `results/09_predictor_figure_latency_cpu.csv`.
+`--machine` reuses a saved calibration instead of calibrating. `--save` keeps what notebook 09 reads: for a
+held-out set the machine description `results/09_predictor_machine[_2]_cpu.json`, the measured latencies
+`results/09_predictor_latency[_2]_cpu.csv` and `results/benchmarks/latency_predictor[-held-out-2].json`; for
+`figure` (SHViT-S4, EfficientViT-M4, DeiT-T, figure 09's stage panels; run it with the `held-out-2` run's
+`--machine`) the measured latencies `results/09_predictor_figure_latency_cpu.csv`.
 """
 import argparse
 import sys
@@ -25,23 +28,27 @@ from pathlib import Path
 import pandas as pd
 import torch
 
-from analysis.core.names import PREDICTOR_HELD_OUT_MODELS, PREDICTOR_TUNING_MODELS
+from analysis.core.names import PREDICTOR_HELD_OUT_MODELS, PREDICTOR_HELD_OUT_MODELS_2, PREDICTOR_TUNING_MODELS
 from analysis.core.tables import write_csv
+from analysis.cost.allocator import pin_malloc
 from analysis.cost.calibration import CalibratedMachine, calibrate
 from analysis.cost.predictor import model_predictor, predictor_stages, predictor_summary
 from analysis.cost.roofline import measure_stage_latency
 from _results import save_result
 
 RESULTS = Path(__file__).resolve().parents[1] / "results"
-MODEL_SETS = {"held-out": PREDICTOR_HELD_OUT_MODELS, "tuning": PREDICTOR_TUNING_MODELS,
+MODEL_SETS = {"held-out": PREDICTOR_HELD_OUT_MODELS, "held-out-2": PREDICTOR_HELD_OUT_MODELS_2,
+              "tuning": PREDICTOR_TUNING_MODELS,
               "figure": ("shvit_s4", "efficientvit_m4", "deit_tiny_patch16_224")}
-LATENCY_FILES = {"held-out": "09_predictor_latency_cpu.csv", "figure": "09_predictor_figure_latency_cpu.csv"}
+LATENCY_FILES = {"held-out": "09_predictor_latency_cpu.csv", "held-out-2": "09_predictor_latency_2_cpu.csv",
+                 "figure": "09_predictor_figure_latency_cpu.csv"}
+MACHINE_FILES = {"held-out": "09_predictor_machine_cpu.json", "held-out-2": "09_predictor_machine_2_cpu.json"}
 TARGETS = {"median |error| %": 10.0, "worst |error| %": 25.0, "pooled stage rho": 0.95, "calibration s": 120.0}
 
 
 def main():
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--models", choices=tuple(MODEL_SETS), default="held-out")
+    p.add_argument("--models", choices=tuple(MODEL_SETS), default="held-out-2")
     p.add_argument("--machine", metavar="JSON", help="a saved calibration (default: calibrate now)")
     p.add_argument("--repeats", type=int, default=10, help="timed passes per model (>= 10)")
     p.add_argument("--save", action="store_true", help="keep what notebook 09 reads (held-out and figure models)")
@@ -50,6 +57,8 @@ def main():
         sys.exit(f"--save keeps the {' and '.join(LATENCY_FILES)} models only")
     torch.set_num_threads(1)
     machine = CalibratedMachine.load(args.machine) if args.machine else calibrate("cpu", threads=1)
+    if machine.malloc:
+        pin_malloc(**machine.malloc)   # time the models under the allocator setting the machine was calibrated in
     print(f"calibrated {machine.name} in {machine.calibration_s:.1f} s: "
           f"{sum(len(v['log2_rate']) for v in machine.samples.values())} kernels, {len(machine.samples)} kinds, "
           f"dispatch {machine.dispatch_s * 1e6:.2f} us, overhead {machine.overhead_s * 1e6:.2f} us per op")
@@ -74,9 +83,10 @@ def main():
           f"{figures['roofline worst |error| %']} %")
     if args.save:
         write_csv(latency, RESULTS / LATENCY_FILES[args.models], exact=True)
-        if args.models == "held-out":
-            machine.save(RESULTS / "09_predictor_machine_cpu.json")
-            save_result(__file__, figures, rounds=args.repeats, threads=1)
+        if args.models in MACHINE_FILES:
+            machine.save(RESULTS / MACHINE_FILES[args.models])
+            save_result(__file__, figures, rounds=args.repeats, threads=1,
+                        variant="" if args.models == "held-out" else args.models)
 
 
 if __name__ == "__main__":

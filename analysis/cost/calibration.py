@@ -13,7 +13,9 @@ microbenchmark is described by the same `kernels.describe` that describes a mode
 alone after a warm-up call (the median of at least 3 calls). Then `overhead_s`, what one op costs
 inside a model beyond its kernel (module calls, Python), is the slope of the measured minus the
 predicted time of chains of tiny Linear + ReLU blocks against their op count, as for the roofline.
-No model the predictor is scored on is ever run here.
+No model the predictor is scored on is ever run here. On the CPU, calibration first pins malloc's thresholds
+(`allocator.pin_malloc`, for the rest of the process) and records them in `malloc`: time the models it predicts
+under the same pin, or their large tensors page-fault in a way the calibration never saw.
 
 A prediction interpolates log2 of the achieved rate (flops/s, or bytes/s for bytes-moving kinds) between the
 calibrated kernels of the op's kind (`rate_model.RateModel`): for GEMM, convolutions and attention an additive
@@ -36,6 +38,7 @@ from tqdm import tqdm
 from ..core.errors import UserError, not_a_command
 from ..core.files import write_json
 from ..core.runtime import cpu_name
+from .allocator import pin_malloc
 from .breakdown import categorize
 from .kernels import Kernel
 from .microbenchmarks import BYTE_SIZES, kernel_plan
@@ -70,6 +73,7 @@ class CalibratedMachine:
     cache_bytes: float
     samples: dict = field(default_factory=dict)   # kind -> {"features": [[...]], "log2_rate": [...]}
     calibration_s: float = 0.0
+    malloc: Optional[dict] = None   # the allocator setting it was calibrated under (`allocator.pin_malloc`)
 
     def __post_init__(self):
         self._models = {k: RateModel(v["features"], v["log2_rate"], _WEIGHTS[k]) if k in _WEIGHTS else
@@ -106,8 +110,13 @@ class CalibratedMachine:
     @classmethod
     def from_dict(cls, d: dict) -> "CalibratedMachine":
         fields = {f.name for f in dataclasses.fields(cls)}
-        if not isinstance(d, dict) or set(d) != fields:
+        if not isinstance(d, dict) or not fields - {"malloc"} <= set(d) <= fields:   # older ones lack malloc
             raise UserError(f"a calibrated machine description has the fields {', '.join(sorted(fields))}")
+        malloc = d.get("malloc")
+        if malloc is not None and not (isinstance(malloc, dict) and set(malloc) == {"mmap_threshold", "trim_threshold"}
+                                       and all(type(v) is int and v > 0 for v in malloc.values())):
+            raise UserError("a calibrated machine description's malloc is null or holds the positive integers "
+                            "mmap_threshold and trim_threshold")
         samples = d["samples"]
         ok = isinstance(samples, dict) and all(
             isinstance(v, dict) and isinstance(v.get("log2_rate"), list) and isinstance(v.get("features"), list)
@@ -213,13 +222,15 @@ def _model_overhead(machine: "CalibratedMachine", device) -> float:
 def calibrate(device="cpu", threads: Optional[int] = 1, *, seed: int = 0, scale: float = 1.0,
               byte_sizes: Sequence[float] = BYTE_SIZES, progress: bool = True) -> CalibratedMachine:
     """Time the microbenchmarks of `kernel_plan(seed, scale, byte_sizes)` on `device` with `threads` CPU threads
-    (None: torch's current setting) and return what they teach (see the module docstring)."""
+    (None: torch's current setting) and return what they teach (see the module docstring). On the CPU this pins
+    malloc's thresholds for the rest of the process first (`allocator.pin_malloc`)."""
     import time
 
     from .roofline import _gemm_flops
 
     device = torch.device(device)
     cuda = device.type == "cuda"
+    malloc = None if cuda else pin_malloc()
     start, old = time.perf_counter(), torch.get_num_threads()
     if threads is not None:
         torch.set_num_threads(threads)
@@ -228,7 +239,7 @@ def calibrate(device="cpu", threads: Optional[int] = 1, *, seed: int = 0, scale:
             samples = _time_plan(kernel_plan(seed, scale, byte_sizes), device, progress)
             peak = _gemm_flops(device, 8192 if cuda else 1024, 0.3)
             machine = CalibratedMachine("", device.type, threads, peak, _dispatch_seconds(device), 0.0, 0.0,
-                                        samples)
+                                        samples, malloc=malloc)
             machine.cache_bytes = _cache_bytes(machine)
             machine.overhead_s = _model_overhead(machine, device)
         used = torch.get_num_threads()

@@ -34,12 +34,14 @@ from typing import NamedTuple, Sequence
 
 import torch
 
+from .allocator import MMAP_THRESHOLD
+
 from ..core.errors import not_a_command
 from .op_rules import _tensors
 
 __all__ = ["Kernel", "describe", "describe_attention", "GEMM_OPS", "POOLING_OPS", "ROW_OPS", "FRESH_BYTES", "MAX_RUN"]
 
-FRESH_BYTES = 32 << 20   # glibc's largest mmap threshold: outputs this large get fresh pages on every call
+FRESH_BYTES = MMAP_THRESHOLD   # outputs this large get fresh pages on every call (`allocator.pin_malloc`)
 MAX_RUN = 1024   # a contiguous run this long copies at memcpy speed: longer ones are alike
 GEMM_OPS = {"aten.mm", "aten.addmm", "aten.bmm", "aten.baddbmm"}
 ROW_OPS = {"aten._softmax", "aten._safe_softmax", "aten._log_softmax", "aten.native_layer_norm"}

@@ -2,6 +2,7 @@
 description's round trip and refusals, a quick real calibration, and the predictor's sums and bounds."""
 import json
 import math
+import platform
 
 import numpy as np
 import pandas as pd
@@ -11,6 +12,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from analysis.core.errors import UserError
+from analysis.cost.allocator import MMAP_THRESHOLD, TRIM_THRESHOLD, malloc_pinned
 from analysis.cost.calibration import CalibratedMachine, calibrate
 from analysis.cost.counter import CostAnalysis
 from analysis.cost.kernels import FRESH_BYTES, MAX_RUN, Kernel
@@ -127,6 +129,11 @@ def test_a_machine_description_round_trips(tmp_path):
     back = CalibratedMachine.load(tmp_path / "m.json")
     k = Kernel("gemm", (1.0,) * 6, 3e9)
     assert back.to_dict() == m.to_dict() and back.seconds(k) == m.seconds(k) == pytest.approx(0.3)
+    pinned = toy_machine(malloc={"mmap_threshold": 1 << 25, "trim_threshold": 1 << 30})
+    pinned.save(tmp_path / "pinned.json")
+    assert CalibratedMachine.load(tmp_path / "pinned.json").malloc == pinned.malloc
+    older = {k: v for k, v in m.to_dict().items() if k != "malloc"}   # described before malloc was pinned
+    assert CalibratedMachine.from_dict(older).malloc is None
 
 
 @pytest.mark.parametrize("change, needle", [
@@ -135,6 +142,8 @@ def test_a_machine_description_round_trips(tmp_path):
     ({"overhead_s": float("nan")}, "finite"),
     ({"dispatch_s": "fast"}, "must be numbers"),
     ({"extra": 1}, "has the fields"),
+    ({"malloc": {"mmap_threshold": 1 << 20}}, "malloc is null"),
+    ({"malloc": {"mmap_threshold": 1.5, "trim_threshold": 1}}, "malloc is null"),
 ])
 def test_a_bad_machine_description_is_one_user_error(change, needle):
     d = toy_machine().to_dict()
@@ -171,6 +180,8 @@ def test_a_quick_calibration_times_every_kind(quick_machine, tmp_path):
     rates = np.concatenate([v["log2_rate"] for v in m.samples.values()])
     assert np.isfinite(rates).all() and 2 ** rates.min() > 1e5   # more than 100 KB/s or kflop/s, always
     assert m.peak_flops > 1e9 and m.dispatch_s > 0 and m.overhead_s >= 0 and m.threads == 1
+    if platform.libc_ver()[0] == "glibc":   # calibrated, and to be measured, under the pinned allocator
+        assert m.malloc == malloc_pinned() == {"mmap_threshold": MMAP_THRESHOLD, "trim_threshold": TRIM_THRESHOLD}
     m.save(tmp_path / "m.json")
     k = Kernel("conv", (12.0, 5.0, 6.0, 0.0, 3.17, 0.0, 0.0, 1.0, 0.0), 1e9)
     assert CalibratedMachine.load(tmp_path / "m.json").seconds(k) == m.seconds(k)
@@ -215,3 +226,18 @@ def test_the_summary_by_hand():
     assert s.loc["all", "max_abs_error_pct"] == pytest.approx(20.0)
     assert s.loc["all", "roofline_median_abs_error_pct"] == pytest.approx(55.0)
     assert s.loc["all", "rho"] == pytest.approx(1.0)   # stage times in the same order
+
+
+def test_the_held_out_sets_share_no_timm_module_with_the_tuning_models_or_each_other():
+    from timm.models import get_pretrained_cfg   # noqa: F401  (registers every model module)
+    from timm.models._registry import _model_to_module
+
+    from analysis.core.names import PREDICTOR_HELD_OUT_MODELS, PREDICTOR_HELD_OUT_MODELS_2, PREDICTOR_TUNING_MODELS
+
+    def modules(names):
+        return {_model_to_module[n] for n in names if n in _model_to_module}   # shvitlab_* are the lab's own
+
+    first, second = modules(PREDICTOR_HELD_OUT_MODELS), modules(PREDICTOR_HELD_OUT_MODELS_2)
+    assert len(PREDICTOR_HELD_OUT_MODELS_2) == len(set(PREDICTOR_HELD_OUT_MODELS_2)) >= 20 and len(second) >= 8
+    assert not second & first and not second & modules(PREDICTOR_TUNING_MODELS)
+    assert not first & modules(PREDICTOR_TUNING_MODELS)
