@@ -160,7 +160,7 @@ def _outputs(args, rooflines, stages, machine, measured: bool) -> dict:
             table = table[["model"] + [c for c in table.columns if c != "model"]]
         outputs[Path(args.csv)] = csv_writer(table, args.csv)
     if args.figure and args.calibrated:
-        fig = plot_predictor(stages, predictor_summary(stages), models=list(rooflines)[:3])
+        fig = plot_predictor(stages, {"the models asked for": predictor_summary(stages)}, models=list(rooflines)[:3])
     elif args.figure:
         ops = pd.concat([rl.ops().assign(model=n) for n, rl in rooflines.items()], ignore_index=True)
         fig = plot_roofline(ops, machine, stages if measured else None)

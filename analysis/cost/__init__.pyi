@@ -12,6 +12,7 @@ from .variant_table import *
 from .plots import *
 from .zoo_figure import *
 from .zoo import *
+from .allocator import *
 from .kernels import *
 from .rate_model import *
 from .microbenchmarks import *

@@ -1,15 +1,16 @@
 """Figure 09b: the calibrated latency predictor, per stage (what bounds each) and on unseen models.
 
-    >>> fig = plot_predictor(figure_stages, held_out_summary)   # caller stamps provenance and saves
+    >>> fig = plot_predictor(figure_stages, {"held-out set 1": summary_1, "held-out set 2": summary_2})
 
 Top row, one panel per model: each stage's predicted time, split by the resource that bounds its ops
-(compute, cache, memory, overhead), beside its measured time (black outline). Bottom: every held-out model's
-predicted against measured whole-model latency, for the calibrated predictor and for the simple roofline on
-the same machine, with the ±10% and ±25% bands.
+(compute, cache, memory, overhead), beside its measured time (black outline). Bottom row, one panel per
+held-out set: every model's predicted against measured whole-model latency, for the calibrated predictor and
+for the simple roofline on the same machine, with the ±10% and ±25% bands. The caller stamps provenance and
+saves.
 """
 from __future__ import annotations
 
-from typing import Sequence
+from typing import Mapping, Sequence
 
 import matplotlib.pyplot as plt
 import numpy as np
@@ -38,7 +39,7 @@ def _stage_panel(ax, g: pd.DataFrame, title: str) -> None:
     ax.set_ylabel("ms per batch")
 
 
-def _accuracy_panel(ax, summary: pd.DataFrame, label: str) -> None:
+def _accuracy_panel(ax, summary: pd.DataFrame, label: str, legend: bool) -> None:
     rows = summary[summary["model"] != "all"]
     lo, hi = rows[["measured_ms", "predicted_ms", "roofline_ms"]].min().min() / 1.5, \
         rows[["measured_ms", "predicted_ms", "roofline_ms"]].max().max() * 1.5
@@ -52,27 +53,29 @@ def _accuracy_panel(ax, summary: pd.DataFrame, label: str) -> None:
     ax.set(xscale="log", yscale="log", xlim=(lo, hi), ylim=(lo, hi), xlabel="measured ms per batch",
            ylabel="predicted ms per batch")
     pooled = summary[summary["model"] == "all"].iloc[0]
-    ax.set_title(f"{len(rows)} {label}: median |error| {pooled['median_abs_error_pct']:.1f}% "
-                 f"(roofline {pooled['roofline_median_abs_error_pct']:.1f}%), worst "
-                 f"{pooled['max_abs_error_pct']:.1f}%, pooled stage ρ {pooled['rho']:.3f}")
-    ax.legend(loc="upper left", fontsize=8, frameon=False)
+    ax.set_title(f"{label}, {len(rows)} models\nmedian |error| {pooled['median_abs_error_pct']:.1f}% "
+                 f"(roofline {pooled['roofline_median_abs_error_pct']:.1f}%)\nworst "
+                 f"{pooled['max_abs_error_pct']:.1f}%, pooled stage ρ {pooled['rho']:.3f}", fontsize=10)
+    if legend:
+        ax.legend(loc="upper left", fontsize=8, frameon=False)
 
 
-def plot_predictor(stages: pd.DataFrame, summary: pd.DataFrame,
-                   models: Sequence[str] = ("deit_tiny_patch16_224", "efficientvit_m4", "shvit_s4"), *,
-                   label: str = "models"):
+def plot_predictor(stages: pd.DataFrame, summaries: Mapping[str, pd.DataFrame],
+                   models: Sequence[str] = ("deit_tiny_patch16_224", "efficientvit_m4", "shvit_s4")):
     """Stage panels of `models` (at most 3 fit the width) from a predictor stage table with measured columns
-    (`predictor.predictor_stages`), and the accuracy panel of the models in `predictor.predictor_summary`
-    (`label`: what they are, in its title)."""
+    (`predictor.predictor_stages`), and an accuracy panel per `summaries` entry ({what the models are:
+    `predictor.predictor_summary` of them}, at most 2 fit the width)."""
     use_style()
     fig = plt.figure(figsize=(12, 8.6))
-    grid = fig.add_gridspec(2, len(models), height_ratios=[1, 1.25], hspace=0.45, wspace=0.3)
+    grid = fig.add_gridspec(2, len(models) * len(summaries), height_ratios=[1, 1.25], hspace=0.5, wspace=0.4)
+    span, width = len(summaries), len(models)
     for i, model in enumerate(models):
-        ax = fig.add_subplot(grid[0, i])
+        ax = fig.add_subplot(grid[0, i * span:(i + 1) * span])
         _stage_panel(ax, stages[stages["model"] == model], ZOO_MODELS.get(model, model))
     handles, labels = ax.get_legend_handles_labels()
     fig.legend(handles, labels, loc="upper center", ncol=5, frameon=False, fontsize=8, bbox_to_anchor=(0.5, 0.99))
-    _accuracy_panel(fig.add_subplot(grid[1, :]), summary, label)
+    for i, (label, summary) in enumerate(summaries.items()):
+        _accuracy_panel(fig.add_subplot(grid[1, i * width:(i + 1) * width]), summary, label, legend=i == 0)
     return fig
 
 
