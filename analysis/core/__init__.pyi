@@ -13,3 +13,4 @@ from .intervals import *
 from .reference import *
 from .plotting import *
 from .memory import *
+from .gpu_evidence import *

@@ -19,3 +19,4 @@ from .microbenchmarks import *
 from .calibration import *
 from .predictor import *
 from .predictor_plots import *
+from .gpu_plots import *

@@ -17,6 +17,7 @@ import seaborn as sns
 from ..core.errors import not_a_command
 from ..core.plotting import OURS_COLOR, PAPER_COLOR, repel_texts, use_style
 from .breakdown import CATEGORIES, MEMORY_BOUND, memory_bound_shares
+from .gpu_plots import gpu_panel_title, gpu_throughput_panels
 from .roofline import Machine
 from .throughput import rank_agreement
 
@@ -61,22 +62,29 @@ def plot_breakdown(df: pd.DataFrame, ax=None, *, title: str = "Runtime breakdown
     return fig
 
 
-def plot_runtime_and_traffic(df: pd.DataFrame, *, where: str):
+def plot_runtime_and_traffic(df: pd.DataFrame, *, where: str, gpu: Optional[Mapping] = None):
     """EfficientViT Fig. 2 / SHViT Fig. 7 with its evidence: the share of runtime per category (top)
     above the share of counted mem_bytes (bottom), each bar followed by the memory-bound total.
 
     `df`: a breakdown table of one device (`breakdown.breakdown_table`); `where`: the hardware, for
-    the title. Returns the figure.
+    the title. `gpu` (`core.gpu_evidence.gpu_results()`): each device's runtime shares below ours, titled
+    with the device and date of its run; none: the figure as without GPU results. Returns the figure.
     """
     use_style()
-    fig, axes = plt.subplots(2, 1, figsize=(8, 7.2), layout="constrained")
+    gpu = list((gpu or {}).values())
+    fig, axes = plt.subplots(2 + len(gpu), 1, figsize=(8, 7.2 + 3.2 * len(gpu)), layout="constrained")
     plot_breakdown(df, ax=axes[0], title=f"Share of runtime\n({where}, batch {_batch_sizes(df)})")
+    for ax, r in zip(axes[1:], gpu):
+        plot_breakdown(r.breakdown, ax=ax, title=gpu_panel_title(r.device, r.date, "Share of GPU runtime, batch "
+                                                                 f"{_batch_sizes(r.breakdown)}"))
     traffic = df.assign(share=df["mem_bytes"] / df.groupby("model")["mem_bytes"].transform("sum"))
-    plot_breakdown(traffic, ax=axes[1], title="Share of memory traffic (mem_bytes, counted)")
-    axes[1].set_xlabel("share of mem_bytes (%)")
-    axes[0].get_legend().remove()
+    plot_breakdown(traffic, ax=axes[-1], title="Share of memory traffic (mem_bytes, counted)")
+    axes[-1].set_xlabel("share of mem_bytes (%)")
+    for ax in axes[:-1]:
+        ax.get_legend().remove()
     shares = memory_bound_shares(df)
-    for ax, values in zip(axes, (shares["runtime_share"], shares["mem_bytes_share"])):
+    gpu_shares = [memory_bound_shares(r.breakdown)["runtime_share"] for r in gpu]
+    for ax, values in zip(axes, (shares["runtime_share"], *gpu_shares, shares["mem_bytes_share"])):
         ax.text(101, -0.6, "memory-\nbound", fontsize=8, va="bottom", ha="left")
         for i, v in enumerate(values):
             ax.text(101, i, f"{100 * v:.0f}%", va="center", ha="left", fontsize=9)
@@ -98,17 +106,23 @@ def plot_variants(table: pd.DataFrame):
     return fig
 
 
-def plot_speed_accuracy(table: pd.DataFrame, hardware: Mapping[str, tuple[str, str]]):
+def plot_speed_accuracy(table: pd.DataFrame, hardware: Mapping[str, tuple[str, str]],
+                        gpu: Optional[Mapping] = None):
     """SHViT Fig. 1 against our measurement: a row of panels per device of `hardware`
     ({"CPU" or "GPU": (the paper's hardware, ours)}): paper top-1 against the paper's throughput,
     against ours, and our throughput against the paper's with their rank agreement.
 
     `table`: one row per Table 2 model with model, paper_top1 and the device's throughput columns
-    (CPU: paper_cpu_img_s, ours_img_s; GPU: paper_gpu_img_s, ours_gpu_img_s). Returns the figure.
+    (CPU: paper_cpu_img_s, ours_img_s; GPU: paper_gpu_img_s, ours_gpu_img_s). `gpu`
+    (`core.gpu_evidence.gpu_results()`): a last row with each lent GPU's SHViT throughput as a ratio to the
+    paper's A100. Returns the figure.
     """
     use_style()
-    fig, axes = plt.subplots(len(hardware), 3, figsize=(12, 4.8 * len(hardware)), squeeze=False,
-                             layout="constrained")
+    extra = -(-len(gpu) // 3) if gpu else 0   # rows of three GPU panels
+    fig, axes = plt.subplots(len(hardware) + extra, 3, figsize=(12, 4.8 * len(hardware) + 4.2 * extra),
+                             squeeze=False, layout="constrained")
+    if gpu:
+        gpu_throughput_panels(axes[len(hardware):], gpu)
     labels = []
     for row, (device, (paper_where, ours_where)) in zip(axes, hardware.items()):
         paper_col, ours_col = _SPEED_COLUMNS[device]

@@ -6,6 +6,7 @@ import pandas as pd
 import pytest
 
 from analysis.core import plotting
+from analysis.core.gpu_evidence import gpu_results
 from analysis.core.paths import project_root
 from analysis.core.runtime import measured_on_text
 from analysis.core.plotting import legibility_problems, overlapping_texts, provenance, texts_off_canvas
@@ -29,7 +30,8 @@ def read(name: str) -> pd.DataFrame:
 def figure_01():
     from analysis.cost.plots import plot_speed_accuracy
     host = measured_on_text(read("01_speed_accuracy_cpu.csv"))
-    fig = plot_speed_accuracy(read("01_speed_accuracy.csv"), {"CPU": ("Xeon Gold 5218R, 1 thread", host)})
+    fig = plot_speed_accuracy(read("01_speed_accuracy.csv"), {"CPU": ("Xeon Gold 5218R, 1 thread", host)},
+                              gpu=gpu_results(RESULTS))   # committed GPU panels, when a lent GPU left any
     provenance(fig, scale="full (paper resolutions)", weights="random (speed only; top-1 from the paper)",
                extra=f"ours: {host}, batch 16, 2 s window per model")
     return fig
@@ -75,7 +77,7 @@ def figure_05():
 def figure_06():
     from analysis.cost.plots import plot_runtime_and_traffic
     table = read("06_runtime_breakdown_cpu.csv")
-    fig = plot_runtime_and_traffic(table, where=measured_on_text(table))
+    fig = plot_runtime_and_traffic(table, where=measured_on_text(table), gpu=gpu_results(RESULTS))
     provenance(fig, scale="full (native resolutions)", weights="random (speed only)",
                extra=f"{measured_on_text(table)}, batch 16, torch.profiler, 3 passes; hatched = memory-bound")
     return fig
