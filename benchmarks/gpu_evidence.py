@@ -62,7 +62,7 @@ from analysis.cost.throughput import measure_throughput  # noqa: E402
 from analysis.cost.timing import TIMING_ROUNDS  # noqa: E402
 
 SHVIT = ("shvit_s1", "shvit_s2", "shvit_s3", "shvit_s4")
-BUDGET_S = {"tests": 90, "throughput": 100, "breakdown": 40, "predictor": 180}   # estimates for an H100 (none measured yet)
+BUDGET_S = {"tests": 90, "throughput": 100, "breakdown": 40, "predictor": 180}   # H100 estimates, none measured
 FULL = {"models": None, "rounds": TIMING_ROUNDS, "throughput_batch": 256, "warmup_s": 0.3, "window_s": 1.0,
         "breakdown_batch": 16, "breakdown_repeats": 3, "predictor_batch": 16, "repeats": 10, "calibration": {}}
 QUICK = {"models": 2, "rounds": 2, "throughput_batch": 4, "warmup_s": 0.0, "window_s": 0.05,
