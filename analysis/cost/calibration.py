@@ -13,9 +13,12 @@ microbenchmark is described by the same `kernels.describe` that describes a mode
 alone after a warm-up call (the median of at least 3 calls). Then `overhead_s`, what one op costs
 inside a model beyond its kernel (module calls, Python), is the slope of the measured minus the
 predicted time of chains of tiny Linear + ReLU blocks against their op count, as for the roofline.
-No model the predictor is scored on is ever run here. On the CPU, calibration first pins malloc's thresholds
-(`allocator.pin_malloc`, for the rest of the process) and records them in `malloc`: time the models it predicts
-under the same pin, or their large tensors page-fault in a way the calibration never saw.
+`fault_s_per_byte`, the cost of faulting in the pages of an output mapped afresh, is a fill of a new block minus
+a fill of a reused one; each microbenchmark's rate is net of it, and a prediction adds it back per byte of fresh
+output (`Kernel.fresh_bytes`). No model the predictor is scored on is ever run here. On the CPU, calibration
+first pins malloc's thresholds (`allocator.pin_malloc`, for the rest of the process) and records them in
+`malloc`: time the models it predicts under the same pin, or their large tensors page-fault in a way the
+calibration never saw.
 
 A prediction interpolates log2 of the achieved rate (flops/s, or bytes/s for bytes-moving kinds) between the
 calibrated kernels of the op's kind (`rate_model.RateModel`): for GEMM, convolutions and attention an additive
@@ -56,6 +59,7 @@ PREDICTOR_FALLBACK = {"conv/matmul": "aten.clone", "reshape/copy": "aten.clone",
 _WEIGHTS = {"conv": (1, 1, 1, 1, 8, 8, 8, 4, 8), "dwconv": (1, 1, 1, 8, 8, 8, 4, 8), "gemm": (1, 1, 1, 1, 4, 8),
             "attention": (1, 1, 1, 1, 8)}
 _BYTES_WEIGHTS = (1, 1, 8, 8, 8, 2, 8)   # the sixth: a row (softmax, norms) or a pooling window
+_LATER_FIELDS = {"malloc", "fault_s_per_byte"}   # descriptions saved before these were measured lack them
 
 
 @dataclass
@@ -74,6 +78,7 @@ class CalibratedMachine:
     samples: dict = field(default_factory=dict)   # kind -> {"features": [[...]], "log2_rate": [...]}
     calibration_s: float = 0.0
     malloc: Optional[dict] = None   # the allocator setting it was calibrated under (`allocator.pin_malloc`)
+    fault_s_per_byte: float = 0.0   # seconds per byte of output mapped afresh (page faults), priced apart
 
     def __post_init__(self):
         self._models = {k: RateModel(v["features"], v["log2_rate"], _WEIGHTS[k]) if k in _WEIGHTS else
@@ -93,10 +98,11 @@ class CalibratedMachine:
         return float(2.0 ** self._models[self.kind_for(kernel)](kernel.features))
 
     def seconds(self, kernel: Kernel) -> float:
-        """Predicted time of `kernel` alone: its work at its interpolated rate, or the dispatch of a free op."""
+        """Predicted time of `kernel` alone: its work at its interpolated rate plus the page faults of its fresh
+        output, or the dispatch of a free op."""
         if kernel.kind == "free" or kernel.work <= 0:
             return self.dispatch_s
-        return kernel.work / self.rate(kernel)
+        return kernel.work / self.rate(kernel) + kernel.fresh_bytes * self.fault_s_per_byte
 
     def copy_rate(self, mem_bytes: float) -> float:
         """Bytes/s of a contiguous copy into an existing tensor moving `mem_bytes` (no allocation): the memory
@@ -110,7 +116,7 @@ class CalibratedMachine:
     @classmethod
     def from_dict(cls, d: dict) -> "CalibratedMachine":
         fields = {f.name for f in dataclasses.fields(cls)}
-        if not isinstance(d, dict) or not fields - {"malloc"} <= set(d) <= fields:   # older ones lack malloc
+        if not isinstance(d, dict) or not fields - _LATER_FIELDS <= set(d) <= fields:   # older ones lack them
             raise UserError(f"a calibrated machine description has the fields {', '.join(sorted(fields))}")
         malloc = d.get("malloc")
         if malloc is not None and not (isinstance(malloc, dict) and set(malloc) == {"mmap_threshold", "trim_threshold"}
@@ -126,7 +132,8 @@ class CalibratedMachine:
                             "lists of features and log2_rate, for gemm, aten.copy_ and the fallback kinds at least")
         try:
             arrays = [np.asarray(a, dtype=float) for v in samples.values() for a in (v["features"], v["log2_rate"])]
-            numbers = np.asarray([d[k] for k in ("peak_flops", "dispatch_s", "overhead_s", "cache_bytes")], float)
+            numbers = np.asarray([d[k] for k in ("peak_flops", "dispatch_s", "overhead_s", "cache_bytes")] +
+                                 [d.get("fault_s_per_byte", 0.0)], float)
         except (TypeError, ValueError, OverflowError):   # ragged lists, strings, huge integers
             raise UserError("a calibrated machine description's samples and numbers must be numbers") from None
         if not all(np.isfinite(a).all() and a.ndim <= 2 for a in arrays) or not np.isfinite(numbers).all() \
@@ -185,8 +192,25 @@ def _dispatch_seconds(device) -> float:
     return float(np.median([_median_seconds(fn, device, 0.01) for fn in calls]))
 
 
-def _time_plan(plan, device, progress: bool) -> dict:
-    """{kind: {"features": [...], "log2_rate": [...]}} of every microbenchmark that runs exactly one kernel."""
+def _fault_seconds_per_byte(device, malloc: Optional[dict]) -> float:
+    """Seconds per byte of a block mapped afresh on every call (the page faults of its first touch): a fill of a
+    new block minus a fill of a reused one, at 64 and 128 MiB. 0 off the CPU or with malloc's thresholds not
+    pinned below those sizes (then nothing is known to be mapped afresh)."""
+    if torch.device(device).type != "cpu" or not malloc:
+        return 0.0
+    rates = []
+    for size in (64 << 20, 128 << 20):
+        if size < malloc["mmap_threshold"]:
+            continue
+        reused = torch.empty(size, dtype=torch.uint8).fill_(0)   # its pages faulted in once, here
+        fresh = _median_seconds(lambda: torch.empty(size, dtype=torch.uint8).fill_(1), device)
+        rates.append(max(fresh - _median_seconds(lambda: reused.fill_(1), device), 0.0) / size)
+    return float(np.median(rates)) if rates else 0.0
+
+
+def _time_plan(plan, device, progress: bool, fault_s_per_byte: float) -> dict:
+    """{kind: {"features": [...], "log2_rate": [...]}} of every microbenchmark that runs exactly one kernel, its
+    rate net of the page faults of a fresh output (at `fault_s_per_byte`)."""
     samples: dict = {}
     for case in tqdm(plan, desc="calibrating", unit="kernel", file=sys.stderr, disable=not progress):
         with torch.device(device):
@@ -197,7 +221,9 @@ def _time_plan(plan, device, progress: bool) -> dict:
         k = kernels[0]
         entry = samples.setdefault(k.kind, {"features": [], "log2_rate": []})
         entry["features"].append([round(f, 6) for f in k.features])
-        entry["log2_rate"].append(round(float(np.log2(k.work / _median_seconds(fn, device))), 6))
+        seconds = _median_seconds(fn, device)
+        seconds = max(seconds - k.fresh_bytes * fault_s_per_byte, 0.1 * seconds)
+        entry["log2_rate"].append(round(float(np.log2(k.work / seconds)), 6))
     return samples
 
 
@@ -236,10 +262,11 @@ def calibrate(device="cpu", threads: Optional[int] = 1, *, seed: int = 0, scale:
         torch.set_num_threads(threads)
     try:
         with torch.no_grad():
-            samples = _time_plan(kernel_plan(seed, scale, byte_sizes), device, progress)
+            fault = _fault_seconds_per_byte(device, malloc)
+            samples = _time_plan(kernel_plan(seed, scale, byte_sizes), device, progress, fault)
             peak = _gemm_flops(device, 8192 if cuda else 1024, 0.3)
             machine = CalibratedMachine("", device.type, threads, peak, _dispatch_seconds(device), 0.0, 0.0,
-                                        samples, malloc=malloc)
+                                        samples, malloc=malloc, fault_s_per_byte=fault)
             machine.cache_bytes = _cache_bytes(machine)
             machine.overhead_s = _model_overhead(machine, device)
         used = torch.get_num_threads()

@@ -24,7 +24,9 @@ aten.<op>   anything that moves bytes (element-wise, activations, norms, softmax
             norm log2 of the row they normalise (`ROW_OPS`), and for pooling log2 of the window area and
             stride; work = bytes moved.
 `fresh`, in every kind: whether the output is large enough (`FRESH_BYTES`) for malloc to map it afresh on
-every call, on the CPU, which costs a page fault per 4 KiB page.
+every call, on the CPU, which costs a page fault per 4 KiB page. The kernel carries those bytes too
+(`fresh_bytes`): the predictor prices them apart, at the machine's page-fault rate, since faulting pages in
+costs time per byte of output, not a share of the kernel's work.
 free        an op that moves no bytes (views, metadata): only the per-op cost of dispatching it.
 """
 from __future__ import annotations
@@ -55,6 +57,7 @@ class Kernel(NamedTuple):
     kind: str
     features: tuple
     work: float
+    fresh_bytes: float = 0.0   # output bytes mapped afresh (`fresh`): priced apart, at the page-fault rate
 
 
 def _log2(x) -> float:
@@ -66,20 +69,21 @@ def _aligned(*channels: int) -> float:
     return float(all(c % 8 == 0 for c in channels))
 
 
-def _fresh(out, op: str = "") -> float:
-    """1.0 when the op's output is at least `FRESH_BYTES` on the CPU and not written in place: glibc's malloc maps
-    such a block afresh on every call, and the first touch of each of its pages faults."""
+def _fresh_bytes(out, op: str = "") -> float:
+    """The bytes of the op's output when it is at least `FRESH_BYTES` on the CPU and not written in place, else 0:
+    glibc's malloc maps such a block afresh on every call, and the first touch of each of its pages faults."""
     t = next(iter(_tensors(out)), None)
-    return float(t is not None and t.device.type == "cpu" and not op.endswith("_")
-                 and t.numel() * t.element_size() >= FRESH_BYTES)
+    size = 0 if t is None else t.numel() * t.element_size()
+    return float(size) if size >= FRESH_BYTES and t.device.type == "cpu" and not op.endswith("_") else 0.0
 
 
 def _gemm(op: str, args, out) -> Kernel:
     a, b = (args[1], args[2]) if op in ("aten.addmm", "aten.baddbmm") else (args[0], args[1])
     batch = a.shape[0] if a.dim() == 3 else 1
     m, k, n = a.shape[-2], a.shape[-1], b.shape[-1]
-    return Kernel("gemm", (_log2(batch), _log2(m), _log2(n), _log2(k), _aligned(n, k), _fresh(out)),
-                  2.0 * batch * m * n * k)
+    fresh = _fresh_bytes(out)
+    return Kernel("gemm", (_log2(batch), _log2(m), _log2(n), _log2(k), _aligned(n, k), float(fresh > 0)),
+                  2.0 * batch * m * n * k, fresh)
 
 
 def _conv(args, out: torch.Tensor) -> Kernel:
@@ -90,11 +94,12 @@ def _conv(args, out: torch.Tensor) -> Kernel:
     work = 2.0 * out.numel() * cin_g * area
     s = _log2(max(stride))
     last = float(x.dim() == 4 and not x.is_contiguous() and x.is_contiguous(memory_format=torch.channels_last))
+    fresh = _fresh_bytes(out)
     if groups == cin and groups > 1:
         return Kernel("dwconv", (_log2(rows), _log2(cin), _log2(cout // groups), _log2(area), s, last,
-                                 _aligned(cin), _fresh(out)), work)
+                                 _aligned(cin), float(fresh > 0)), work, fresh)
     return Kernel("conv", (_log2(rows), _log2(cin_g), _log2(cout // groups), _log2(groups), _log2(area), s, last,
-                           _aligned(cin_g, cout // groups), _fresh(out)), work)
+                           _aligned(cin_g, cout // groups), float(fresh > 0)), work, fresh)
 
 
 def _inner_run(t: torch.Tensor) -> int:
@@ -129,13 +134,14 @@ def describe(func, args: Sequence, kwargs: dict, out, mem_bytes: int) -> Kernel:
     first, result = next(iter(_tensors(args)), None), next(iter(_tensors(out)), None)
     inputs = [a for a in args if isinstance(a, torch.Tensor)]
     broadcast = float(result is not None and any(1 < a.numel() < result.numel() for a in inputs))
+    fresh = _fresh_bytes(out, op)
     features = (_log2(mem_bytes), _log2(min(_inner_run(first), MAX_RUN)) if first is not None else _log2(MAX_RUN),
-                float(result is None or result.is_contiguous()), broadcast, _fresh(out, op))
+                float(result is None or result.is_contiguous()), broadcast, float(fresh > 0))
     if op in ROW_OPS and first is not None and first.dim():
         features += (_log2(first.shape[-1]),)
     if op in POOLING_OPS:
         features += _pool_window(op, args)
-    return Kernel(op, features, float(mem_bytes))
+    return Kernel(op, features, float(mem_bytes), fresh)
 
 
 def describe_attention(query: torch.Tensor, key: torch.Tensor, value: torch.Tensor, *args, **kwargs) -> Kernel:
@@ -143,8 +149,10 @@ def describe_attention(query: torch.Tensor, key: torch.Tensor, value: torch.Tens
     q, k, v = query, key, value
     batch = math.prod(q.shape[:-2])
     lq, e, lk, ev = q.shape[-2], q.shape[-1], k.shape[-2], v.shape[-1]
-    fresh = float(q.device.type == "cpu" and batch * lq * ev * q.element_size() >= FRESH_BYTES)
-    return Kernel("attention", (_log2(batch), _log2(lq), _log2(lk), _log2(e), fresh), 2.0 * batch * lq * lk * (e + ev))
+    size = batch * lq * ev * q.element_size()
+    fresh = float(size) if q.device.type == "cpu" and size >= FRESH_BYTES else 0.0
+    return Kernel("attention", (_log2(batch), _log2(lq), _log2(lk), _log2(e), float(fresh > 0)),
+                  2.0 * batch * lq * lk * (e + ev), fresh)
 
 
 if __name__ == "__main__":  # a library module, not a command

@@ -68,7 +68,8 @@ class LatencyPredictor:
         df["predicted_s"] = df["kernel_s"] + df["overhead_s"]
         mem = df["mem_bytes"].astype(float)
         df["compute_s"] = 2.0 * df["macs"].astype(float) / m.peak_flops
-        df["memory_s"] = np.where(mem > 0, mem / [m.copy_rate(b) if b > 0 else 1.0 for b in mem], 0.0)
+        faults = np.array([k.fresh_bytes * m.fault_s_per_byte for k in kernels], dtype=float)   # fresh pages
+        df["memory_s"] = np.where(mem > 0, mem / [m.copy_rate(b) if b > 0 else 1.0 for b in mem], 0.0) + faults
         fixed = m.dispatch_s + m.overhead_s
         times = np.stack([df["compute_s"], df["memory_s"], np.full(len(df), fixed)], axis=1)
         which = times.argmax(axis=1)
