@@ -3,7 +3,7 @@
     >>> gpu = gpu_results()                                  # {} until results/gpu/<device>/ exists
     >>> plot_speed_accuracy(table, hardware, gpu=gpu)        # figure 01: + a row of throughput-ratio panels
     >>> plot_runtime_and_traffic(table, where=w, gpu=gpu)    # figure 06: + the GPU's runtime shares
-    >>> plot_predictor_gpu(r.predictor, r.provenance)        # figure 09: the predictor's accuracy on the GPU
+    >>> plot_predictor(stages, {**cpu_summaries, **predictor_gpu_summaries(gpu)})   # figure 09: + a panel per GPU
 
 Every panel is titled with the device and the date of its run (the folder's provenance), so a figure never
 shows a GPU number without saying where and when it was measured. With no GPU results the figures are drawn
@@ -11,18 +11,16 @@ exactly as before: no panel, no placeholder.
 """
 from __future__ import annotations
 
-from typing import Mapping, Optional
+from typing import Mapping
 
-import matplotlib.pyplot as plt
 import numpy as np
 
 from ..core.errors import not_a_command
 from ..core.gpu_evidence import GpuResults
-from ..core.plotting import OURS_COLOR, PAPER_COLOR, use_style
+from ..core.plotting import OURS_COLOR, PAPER_COLOR
 from ..core.reference import load_reference
-from .predictor_plots import _accuracy_panel
 
-__all__ = ["gpu_panel_title", "gpu_throughput_panel", "gpu_throughput_panels", "plot_predictor_gpu"]
+__all__ = ["gpu_panel_title", "gpu_throughput_panel", "gpu_throughput_panels", "predictor_gpu_summaries"]
 
 
 def gpu_panel_title(device: str, date: str, what: str) -> str:
@@ -60,19 +58,11 @@ def gpu_throughput_panels(axes, gpu: Mapping[str, GpuResults]) -> None:
         ax.remove()
 
 
-def plot_predictor_gpu(summary, provenance: Mapping, ax: Optional[plt.Axes] = None):
-    """Figure 09's accuracy panel for a GPU: every held-out model's predicted against measured latency
-    (calibrated predictor and simple roofline, ±10% and ±25% bands), titled with the device and date.
-
-    `summary`: `predictor.predictor_summary` of the models (a GPU folder's `predictor.csv`); `provenance`:
-    the folder's provenance. Draws on `ax` when given (the caller's grid), else on a new figure; returns
-    the figure."""
-    use_style()
-    if ax is None:
-        _, ax = plt.subplots(figsize=(6, 5.2), layout="constrained")
-    _accuracy_panel(ax, summary, gpu_panel_title(provenance["device_name"], provenance["date"], "held-out set 2"),
-                    legend=True)
-    return ax.figure
+def predictor_gpu_summaries(gpu: Mapping[str, GpuResults]) -> dict:
+    """{panel title: the predictor's summary on that GPU} for `predictor_plots.plot_predictor`'s accuracy row:
+    one panel per device, titled with the device, the date and the held-out models it was scored on."""
+    return {gpu_panel_title(r.device, r.date, f"held-out set 2 ({len(r.predictor) - 1} models)"): r.predictor
+            for r in gpu.values()}
 
 
 if __name__ == "__main__":  # a library module, not a command

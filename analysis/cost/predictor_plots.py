@@ -15,6 +15,7 @@ from typing import Mapping, Sequence
 import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
+from matplotlib.ticker import NullFormatter
 
 from ..core.errors import not_a_command
 from ..core.plotting import OURS_COLOR, use_style
@@ -52,10 +53,12 @@ def _accuracy_panel(ax, summary: pd.DataFrame, label: str, legend: bool) -> None
     ax.scatter(rows["measured_ms"], rows["predicted_ms"], color=OURS_COLOR, s=28, label="calibrated predictor")
     ax.set(xscale="log", yscale="log", xlim=(lo, hi), ylim=(lo, hi), xlabel="measured ms per batch",
            ylabel="predicted ms per batch")
+    for axis in (ax.xaxis, ax.yaxis):   # a range under a decade would label its minor ticks, overlapping
+        axis.set_minor_formatter(NullFormatter())
     pooled = summary[summary["model"] == "all"].iloc[0]
-    ax.set_title(f"{label}, {len(rows)} models\nmedian |error| {pooled['median_abs_error_pct']:.1f}% "
+    ax.set_title(f"{label} ({len(rows)} models)\nmedian |error| {pooled['median_abs_error_pct']:.1f}% "
                  f"(roofline {pooled['roofline_median_abs_error_pct']:.1f}%)\nworst "
-                 f"{pooled['max_abs_error_pct']:.1f}%, pooled stage ρ {pooled['rho']:.3f}", fontsize=10)
+                 f"{pooled['max_abs_error_pct']:.1f}%, stage ρ {pooled['rho']:.3f}", fontsize=9)
     if legend:
         ax.legend(loc="upper left", fontsize=8, frameon=False)
 

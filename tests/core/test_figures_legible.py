@@ -119,8 +119,9 @@ def figure_roofline_cli():
 def figure_09_predictor():
     from analysis.cost.predictor_plots import plot_predictor
     fig = plot_predictor(read("09_predictor_figure_stages_cpu.csv"),
-                         {"held-out set 1 (malloc not pinned)": read("09_predictor_summary_cpu.csv"),
-                          "held-out set 2 (malloc pinned)": read("09_predictor_summary_2_cpu.csv")})
+                         {"set 1, malloc not pinned": read("09_predictor_summary_cpu.csv"),
+                          "set 2, malloc pinned": read("09_predictor_summary_2_cpu.csv"),
+                          "set 3, page faults per byte": read("09_predictor_summary_3_cpu.csv")})
     provenance(fig, scale="full (native resolutions)", weights="random (speed only)",
                extra="machine: AMD EPYC, 1 thread(s); latency: AMD EPYC, 1 thread, torch 2.14.1+cu130, batch 16, "
                      "10 timed passes")

@@ -85,7 +85,8 @@ def test_dry_run_writes_every_file_with_its_columns_and_finite_values(dry_run):
 
 @pytest.mark.slow
 def test_loader_reads_the_dry_run_back_and_the_figures_draw_its_panels(dry_run, figure_only):
-    from analysis.cost.gpu_plots import plot_predictor_gpu
+    from analysis.cost.gpu_plots import predictor_gpu_summaries
+    from analysis.cost.predictor_plots import plot_predictor
     from analysis.cost.plots import plot_runtime_and_traffic, plot_speed_accuracy
 
     gpu = gpu_results(dry_run)
@@ -102,9 +103,12 @@ def test_loader_reads_the_dry_run_back_and_the_figures_draw_its_panels(dry_run, 
         assert len(fig.axes) == without + 1
         titled = [ax for ax in fig.axes if r.device in ax.get_title() and r.date in ax.get_title()]
         assert len(titled) == 1 and not legibility_problems(fig)
-    fig = plot_predictor_gpu(r.predictor, r.provenance)
-    assert len(fig.axes) == 1 and r.title.split(",")[0] in fig.axes[0].get_title()
-    assert len(fig.axes[0].collections) >= 2 + 2   # the two bands, the predictor's and the roofline's points
+    stages = pd.read_csv(ROOT / "results" / "09_predictor_figure_stages_cpu.csv")
+    cpu = {"held-out set 2": pd.read_csv(ROOT / "results" / "09_predictor_summary_2_cpu.csv")}
+    assert len(plot_predictor(stages, {**cpu, **predictor_gpu_summaries({})}).axes) == 3 + 1
+    fig = plot_predictor(stages, {**cpu, **predictor_gpu_summaries(gpu)})
+    (panel,) = [ax for ax in fig.axes if r.device in ax.get_title() and r.date in ax.get_title()]
+    assert len(fig.axes) == 3 + 2 and len(panel.collections) >= 2 + 2   # the bands, predictor and roofline points
 
 
 def synthetic_folder(root):
