@@ -51,12 +51,11 @@ def _cosine_from_gram(gram: torch.Tensor) -> torch.Tensor:
 
 
 def linear_cka(cov: torch.Tensor, num_heads: int) -> torch.Tensor:
-    """[h, h] linear CKA between heads from the (h*d x h*d) covariance of concatenated head outputs."""
+    """[h, h] linear CKA between heads from the (h*d x h*d) covariance of concatenated head outputs: the cosine
+    of their HSIC Gram, normalised and clamped as the maps' cosines are (a head's CKA with itself is exactly 1)."""
     d = cov.shape[0] // num_heads
     blocks = cov.reshape(num_heads, d, num_heads, d).permute(0, 2, 1, 3)  # [h, h, d, d]
-    hsic = blocks.pow(2).sum((-2, -1))
-    self_norm = hsic.diagonal().clamp_min(1e-30).sqrt()
-    return hsic / (self_norm[:, None] * self_norm[None, :])
+    return _cosine_from_gram(blocks.pow(2).sum((-2, -1))[None])[0]
 
 
 def _entropy_sums(attn: torch.Tensor, log_attn: Optional[torch.Tensor] = None) -> torch.Tensor:
