@@ -58,7 +58,6 @@ def run(args) -> int:
     from .core.files import write_set
     from .core.models import create_model_at
     from .core.runtime import resolve_device, set_threads
-    from .cost.allocator import pin_malloc
     from .cost.calibration import calibrate
     from .cost.predictor import model_predictor, predictor_stages
     from .cost.roofline import measure_machine, measure_stage_latency, model_roofline, roofline_stages
@@ -77,8 +76,8 @@ def run(args) -> int:
               f"{f', {threads} thread(s)' if threads else ''}) ...", file=sys.stderr)
         machine = calibrate(device, threads=threads) if args.calibrated else measure_machine(device, threads=threads)
     _describe(machine)
-    if args.calibrated and machine.malloc and not args.predict_only:
-        pin_malloc(**machine.malloc)   # time the models under the allocator setting the machine was calibrated in
+    if args.calibrated and not args.predict_only:
+        machine.pin_malloc()   # time the models under the allocator setting the machine was calibrated in
     if args.save_machine:
         machine.save(args.save_machine)
         print(f"wrote {args.save_machine}", file=sys.stderr)

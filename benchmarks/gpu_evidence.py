@@ -53,7 +53,6 @@ from analysis.core.names import PREDICTOR_HELD_OUT_MODELS_2  # noqa: E402
 from analysis.core.reference import load_reference  # noqa: E402
 from analysis.core.runtime import cpu_name, resolve_device  # noqa: E402
 from analysis.core.tables import write_csv  # noqa: E402
-from analysis.cost.allocator import pin_malloc  # noqa: E402
 from analysis.cost.breakdown import PAPER_MODELS, breakdown_table  # noqa: E402
 from analysis.cost.calibration import calibrate  # noqa: E402
 from analysis.cost.predictor import model_predictor, predictor_stages, predictor_summary  # noqa: E402
@@ -147,8 +146,7 @@ def predictor_accuracy(device: torch.device, cfg: dict, out: Path) -> tuple:
     """Calibrate on `device`, predict and time the held-out models (`benchmarks/latency_predictor.py`'s way)."""
     machine = calibrate(device, threads=None if device.type == "cuda" else 1, **cfg["calibration"])
     machine.save(out / "predictor_machine.json")
-    if machine.malloc:
-        pin_malloc(**machine.malloc)
+    machine.pin_malloc()
     names = _first(PREDICTOR_HELD_OUT_MODELS_2, cfg["models"])
     predictors = {n: model_predictor(n, machine, batch_size=cfg["predictor_batch"], device=device)
                   for n in tqdm(names, desc="predictors", unit="model", file=sys.stderr)}

@@ -33,7 +33,6 @@ import torch
 from analysis.core.names import (PREDICTOR_HELD_OUT_MODELS, PREDICTOR_HELD_OUT_MODELS_2, PREDICTOR_HELD_OUT_MODELS_3,
                                  PREDICTOR_TUNING_MODELS)
 from analysis.core.tables import write_csv
-from analysis.cost.allocator import pin_malloc
 from analysis.cost.calibration import CalibratedMachine, calibrate
 from analysis.cost.predictor import model_predictor, predictor_stages, predictor_summary
 from analysis.cost.roofline import measure_stage_latency
@@ -63,8 +62,7 @@ def main():
         sys.exit(f"--save keeps the {' and '.join(LATENCY_FILES)} models only")
     torch.set_num_threads(1)
     machine = CalibratedMachine.load(args.machine) if args.machine else calibrate("cpu", threads=1)
-    if machine.malloc:
-        pin_malloc(**machine.malloc)   # time the models under the allocator setting the machine was calibrated in
+    machine.pin_malloc()   # time the models under the allocator setting the machine was calibrated in
     print(f"calibrated {machine.name} in {machine.calibration_s:.1f} s: "
           f"{sum(len(v['log2_rate']) for v in machine.samples.values())} kernels, {len(machine.samples)} kinds, "
           f"dispatch {machine.dispatch_s * 1e6:.2f} us, overhead {machine.overhead_s * 1e6:.2f} us per op")

@@ -110,6 +110,11 @@ class CalibratedMachine:
         features = (float(np.log2(max(mem_bytes, 1.0))), 10.0, 1.0, 0.0, 0.0)
         return self.rate(Kernel("aten.copy_", features, mem_bytes))
 
+    def pin_malloc(self) -> Optional[dict]:
+        """Pin this process's malloc as it was pinned when this machine was calibrated (`allocator.pin_malloc`),
+        before timing the models its predictions are compared with; nothing when it was not pinned."""
+        return pin_malloc(**self.malloc) if self.malloc else None
+
     def to_dict(self) -> dict:
         return {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
 

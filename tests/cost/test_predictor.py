@@ -187,6 +187,8 @@ def test_a_quick_calibration_times_every_kind(quick_machine, tmp_path):
     assert m.peak_flops > 1e9 and m.dispatch_s > 0 and m.overhead_s >= 0 and m.threads == 1
     if platform.libc_ver()[0] == "glibc":   # calibrated, and to be measured, under the pinned allocator
         assert m.malloc == malloc_pinned() == {"mmap_threshold": MMAP_THRESHOLD, "trim_threshold": TRIM_THRESHOLD}
+        assert m.pin_malloc() == m.malloc   # timing later pins the same setting again
+    assert toy_machine().pin_malloc() is None   # calibrated unpinned: nothing to pin
     m.save(tmp_path / "m.json")
     k = Kernel("conv", (12.0, 5.0, 6.0, 0.0, 3.17, 0.0, 0.0, 1.0, 0.0), 1e9)
     assert CalibratedMachine.load(tmp_path / "m.json").seconds(k) == m.seconds(k)
