@@ -8,18 +8,20 @@ malloc was pinned; `held-out-2` (`PREDICTOR_HELD_OUT_MODELS_2`: 24 models from 2
 after that, for the predictor that calibrates and measures with malloc's thresholds pinned (`cost.allocator`,
 applied here whenever the machine description records a pin); `held-out-3` (`PREDICTOR_HELD_OUT_MODELS_3`: 20
 models from 18 modules in neither earlier set) was declared after set 2 was scored, for the predictor that prices
-the page faults of fresh outputs per byte. Batch 16, pretrained-config
+the page faults of fresh outputs per byte; `held-out-4` (`PREDICTOR_HELD_OUT_MODELS_4`: 21 models from 15 modules
+in no earlier set) was declared after set 3 was scored, for the predictor whose rates no longer take the `fresh`
+flag (fresh pages priced per byte alone). Batch 16, pretrained-config
 resolution, BN folded, random weights; measured as `analysis.cost.roofline.measure_stage_latency` does (the
 median of `--repeats` unprobed passes, each interleaved with a probed pass that times the stages).
 
-    python benchmarks/latency_predictor.py [--models held-out-3|held-out-2|held-out|tuning|figure] [--machine JSON] [--repeats 10] [--save]
+    python benchmarks/latency_predictor.py [--models held-out-4|held-out-3|held-out-2|held-out|tuning|figure] [--machine JSON] [--repeats 10] [--save]
 
 Prints the calibration time, the per-model table (predicted, measured, error; roofline and its error) and the
 summary: median and worst |error| over models, pooled Spearman rho of predicted vs measured stage time.
 `--machine` reuses a saved calibration instead of calibrating. `--save` keeps what notebook 09 reads: for a
 held-out set the machine description `results/09_predictor_machine[_N]_cpu.json`, the measured latencies
 `results/09_predictor_latency[_N]_cpu.csv` and `results/benchmarks/latency_predictor[-held-out-N].json`; for
-`figure` (SHViT-S4, EfficientViT-M4, DeiT-T, figure 09's stage panels; run it with the `held-out-3` run's
+`figure` (SHViT-S4, EfficientViT-M4, DeiT-T, figure 09's stage panels; run it with the `held-out-4` run's
 `--machine`) the measured latencies `results/09_predictor_figure_latency_cpu.csv`.
 """
 import argparse
@@ -31,7 +33,7 @@ import pandas as pd
 import torch
 
 from analysis.core.names import (PREDICTOR_HELD_OUT_MODELS, PREDICTOR_HELD_OUT_MODELS_2, PREDICTOR_HELD_OUT_MODELS_3,
-                                 PREDICTOR_TUNING_MODELS)
+                                 PREDICTOR_HELD_OUT_MODELS_4, PREDICTOR_TUNING_MODELS)
 from analysis.core.tables import write_csv
 from analysis.cost.calibration import CalibratedMachine, calibrate
 from analysis.cost.predictor import model_predictor, predictor_stages, predictor_summary
@@ -40,20 +42,20 @@ from _results import save_result
 
 RESULTS = Path(__file__).resolve().parents[1] / "results"
 MODEL_SETS = {"held-out": PREDICTOR_HELD_OUT_MODELS, "held-out-2": PREDICTOR_HELD_OUT_MODELS_2,
-              "held-out-3": PREDICTOR_HELD_OUT_MODELS_3,
+              "held-out-3": PREDICTOR_HELD_OUT_MODELS_3, "held-out-4": PREDICTOR_HELD_OUT_MODELS_4,
               "tuning": PREDICTOR_TUNING_MODELS,
               "figure": ("shvit_s4", "efficientvit_m4", "deit_tiny_patch16_224")}
 LATENCY_FILES = {"held-out": "09_predictor_latency_cpu.csv", "held-out-2": "09_predictor_latency_2_cpu.csv",
-                 "held-out-3": "09_predictor_latency_3_cpu.csv",
+                 "held-out-3": "09_predictor_latency_3_cpu.csv", "held-out-4": "09_predictor_latency_4_cpu.csv",
                  "figure": "09_predictor_figure_latency_cpu.csv"}
 MACHINE_FILES = {"held-out": "09_predictor_machine_cpu.json", "held-out-2": "09_predictor_machine_2_cpu.json",
-                 "held-out-3": "09_predictor_machine_3_cpu.json"}
+                 "held-out-3": "09_predictor_machine_3_cpu.json", "held-out-4": "09_predictor_machine_4_cpu.json"}
 TARGETS = {"median |error| %": 10.0, "worst |error| %": 25.0, "pooled stage rho": 0.95, "calibration s": 120.0}
 
 
 def main():
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--models", choices=tuple(MODEL_SETS), default="held-out-3")
+    p.add_argument("--models", choices=tuple(MODEL_SETS), default="held-out-4")
     p.add_argument("--machine", metavar="JSON", help="a saved calibration (default: calibrate now)")
     p.add_argument("--repeats", type=int, default=10, help="timed passes per model (>= 10)")
     p.add_argument("--save", action="store_true", help="keep what notebook 09 reads (held-out and figure models)")

@@ -13,12 +13,15 @@ microbenchmark is described by the same `kernels.describe` that describes a mode
 alone after a warm-up call (the median of at least 3 calls). Then `overhead_s`, what one op costs
 inside a model beyond its kernel (module calls, Python), is the slope of the measured minus the
 predicted time of chains of tiny Linear + ReLU blocks against their op count, as for the roofline.
-`fault_s_per_byte`, the cost of faulting in the pages of an output mapped afresh, is a fill of a new block minus
-a fill of a reused one; each microbenchmark's rate is net of it, and a prediction adds it back per byte of fresh
-output (`Kernel.fresh_bytes`). No model the predictor is scored on is ever run here. On the CPU, calibration
-first pins malloc's thresholds (`allocator.pin_malloc`, for the rest of the process) and records them in
-`malloc`: time the models it predicts under the same pin, or their large tensors page-fault in a way the
-calibration never saw.
+On the CPU, calibration first pins malloc (`allocator.pin_malloc`, for the rest of the process) and records the
+setting in `malloc`: time the models it predicts under the same pin, or their large tensors page-fault in a way
+the calibration never saw. Since held-out set 4 the pin maps no block afresh (`mmap_max` 0), so nothing faults
+after a warm-up call and `fault_s_per_byte` is 0. Descriptions saved before then let malloc map blocks of 32 MiB
+and more afresh: `fault_s_per_byte`, the cost of faulting in such a block's pages, was a fill of a new block
+minus a fill of a reused one, each microbenchmark's rate net of it, and a prediction added it back per byte of
+fresh output (`Kernel.fresh_bytes`); they also let the `fresh` flag shift the rate (`fresh_offset`), an offset
+learnt from a few of the largest kernels. Both over-priced large outputs inside models, whose freed tensors leave
+heap chunks big enough to serve them without faults. No model the predictor is scored on is ever run here.
 
 A prediction interpolates log2 of the achieved rate (flops/s, or bytes/s for bytes-moving kinds) between the
 calibrated kernels of the op's kind (`rate_model.RateModel`): for GEMM, convolutions and attention an additive
@@ -41,7 +44,7 @@ from tqdm import tqdm
 from ..core.errors import UserError, not_a_command
 from ..core.files import write_json
 from ..core.runtime import cpu_name
-from .allocator import pin_malloc
+from .allocator import GLIBC_MMAP_MAX, pin_malloc
 from .breakdown import categorize
 from .kernels import Kernel
 from .microbenchmarks import BYTE_SIZES, kernel_plan
@@ -59,7 +62,8 @@ PREDICTOR_FALLBACK = {"conv/matmul": "aten.clone", "reshape/copy": "aten.clone",
 _WEIGHTS = {"conv": (1, 1, 1, 1, 8, 8, 8, 4, 8), "dwconv": (1, 1, 1, 8, 8, 8, 4, 8), "gemm": (1, 1, 1, 1, 4, 8),
             "attention": (1, 1, 1, 1, 8)}
 _BYTES_WEIGHTS = (1, 1, 8, 8, 8, 2, 8)   # the sixth: a row (softmax, norms) or a pooling window
-_LATER_FIELDS = {"malloc", "fault_s_per_byte"}   # descriptions saved before these were measured lack them
+_FRESH_COLUMN = {"conv": 8, "dwconv": 7, "gemm": 5, "attention": 4}   # of the `fresh` flag; 4 in bytes-moving kinds
+_LATER_FIELDS = {"malloc", "fault_s_per_byte", "fresh_offset"}   # descriptions saved before these existed lack them
 
 
 @dataclass
@@ -79,11 +83,24 @@ class CalibratedMachine:
     calibration_s: float = 0.0
     malloc: Optional[dict] = None   # the allocator setting it was calibrated under (`allocator.pin_malloc`)
     fault_s_per_byte: float = 0.0   # seconds per byte of output mapped afresh (page faults), priced apart
+    fresh_offset: bool = False   # whether the rates take the `fresh` flag as a feature (see `_rate_features`)
 
     def __post_init__(self):
-        self._models = {k: RateModel(v["features"], v["log2_rate"], _WEIGHTS[k]) if k in _WEIGHTS else
-                        RateModel(v["features"], v["log2_rate"], _BYTES_WEIGHTS, additive=False, neighbours=2)
-                        for k, v in self.samples.items()}
+        self._models = {}
+        for kind, v in self.samples.items():
+            x = self._rate_features(kind, v["features"])
+            if kind in _WEIGHTS:
+                self._models[kind] = RateModel(x, v["log2_rate"], self._rate_features(kind, [_WEIGHTS[kind]])[0])
+            else:
+                self._models[kind] = RateModel(x, v["log2_rate"], self._rate_features(kind, [_BYTES_WEIGHTS])[0],
+                                               additive=False, neighbours=2)
+
+    def _rate_features(self, kind: str, rows) -> np.ndarray:
+        """The columns of `rows` (kernel features, or their distance weights) that a rate depends on: all of them
+        with `fresh_offset` (descriptions calibrated before held-out set 4, whose rates carried the `fresh` flag as
+        an offset of log rate), else all but the flag: fresh pages are priced per byte (`fault_s_per_byte`) alone."""
+        rows = np.asarray(rows, dtype=float).reshape(len(rows), -1)
+        return rows if self.fresh_offset else np.delete(rows, _FRESH_COLUMN.get(kind, 4), axis=1)
 
     def kind_for(self, kernel: Kernel) -> str:
         """The calibrated kind that prices `kernel`: its own, an in-place op's out-of-place one, or its
@@ -95,7 +112,8 @@ class CalibratedMachine:
 
     def rate(self, kernel: Kernel) -> float:
         """Achieved work per second (flops/s or bytes/s) of `kernel`, interpolated between calibrated kernels."""
-        return float(2.0 ** self._models[self.kind_for(kernel)](kernel.features))
+        kind = self.kind_for(kernel)
+        return float(2.0 ** self._models[kind](self._rate_features(kind, [kernel.features])[0]))
 
     def seconds(self, kernel: Kernel) -> float:
         """Predicted time of `kernel` alone: its work at its interpolated rate plus the page faults of its fresh
@@ -113,7 +131,7 @@ class CalibratedMachine:
     def pin_malloc(self) -> Optional[dict]:
         """Pin this process's malloc as it was pinned when this machine was calibrated (`allocator.pin_malloc`),
         before timing the models its predictions are compared with; nothing when it was not pinned."""
-        return pin_malloc(**self.malloc) if self.malloc else None
+        return pin_malloc(**{"mmap_max": GLIBC_MMAP_MAX, **self.malloc}) if self.malloc else None
 
     def to_dict(self) -> dict:
         return {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
@@ -123,11 +141,15 @@ class CalibratedMachine:
         fields = {f.name for f in dataclasses.fields(cls)}
         if not isinstance(d, dict) or not fields - _LATER_FIELDS <= set(d) <= fields:   # older ones lack them
             raise UserError(f"a calibrated machine description has the fields {', '.join(sorted(fields))}")
+        d = {"fresh_offset": True, **d}   # descriptions saved without it carried the flag as an offset
+        if type(d["fresh_offset"]) is not bool:
+            raise UserError("a calibrated machine description's fresh_offset is true or false")
         malloc = d.get("malloc")
-        if malloc is not None and not (isinstance(malloc, dict) and set(malloc) == {"mmap_threshold", "trim_threshold"}
-                                       and all(type(v) is int and v > 0 for v in malloc.values())):
+        thresholds = {"mmap_threshold", "trim_threshold"}   # and mmap_max, since it is pinned too
+        if malloc is not None and not (isinstance(malloc, dict) and set(malloc) - {"mmap_max"} == thresholds
+                                       and all(type(v) is int and v >= (k != "mmap_max") for k, v in malloc.items())):
             raise UserError("a calibrated machine description's malloc is null or holds the positive integers "
-                            "mmap_threshold and trim_threshold")
+                            "mmap_threshold and trim_threshold, and mmap_max (at least 0)")
         samples = d["samples"]
         ok = isinstance(samples, dict) and all(
             isinstance(v, dict) and isinstance(v.get("log2_rate"), list) and isinstance(v.get("features"), list)
@@ -199,9 +221,10 @@ def _dispatch_seconds(device) -> float:
 
 def _fault_seconds_per_byte(device, malloc: Optional[dict]) -> float:
     """Seconds per byte of a block mapped afresh on every call (the page faults of its first touch): a fill of a
-    new block minus a fill of a reused one, at 64 and 128 MiB. 0 off the CPU or with malloc's thresholds not
-    pinned below those sizes (then nothing is known to be mapped afresh)."""
-    if torch.device(device).type != "cpu" or not malloc:
+    new block minus a fill of a reused one, at 64 and 128 MiB. 0 off the CPU, with malloc's thresholds not
+    pinned below those sizes (then nothing is known to be mapped afresh), or with mapping off (`mmap_max` 0:
+    every block comes from the heap, faulted in by a warm-up call)."""
+    if torch.device(device).type != "cpu" or not malloc or malloc.get("mmap_max", GLIBC_MMAP_MAX) == 0:
         return 0.0
     rates = []
     for size in (64 << 20, 128 << 20):

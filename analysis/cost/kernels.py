@@ -24,9 +24,11 @@ aten.<op>   anything that moves bytes (element-wise, activations, norms, softmax
             norm log2 of the row they normalise (`ROW_OPS`), and for pooling log2 of the window area and
             stride; work = bytes moved.
 `fresh`, in every kind: whether the output is large enough (`FRESH_BYTES`) for malloc to map it afresh on
-every call, on the CPU, which costs a page fault per 4 KiB page. The kernel carries those bytes too
+every call, on the CPU, which costs a page fault per 4 KiB page, where malloc maps blocks at all (machines
+calibrated before held-out set 4: `allocator.pin_malloc` no longer lets it). The kernel carries those bytes too
 (`fresh_bytes`): the predictor prices them apart, at the machine's page-fault rate, since faulting pages in
-costs time per byte of output, not a share of the kernel's work.
+costs time per byte of output, not a share of the kernel's work. Only machine descriptions calibrated before
+held-out set 4 also took the flag as a feature of the rate (`CalibratedMachine.fresh_offset`).
 free        an op that moves no bytes (views, metadata): only the per-op cost of dispatching it.
 """
 from __future__ import annotations

@@ -20,8 +20,9 @@ libc = ctypes.CDLL("libc.so.6")
 libc.mallinfo2.restype, libc.malloc.restype = MallInfo2, ctypes.c_void_p
 libc.free.argtypes = [ctypes.c_void_p]
 assert malloc_pinned() is None
-if sys.argv[1] == "pin":
-    assert pin_malloc(1 << 20, 1 << 30) == malloc_pinned() == {"mmap_threshold": 1 << 20, "trim_threshold": 1 << 30}
+setting = {"mmap_threshold": 1 << 20, "trim_threshold": 1 << 30, "mmap_max": 65536 if sys.argv[1] == "pin" else 0}
+if sys.argv[1] != "default":
+    assert pin_malloc(**setting) == malloc_pinned() == setting
 mapped = []
 for _ in range(2):   # an 8 MiB block, freed, then another
     before = libc.mallinfo2().hblks
@@ -42,4 +43,8 @@ def mmapped(mode: str) -> list:
 def test_a_freed_block_raises_the_default_threshold_but_not_a_pinned_one():
     assert mmapped("default") == [1, 0, 0]   # glibc raised its threshold to 8 MiB when the first block was freed
     assert mmapped("pin") == [1, 1, 0]       # pinned at 1 MiB: every 8 MiB block is mapped afresh
+
+
+def test_with_mapping_off_every_block_comes_from_the_heap():
+    assert mmapped("heap") == [0, 0, 0]      # mmap_max 0: not even a block above the threshold is mapped
 
