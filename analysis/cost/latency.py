@@ -4,8 +4,10 @@
     >>> lat.attrs["model_latency_ms"]              # whole forward, timed in the same loop
     >>> model_latency(model, x, repeats=20)        # float, ms
 
-How: forward pre-hooks on the stage modules mark the moment each stage starts; a stage
-lasts until the next stage starts (the last one until the forward returns), so ops
+How: during a probed pass a global forward pre-hook marks the moment a module of another stage starts (any
+module inside the stage, since a model may iterate a stage's container without calling it, as timm's relative-
+position ViT, HRNet, Twins and CoaT do); a stage lasts until the next stage starts (the last one until the forward
+returns), so ops
 outside every stage module (a position-embedding add in the root) count towards the
 stage that ran before them, exactly as in `CostAnalysis.by_stage`. On CUDA the marks are
 CUDA events (no synchronisation inside the forward; one at the end of each pass); on CPU
@@ -24,6 +26,7 @@ import numpy as np
 import pandas as pd
 import torch
 import torch.nn as nn
+from torch.nn.modules.module import register_module_forward_pre_hook
 from tqdm import tqdm
 
 from ..core.errors import not_a_command
@@ -58,46 +61,40 @@ def stage_latency(model: nn.Module, x: torch.Tensor, *, repeats: int = 20, warmu
     smap = stages or stage_map(model)
     clock = Clock(x.device)
     marks: list = []
-    probing = [False]
-    hooks = []
-    for name, mod in model.named_modules():
-        stage = smap.stage_of(name) if name else None
-        if stage is None or name not in smap.modules(stage):
-            continue
+    stage_of = {mod: stage for name, mod in model.named_modules() if name and (stage := smap.stage_of(name))}
 
-        def pre_hook(m, inp, stage=stage):
-            if probing[0] and (not marks or marks[-1][0] != stage):
-                marks.append((stage, clock.mark()))
-        hooks.append(mod.register_forward_pre_hook(pre_hook))
+    def pre_hook(m, inp):
+        stage = stage_of.get(m)
+        if stage is not None and (not marks or marks[-1][0] != stage):
+            marks.append((stage, clock.mark()))
+
     model.eval()
     per_stage, whole = {s: [] for s in smap.names}, []
-    try:
-        for i in tqdm(range(warmup + repeats), desc="latency", unit="pass", file=sys.stderr, disable=not progress,
-                      leave=False):
-            probing[0] = False
-            clock.sync()
-            a = clock.mark()
-            model(x)
-            b = clock.mark()
-            clock.sync()
-            marks.clear()
-            probing[0] = True
+    for i in tqdm(range(warmup + repeats), desc="latency", unit="pass", file=sys.stderr, disable=not progress,
+                  leave=False):
+        clock.sync()
+        a = clock.mark()
+        model(x)
+        b = clock.mark()
+        clock.sync()
+        marks.clear()
+        hook = register_module_forward_pre_hook(pre_hook)   # the probed pass only: the other pays nothing
+        try:
             start = clock.mark()
             model(x)
             end = clock.mark()
-            clock.sync()
-            if i < warmup:
-                continue
-            whole.append(1e3 * clock.seconds(a, b))
-            run = {s: 0.0 for s in smap.names}
-            bounds = [(smap.names[0], start)] + marks + [(None, end)]
-            for (stage, a), (_, b) in zip(bounds[:-1], bounds[1:]):
-                run[stage] += 1e3 * clock.seconds(a, b)
-            for s in smap.names:
-                per_stage[s].append(run[s])
-    finally:
-        for h in hooks:
-            h.remove()
+        finally:
+            hook.remove()
+        clock.sync()
+        if i < warmup:
+            continue
+        whole.append(1e3 * clock.seconds(a, b))
+        run = {s: 0.0 for s in smap.names}
+        bounds = [(smap.names[0], start)] + marks + [(None, end)]
+        for (stage, a), (_, b) in zip(bounds[:-1], bounds[1:]):
+            run[stage] += 1e3 * clock.seconds(a, b)
+        for s in smap.names:
+            per_stage[s].append(run[s])
     rows = []
     for s in smap.names:
         t = np.asarray(per_stage[s])

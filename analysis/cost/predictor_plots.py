@@ -56,9 +56,9 @@ def _accuracy_panel(ax, summary: pd.DataFrame, label: str, legend: bool) -> None
     for axis in (ax.xaxis, ax.yaxis):   # a range under a decade would label its minor ticks, overlapping
         axis.set_minor_formatter(NullFormatter())
     pooled = summary[summary["model"] == "all"].iloc[0]
-    ax.set_title(f"{label} ({len(rows)} models)\nmedian |error| {pooled['median_abs_error_pct']:.1f}% "
-                 f"(roofline {pooled['roofline_median_abs_error_pct']:.1f}%)\nworst "
-                 f"{pooled['max_abs_error_pct']:.1f}%, stage ρ {pooled['rho']:.3f}", fontsize=9)
+    ax.set_title(f"{label}\n{len(rows)} models, median |error| {pooled['median_abs_error_pct']:.1f}%\n"
+                 f"(roofline {pooled['roofline_median_abs_error_pct']:.1f}%), worst "
+                 f"{pooled['max_abs_error_pct']:.1f}%\nstage ρ {pooled['rho']:.3f}", fontsize=9)
     if legend:
         ax.legend(loc="upper left", fontsize=8, frameon=False)
 
@@ -67,10 +67,11 @@ def plot_predictor(stages: pd.DataFrame, summaries: Mapping[str, pd.DataFrame],
                    models: Sequence[str] = ("deit_tiny_patch16_224", "efficientvit_m4", "shvit_s4")):
     """Stage panels of `models` (at most 3 fit the width) from a predictor stage table with measured columns
     (`predictor.predictor_stages`), and an accuracy panel per `summaries` entry ({what the models are:
-    `predictor.predictor_summary` of them}, at most 2 fit the width)."""
+    `predictor.predictor_summary` of them}; the figure widens past 3 of them)."""
     use_style()
-    fig = plt.figure(figsize=(12, 8.6))
-    grid = fig.add_gridspec(2, len(models) * len(summaries), height_ratios=[1, 1.25], hspace=0.5, wspace=0.4)
+    fig = plt.figure(figsize=(max(12.0, 3.4 * len(summaries)), 8.6))
+    grid = fig.add_gridspec(2, len(models) * len(summaries), height_ratios=[1, 1.25], hspace=0.6,
+                            wspace=0.15 * len(models) * len(summaries))
     span, width = len(summaries), len(models)
     for i, model in enumerate(models):
         ax = fig.add_subplot(grid[0, i * span:(i + 1) * span])
