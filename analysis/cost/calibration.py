@@ -5,7 +5,7 @@
     >>> machine.seconds(kernel)                     # one op's predicted time (kernels.Kernel)
 
 What is timed (`microbenchmarks.kernel_plan`, seeded, the same on every run): GEMMs (linear layers and batched matmuls)
-and convolutions (dense, grouped, depthwise, stems, patchify) of shapes drawn from the ranges vision
+and convolutions (dense, grouped, depthwise, stems, patchify, transposed) of shapes drawn from the ranges vision
 models use; fused attention over sequence lengths and head dims; and every common bytes-moving op
 (activations, element-wise, norms, softmax, copies of contiguous and permuted tensors, concatenation,
 padding, pooling, reductions) at working sets from a few KiB (in cache) to 256 MiB (DRAM, and outputs past malloc's mmap threshold). Each

@@ -23,6 +23,9 @@ aten.<op>   anything that moves bytes (element-wise, activations, norms, softmax
             output is contiguous, whether an input is broadcast, `fresh` (below), for softmax and layer
             norm log2 of the row they normalise (`ROW_OPS`), and for pooling log2 of the window area and
             stride; work = bytes moved.
+aten.convolution  a transposed convolution, described as a bytes-moving op (so that machines calibrated
+            before it was timed price it as they did, as a copy) plus log2 of its flops per byte moved: its
+            rate in bytes/s falls as its arithmetic intensity rises, which is what the calibration learns.
 `fresh`, in every kind: whether the output is large enough (`FRESH_BYTES`) for malloc to map it afresh on
 every call, on the CPU, which costs a page fault per 4 KiB page, where malloc maps blocks at all (machines
 calibrated before held-out set 4: `allocator.pin_malloc` no longer lets it). The kernel carries those bytes too
@@ -143,7 +146,16 @@ def describe(func, args: Sequence, kwargs: dict, out, mem_bytes: int) -> Kernel:
         features += (_log2(first.shape[-1]),)
     if op in POOLING_OPS:
         features += _pool_window(op, args)
+    if op == "aten.convolution":   # transposed (a plain one is a conv kind above)
+        features += (_log2(_transposed_conv_flops(args) / mem_bytes),)
     return Kernel(op, features, float(mem_bytes), fresh)
+
+
+def _transposed_conv_flops(args) -> float:
+    """2 x the MACs of a transposed convolution: every input pixel of every input channel meets the weight's
+    (Cout / groups) x kernel area entries."""
+    x, w = args[0], args[1]
+    return 2.0 * x.shape[0] * math.prod(x.shape[2:]) * x.shape[1] * math.prod(w.shape[1:])
 
 
 def describe_attention(query: torch.Tensor, key: torch.Tensor, value: torch.Tensor, *args, **kwargs) -> Kernel:

@@ -3,7 +3,7 @@ way vision models use them (`kernel_plan`, seeded: the same plan on every run).
 
 GEMMs (linear layers; batched matmuls) with channel counts mostly multiples of 8; convolutions (dense, grouped,
 stems with 3 input channels, patchify and downsampling with kernel = stride; 3 in 10 on channels-last inputs)
-and depthwise convolutions; fused attention over sequence lengths, head dims and shorter key sequences; and the
+and depthwise convolutions; transposed convolutions that double the side; fused attention over sequence lengths, head dims and shorter key sequences; and the
 bytes-moving ops (activations on contiguous and transposed inputs, in place, element-wise and broadcast,
 norms and softmax over rows of several lengths, copies of contiguous, permuted and window-partitioned maps,
 concatenation, padding, pooling, reductions, upsampling) at `BYTE_SIZES`, the rarer ones at every other size.
@@ -88,6 +88,20 @@ def _dwconv_cases(rng, n: int) -> Iterator[Callable]:
             continue
         yield lambda b=batch, c=c, k=k, s=s, h=side * s, last=rng.uniform() < 0.3: _call(
             F.conv2d, _image(b, c, h, last), _randn(c, 1, k, k), _randn(c), s, k // 2, 1, c)
+
+
+def _transposed_conv_cases(rng, n: int) -> Iterator[Callable]:
+    """Transposed convolutions as decoders and attention upsamplers use them: stride 2, kernel 2, 3 or 4, each
+    doubling the side."""
+    for _ in range(n):
+        cin, cout, side, k = _channels(rng, 8, 512), _channels(rng, 8, 512), _log_uniform(rng, 2, 64), \
+            int(rng.choice([2, 3, 4]))
+        batch = int(rng.choice([1, 16, 16]))
+        if batch * side * side * cin * cout * k * k > MAX_MACS / 3 or batch * max(cin, cout) * (2 * side) ** 2 > 2 ** 25:
+            continue
+        padding, output_padding = {2: (0, 0), 3: (1, 1), 4: (1, 0)}[k]
+        yield lambda b=batch, ci=cin, co=cout, h=side, k=k, p=padding, op=output_padding: _call(
+            F.conv_transpose2d, _randn(b, ci, h, h), _randn(ci, co, k, k), _randn(co), 2, p, op)
 
 
 def _attention_cases(rng, n: int) -> Iterator[Callable]:
@@ -195,7 +209,8 @@ def kernel_plan(seed: int = 0, scale: float = 1.0, byte_sizes: Sequence[float] =
     one kernel. `scale` multiplies the number of shaped kernels (GEMM, conv, depthwise, attention), and the
     bytes-moving ops run at `byte_sizes` (bytes moved per call; a quick plan for tests takes a few)."""
     rng = np.random.default_rng(seed)
-    counts = {_gemm_cases: 320, _conv_cases: 640, _dwconv_cases: 180, _attention_cases: 100}
+    counts = {_gemm_cases: 320, _conv_cases: 640, _dwconv_cases: 180, _attention_cases: 100,
+              _transposed_conv_cases: 60}   # drawn last: the kinds before keep the shapes they had before it
     plan = [case for fn, n in counts.items() for case in fn(rng, max(int(n * scale), 8))]
     return plan + list(_bytes_cases(byte_sizes))
 

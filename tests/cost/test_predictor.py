@@ -54,6 +54,17 @@ def test_depthwise_grouped_and_channels_last_convolutions():
     assert k.features[6] == 1.0
 
 
+def test_a_transposed_convolution_is_bytes_moved_at_its_flops_per_byte():
+    x, w = torch.randn(2, 16, 5, 5), torch.randn(16, 24, 4, 4)
+    ops = kernels_of(lambda a: F.conv_transpose2d(a, w, None, 2, 1), x)
+    (k,) = ops["kernel"]
+    flops = 2 * (2 * 5 * 5) * 16 * (24 * 4 * 4)   # every input pixel and channel meets 24 x 4 x 4 weights
+    assert k.kind == "aten.convolution" and k.work == ops["mem_bytes"][0]
+    assert k.features[-1] == pytest.approx(math.log2(flops / k.work))
+    m = toy_machine()   # calibrated before transposed convolutions were: priced as a copy, as then
+    assert m.kind_for(k) == "aten.clone" and m.seconds(k) == m.seconds(k._replace(features=k.features[:5]))
+
+
 def test_linear_and_attention_work_is_twice_their_macs():
     lin = nn.Linear(32, 48)
     ops = kernels_of(lin, torch.randn(5, 7, 32))
@@ -184,7 +195,8 @@ def quick_machine():
 
 def test_a_quick_calibration_times_every_kind(quick_machine, tmp_path):
     m = quick_machine
-    assert {"gemm", "conv", "dwconv", "attention", "aten.copy_", "aten.add", "aten.gelu"} <= set(m.samples)
+    assert {"gemm", "conv", "dwconv", "attention", "aten.convolution", "aten.copy_", "aten.add", "aten.gelu"} <= \
+        set(m.samples)   # aten.convolution: transposed ones
     rates = np.concatenate([v["log2_rate"] for v in m.samples.values()])
     assert np.isfinite(rates).all() and 2 ** rates.min() > 1e5   # more than 100 KB/s or kflop/s, always
     assert m.peak_flops > 1e9 and m.dispatch_s > 0 and m.overhead_s >= 0 and m.threads == 1
