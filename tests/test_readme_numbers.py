@@ -20,6 +20,8 @@ import pytest
 import timm
 from scipy.stats import spearmanr
 
+from analysis.cost.predictor import predictor_summary, unprobed_models
+
 REPO = Path(__file__).resolve().parent.parent
 RESULTS = REPO / "results"
 BENCHMARKS = RESULTS / "benchmarks"
@@ -299,8 +301,7 @@ def predictor_paragraph():
 def unprobed_rho(suffix: str) -> float:
     """A held-out set's pooled stage rho without the models with ops in a stage that reads 0 ms (the probe missed it)."""
     stages = table(f"09_predictor_stages{suffix}_cpu.csv")
-    stages = stages[~stages.model.isin(stages.loc[(stages.measured_ms == 0) & (stages.n_ops > 0), "model"])]
-    return spearmanr(stages.predicted_ms, stages.measured_ms).statistic
+    return predictor_summary(stages[~stages.model.isin(unprobed_models(stages))]).iloc[-1].rho
 
 
 def row_10():

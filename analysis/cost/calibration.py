@@ -48,7 +48,7 @@ from .allocator import GLIBC_MMAP_MAX, pin_malloc
 from .breakdown import categorize
 from .kernels import Kernel
 from .microbenchmarks import BYTE_SIZES, kernel_plan
-from .rate_model import RateModel
+from .rate_model import NEIGHBOURS, RateModel
 from .roofline import Machine
 from .timing import time_calls
 
@@ -87,13 +87,11 @@ class CalibratedMachine:
 
     def __post_init__(self):
         self._models = {}
-        for kind, v in self.samples.items():
-            x = self._rate_features(kind, v["features"])
-            if kind in _WEIGHTS:
-                self._models[kind] = RateModel(x, v["log2_rate"], self._rate_features(kind, [_WEIGHTS[kind]])[0])
-            else:
-                self._models[kind] = RateModel(x, v["log2_rate"], self._rate_features(kind, [_BYTES_WEIGHTS])[0],
-                                               additive=False, neighbours=2)
+        for kind, v in self.samples.items():   # bytes-moving kinds: between the two calibrated sizes around a query
+            shaped = kind in _WEIGHTS
+            weights = self._rate_features(kind, [_WEIGHTS.get(kind, _BYTES_WEIGHTS)])[0]
+            self._models[kind] = RateModel(self._rate_features(kind, v["features"]), v["log2_rate"], weights,
+                                           additive=shaped, neighbours=NEIGHBOURS if shaped else 2)
 
     def _rate_features(self, kind: str, rows) -> np.ndarray:
         """The columns of `rows` (kernel features, or their distance weights) that a rate depends on: all of them

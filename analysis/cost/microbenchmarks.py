@@ -3,10 +3,11 @@ way vision models use them (`kernel_plan`, seeded: the same plan on every run).
 
 GEMMs (linear layers; batched matmuls) with channel counts mostly multiples of 8; convolutions (dense, grouped,
 stems with 3 input channels, patchify and downsampling with kernel = stride; 3 in 10 on channels-last inputs)
-and depthwise convolutions; transposed convolutions that double the side; fused attention over sequence lengths, head dims and shorter key sequences; and the
-bytes-moving ops (activations on contiguous and transposed inputs, in place, element-wise and broadcast,
-norms and softmax over rows of several lengths, copies of contiguous, permuted and window-partitioned maps,
-concatenation, padding, pooling, reductions, upsampling) at `BYTE_SIZES`, the rarer ones at every other size.
+and depthwise convolutions; transposed convolutions that double the side; fused attention over sequence lengths,
+head dims and shorter key sequences; and the bytes-moving ops (activations on contiguous and transposed inputs,
+in place, element-wise and broadcast, norms and softmax over rows of several lengths, copies of contiguous,
+permuted and window-partitioned maps, concatenation, padding, pooling, reductions, upsampling) at `BYTE_SIZES`,
+the rarer ones at every other size.
 Each entry builds its inputs only when called, so a plan costs no memory until it runs.
 """
 from __future__ import annotations
@@ -206,7 +207,7 @@ def _gn_call(t):
 def kernel_plan(seed: int = 0, scale: float = 1.0, byte_sizes: Sequence[float] = BYTE_SIZES
                 ) -> List[Callable[[], Callable]]:
     """The microbenchmarks, in a seeded order: each entry builds (on call) a zero-argument function that runs
-    one kernel. `scale` multiplies the number of shaped kernels (GEMM, conv, depthwise, attention), and the
+    one kernel. `scale` multiplies the number of shaped kernels (GEMM, conv, depthwise, attention, transposed), and the
     bytes-moving ops run at `byte_sizes` (bytes moved per call; a quick plan for tests takes a few)."""
     rng = np.random.default_rng(seed)
     counts = {_gemm_cases: 320, _conv_cases: 640, _dwconv_cases: 180, _attention_cases: 100,

@@ -35,7 +35,7 @@ from .calibration import CalibratedMachine
 from .counter import CostAnalysis
 from .roofline import Roofline, _rho
 
-__all__ = ["LatencyPredictor", "model_predictor", "predictor_summary", "predictor_stages", "BOUNDS"]
+__all__ = ["LatencyPredictor", "model_predictor", "predictor_summary", "predictor_stages", "unprobed_models", "BOUNDS"]
 
 BOUNDS = ("compute", "cache", "memory", "overhead")
 
@@ -155,6 +155,13 @@ def predictor_summary(stages: pd.DataFrame) -> pd.DataFrame:
               "roofline_median_abs_error_pct": float(out["roofline_error_pct"].abs().median()),
               "roofline_max_abs_error_pct": float(out["roofline_error_pct"].abs().max())}
     return pd.concat([out, pd.DataFrame([pooled])], ignore_index=True)
+
+
+def unprobed_models(stages: pd.DataFrame) -> list:
+    """The models of a `predictor_stages` table with ops in a stage measured at exactly 0 ms: no probe mark fell
+    in that stage, so its time went to the stage before (`latency.stage_latency` before it probed every module of
+    a stage, for models that iterate a stage's container without calling it). Their whole-model times stand."""
+    return sorted(stages.loc[(stages["measured_ms"] == 0) & (stages["n_ops"] > 0), "model"].unique())
 
 
 if __name__ == "__main__":  # a library module, not a command
