@@ -10,11 +10,13 @@ applied here whenever the machine description records a pin); `held-out-3` (`PRE
 models from 18 modules in neither earlier set) was declared after set 2 was scored, for the predictor that prices
 the page faults of fresh outputs per byte; `held-out-4` (`PREDICTOR_HELD_OUT_MODELS_4`: 21 models from 15 modules
 in no earlier set) was declared after set 3 was scored, for the predictor whose rates no longer take the `fresh`
-flag (fresh pages priced per byte alone). Batch 16, pretrained-config
-resolution, BN folded, random weights; measured as `analysis.cost.roofline.measure_stage_latency` does (the
+flag (fresh pages priced per byte alone); `held-out-5` (`PREDICTOR_HELD_OUT_MODELS_5`: 21 models from the 13
+modules in no earlier set, 6-34 GMACs per image, so timed at batch 8 and with the vision-language towers at 224 px)
+was declared after set 4 was scored, for the predictor that times transposed convolutions. Batch 16 (set 5: 8),
+pretrained-config resolution (set 5's towers: 224 px), BN folded, random weights; measured as `analysis.cost.roofline.measure_stage_latency` does (the
 median of `--repeats` unprobed passes, each interleaved with a probed pass that times the stages).
 
-    python benchmarks/latency_predictor.py [--models held-out-4|held-out-3|held-out-2|held-out|tuning|figure] [--machine JSON] [--repeats 10] [--save]
+    python benchmarks/latency_predictor.py [--models held-out-5|held-out-4|held-out-3|held-out-2|held-out|tuning|figure] [--machine JSON] [--repeats 10] [--save]
 
 Prints the calibration time, the per-model table (predicted, measured, error; roofline and its error) and the
 summary: median and worst |error| over models, pooled Spearman rho of predicted vs measured stage time.
@@ -22,7 +24,7 @@ summary: median and worst |error| over models, pooled Spearman rho of predicted 
 held-out set the machine description `results/09_predictor_machine[_N]_cpu.json`, the measured latencies
 `results/09_predictor_latency[_N]_cpu.csv` and `results/benchmarks/latency_predictor[-held-out-N].json`; for
 `figure` (SHViT-S4, EfficientViT-M4, DeiT-T, figure 09's stage panels; run it with the `held-out-4` run's
-`--machine`) the measured latencies `results/09_predictor_figure_latency_cpu.csv`.
+`--machine`, as figure 09 was made) the measured latencies `results/09_predictor_figure_latency_cpu.csv`.
 """
 import argparse
 import sys
@@ -33,7 +35,8 @@ import pandas as pd
 import torch
 
 from analysis.core.names import (PREDICTOR_HELD_OUT_MODELS, PREDICTOR_HELD_OUT_MODELS_2, PREDICTOR_HELD_OUT_MODELS_3,
-                                 PREDICTOR_HELD_OUT_MODELS_4, PREDICTOR_TUNING_MODELS)
+                                 PREDICTOR_HELD_OUT_MODELS_4, PREDICTOR_HELD_OUT_MODELS_5, PREDICTOR_HELD_OUT_5_BATCH,
+                                 PREDICTOR_HELD_OUT_5_RESOLUTIONS, PREDICTOR_TUNING_MODELS)
 from analysis.core.tables import write_csv
 from analysis.cost.calibration import CalibratedMachine, calibrate
 from analysis.cost.predictor import model_predictor, predictor_stages, predictor_summary
@@ -43,19 +46,24 @@ from _results import save_result
 RESULTS = Path(__file__).resolve().parents[1] / "results"
 MODEL_SETS = {"held-out": PREDICTOR_HELD_OUT_MODELS, "held-out-2": PREDICTOR_HELD_OUT_MODELS_2,
               "held-out-3": PREDICTOR_HELD_OUT_MODELS_3, "held-out-4": PREDICTOR_HELD_OUT_MODELS_4,
+              "held-out-5": PREDICTOR_HELD_OUT_MODELS_5,
               "tuning": PREDICTOR_TUNING_MODELS,
               "figure": ("shvit_s4", "efficientvit_m4", "deit_tiny_patch16_224")}
 LATENCY_FILES = {"held-out": "09_predictor_latency_cpu.csv", "held-out-2": "09_predictor_latency_2_cpu.csv",
                  "held-out-3": "09_predictor_latency_3_cpu.csv", "held-out-4": "09_predictor_latency_4_cpu.csv",
+                 "held-out-5": "09_predictor_latency_5_cpu.csv",
                  "figure": "09_predictor_figure_latency_cpu.csv"}
 MACHINE_FILES = {"held-out": "09_predictor_machine_cpu.json", "held-out-2": "09_predictor_machine_2_cpu.json",
-                 "held-out-3": "09_predictor_machine_3_cpu.json", "held-out-4": "09_predictor_machine_4_cpu.json"}
+                 "held-out-3": "09_predictor_machine_3_cpu.json", "held-out-4": "09_predictor_machine_4_cpu.json",
+                 "held-out-5": "09_predictor_machine_5_cpu.json"}
+BATCH_SIZES = {"held-out-5": PREDICTOR_HELD_OUT_5_BATCH}           # every other set: 16
+RESOLUTIONS = {"held-out-5": PREDICTOR_HELD_OUT_5_RESOLUTIONS}     # every other model: its pretrained config
 TARGETS = {"median |error| %": 10.0, "worst |error| %": 25.0, "pooled stage rho": 0.95, "calibration s": 120.0}
 
 
 def main():
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--models", choices=tuple(MODEL_SETS), default="held-out-4")
+    p.add_argument("--models", choices=tuple(MODEL_SETS), default="held-out-5")
     p.add_argument("--machine", metavar="JSON", help="a saved calibration (default: calibrate now)")
     p.add_argument("--repeats", type=int, default=10, help="timed passes per model (>= 10)")
     p.add_argument("--save", action="store_true", help="keep what notebook 09 reads (held-out and figure models)")
@@ -69,13 +77,14 @@ def main():
           f"{sum(len(v['log2_rate']) for v in machine.samples.values())} kernels, {len(machine.samples)} kinds, "
           f"dispatch {machine.dispatch_s * 1e6:.2f} us, overhead {machine.overhead_s * 1e6:.2f} us per op")
     names = MODEL_SETS[args.models]
-    predictors = {n: model_predictor(n, machine) for n in names}
+    batch, resolutions = BATCH_SIZES.get(args.models, 16), RESOLUTIONS.get(args.models, {})
+    predictors = {n: model_predictor(n, machine, batch_size=batch, resolution=resolutions.get(n)) for n in names}
     latency = measure_stage_latency(predictors, repeats=args.repeats, warmup=2)
     summary = predictor_summary(predictor_stages(predictors, latency))
     with pd.option_context("display.width", 200, "display.max_rows", 100, "display.float_format", "{:.1f}".format):
         print(summary.drop(columns=[c for c in summary if "abs_error" in c]).to_string(index=False))
     pooled = summary.iloc[-1]
-    figures = {"models": len(names), "calibration s": machine.calibration_s,
+    figures = {"models": len(names), "batch": batch, "calibration s": machine.calibration_s,
                "median |error| %": round(float(pooled["median_abs_error_pct"]), 2),
                "worst |error| %": round(float(pooled["max_abs_error_pct"]), 2),
                "pooled stage rho": round(float(pooled["rho"]), 4),

@@ -281,13 +281,15 @@ def test_the_held_out_sets_share_no_timm_module_with_the_tuning_models_or_each_o
 
     from analysis.core.names import (PREDICTOR_HELD_OUT_MODELS, PREDICTOR_HELD_OUT_MODELS_2,
                                      PREDICTOR_HELD_OUT_MODELS_3, PREDICTOR_HELD_OUT_MODELS_4,
+                                     PREDICTOR_HELD_OUT_MODELS_5, PREDICTOR_HELD_OUT_5_RESOLUTIONS,
                                      PREDICTOR_TUNING_MODELS)
 
     def modules(names):
         return {timm.models._registry._model_to_module[n] for n in names if timm.models.is_model(n)}   # shvitlab_* are the lab's own
 
     sets = [PREDICTOR_TUNING_MODELS, PREDICTOR_HELD_OUT_MODELS, PREDICTOR_HELD_OUT_MODELS_2, PREDICTOR_HELD_OUT_MODELS_3,
-            PREDICTOR_HELD_OUT_MODELS_4]
+            PREDICTOR_HELD_OUT_MODELS_4, PREDICTOR_HELD_OUT_MODELS_5]
     for i, held_out in enumerate(sets[1:], 1):
         assert len(held_out) == len(set(held_out)) >= 20 and len(modules(held_out)) >= 8
         assert all(not modules(held_out) & modules(earlier) for earlier in sets[:i])
+    assert set(PREDICTOR_HELD_OUT_5_RESOLUTIONS) <= set(PREDICTOR_HELD_OUT_MODELS_5)
