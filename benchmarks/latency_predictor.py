@@ -23,8 +23,10 @@ summary: median and worst |error| over models, pooled Spearman rho of predicted 
 `--machine` reuses a saved calibration instead of calibrating. `--save` keeps what notebook 09 reads: for a
 held-out set the machine description `results/09_predictor_machine[_N]_cpu.json`, the measured latencies
 `results/09_predictor_latency[_N]_cpu.csv` and `results/benchmarks/latency_predictor[-held-out-N].json`; for
-`figure` (SHViT-S4, EfficientViT-M4, DeiT-T, figure 09's stage panels; run it with the `held-out-4` run's
-`--machine`, as figure 09 was made) the measured latencies `results/09_predictor_figure_latency_cpu.csv`.
+`figure` (SHViT-S4, EfficientViT-M4, DeiT-T, figure 09's stage panels; run it with the latest held-out
+run's `--machine`, `held-out-5` as figure 09 was made) the measured latencies `results/09_predictor_figure_latency_cpu.csv`; for
+`tuning` (run with the latest held-out run's `--machine`, on its host: how the predictor does there on the models
+it was designed with) `results/09_predictor_tuning_latency_cpu.csv`.
 """
 import argparse
 import sys
@@ -52,7 +54,7 @@ MODEL_SETS = {"held-out": PREDICTOR_HELD_OUT_MODELS, "held-out-2": PREDICTOR_HEL
 LATENCY_FILES = {"held-out": "09_predictor_latency_cpu.csv", "held-out-2": "09_predictor_latency_2_cpu.csv",
                  "held-out-3": "09_predictor_latency_3_cpu.csv", "held-out-4": "09_predictor_latency_4_cpu.csv",
                  "held-out-5": "09_predictor_latency_5_cpu.csv",
-                 "figure": "09_predictor_figure_latency_cpu.csv"}
+                 "figure": "09_predictor_figure_latency_cpu.csv", "tuning": "09_predictor_tuning_latency_cpu.csv"}
 MACHINE_FILES = {"held-out": "09_predictor_machine_cpu.json", "held-out-2": "09_predictor_machine_2_cpu.json",
                  "held-out-3": "09_predictor_machine_3_cpu.json", "held-out-4": "09_predictor_machine_4_cpu.json",
                  "held-out-5": "09_predictor_machine_5_cpu.json"}

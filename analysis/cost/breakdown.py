@@ -105,16 +105,17 @@ def _set_fused_attn(model: nn.Module, fused: bool) -> None:
 
 
 def runtime_breakdown(model: nn.Module, x: torch.Tensor, *, repeats: int = 3, warmup: int = 1,
-                      fuse: bool = True, fused_attn: bool = False) -> pd.DataFrame:
+                      fuse: bool = True, fused_attn: Optional[bool] = False) -> pd.DataFrame:
     """Share of runtime per category for one model on `x`'s device (see the module docstring).
 
     `fused_attn=False` (default) switches timm's attention to its explicit matmul-softmax-matmul
     path, as in the papers' measurements (inside a fused SDPA kernel softmax and the attention
-    matrix's traffic are invisible and count as conv/matmul).
+    matrix's traffic are invisible and count as conv/matmul); None leaves each module as it is.
     Columns: category, memory_bound, time_ms (per forward), share (0..1), macs, mem_bytes, flops_per_byte.
     """
     net = fuse_model(model) if fuse else copy.deepcopy(model).eval()
-    _set_fused_attn(net, fused_attn)
+    if fused_attn is not None:
+        _set_fused_attn(net, fused_attn)
     net = net.to(x.device)
     times = _profile_times(net, x, repeats, warmup)
     ops = CostAnalysis(net, x, fuse=False).ops()

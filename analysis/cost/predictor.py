@@ -3,6 +3,7 @@
     >>> machine = calibrate("cpu", threads=1)                  # analysis.cost.calibration, ~1 minute
     >>> p = LatencyPredictor(model, torch.randn(16, 3, 224, 224), machine)
     >>> p.predicted_ms(), p.by_stage(), p.ops()                # with what bounds each op and stage
+    >>> p.by_category(profiled=True)                           # which op classes a miss sits in
     >>> predictors = {name: model_predictor(name, machine) for name in PREDICTOR_HELD_OUT_MODELS}
     >>> stages = predictor_stages(predictors, measure_stage_latency(predictors))   # analysis.cost.roofline
     >>> predictor_summary(stages)                              # error per model, rho, the roofline beside it
@@ -30,7 +31,7 @@ import torch.nn as nn
 
 from ..core.errors import not_a_command
 from ..core.models import create_model_at, fuse_model
-from .breakdown import categorize
+from .breakdown import CATEGORIES, categorize, runtime_breakdown
 from .calibration import CalibratedMachine
 from .counter import CostAnalysis
 from .roofline import Roofline, _rho
@@ -76,8 +77,8 @@ class LatencyPredictor:
         memory = np.where(mem <= m.cache_bytes, "cache", "memory")
         df["bound"] = np.select([which == 0, which == 1], ["compute", memory], "overhead")
         df["bound_pct"] = 100.0 * times.max(axis=1) / df["predicted_s"]
-        df["roofline_s"] = Roofline(self.cost.model, self.cost.inputs, m.roofline(), fuse=False,
-                                    stages=self.cost.stage_map).ops()["predicted_s"].to_numpy()
+        df["roofline_s"] = Roofline(self.cost.model, self.cost.inputs, m.roofline(),
+                                    cost=self.cost).ops()["predicted_s"].to_numpy()
         return df
 
     def _summed(self, key: str, order: Iterable[str]) -> pd.DataFrame:
@@ -99,6 +100,20 @@ class LatencyPredictor:
         """Per stage: n_ops, macs, mem_bytes, kernel / overhead / predicted ms, the ms of the ops each resource
         bounds (`compute_bound_ms`, ...), the stage's bound and bound_pct, and roofline_ms (the simple roofline)."""
         return self._summed("stage", self.cost.stage_map.names)
+
+    def by_category(self, *, profiled: bool = False, repeats: int = 3) -> pd.DataFrame:
+        """Per op category (`breakdown.CATEGORIES`): n_ops, macs, mem_bytes, predicted_ms and the rest of
+        `by_stage()`'s columns; with `profiled`, also the category's time under torch.profiler on this model and
+        input (`breakdown.runtime_breakdown`, attention run as the model runs it) and ratio = profiled /
+        predicted: which classes of kernel a whole-model miss sits in. The profiler books an op with its
+        callees (a `linear` with its transpose), adds a little time per op, and sees no Python between ops."""
+        df = self._summed("category", CATEGORIES)
+        if profiled:
+            times = runtime_breakdown(self.cost.model, self.cost.inputs[0], repeats=repeats, fuse=False,
+                                      fused_attn=None).set_index("category")["time_ms"]
+            df["profiled_ms"] = df["category"].map(times)
+            df["ratio"] = df["profiled_ms"] / df["predicted_ms"].where(df["predicted_ms"] > 0)
+        return df
 
     def predicted_ms(self) -> float:
         return float(self.ops()["predicted_s"].sum() * 1e3)

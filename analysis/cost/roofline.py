@@ -231,15 +231,17 @@ _SUMS = ["macs", "mem_bytes", "compute_s", "memory_s", "overhead_s", "predicted_
 class Roofline:
     """Every op of one forward pass of `model` on `inputs` placed on `machine`'s roofline.
 
-    Args mirror `CostAnalysis` (`fuse`: analyse a BN-fused copy, the default; `stages`: a StageMap).
+    Args mirror `CostAnalysis` (`fuse`: analyse a BN-fused copy, the default; `stages`: a StageMap);
+    `cost`, a `CostAnalysis` already made of this pass, is priced instead of counting the model again.
     `ops()` adds to `CostAnalysis.ops()` the op's category, intensity, attainable FLOP/s, its compute,
     memory, overhead and predicted seconds, and what bounds it (`compute`, `memory`, or `overhead` for
     ops that move no bytes); `by_stage()` / `by_module()` sum them; `predicted_ms()` is the total.
     """
 
-    def __init__(self, model: nn.Module, inputs, machine: Machine, *, fuse: bool = True, stages=None):
+    def __init__(self, model: nn.Module, inputs, machine: Machine, *, fuse: bool = True, stages=None,
+                 cost: Optional[CostAnalysis] = None):
         self.machine = machine
-        self.cost = CostAnalysis(model, inputs, fuse=fuse, stages=stages)
+        self.cost = cost if cost is not None else CostAnalysis(model, inputs, fuse=fuse, stages=stages)
 
     def ops(self) -> pd.DataFrame:
         return self._ops.copy()

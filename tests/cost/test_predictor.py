@@ -293,3 +293,22 @@ def test_the_held_out_sets_share_no_timm_module_with_the_tuning_models_or_each_o
         assert len(held_out) == len(set(held_out)) >= 20 and len(modules(held_out)) >= 8
         assert all(not modules(held_out) & modules(earlier) for earlier in sets[:i])
     assert set(PREDICTOR_HELD_OUT_5_RESOLUTIONS) <= set(PREDICTOR_HELD_OUT_MODELS_5)
+
+
+def test_by_category_sums_the_ops_and_profiles_the_same_model():
+    from timm.layers import Attention
+    m = toy_machine()
+    model = nn.Sequential(nn.Linear(256, 256), nn.GELU(), Attention(256, num_heads=4)).eval()
+    assert model[2].fused_attn         # one SDPA kernel: the profile must not switch to matmul-softmax-matmul
+    p = LatencyPredictor(model, torch.randn(8, 64, 256), m, fuse=False)
+    cats = p.by_category(profiled=True).set_index("category")
+    ops = p.ops()
+    assert cats["predicted_ms"].sum() == pytest.approx(p.predicted_ms())
+    assert cats.loc["activation", "predicted_ms"] == pytest.approx(1e3 * ops.loc[ops["op"] == "aten.gelu",
+                                                                                  "predicted_s"].sum())
+    assert cats.loc["softmax", "n_ops"] == 0 and cats.loc["softmax", "profiled_ms"] == 0
+    assert cats.loc["conv/matmul", "profiled_ms"] > cats.loc["activation", "profiled_ms"] > 0
+    priced = cats[cats["predicted_ms"] > 0]
+    assert priced["ratio"].to_numpy() == pytest.approx((priced["profiled_ms"] / priced["predicted_ms"]).to_numpy())
+    assert cats.loc[cats["predicted_ms"] == 0, "ratio"].isna().all()    # nothing priced: no ratio
+    assert model[2].fused_attn         # the model itself is untouched
