@@ -303,7 +303,18 @@ def predictor_paragraph():
             + f" and {fmt(unprobed_rho(SETS[3]), 3)}",
             f"{(sets[4][0].error_pct < 0).sum()} of its {len(sets[4][0])} models under-predicted",
             f"median absolute error {fmt(tuning.median_abs_error_pct)}%, worst {fmt(tuning.max_abs_error_pct)}%",
-            *tuning_categories()]
+            *tuning_categories(), unused_timm_modules()]
+
+
+def unused_timm_modules() -> str:
+    """timm's model modules that no tuning or held-out predictor set draws from."""
+    from analysis.core import names
+    sets = [v for n, v in vars(names).items() if n.startswith("PREDICTOR_") and "_MODELS" in n]
+    to_module = timm.models._registry._model_to_module
+    modules = set(to_module.values())
+    unused = sorted(modules - {to_module[m] for s in sets for m in s if m in to_module})
+    assert len(sets) == 6 and len(unused) == 1
+    return f"Of timm's {len(modules)} model modules, all but one ({unused[0]}:"
 
 
 def tuning_categories() -> list:
