@@ -12,9 +12,11 @@ the page faults of fresh outputs per byte; `held-out-4` (`PREDICTOR_HELD_OUT_MOD
 in no earlier set) was declared after set 3 was scored, for the predictor whose rates no longer take the `fresh`
 flag (fresh pages priced per byte alone); `held-out-5` (`PREDICTOR_HELD_OUT_MODELS_5`: 21 models from the 13
 modules in no earlier set, 6-34 GMACs per image, so timed at batch 8 and with the vision-language towers at 224 px)
-was declared after set 4 was scored, for the predictor that times transposed convolutions. Batch 16 (set 5: 8),
-pretrained-config resolution (set 5's towers: 224 px), BN folded, random weights; measured as `analysis.cost.roofline.measure_stage_latency` does (the
-median of `--repeats` unprobed passes, each interleaved with a probed pass that times the stages).
+was declared after set 4 was scored, for the predictor that times transposed convolutions. Each set's protocol
+(models, batch size, resolutions, result files) is its entry in `analysis.core.predictor_sets.PREDICTOR_SETS`:
+batch 16 (set 5: 8), pretrained-config resolution (set 5's towers: 224 px), BN folded, random weights; measured as
+`analysis.cost.roofline.measure_stage_latency` does (the median of `--repeats` unprobed passes, each interleaved
+with a probed pass that times the stages).
 
     python benchmarks/latency_predictor.py [--models held-out-5|held-out-4|held-out-3|held-out-2|held-out|tuning|figure] [--machine JSON] [--repeats 10] [--save]
 
@@ -29,16 +31,13 @@ run's `--machine`, `held-out-5` as figure 09 was made) the measured latencies `r
 it was designed with) `results/09_predictor_tuning_latency_cpu.csv`.
 """
 import argparse
-import sys
 import time
 from pathlib import Path
 
 import pandas as pd
 import torch
 
-from analysis.core.names import (PREDICTOR_HELD_OUT_MODELS, PREDICTOR_HELD_OUT_MODELS_2, PREDICTOR_HELD_OUT_MODELS_3,
-                                 PREDICTOR_HELD_OUT_MODELS_4, PREDICTOR_HELD_OUT_MODELS_5, PREDICTOR_HELD_OUT_5_BATCH,
-                                 PREDICTOR_HELD_OUT_5_RESOLUTIONS, PREDICTOR_TUNING_MODELS)
+from analysis.core.predictor_sets import PREDICTOR_SETS
 from analysis.core.tables import write_csv
 from analysis.cost.calibration import CalibratedMachine, calibrate
 from analysis.cost.predictor import model_predictor, predictor_stages, predictor_summary
@@ -46,41 +45,25 @@ from analysis.cost.roofline import measure_stage_latency
 from _results import save_result
 
 RESULTS = Path(__file__).resolve().parents[1] / "results"
-MODEL_SETS = {"held-out": PREDICTOR_HELD_OUT_MODELS, "held-out-2": PREDICTOR_HELD_OUT_MODELS_2,
-              "held-out-3": PREDICTOR_HELD_OUT_MODELS_3, "held-out-4": PREDICTOR_HELD_OUT_MODELS_4,
-              "held-out-5": PREDICTOR_HELD_OUT_MODELS_5,
-              "tuning": PREDICTOR_TUNING_MODELS,
-              "figure": ("shvit_s4", "efficientvit_m4", "deit_tiny_patch16_224")}
-LATENCY_FILES = {"held-out": "09_predictor_latency_cpu.csv", "held-out-2": "09_predictor_latency_2_cpu.csv",
-                 "held-out-3": "09_predictor_latency_3_cpu.csv", "held-out-4": "09_predictor_latency_4_cpu.csv",
-                 "held-out-5": "09_predictor_latency_5_cpu.csv",
-                 "figure": "09_predictor_figure_latency_cpu.csv", "tuning": "09_predictor_tuning_latency_cpu.csv"}
-MACHINE_FILES = {"held-out": "09_predictor_machine_cpu.json", "held-out-2": "09_predictor_machine_2_cpu.json",
-                 "held-out-3": "09_predictor_machine_3_cpu.json", "held-out-4": "09_predictor_machine_4_cpu.json",
-                 "held-out-5": "09_predictor_machine_5_cpu.json"}
-BATCH_SIZES = {"held-out-5": PREDICTOR_HELD_OUT_5_BATCH}           # every other set: 16
-RESOLUTIONS = {"held-out-5": PREDICTOR_HELD_OUT_5_RESOLUTIONS}     # every other model: its pretrained config
 TARGETS = {"median |error| %": 10.0, "worst |error| %": 25.0, "pooled stage rho": 0.95, "calibration s": 120.0}
 
 
 def main():
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--models", choices=tuple(MODEL_SETS), default="held-out-5")
+    p.add_argument("--models", choices=tuple(PREDICTOR_SETS), default="held-out-5")
     p.add_argument("--machine", metavar="JSON", help="a saved calibration (default: calibrate now)")
     p.add_argument("--repeats", type=int, default=10, help="timed passes per model (>= 10)")
-    p.add_argument("--save", action="store_true", help="keep what notebook 09 reads (held-out and figure models)")
+    p.add_argument("--save", action="store_true", help="keep what notebook 09 reads")
     args = p.parse_args()
-    if args.save and args.models not in LATENCY_FILES:
-        sys.exit(f"--save keeps the {' and '.join(LATENCY_FILES)} models only")
+    models = PREDICTOR_SETS[args.models]
     torch.set_num_threads(1)
     machine = CalibratedMachine.load(args.machine) if args.machine else calibrate("cpu", threads=1)
     machine.pin_malloc()   # time the models under the allocator setting the machine was calibrated in
     print(f"calibrated {machine.name} in {machine.calibration_s:.1f} s: "
           f"{sum(len(v['log2_rate']) for v in machine.samples.values())} kernels, {len(machine.samples)} kinds, "
           f"dispatch {machine.dispatch_s * 1e6:.2f} us, overhead {machine.overhead_s * 1e6:.2f} us per op")
-    names = MODEL_SETS[args.models]
-    batch, resolutions = BATCH_SIZES.get(args.models, 16), RESOLUTIONS.get(args.models, {})
-    predictors = {n: model_predictor(n, machine, batch_size=batch, resolution=resolutions.get(n)) for n in names}
+    names, batch = models.models, models.batch_size
+    predictors = {n: model_predictor(n, machine, batch_size=batch, resolution=models.resolution(n)) for n in names}
     latency = measure_stage_latency(predictors, repeats=args.repeats, warmup=2)
     summary = predictor_summary(predictor_stages(predictors, latency))
     with pd.option_context("display.width", 200, "display.max_rows", 100, "display.float_format", "{:.1f}".format):
@@ -99,9 +82,9 @@ def main():
     print(f"  simple roofline: median |error| {figures['roofline median |error| %']} %, worst "
           f"{figures['roofline worst |error| %']} %")
     if args.save:
-        write_csv(latency, RESULTS / LATENCY_FILES[args.models], exact=True)
-        if args.models in MACHINE_FILES:
-            machine.save(RESULTS / MACHINE_FILES[args.models])
+        write_csv(latency, RESULTS / models.file("latency"), exact=True)
+        if models.held_out:
+            machine.save(RESULTS / models.file("machine"))
             save_result(__file__, figures, rounds=args.repeats, threads=1,
                         variant="" if args.models == "held-out" else args.models)
 

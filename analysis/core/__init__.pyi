@@ -8,6 +8,7 @@ from .distributed import *
 from .runtime import *
 from .stages import *
 from .names import *
+from .predictor_sets import *
 from .images import *
 from .intervals import *
 from .reference import *

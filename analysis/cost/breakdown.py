@@ -39,7 +39,8 @@ from ..core.runtime import MEASURED_ON, cpu_threads, with_measured_on
 from .counter import CostAnalysis
 from .timing import TIMING_ROUNDS
 
-__all__ = ["CATEGORIES", "MEMORY_BOUND", "PAPER_MODELS", "MULTI_HEAD_MODELS", "memory_bound_rounds", "categorize", "runtime_breakdown", "breakdown_table",
+__all__ = ["CATEGORIES", "MEMORY_BOUND", "PAPER_MODELS", "MULTI_HEAD_MODELS", "memory_bound_rounds", "categorize",
+           "category_times", "runtime_breakdown", "breakdown_table",
            "memory_bound_shares"]
 
 MULTI_HEAD_MODELS = ("deit_tiny_patch16_224", "swin_tiny_patch4_window7_224")  # EfficientViT Fig. 2's profiles
@@ -104,6 +105,21 @@ def _set_fused_attn(model: nn.Module, fused: bool) -> None:
             m.fused_attn = fused
 
 
+def _profiled_model(model: nn.Module, x: torch.Tensor, fuse: bool, fused_attn: Optional[bool]) -> nn.Module:
+    """A copy of `model` as it is profiled: BN folded (`fuse`), attention path set, on `x`'s device."""
+    net = fuse_model(model) if fuse else copy.deepcopy(model).eval()
+    if fused_attn is not None:
+        _set_fused_attn(net, fused_attn)
+    return net.to(x.device)
+
+
+def category_times(model: nn.Module, x: torch.Tensor, *, repeats: int = 3, warmup: int = 1, fuse: bool = True,
+                   fused_attn: Optional[bool] = False) -> dict:
+    """Milliseconds per forward pass of each category that ran (`runtime_breakdown`'s time_ms, without
+    counting the model's macs and bytes)."""
+    return dict(_profile_times(_profiled_model(model, x, fuse, fused_attn), x, repeats, warmup))
+
+
 def runtime_breakdown(model: nn.Module, x: torch.Tensor, *, repeats: int = 3, warmup: int = 1,
                       fuse: bool = True, fused_attn: Optional[bool] = False) -> pd.DataFrame:
     """Share of runtime per category for one model on `x`'s device (see the module docstring).
@@ -113,10 +129,7 @@ def runtime_breakdown(model: nn.Module, x: torch.Tensor, *, repeats: int = 3, wa
     matrix's traffic are invisible and count as conv/matmul); None leaves each module as it is.
     Columns: category, memory_bound, time_ms (per forward), share (0..1), macs, mem_bytes, flops_per_byte.
     """
-    net = fuse_model(model) if fuse else copy.deepcopy(model).eval()
-    if fused_attn is not None:
-        _set_fused_attn(net, fused_attn)
-    net = net.to(x.device)
+    net = _profiled_model(model, x, fuse, fused_attn)
     times = _profile_times(net, x, repeats, warmup)
     ops = CostAnalysis(net, x, fuse=False).ops()
     ops["category"] = ops["op"].map(categorize)

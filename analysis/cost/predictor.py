@@ -31,7 +31,7 @@ import torch.nn as nn
 
 from ..core.errors import not_a_command
 from ..core.models import create_model_at, fuse_model
-from .breakdown import CATEGORIES, categorize, runtime_breakdown
+from .breakdown import CATEGORIES, categorize, category_times
 from .calibration import CalibratedMachine
 from .counter import CostAnalysis
 from .roofline import Roofline, _rho
@@ -104,14 +104,13 @@ class LatencyPredictor:
     def by_category(self, *, profiled: bool = False, repeats: int = 3) -> pd.DataFrame:
         """Per op category (`breakdown.CATEGORIES`): n_ops, macs, mem_bytes, predicted_ms and the rest of
         `by_stage()`'s columns; with `profiled`, also the category's time under torch.profiler on this model and
-        input (`breakdown.runtime_breakdown`, attention run as the model runs it) and ratio = profiled /
+        input (`breakdown.category_times`, attention run as the model runs it) and ratio = profiled /
         predicted: which classes of kernel a whole-model miss sits in. The profiler books an op with its
         callees (a `linear` with its transpose), adds a little time per op, and sees no Python between ops."""
         df = self._summed("category", CATEGORIES)
         if profiled:
-            times = runtime_breakdown(self.cost.model, self.cost.inputs[0], repeats=repeats, fuse=False,
-                                      fused_attn=None).set_index("category")["time_ms"]
-            df["profiled_ms"] = df["category"].map(times)
+            times = category_times(self.cost.model, self.cost.inputs[0], repeats=repeats, fuse=False, fused_attn=None)
+            df["profiled_ms"] = df["category"].map(lambda c: times.get(c, 0.0))
             df["ratio"] = df["profiled_ms"] / df["predicted_ms"].where(df["predicted_ms"] > 0)
         return df
 

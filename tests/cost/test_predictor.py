@@ -3,6 +3,7 @@ description's round trip and refusals, a quick real calibration, and the predict
 import json
 import math
 import platform
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -279,28 +280,48 @@ def test_the_summary_by_hand():
 def test_the_held_out_sets_share_no_timm_module_with_the_tuning_models_or_each_other():
     import timm.models   # registers every model with its module
 
-    from analysis.core.names import (PREDICTOR_HELD_OUT_MODELS, PREDICTOR_HELD_OUT_MODELS_2,
-                                     PREDICTOR_HELD_OUT_MODELS_3, PREDICTOR_HELD_OUT_MODELS_4,
-                                     PREDICTOR_HELD_OUT_MODELS_5, PREDICTOR_HELD_OUT_5_RESOLUTIONS,
-                                     PREDICTOR_TUNING_MODELS)
+    from analysis.core.predictor_sets import HELD_OUT_SETS, PREDICTOR_SETS
 
     def modules(names):
         return {timm.models._registry._model_to_module[n] for n in names if timm.models.is_model(n)}   # shvitlab_* are the lab's own
 
-    sets = [PREDICTOR_TUNING_MODELS, PREDICTOR_HELD_OUT_MODELS, PREDICTOR_HELD_OUT_MODELS_2, PREDICTOR_HELD_OUT_MODELS_3,
-            PREDICTOR_HELD_OUT_MODELS_4, PREDICTOR_HELD_OUT_MODELS_5]
+    sets = [PREDICTOR_SETS["tuning"].models] + [s.models for s in HELD_OUT_SETS]
+    assert len(sets) == 6
     for i, held_out in enumerate(sets[1:], 1):
         assert len(held_out) == len(set(held_out)) >= 20 and len(modules(held_out)) >= 8
         assert all(not modules(held_out) & modules(earlier) for earlier in sets[:i])
-    assert set(PREDICTOR_HELD_OUT_5_RESOLUTIONS) <= set(PREDICTOR_HELD_OUT_MODELS_5)
+    assert all(set(s.resolutions) <= set(s.models) for s in HELD_OUT_SETS)
 
 
-def test_by_category_sums_the_ops_and_profiles_the_same_model():
+def test_each_sets_committed_results_were_measured_with_its_registered_protocol():
+    """The registry (`core.predictor_sets`) names the files of every committed run, and each of those runs
+    predicted and timed exactly the set's models at its batch size and resolutions."""
+    from analysis.core.predictor_sets import PREDICTOR_SETS
+
+    results = Path(__file__).resolve().parents[2] / "results"
+    for s in PREDICTOR_SETS.values():
+        latency = pd.read_csv(results / s.file("latency"))
+        assert list(dict.fromkeys(latency["model"])) == list(s.models), s.key
+        if s.held_out:
+            assert (results / s.file("machine")).is_file() and (results / s.file("summary")).is_file()
+            stages = pd.read_csv(results / s.file("stages"))
+            assert set(stages["model"]) == set(s.models) and set(stages["batch_size"]) == {s.batch_size}, s.key
+            for model, side in s.resolutions.items():
+                assert set(stages.loc[stages["model"] == model, "resolution"]) == {side}
+
+
+def test_by_category_sums_the_ops_and_profiles_the_same_model(monkeypatch):
     from timm.layers import Attention
+
+    import analysis.cost.breakdown as breakdown
     m = toy_machine()
     model = nn.Sequential(nn.Linear(256, 256), nn.GELU(), Attention(256, num_heads=4)).eval()
     assert model[2].fused_attn         # one SDPA kernel: the profile must not switch to matmul-softmax-matmul
     p = LatencyPredictor(model, torch.randn(8, 64, 256), m, fuse=False)
+
+    def recount(*args, **kwargs):
+        raise AssertionError("the profile counted the model again; the predictor has counted it")
+    monkeypatch.setattr(breakdown, "CostAnalysis", recount)
     cats = p.by_category(profiled=True).set_index("category")
     ops = p.ops()
     assert cats["predicted_ms"].sum() == pytest.approx(p.predicted_ms())
