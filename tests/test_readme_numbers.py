@@ -380,7 +380,35 @@ def meso_paragraph():
             if threads == {1} else "training workers",
             f"From scratch it took {minutes} min {seconds} s on {suite['threads']} {suite['cpu']} cores "
             f"(the {suite['search_runs']} search runs and {suite['replicates']} replicates",
-            f"(`{suite['from_scratch_commit'][:7]}`"]
+            f"(`{suite['from_scratch_commit'][:7]}`"] + rerun_sentences()
+
+
+def rerun_sentences():
+    """The meso suite rerun from scratch on another machine: its cost, and its numbers beside the committed ones."""
+    runs = table("meso/from_scratch_runs.csv")
+    rerun = runs.iloc[-1]
+    folder = RESULTS / "meso" / "reruns" / rerun.note.split("reruns/")[1].split("/")[0]
+    minutes, seconds = divmod(round(rerun.wall_seconds), 60)
+    top1 = pd.read_csv(folder / "top1_agreement.csv")
+    verdicts = pd.read_csv(folder / "verdict_agreement.csv")
+    diff = top1.difference_pp
+    return [f"on {rerun.workers} cores of an {rerun.cpu}", f"(commit `{rerun.commit[:7]}`, {rerun.finished}",
+            f"`results/meso/reruns/{folder.name}/`", f"it took {minutes} min {seconds} s",
+            "over the budget as well" if not rerun.within_budget else "within the budget",
+            f"differs by {fmt(diff.min(), sign=True)} to {fmt(diff.max(), sign=True)} pp",
+            f"{(top1.p_holm < 0.05).sum()} of {len(top1)} models",
+            f"{verdicts.same_verdict.sum()} of {len(verdicts)} registered meso verdicts are the same",
+            f"over its {top1.replicate_seeds.min()} seeds"] + unbracketed_sentence(folder, verdicts)
+
+
+def unbracketed_sentence(folder, verdicts) -> list:
+    """Where the rerun's verdict on the latency frontier differs: (a)'s latency beside the family's widest member's."""
+    row = verdicts.set_index("row").loc["shvit_fig2_frontier_latency@meso"]
+    if row.same_verdict:
+        return []
+    latency = pd.read_csv(folder / "frontier.csv").set_index("key").latency_ms
+    return [f"*{row.verdict_replicate}* on that CPU", f"(a) ({fmt(latency['meso_fig2_a'], 2)} ms per image)",
+            f"widest member ({fmt(latency['meso_fig2_b_w96'], 2)} ms)"]
 
 
 def recipe_paragraph():

@@ -6,3 +6,4 @@ from .registry import *
 from .result_tables import *
 from .plots import *
 from .claims import *
+from .replication import *

@@ -1,7 +1,9 @@
 """The trained suites end to end, as `python -m analysis.ablations` runs them: the micro suite (recipes,
 tables, seed replicates) and the meso suite (the learning-rate search on the tune split, every tuned recipe
 from every seed, the per-image tables, training curves, the Fig. 2 sweep's timing rounds and frontier table),
-each resumable from its cache, in a results folder locked for the run, with its provenance in `suite.json`.
+each resumable from its cache, in a results folder locked for the run, with its provenance in `suite.json`;
+every meso run that trains everything also adds a row to `from_scratch_runs.csv` (the suite's cost on each
+machine it ran on, against its 120-minute budget).
 
     >>> micro_suite(micro_root(), everything=True, threads=2)
     >>> meso_suite(meso_root(), rounds=12, workers=2, command="python -m analysis.ablations --meso")
@@ -9,6 +11,7 @@ each resumable from its cache, in a results folder locked for the run, with its 
 from __future__ import annotations
 
 import contextlib
+import datetime
 import json
 import platform
 import subprocess
@@ -30,7 +33,10 @@ from . import cache, experiments, frontier, tuning
 from .recipes import (MESO_FAMILIES, MESO_GRADCAM_KEYS, MESO_GRADCAM_LAYERS, MESO_SEEDS, RECIPES, SEEDED_KEYS,
                       SEEDS, recipe)
 
-__all__ = ["list_recipes", "micro_suite", "meso_suite", "locked_results_folder", "from_scratch"]
+__all__ = ["list_recipes", "micro_suite", "meso_suite", "locked_results_folder", "from_scratch", "record_from_scratch",
+           "MESO_BUDGET_SECONDS"]
+
+MESO_BUDGET_SECONDS = 7200  # `ablations --meso` from scratch: within 120 minutes on 2 cores (issue 25)
 
 
 def list_recipes(root: Path) -> None:
@@ -114,13 +120,16 @@ def meso_suite(root: Path, *, rounds: int = 12, workers: int = 2, retrain: bool 
                                           tables.read_csv(root / "latency_rounds.csv"), clusters=val.sources.numpy(),
                                           models=models), root / "frontier.csv")
         wall = time.perf_counter() - t0
-        write_json({"command": command, "commit": commit, "seeds": list(MESO_SEEDS), "models": len(recipes),
-                    "replicates": len(replicates), "search_runs": len(search), "workers": workers,
-                    "host": platform.node(), "cpu": cpu_name(), "threads": workers, "torch": torch.__version__,
-                    "train_seconds_total": round(float(models.train_seconds.sum()), 1),
-                    "trained_this_run": missing, "wall_seconds_this_run": round(wall, 1),
-                    "wall_seconds_before_timing": round(train_wall, 1),
-                    **from_scratch(_provenance(root), missing, len(replicates), wall, commit)}, root / "suite.json")
+        provenance = {"command": command, "commit": commit, "seeds": list(MESO_SEEDS), "models": len(recipes),
+                      "replicates": len(replicates), "search_runs": len(search), "workers": workers,
+                      "host": platform.node(), "cpu": cpu_name(), "threads": workers, "torch": torch.__version__,
+                      "train_seconds_total": round(float(models.train_seconds.sum()), 1),
+                      "trained_this_run": missing, "wall_seconds_this_run": round(wall, 1),
+                      "wall_seconds_before_timing": round(train_wall, 1),
+                      **from_scratch(_provenance(root), missing, len(replicates), wall, commit)}
+        write_json(provenance, root / "suite.json")
+        if missing == len(replicates):
+            record_from_scratch(root, provenance, datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d"))
 
 
 def _meso_models(replicates, root: Path) -> pd.DataFrame:
@@ -175,6 +184,22 @@ def _provenance(root: Path) -> dict:
     except (OSError, ValueError):
         return {}
     return previous if isinstance(previous, dict) else {}
+
+
+def record_from_scratch(root: Path, provenance: dict, finished: str, note: str = "") -> pd.DataFrame:
+    """Add a from-scratch meso run (its `suite.json` provenance, the UTC date it finished) to
+    `root/from_scratch_runs.csv` and return the table: one row per run, so a run on another machine adds to
+    the record of the suite's cost instead of replacing it."""
+    row = {"finished": finished, "commit": provenance["from_scratch_commit"], "host": provenance["host"],
+           "cpu": provenance["cpu"], "torch": provenance["torch"], "workers": provenance["workers"],
+           "search_runs": provenance["search_runs"], "replicates": provenance["replicates"],
+           "train_seconds_total": provenance["train_seconds_total"],
+           "wall_seconds": provenance["wall_seconds_from_scratch"],
+           "within_budget": provenance["wall_seconds_from_scratch"] <= MESO_BUDGET_SECONDS, "note": note}
+    path = root / "from_scratch_runs.csv"
+    runs = pd.concat([tables.read_csv(path) if path.is_file() else None, pd.DataFrame([row])], ignore_index=True)
+    write_csv(runs, path)
+    return runs
 
 
 def from_scratch(previous: dict, trained: int, total: int, wall: float, commit: str) -> dict:

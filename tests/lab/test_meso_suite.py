@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 import torch
 
-from analysis.lab.suites import from_scratch
+from analysis.lab.suites import MESO_BUDGET_SECONDS, from_scratch, record_from_scratch
 from analysis.core.paths import meso_root
 from analysis.core.runtime import cpu_threads
 from analysis.heads.similarity import similarity_per_image
@@ -56,6 +56,20 @@ def test_provenance_keeps_the_from_scratch_cost_until_a_run_trains_everything_ag
     assert from_scratch(scratch, trained=5, total=18, wall=600.0, commit="def") == scratch  # resumed run
     assert from_scratch({}, trained=5, total=18, wall=600.0, commit="def") == {}              # never from scratch
     assert from_scratch(scratch, trained=18, total=18, wall=2400.0, commit="def")["wall_seconds_from_scratch"] == 2400.0
+
+
+def test_each_from_scratch_run_adds_a_row_to_the_record_of_the_suites_cost(tmp_path):
+    def provenance(wall, host):
+        return {"from_scratch_commit": "abc", "host": host, "cpu": "CPU " + host, "torch": "2.x", "workers": 2,
+                "search_runs": 24, "replicates": 50, "train_seconds_total": 2 * wall,
+                "wall_seconds_from_scratch": wall}
+
+    record_from_scratch(tmp_path, provenance(MESO_BUDGET_SECONDS + 0.1, "a"), "2026-12-05", note="shared cores")
+    runs = record_from_scratch(tmp_path, provenance(MESO_BUDGET_SECONDS, "b"), "2026-12-06")
+    assert pd.read_csv(tmp_path / "from_scratch_runs.csv")["wall_seconds"].tolist() == runs["wall_seconds"].tolist()
+    assert runs["host"].tolist() == ["a", "b"] and runs["within_budget"].tolist() == [False, True]
+    assert runs["wall_seconds"].tolist() == [MESO_BUDGET_SECONDS + 0.1, MESO_BUDGET_SECONDS]
+    assert runs["note"].tolist()[0] == "shared cores"
 
 
 @pytest.mark.artifacts
