@@ -18,5 +18,6 @@ from .rate_model import *
 from .microbenchmarks import *
 from .calibration import *
 from .predictor import *
+from .op_context import *
 from .predictor_plots import *
 from .gpu_plots import *

@@ -10,7 +10,8 @@ models use; fused attention over sequence lengths and head dims; and every commo
 (activations, element-wise, norms, softmax, copies of contiguous and permuted tensors, concatenation,
 padding, pooling, reductions) at working sets from a few KiB (in cache) to 256 MiB (DRAM, and outputs past malloc's mmap threshold). Each
 microbenchmark is described by the same `kernels.describe` that describes a model's ops, and timed
-alone after a warm-up call (the median of at least 3 calls). Then `overhead_s`, what one op costs
+alone after a warm-up call (the median of at least 3 calls); a bytes-moving kernel much slower than its
+kind's kernels of nearby size is timed once more, and that time kept (`slow_outliers`). Then `overhead_s`, what one op costs
 inside a model beyond its kernel (module calls, Python), is the slope of the measured minus the
 predicted time of chains of tiny Linear + ReLU blocks against their op count, as for the roofline.
 On the CPU, calibration first pins malloc (`allocator.pin_malloc`, for the rest of the process) and records the
@@ -52,7 +53,7 @@ from .rate_model import NEIGHBOURS, RateModel
 from .roofline import Machine
 from .timing import time_calls
 
-__all__ = ["CalibratedMachine", "calibrate", "PREDICTOR_FALLBACK", "MAX_CALIBRATION_BYTES"]
+__all__ = ["CalibratedMachine", "calibrate", "slow_outliers", "PREDICTOR_FALLBACK", "MAX_CALIBRATION_BYTES"]
 
 MAX_CALIBRATION_BYTES = 1 << 22   # a calibrated machine description is ~200 KB
 PREDICTOR_FALLBACK = {"conv/matmul": "aten.clone", "reshape/copy": "aten.clone", "element-wise": "aten.add",
@@ -201,12 +202,15 @@ def _kernels_of(fn: Callable) -> List[Kernel]:
     return [r.kernel for r in records if r.kernel.kind != "free"]
 
 
-def _median_seconds(fn, device, window_s: float = 0.01) -> float:
-    """Median time of `fn`, warmed up already (`_kernels_of` ran it): of 2 calls when the first took over 20 ms,
-    else of the calls in `window_s` (at least 3)."""
+def _median_seconds(fn, device, window_s: float = 0.005) -> float:
+    """Median time of `fn`, warmed up already (`_kernels_of` ran it): of 3 calls when the first took over 20 ms,
+    else of the calls in `window_s` (at least 3). Never fewer than 3: one call slowed by the machine (a page
+    fault storm, another process) would otherwise be half of a median of 2, their mean (calibrations until
+    held-out set 5 took 2, and about one in twenty of their largest bytes-moving kernels came out 4 to 80 times
+    too slow)."""
     first = time_calls(fn, device=device, warmup=0, calls=1)
     if first[0] > 0.02:
-        return float(np.median(first + time_calls(fn, device=device, warmup=0, calls=1)))
+        return float(np.median(first + time_calls(fn, device=device, warmup=0, calls=2)))
     return float(np.median(time_calls(fn, device=device, warmup=0, window_s=window_s, min_calls=3)))
 
 
@@ -236,21 +240,51 @@ def _fault_seconds_per_byte(device, malloc: Optional[dict]) -> float:
 
 def _time_plan(plan, device, progress: bool, fault_s_per_byte: float) -> dict:
     """{kind: {"features": [...], "log2_rate": [...]}} of every microbenchmark that runs exactly one kernel, its
-    rate net of the page faults of a fresh output (at `fault_s_per_byte`)."""
+    rate net of the page faults of a fresh output (at `fault_s_per_byte`). A bytes-moving kernel that came out
+    much slower than its kind's kernels of nearby size (`slow_outliers`) is timed once more, afresh, and that
+    time replaces the first: a call the machine slowed (another process, a burst of page faults) must not stand
+    for its size, since a bytes-moving rate is read between just the two sizes around a query."""
     samples: dict = {}
-    for case in tqdm(plan, desc="calibrating", unit="kernel", file=sys.stderr, disable=not progress):
+    cases: dict = {}   # kind -> the microbenchmark of each sample, to time again
+
+    def log2_rate(case):
         with torch.device(device):
             fn = case()
-        kernels = _kernels_of(fn)
+        kernels = _kernels_of(fn)   # also its warm-up call
         if len(kernels) != 1 or kernels[0].work <= 0:
-            continue
+            return None, None
         k = kernels[0]
-        entry = samples.setdefault(k.kind, {"features": [], "log2_rate": []})
-        entry["features"].append([round(f, 6) for f in k.features])
         seconds = _median_seconds(fn, device)
         seconds = max(seconds - k.fresh_bytes * fault_s_per_byte, 0.1 * seconds)
-        entry["log2_rate"].append(round(float(np.log2(k.work / seconds)), 6))
+        return k, round(float(np.log2(k.work / seconds)), 6)
+
+    for case in tqdm(plan, desc="calibrating", unit="kernel", file=sys.stderr, disable=not progress):
+        k, rate = log2_rate(case)
+        if k is None:
+            continue
+        entry = samples.setdefault(k.kind, {"features": [], "log2_rate": []})
+        entry["features"].append([round(f, 6) for f in k.features])
+        entry["log2_rate"].append(rate)
+        cases.setdefault(k.kind, []).append(case)
+    for kind, entry in samples.items():
+        if kind not in _WEIGHTS:   # bytes-moving kinds
+            for i in slow_outliers(entry["features"], entry["log2_rate"]):
+                entry["log2_rate"][i] = log2_rate(cases[kind][i])[1]
     return samples
+
+
+def slow_outliers(features, log2_rate, *, sizes: float = 2.0, slower: float = 1.5) -> List[int]:
+    """Indices of the bytes-moving samples whose log2 rate lies more than `slower` below the median of the
+    samples that share all their other features and lie within `sizes` (log2) of their size (feature 0): by
+    default, nearly 3 times slower than kernels of their kind at most 4 times smaller or larger."""
+    x, y = np.asarray(features, dtype=float), np.asarray(log2_rate, dtype=float)
+    flagged = []
+    for i in range(len(y)):
+        near = (x[:, 1:] == x[i, 1:]).all(axis=1) & (np.abs(x[:, 0] - x[i, 0]) <= sizes)
+        near[i] = False
+        if near.any() and y[i] < np.median(y[near]) - slower:
+            flagged.append(i)
+    return flagged
 
 
 def _model_overhead(machine: "CalibratedMachine", device) -> float:

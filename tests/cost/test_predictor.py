@@ -14,7 +14,7 @@ import torch.nn.functional as F
 
 from analysis.core.errors import UserError
 from analysis.cost.allocator import GLIBC_MMAP_MAX, MMAP_THRESHOLD, TRIM_THRESHOLD, malloc_pinned, pin_malloc
-from analysis.cost.calibration import CalibratedMachine, calibrate
+from analysis.cost.calibration import CalibratedMachine, calibrate, slow_outliers
 from analysis.cost.counter import CostAnalysis
 from analysis.cost.kernels import FRESH_BYTES, MAX_RUN, Kernel
 from analysis.cost.predictor import BOUNDS, LatencyPredictor, predictor_summary
@@ -211,6 +211,36 @@ def test_a_quick_calibration_times_every_kind(quick_machine, tmp_path):
     assert CalibratedMachine.load(tmp_path / "m.json").seconds(k) == m.seconds(k)
     assert not m.fresh_offset   # the fresh flag is no feature of the rates: fresh pages are priced per byte
     assert m.fault_s_per_byte == 0.0   # nothing mapped afresh (mmap_max 0), nothing faults after a warm-up
+
+
+def test_a_bytes_moving_sample_far_slower_than_its_neighbours_in_size_is_flagged():
+    sizes = np.arange(12.0, 29.0)
+    features = [[s, run, 1.0, 0.0, 0.0] for run in (0.0, 10.0) for s in sizes] + [[20.0, 5.0, 1.0, 0.0, 0.0]]
+    rates = [30.0 + 0.2 * (s - 12) + (run > 0) for run in (0.0, 10.0) for s in sizes] + [20.0]
+    rates[len(sizes) + 14] -= 3.0   # the contiguous one at 2^26 bytes: 8 times too slow
+    rates[3] -= 1.0                 # a dip within the noise
+    assert slow_outliers(features, rates) == [len(sizes) + 14]   # not the lone one: it has no neighbours
+    assert slow_outliers(features, rates, slower=3.5) == [] and slow_outliers(features, rates, slower=0.9) == [3, 31]
+
+
+def test_a_slowed_bytes_moving_microbenchmark_is_timed_again():
+    import time
+
+    from analysis.cost.calibration import _time_plan
+
+    built = []
+
+    def case(numel):
+        def make():
+            x, slowed = torch.randn(numel), numel == 1 << 14 and not any(n == numel for n in built)
+            built.append(numel)
+            return lambda: (time.sleep(0.05) if slowed else None, torch.mul(x, 2.0))[1]
+        return make
+
+    plan = [case(1 << n) for n in range(10, 19)]
+    rates = _time_plan(plan, "cpu", False, 0.0)["aten.mul"]["log2_rate"]
+    assert built.count(1 << 14) == 2   # built again, to be timed again
+    assert 2 ** 17 / 2 ** rates[4] < 0.005   # 128 KiB moved: its first time (over 50 ms) did not stand
 
 
 def test_fresh_pages_are_priced_per_byte_apart_from_the_rate():
