@@ -12,13 +12,16 @@ the page faults of fresh outputs per byte; `held-out-4` (`PREDICTOR_HELD_OUT_MOD
 in no earlier set) was declared after set 3 was scored, for the predictor whose rates no longer take the `fresh`
 flag (fresh pages priced per byte alone); `held-out-5` (`PREDICTOR_HELD_OUT_MODELS_5`: 21 models from the 13
 modules in no earlier set, 6-34 GMACs per image, so timed at batch 8 and with the vision-language towers at 224 px)
-was declared after set 4 was scored, for the predictor that times transposed convolutions. Each set's protocol
-(models, batch size, resolutions, result files) is its entry in `analysis.core.predictor_sets.PREDICTOR_SETS`:
-batch 16 (set 5: 8), pretrained-config resolution (set 5's towers: 224 px), BN folded, random weights; measured as
+was declared after set 4 was scored, for the predictor that times transposed convolutions; `held-out-6`
+(`PREDICTOR_HELD_OUT_MODELS_6`: 24 models no set predicted or timed, from 24 modules of sets 1-4) was declared
+after set 5 was scored, for the calibration that re-times slowed microbenchmarks, and is calibrated and timed with
+subnormals flushed to zero. Each set's protocol (models, batch size, resolutions, subnormals, result files) is its
+entry in `analysis.core.predictor_sets.PREDICTOR_SETS`: batch 16 (set 5: 8), pretrained-config resolution (set 5's
+towers: 224 px), BN folded, random weights; measured as
 `analysis.cost.roofline.measure_stage_latency` does (the median of `--repeats` unprobed passes, each interleaved
 with a probed pass that times the stages).
 
-    python benchmarks/latency_predictor.py [--models held-out-5|held-out-4|held-out-3|held-out-2|held-out|tuning|figure] [--machine JSON] [--repeats 10] [--save]
+    python benchmarks/latency_predictor.py [--models held-out-6|held-out-5|...|held-out|tuning|figure] [--machine JSON] [--repeats 10] [--save]
 
 Prints the calibration time, the per-model table (predicted, measured, error; roofline and its error) and the
 summary: median and worst |error| over models, pooled Spearman rho of predicted vs measured stage time.
@@ -50,13 +53,14 @@ TARGETS = {"median |error| %": 10.0, "worst |error| %": 25.0, "pooled stage rho"
 
 def main():
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--models", choices=tuple(PREDICTOR_SETS), default="held-out-5")
+    p.add_argument("--models", choices=tuple(PREDICTOR_SETS), default="held-out-6")
     p.add_argument("--machine", metavar="JSON", help="a saved calibration (default: calibrate now)")
     p.add_argument("--repeats", type=int, default=10, help="timed passes per model (>= 10)")
     p.add_argument("--save", action="store_true", help="keep what notebook 09 reads")
     args = p.parse_args()
     models = PREDICTOR_SETS[args.models]
     torch.set_num_threads(1)
+    torch.set_flush_denormal(models.flush_denormal)   # the set's protocol, for the calibration and the timing
     machine = CalibratedMachine.load(args.machine) if args.machine else calibrate("cpu", threads=1)
     machine.pin_malloc()   # time the models under the allocator setting the machine was calibrated in
     print(f"calibrated {machine.name} in {machine.calibration_s:.1f} s: "
@@ -69,7 +73,8 @@ def main():
     with pd.option_context("display.width", 200, "display.max_rows", 100, "display.float_format", "{:.1f}".format):
         print(summary.drop(columns=[c for c in summary if "abs_error" in c]).to_string(index=False))
     pooled = summary.iloc[-1]
-    figures = {"models": len(names), "batch": batch, "calibration s": machine.calibration_s,
+    figures = {"models": len(names), "batch": batch, "flush denormal": models.flush_denormal,
+               "calibration s": machine.calibration_s,
                "median |error| %": round(float(pooled["median_abs_error_pct"]), 2),
                "worst |error| %": round(float(pooled["max_abs_error_pct"]), 2),
                "pooled stage rho": round(float(pooled["rho"]), 4),

@@ -41,6 +41,7 @@ def main():
     args = p.parse_args()
     models = PREDICTOR_SETS[args.models]
     torch.set_num_threads(1)
+    torch.set_flush_denormal(models.flush_denormal)
     machine = CalibratedMachine.load(args.machine) if args.machine else calibrate("cpu", threads=1)
     machine.pin_malloc()
     tables, wholes = [], []

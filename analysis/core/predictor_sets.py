@@ -1,8 +1,8 @@
 """The calibrated latency predictor's model sets (issue 30), each with its whole protocol in one place.
 
 A held-out set is scored once, as it was declared in a commit before any of its models was predicted or
-timed: its models (`names.PREDICTOR_HELD_OUT_MODELS*`), batch size, input resolutions and the result files
-its scoring run keeps. `benchmarks/latency_predictor.py --models KEY` measures a set; notebook 09 reads it.
+timed: its models (`names.PREDICTOR_HELD_OUT_MODELS*`), batch size, input resolutions, whether subnormals are
+flushed, and the result files its scoring run keeps. `benchmarks/latency_predictor.py --models KEY` measures a set; notebook 09 reads it.
 The tuning models (which design decisions may look at) and figure 09's three models are sets too, never
 scored as held out. Torch-free, so a CLI's `--help` stays instant.
 
@@ -18,7 +18,7 @@ from typing import Mapping, Optional
 
 from .names import (PREDICTOR_HELD_OUT_5_BATCH, PREDICTOR_HELD_OUT_5_RESOLUTIONS, PREDICTOR_HELD_OUT_MODELS,
                     PREDICTOR_HELD_OUT_MODELS_2, PREDICTOR_HELD_OUT_MODELS_3, PREDICTOR_HELD_OUT_MODELS_4,
-                    PREDICTOR_HELD_OUT_MODELS_5, PREDICTOR_TUNING_MODELS)
+                    PREDICTOR_HELD_OUT_MODELS_5, PREDICTOR_HELD_OUT_MODELS_6, PREDICTOR_TUNING_MODELS)
 
 __all__ = ["PredictorSet", "PREDICTOR_SETS", "HELD_OUT_SETS"]
 
@@ -29,7 +29,8 @@ class PredictorSet:
 
     key: the `--models` choice; label: the figure's name for it (held-out sets: "set N, <what changed
     before it>"); files: the result file name with `{table}` (latency, stages, summary, machine, ...) and
-    `{device}` (cpu, cuda) left open; resolutions: input side per model where it is not the pretrained config's.
+    `{device}` (cpu, cuda) left open; resolutions: input side per model where it is not the pretrained config's;
+    flush_denormal: calibrated and timed with subnormal floats flushed to zero (`torch.set_flush_denormal`).
     """
 
     key: str
@@ -39,6 +40,7 @@ class PredictorSet:
     held_out: bool = True
     batch_size: int = 16
     resolutions: Mapping[str, int] = field(default_factory=dict)
+    flush_denormal: bool = False
 
     def file(self, table: str, device: str = "cpu") -> str:
         """The name of this set's `table` for `device` under results/ (the machine description is JSON)."""
@@ -58,6 +60,8 @@ PREDICTOR_SETS: Mapping[str, PredictorSet] = MappingProxyType({s.key: s for s in
     PredictorSet("held-out-5", "set 5, transposed convs timed (batch 8)", PREDICTOR_HELD_OUT_MODELS_5,
                  "09_predictor_{table}_5_{device}", batch_size=PREDICTOR_HELD_OUT_5_BATCH,
                  resolutions=MappingProxyType(PREDICTOR_HELD_OUT_5_RESOLUTIONS)),
+    PredictorSet("held-out-6", "set 6, unseen models of seen modules, slowed kernels re-timed",
+                 PREDICTOR_HELD_OUT_MODELS_6, "09_predictor_{table}_6_{device}", flush_denormal=True),
     PredictorSet("tuning", "tuning models", PREDICTOR_TUNING_MODELS, "09_predictor_tuning_{table}_{device}",
                  held_out=False),
     PredictorSet("figure", "SHViT-S4, EfficientViT-M4, DeiT-T", ("shvit_s4", "efficientvit_m4", "deit_tiny_patch16_224"),

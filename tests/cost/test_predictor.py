@@ -307,20 +307,38 @@ def test_the_summary_by_hand():
     assert s.loc["all", "rho"] == pytest.approx(1.0)   # stage times in the same order
 
 
-def test_the_held_out_sets_share_no_timm_module_with_the_tuning_models_or_each_other():
+def modules(names):
     import timm.models   # registers every model with its module
 
+    return {timm.models._registry._model_to_module[n] for n in names if timm.models.is_model(n)}   # shvitlab_* are the lab's own
+
+
+def test_the_held_out_sets_share_no_timm_module_with_the_tuning_models_or_each_other():
     from analysis.core.predictor_sets import HELD_OUT_SETS, PREDICTOR_SETS
 
-    def modules(names):
-        return {timm.models._registry._model_to_module[n] for n in names if timm.models.is_model(n)}   # shvitlab_* are the lab's own
-
-    sets = [PREDICTOR_SETS["tuning"].models] + [s.models for s in HELD_OUT_SETS]
-    assert len(sets) == 6
+    sets = [PREDICTOR_SETS["tuning"].models] + [s.models for s in HELD_OUT_SETS[:5]]
+    assert len(sets) == 6 and len(HELD_OUT_SETS) == 6
     for i, held_out in enumerate(sets[1:], 1):
         assert len(held_out) == len(set(held_out)) >= 20 and len(modules(held_out)) >= 8
         assert all(not modules(held_out) & modules(earlier) for earlier in sets[:i])
     assert all(set(s.resolutions) <= set(s.models) for s in HELD_OUT_SETS)
+
+
+def test_set_6_holds_unseen_models_of_modules_whose_earlier_models_were_only_scored():
+    """Its rule (`benchmarks/draw_held_out_6.py`): no model of any other set, one model from each of 20 or more
+    modules of sets 1-4, none a module of the tuning models or of a model an earlier set missed by over 25%."""
+    from analysis.core.predictor_sets import HELD_OUT_SETS, PREDICTOR_SETS
+
+    six, results = PREDICTOR_SETS["held-out-6"], Path(__file__).resolve().parents[2] / "results"
+    others = {n for s in PREDICTOR_SETS.values() if s is not six for n in s.models}
+    assert not set(six.models) & others and len(modules(six.models)) == len(six.models) >= 20
+    assert modules(six.models) <= set().union(*(modules(s.models) for s in HELD_OUT_SETS[:4]))
+    missed = set()
+    for s in HELD_OUT_SETS[:5]:
+        summary = pd.read_csv(results / s.file("summary"))
+        missed |= modules(summary.loc[summary["error_pct"].abs() > 25, "model"])
+    assert len(missed) == 17 and not modules(six.models) & (missed | modules(PREDICTOR_SETS["tuning"].models))
+    assert six.flush_denormal and not any(s.flush_denormal for s in HELD_OUT_SETS[:5])
 
 
 def test_each_sets_committed_results_were_measured_with_its_registered_protocol():
