@@ -9,7 +9,9 @@ set's batch size, BN folded, random weights, malloc pinned as the machine was ca
 Prints per model and pooled over the models, per op category: predicted, alone and in-model ms, the in-model ms
 of ops with at least 1% subnormal inputs, the rate model's ratio (alone / predicted) and the context's (in-model /
 alone); and per model the whole model's
-measured time against the sum of its ops in the model (the rest: time between ops) and against the prediction.
+measured time against the sum of its ops in the model (the rest: time between ops) and against the prediction, and
+timed again with subnormal floats treated the other way (`torch.set_flush_denormal`: flushed to zero where the set
+keeps them, kept where it flushes them), which shows where values, not shapes, set the speed.
 `--save` keeps the per model x category table as the set's `context` file (tuning models:
 `results/09_predictor_tuning_context_cpu.csv`) and the pooled figures in `results/benchmarks/predictor_context.json`.
 """
@@ -50,10 +52,14 @@ def main():
         model, x = pred.cost.model, pred.cost.inputs[0]
         with torch.no_grad():
             measured = model_latency(model, x, repeats=10, warmup=2)
+            torch.set_flush_denormal(not models.flush_denormal)   # the same model, subnormals treated the other way
+            other = model_latency(model, x, repeats=10, warmup=2)
+            torch.set_flush_denormal(models.flush_denormal)
         cats = OpContext(model, x, machine).by_category().assign(model=name)
         tables.append(cats)
         wholes.append({"model": name, "predicted_ms": pred.predicted_ms(), "in_model_ops_ms": cats["in_model_ms"].sum(),
-                       "measured_ms": measured})
+                       "measured_ms": measured,
+                       f"measured_{'ieee' if models.flush_denormal else 'flushed'}_ms": other})
     table = pd.concat(tables, ignore_index=True)
     sums = ["n_ops", "predicted_ms", "alone_ms", "in_model_ms", "subnormal_ms"]
     pooled = table.groupby("category", sort=False)[sums].sum()
@@ -75,7 +81,7 @@ def main():
                **{f"rate ratio {c}": round(float(r), 3) for c, r in pooled["rate_ratio"].items()}}
     print("\n" + ", ".join(f"{k} {v}" for k, v in figures.items()))
     if args.save:
-        out = table.merge(whole[["model", "measured_ms", "in_model_ops_ms"]], on="model")
+        out = table.merge(whole.drop(columns=["predicted_ms", "between_ops_ratio", "error_pct"]), on="model")
         write_csv(with_measured_on(out, "cpu", 1), RESULTS / models.file("context"))
         save_result(__file__, figures, rounds=10, threads=1, variant="" if args.models == "tuning" else args.models)
 

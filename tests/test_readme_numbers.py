@@ -269,7 +269,13 @@ def predictor_set(suffix: str) -> list:
             f"and {len(beyond)} beyond 25% ({', '.join(beyond)})", f"pooled stage ρ {fmt(pooled.rho, 3)}"]
 
 
-SETS = ("", "_2", "_3", "_4", "_5")   # the held-out sets' file suffixes: set 1, 2, 3, 4, 5
+SETS = ("", "_2", "_3", "_4", "_5", "_6")   # the held-out sets' file suffixes: set 1, 2, 3, 4, 5, 6
+
+
+def enumeration(items) -> str:
+    """"1", "1 and 4", "3, 5 and 6"."""
+    items = [str(i) for i in items]
+    return items[0] if len(items) == 1 else ", ".join(items[:-1]) + " and " + items[-1]
 
 
 def row_09_predictor():
@@ -278,30 +284,32 @@ def row_09_predictor():
         _, pooled, *_ = predictor_figures(suffix)
         met.append([pooled.median_abs_error_pct <= 10, pooled.max_abs_error_pct <= 25, pooled.rho >= 0.95])
     assert met == [[True, False, False], [False, False, False], [False, False, True], [True, False, False],
-                   [False, False, True]], "the README says which targets each set meets: update it"
-    _, _, machine, kernels, *_ = predictor_figures("_5")
+                   [False, False, True], [False, False, True]], "the README says which targets each set meets: update it"
+    _, _, machine, kernels, *_ = predictor_figures(SETS[-1])
     return [f"calibrated from {kernels} microbenchmarks in {fmt(machine['calibration_s'])} s",
             *[s for suffix in SETS for s in predictor_set(suffix)], "its 10% target",
-            "the medians of sets " + " and ".join(str(i + 1) for i, m in enumerate(met) if m[0]), "the worst case (25%)",
-            "sets " + " and ".join(str(i + 1) for i, m in enumerate(met) if m[2]) + " the stage order (0.95)",
-            "set 1", "set 2", "set 3", "set 4", "set 5", "1 thread, batch 16 (set 5: 8)"]
+            "the medians of sets " + enumeration(i + 1 for i, m in enumerate(met) if m[0]), "the worst case (25%)",
+            "sets " + enumeration(i + 1 for i, m in enumerate(met) if m[2]) + " the stage order (0.95)",
+            "set 1", "set 2", "set 3", "set 4", "set 5", "set 6", "1 thread, batch 16 (set 5: 8)"]
 
 
 def predictor_paragraph():
-    lat, lat5 = table("09_predictor_latency_4_cpu.csv"), table("09_predictor_latency_5_cpu.csv")
+    lat, lat5, lat6 = (table(f"09_predictor_latency{s}_cpu.csv") for s in ("_4", "_5", "_6"))
     sets = [predictor_figures(suffix) for suffix in SETS]
     tuning = table("09_predictor_tuning_summary_cpu.csv").set_index("model").loc["all"]
     assert not unprobed_models(table("09_predictor_stages_5_cpu.csv")), "set 5 was timed with the fixed probe"
     return [f"at batch 16 on {plural(int(lat.threads.iloc[0]), 'thread')} of an {lat.device_name.iloc[0]} "
             f"(torch {lat.torch.iloc[0]})", f"at batch 8 on {plural(int(lat5.threads.iloc[0]), 'thread')} of an "
-            f"{lat5.device_name.iloc[0]} (torch {lat5.torch.iloc[0]})",
+            f"{lat5.device_name.iloc[0]} (torch {lat5.torch.iloc[0]})", f"set 6 at batch 16 on "
+            f"{plural(int(lat6.threads.iloc[0]), 'thread')} of the same (torch {lat6.torch.iloc[0]})",
             *[s for suffix in SETS for s in predictor_set(suffix)],
             "here " + ", ".join(f"{fmt(s[2]['calibration_s'])} s" for s in sets),
             *[f"{sum(s[0].error_pct > 25)} of the {len(s[5])} misses over-predicted" for s in sets[1:3]],
             *[f"{sum(s[0].error_pct < -25)} of the {len(s[5])} misses under-predicted" for s in sets[3:]],
             "pooled stage ρ of sets 1–4 would be " + ", ".join(fmt(unprobed_rho(suffix), 3) for suffix in SETS[:3])
             + f" and {fmt(unprobed_rho(SETS[3]), 3)}",
-            f"{(sets[4][0].error_pct < 0).sum()} of its {len(sets[4][0])} models under-predicted",
+            *[f"{(s[0].error_pct < 0).sum()} of its {len(s[0])} models under-predicted" for s in sets[4:]],
+            *context_figures(),
             f"median absolute error {fmt(tuning.median_abs_error_pct)}%, worst {fmt(tuning.max_abs_error_pct)}%",
             *tuning_categories(), unused_timm_modules()]
 
@@ -313,8 +321,22 @@ def unused_timm_modules() -> str:
     to_module = timm.models._registry._model_to_module
     modules = set(to_module.values())
     unused = sorted(modules - {to_module[m] for s in sets for m in s if m in to_module})
-    assert len(sets) == 6 and len(unused) == 1
+    assert len(sets) == 7 and len(unused) == 1
     return f"Of timm's {len(modules)} model modules, all but one ({unused[0]}:"
+
+
+def context_figures() -> list:
+    """The tuning models op by op on the Intel host (`benchmarks/predictor_context.py`)."""
+    f = json.loads((REPO / "results" / "benchmarks" / "predictor_context.json").read_text())["figures"]
+    c = table("09_predictor_tuning_context_cpu.csv")
+    swin = c[c.model == "swin_tiny_patch4_window7_224"]
+    share = 100 * swin.subnormal_ms.sum() / swin.in_model_ms.sum()
+    return [f"alone at {fmt(f['rate ratio'], 2)}x their predicted time, inside the models at "
+            f"{fmt(f['context ratio'], 2)}x their time alone (normalisation {fmt(f['context ratio normalisation'], 2)}x, "
+            f"activations {fmt(f['context ratio activation'], 2)}x, convolutions and matmuls "
+            f"{fmt(f['context ratio conv/matmul'], 2)}x)", f"{fmt(f['between-ops ratio'], 2)}x the sum of their ops",
+            f"{fmt(share, 0)}% of its time in the model", f"{fmt(swin.measured_flushed_ms.iloc[0], 0)} ms instead of "
+            f"{fmt(swin.measured_ms.iloc[0], 0)} ms"]
 
 
 def tuning_categories() -> list:

@@ -60,7 +60,7 @@ PREDICTOR_SETS: Mapping[str, PredictorSet] = MappingProxyType({s.key: s for s in
     PredictorSet("held-out-5", "set 5, transposed convs timed (batch 8)", PREDICTOR_HELD_OUT_MODELS_5,
                  "09_predictor_{table}_5_{device}", batch_size=PREDICTOR_HELD_OUT_5_BATCH,
                  resolutions=MappingProxyType(PREDICTOR_HELD_OUT_5_RESOLUTIONS)),
-    PredictorSet("held-out-6", "set 6, unseen models of seen modules, slowed kernels re-timed",
+    PredictorSet("held-out-6", "set 6, slow kernels re-timed",
                  PREDICTOR_HELD_OUT_MODELS_6, "09_predictor_{table}_6_{device}", flush_denormal=True),
     PredictorSet("tuning", "tuning models", PREDICTOR_TUNING_MODELS, "09_predictor_tuning_{table}_{device}",
                  held_out=False),
