@@ -19,6 +19,7 @@ EPILOG = """examples:
   python -m analysis.roofline --device cuda --figure roofline      # PNG + PDF
   python -m analysis.roofline --calibrated --save-machine cal.json --model resnet18   # calibrated predictor
   python -m analysis.roofline --calibrated --machine cal.json --predict-only --model mymodels.py:tiny
+  python -m analysis.roofline --calibrated --flush-denormal --model swin_tiny_patch4_window7_224   # no subnormals
 """
 
 
@@ -26,7 +27,8 @@ EPILOG = """examples:
 def build_parser() -> ArgumentParser:
     p = ArgumentParser(prog="python -m analysis.roofline", epilog=EPILOG,
                        description="per-op roofline and predicted vs measured latency per stage of BN-fused models "
-                                   "(random weights: speed does not depend on them).")
+                                   "(random weights: speed does not depend on them, but for subnormal values: see "
+                                   "--flush-denormal).")
     p.add_argument("--model", action="append", help=f"{MODEL_HELP}; repeatable (default: {', '.join(ROOFLINE_MODELS)})")
     p.add_argument("--resolution", type=resolution, default=None, help="default: each model's pretrained config")
     p.add_argument("--batch-size", type=positive_int, default=16, help="the papers' CPU batch")
@@ -45,6 +47,10 @@ def build_parser() -> ArgumentParser:
                                                     "instead of measuring one")
     p.add_argument("--save-machine", metavar="JSON", type=output_path, help="write the machine description used")
     p.add_argument("--predict-only", action="store_true", help="predict, do not time the models")
+    p.add_argument("--flush-denormal", action="store_true",
+                   help="on the CPU, flush subnormal floats to zero while measuring the machine and timing the models "
+                        "(torch.set_flush_denormal): random weights can make subnormal values (Swin-T's attention "
+                        "probabilities), which many CPUs compute far slower and no shape predicts")
     p.add_argument("--by", choices=("stage", "module", "op"), default=None, help="table for --csv (default: stage)")
     p.add_argument("--depth", type=non_negative_int, default=None, help="with --by module: deepest level listed")
     p.add_argument("--csv", metavar="PATH", type=output_path, help="write the tidy table (see --by) to PATH")
@@ -55,15 +61,31 @@ def build_parser() -> ArgumentParser:
 
 
 def run(args) -> int:
+    import torch
+
+    from .core.runtime import resolve_device
+
+    names, machine = _checked(args)
+    device = resolve_device(args.device)
+    if args.flush_denormal and device.type != "cpu":
+        raise UserError(f"--flush-denormal would be ignored: it applies to the CPU, the models run on {device.type}")
+    if args.flush_denormal and not torch.set_flush_denormal(True):
+        raise UserError("--flush-denormal: this CPU cannot flush subnormal floats to zero (x86 with SSE3 can)")
+    try:
+        return _run(args, names, machine, device)
+    finally:
+        if args.flush_denormal:
+            torch.set_flush_denormal(False)
+
+
+def _run(args, names, machine, device) -> int:
     from .core.files import write_set
     from .core.models import create_model_at
-    from .core.runtime import resolve_device, set_threads
+    from .core.runtime import set_threads
     from .cost.calibration import calibrate
     from .cost.predictor import model_predictor, predictor_stages
     from .cost.roofline import measure_machine, measure_stage_latency, model_roofline, roofline_stages
 
-    names, machine = _checked(args)
-    device = resolve_device(args.device)
     threads = set_threads(args.threads or 1) if device.type == "cpu" else None
     if machine is not None and machine.device != device.type and not args.predict_only:
         raise UserError(f"--machine {args.machine} describes a {machine.device} machine, the models would be timed "
@@ -119,6 +141,8 @@ def _checked(args):
     names = args.model or list(ROOFLINE_MODELS)
     for n in names:
         check_model_name(n)
+    if args.flush_denormal and args.predict_only and args.machine:
+        raise UserError("--flush-denormal would be ignored: with --machine and --predict-only nothing is measured")
     if args.predict_only and (args.repeats is not None or args.warmup is not None):
         raise UserError("--repeats and --warmup would be ignored: --predict-only times nothing")
     if args.by is not None and not args.csv:

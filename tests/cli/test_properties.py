@@ -91,7 +91,7 @@ COMMANDS = {
                                        "--machine": _paths("machine")},
                  {"--resolution": ["64", "15"], "--batch-size": SMALL + ["0", "nan"], "--by": ["stage", "op", "x"],
                   "--csv": _paths("out"), "--figure": _paths("stem"), "--save-machine": _paths("out"),
-                  "--repeats": ["1"], "--depth": ["1"], "--overwrite": None}),
+                  "--repeats": ["1"], "--depth": ["1"], "--overwrite": None, "--flush-denormal": None}),
     "throughput": ("analysis.throughput", {"--model": ["shvit_s1", "nope"], "--window": ["0.05", "0", "nan"],
                                            "--warmup": ["0", "-1"], "--resolution": ["64", "15"]},
                    {"--batch-size": SMALL + NUMBERS, "--threads": ["1", "0", "100000"], "--csv": _paths("out"),

@@ -78,3 +78,20 @@ def test_calibrating_and_measuring_writes_the_description_table_and_figure(tmp_p
     assert (stages["measured_ms"] > 0).all() and stages["predicted_ms"].sum() > 0
     out, err = capsys.readouterr()
     assert "median_abs_error_pct" in out and "calibrating the machine" in err
+
+
+def test_flush_denormal_holds_while_the_models_are_timed_and_is_undone(tmp_path, monkeypatch, capsys):
+    import torch
+
+    import analysis.cost.roofline as roofline
+
+    calls, seen = [], []
+    real_flush, real_measure = torch.set_flush_denormal, roofline.measure_stage_latency
+    monkeypatch.setattr(torch, "set_flush_denormal", lambda on: calls.append(on) or real_flush(on))
+    monkeypatch.setattr(roofline, "measure_stage_latency", lambda *a, **k: seen.append(list(calls)) or real_measure(*a, **k))
+    FAKE.save(tmp_path / "m.json")
+    assert main(SMALL + ["--machine", str(tmp_path / "m.json"), "--repeats", "1", "--warmup", "0", "--flush-denormal"]) == 0
+    assert seen == [[True]] and calls == [True, False]   # on while timing, off after
+    with torch.no_grad():
+        tiny = torch.tensor([torch.finfo(torch.float32).tiny / 4])
+        assert (tiny * 1.0).item() > 0   # subnormals kept again after the run

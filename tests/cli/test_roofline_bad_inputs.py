@@ -33,6 +33,7 @@ TABLE = [
     (M + ["--csv", "{tmp}/in/m.json"], "exists and was not written by python -m analysis.roofline"),
     (M + ["--csv", "{tmp}/in/m.json", "--overwrite"], "would both write"),
     (M + ["--predict-only", "--repeats", "3"], "--repeats and --warmup would be ignored: --predict-only times nothing"),
+    (M + ["--flush-denormal"], "--flush-denormal would be ignored: with --machine and --predict-only nothing is measured"),
     (M + ["--machine", "{empty}"], "is not a regular file"),
     (M + ["--machine", "/dev/zero"], "is not a regular file"),
     (M + ["--machine", "{tmp}/in/fifo"], "is not a regular file"),
