@@ -53,7 +53,7 @@ from .rate_model import NEIGHBOURS, RateModel
 from .roofline import Machine
 from .timing import time_calls
 
-__all__ = ["CalibratedMachine", "calibrate", "slow_outliers", "PREDICTOR_FALLBACK", "MAX_CALIBRATION_BYTES"]
+__all__ = ["CalibratedMachine", "calibrate", "median_seconds", "slow_outliers", "PREDICTOR_FALLBACK", "MAX_CALIBRATION_BYTES"]
 
 MAX_CALIBRATION_BYTES = 1 << 22   # a calibrated machine description is ~200 KB
 PREDICTOR_FALLBACK = {"conv/matmul": "aten.clone", "reshape/copy": "aten.clone", "element-wise": "aten.add",
@@ -202,7 +202,7 @@ def _kernels_of(fn: Callable) -> List[Kernel]:
     return [r.kernel for r in records if r.kernel.kind != "free"]
 
 
-def _median_seconds(fn, device, window_s: float = 0.005) -> float:
+def median_seconds(fn, device, window_s: float = 0.005) -> float:
     """Median time of `fn`, warmed up already (`_kernels_of` ran it): of 3 calls when the first took over 20 ms,
     else of the calls in `window_s` (at least 3). Never fewer than 3: one call slowed by the machine (a page
     fault storm, another process) would otherwise be half of a median of 2, their mean (calibrations until
@@ -218,7 +218,7 @@ def _dispatch_seconds(device) -> float:
     """Time of an op that moves no bytes (a view), called from Python as a model calls it."""
     x = torch.randn(8, 16, 32, device=device)
     calls = [lambda: x.view(8, -1), lambda: x.transpose(1, 2), lambda: x.permute(0, 2, 1), lambda: x[:, 1:]]
-    return float(np.median([_median_seconds(fn, device, 0.01) for fn in calls]))
+    return float(np.median([median_seconds(fn, device, 0.01) for fn in calls]))
 
 
 def _fault_seconds_per_byte(device, malloc: Optional[dict]) -> float:
@@ -233,8 +233,8 @@ def _fault_seconds_per_byte(device, malloc: Optional[dict]) -> float:
         if size < malloc["mmap_threshold"]:
             continue
         reused = torch.empty(size, dtype=torch.uint8).fill_(0)   # its pages faulted in once, here
-        fresh = _median_seconds(lambda: torch.empty(size, dtype=torch.uint8).fill_(1), device)
-        rates.append(max(fresh - _median_seconds(lambda: reused.fill_(1), device), 0.0) / size)
+        fresh = median_seconds(lambda: torch.empty(size, dtype=torch.uint8).fill_(1), device)
+        rates.append(max(fresh - median_seconds(lambda: reused.fill_(1), device), 0.0) / size)
     return float(np.median(rates)) if rates else 0.0
 
 
@@ -254,7 +254,7 @@ def _time_plan(plan, device, progress: bool, fault_s_per_byte: float) -> dict:
         if len(kernels) != 1 or kernels[0].work <= 0:
             return None, None
         k = kernels[0]
-        seconds = _median_seconds(fn, device)
+        seconds = median_seconds(fn, device)
         seconds = max(seconds - k.fresh_bytes * fault_s_per_byte, 0.1 * seconds)
         return k, round(float(np.log2(k.work / seconds)), 6)
 

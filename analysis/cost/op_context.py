@@ -36,7 +36,7 @@ from torch.utils._python_dispatch import TorchDispatchMode
 
 from ..core.errors import not_a_command
 from .breakdown import CATEGORIES, categorize
-from .calibration import CalibratedMachine, _median_seconds
+from .calibration import CalibratedMachine, median_seconds
 from .kernels import describe, describe_attention
 from .op_rules import _tensors, is_free, op_mem_bytes
 
@@ -89,7 +89,7 @@ class _TimeOps(TorchDispatchMode):
             call()   # its warm-up, as `_kernels_of` warms a microbenchmark up
             row.update(op=name, category=categorize(name), kind=kernel.kind if kernel.kind == "free"
                        else self.machine.kind_for(kernel), predicted_s=self.machine.seconds(kernel),
-                       alone_s=_median_seconds(call, "cpu"), subnormal_pct=_subnormal_pct(args))
+                       alone_s=median_seconds(call, "cpu"), subnormal_pct=_subnormal_pct(args))
         self.rows.append(row)
         return out
 
