@@ -28,7 +28,7 @@ from analysis.core.runtime import with_measured_on
 from analysis.core.tables import write_csv
 from analysis.cost.calibration import CalibratedMachine, calibrate
 from analysis.cost.latency import model_latency
-from analysis.cost.op_context import OpContext
+from analysis.cost.op_context import OpContext, with_ratios
 from analysis.cost.predictor import model_predictor
 from _results import save_result
 
@@ -62,9 +62,7 @@ def main():
                        f"measured_{'ieee' if models.flush_denormal else 'flushed'}_ms": other})
     table = pd.concat(tables, ignore_index=True)
     sums = ["n_ops", "predicted_ms", "alone_ms", "in_model_ms", "subnormal_ms"]
-    pooled = table.groupby("category", sort=False)[sums].sum()
-    pooled["rate_ratio"], pooled["context_ratio"] = (pooled["alone_ms"] / pooled["predicted_ms"],
-                                                     pooled["in_model_ms"] / pooled["alone_ms"])
+    pooled = with_ratios(table.groupby("category", sort=False)[sums].sum())
     whole = pd.DataFrame(wholes)
     whole["between_ops_ratio"] = whole["measured_ms"] / whole["in_model_ops_ms"]
     whole["error_pct"] = 100 * (whole["predicted_ms"] / whole["measured_ms"] - 1)

@@ -40,7 +40,7 @@ from .calibration import CalibratedMachine, median_seconds
 from .kernels import describe, describe_attention
 from .op_rules import _tensors, is_free, op_mem_bytes
 
-__all__ = ["OpContext"]
+__all__ = ["OpContext", "with_ratios"]
 
 
 def _copy(x):
@@ -60,6 +60,13 @@ def _subnormal_pct(args) -> float:
     total = sum(t.numel() for t in floats)
     tiny = [((t != 0) & (t.abs() < torch.finfo(t.dtype).tiny)).sum().item() for t in floats]
     return 100.0 * sum(tiny) / total if total else 0.0
+
+
+def with_ratios(sums: pd.DataFrame) -> pd.DataFrame:
+    """`sums` (predicted_ms, alone_ms, in_model_ms summed per row: a category, or a category pooled over models)
+    with rate_ratio = alone / predicted and context_ratio = in_model / alone."""
+    return sums.assign(rate_ratio=sums["alone_ms"] / sums["predicted_ms"],
+                       context_ratio=sums["in_model_ms"] / sums["alone_ms"])
 
 
 class _TimeOps(TorchDispatchMode):
@@ -140,10 +147,7 @@ class OpContext:
         df["subnormal_ms"] = df["in_model_ms"].where(df["subnormal_pct"] >= 1.0, 0.0)
         g = df.groupby("category", sort=False)[["n_ops", "predicted_ms", "alone_ms", "in_model_ms",
                                                  "subnormal_ms"]].sum()
-        g = g.reindex([c for c in CATEGORIES if c in g.index])
-        g["rate_ratio"] = g["alone_ms"] / g["predicted_ms"]
-        g["context_ratio"] = g["in_model_ms"] / g["alone_ms"]
-        return g.reset_index()
+        return with_ratios(g.reindex([c for c in CATEGORIES if c in g.index])).reset_index()
 
 
 if __name__ == "__main__":  # a library module, not a command
