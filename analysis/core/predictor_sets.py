@@ -18,7 +18,8 @@ from typing import Mapping, Optional
 
 from .names import (PREDICTOR_HELD_OUT_5_BATCH, PREDICTOR_HELD_OUT_5_RESOLUTIONS, PREDICTOR_HELD_OUT_MODELS,
                     PREDICTOR_HELD_OUT_MODELS_2, PREDICTOR_HELD_OUT_MODELS_3, PREDICTOR_HELD_OUT_MODELS_4,
-                    PREDICTOR_HELD_OUT_MODELS_5, PREDICTOR_HELD_OUT_MODELS_6, PREDICTOR_TUNING_MODELS)
+                    PREDICTOR_HELD_OUT_MODELS_5, PREDICTOR_HELD_OUT_MODELS_6, PREDICTOR_HELD_OUT_MODELS_7,
+                    PREDICTOR_TUNING_MODELS)
 
 __all__ = ["PredictorSet", "PREDICTOR_SETS", "HELD_OUT_SETS"]
 
@@ -62,6 +63,8 @@ PREDICTOR_SETS: Mapping[str, PredictorSet] = MappingProxyType({s.key: s for s in
                  resolutions=MappingProxyType(PREDICTOR_HELD_OUT_5_RESOLUTIONS)),
     PredictorSet("held-out-6", "set 6, slow kernels re-timed",
                  PREDICTOR_HELD_OUT_MODELS_6, "09_predictor_{table}_6_{device}", flush_denormal=True),
+    PredictorSet("held-out-7", "set 7, context factor", PREDICTOR_HELD_OUT_MODELS_7, "09_predictor_{table}_7_{device}",
+                 flush_denormal=True),
     PredictorSet("tuning", "tuning models", PREDICTOR_TUNING_MODELS, "09_predictor_tuning_{table}_{device}",
                  held_out=False),
     PredictorSet("figure", "SHViT-S4, EfficientViT-M4, DeiT-T", ("shvit_s4", "efficientvit_m4", "deit_tiny_patch16_224"),

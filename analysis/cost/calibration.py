@@ -1,6 +1,6 @@
 """Microbenchmarks that teach the latency predictor how fast each kind of kernel runs on this machine.
 
-    >>> machine = calibrate("cpu", threads=1)        # about a minute: ~1,500 timed kernels
+    >>> machine = calibrate("cpu", threads=1)        # about a minute and a half: ~1,400 timed kernels, 32 networks
     >>> machine.save("cpu.json"); CalibratedMachine.load("cpu.json")
     >>> machine.seconds(kernel)                     # one op's predicted time (kernels.Kernel)
 
@@ -8,12 +8,18 @@ What is timed (`microbenchmarks.kernel_plan`, seeded, the same on every run): GE
 and convolutions (dense, grouped, depthwise, stems, patchify, transposed) of shapes drawn from the ranges vision
 models use; fused attention over sequence lengths and head dims; and every common bytes-moving op
 (activations, element-wise, norms, softmax, copies of contiguous and permuted tensors, concatenation,
-padding, pooling, reductions) at working sets from a few KiB (in cache) to 256 MiB (DRAM, and outputs past malloc's mmap threshold). Each
+padding, pooling, reductions) at working sets from a few KiB (in cache) to 128 MiB (DRAM, and outputs past malloc's mmap threshold). Each
 microbenchmark is described by the same `kernels.describe` that describes a model's ops, and timed
 alone after a warm-up call (the median of at least 3 calls); a bytes-moving kernel much slower than its
 kind's kernels of nearby size is timed once more, and that time kept (`slow_outliers`). Then `overhead_s`, what one op costs
 inside a model beyond its kernel (module calls, Python), is the slope of the measured minus the
-predicted time of chains of tiny Linear + ReLU blocks against their op count, as for the roofline.
+predicted time of chains of tiny Linear + ReLU blocks against their op count, as for the roofline. Last, since
+held-out set 7, `context`: how much slower kernels run inside a network than alone, one factor fitted on small
+random networks of common blocks (`context_networks.network_plan`), each timed whole against the sum of its
+kernels' alone prices (`fit_context`). One factor, not one per kernel class: 24 to 40 such networks did not tell
+a shaped kernel's factor from a bytes-moving one's (two calibrations of one host gave 1.12 / 1.38 and
+1.24 / 0.89), and one factor cross-validated as well over the networks. Inside a network an op's weights and output buffer were evicted by the ops before it, a norm
+reads a map a convolution just wrote, and Python runs between ops; a shape says none of that.
 On the CPU, calibration first pins malloc (`allocator.pin_malloc`, for the rest of the process) and records the
 setting in `malloc`: time the models it predicts under the same pin, or their large tensors page-fault in a way
 the calibration never saw. Since held-out set 4 the pin maps no block afresh (`mmap_max` 0), so nothing faults
@@ -47,13 +53,15 @@ from ..core.files import write_json
 from ..core.runtime import cpu_name
 from .allocator import GLIBC_MMAP_MAX, pin_malloc
 from .breakdown import categorize
+from .context_networks import NETWORKS
 from .kernels import Kernel
 from .microbenchmarks import BYTE_SIZES, kernel_plan
 from .rate_model import NEIGHBOURS, RateModel
 from .roofline import Machine
 from .timing import time_calls
 
-__all__ = ["CalibratedMachine", "calibrate", "median_seconds", "slow_outliers", "PREDICTOR_FALLBACK", "MAX_CALIBRATION_BYTES"]
+__all__ = ["CalibratedMachine", "calibrate", "median_seconds", "slow_outliers", "fit_context", "PREDICTOR_FALLBACK",
+           "MAX_CALIBRATION_BYTES", "CONTEXT_BOUNDS"]
 
 MAX_CALIBRATION_BYTES = 1 << 22   # a calibrated machine description is ~200 KB
 PREDICTOR_FALLBACK = {"conv/matmul": "aten.clone", "reshape/copy": "aten.clone", "element-wise": "aten.add",
@@ -64,7 +72,8 @@ _WEIGHTS = {"conv": (1, 1, 1, 1, 8, 8, 8, 4, 8), "dwconv": (1, 1, 1, 8, 8, 8, 4,
             "attention": (1, 1, 1, 1, 8)}
 _BYTES_WEIGHTS = (1, 1, 8, 8, 8, 2, 8)   # the sixth: a row (softmax, norms) or a pooling window
 _FRESH_COLUMN = {"conv": 8, "dwconv": 7, "gemm": 5, "attention": 4}   # of the `fresh` flag; 4 in bytes-moving kinds
-_LATER_FIELDS = {"malloc", "fault_s_per_byte", "fresh_offset"}   # descriptions saved before these existed lack them
+_LATER_FIELDS = {"malloc", "fault_s_per_byte", "fresh_offset", "context"}   # descriptions saved before these lack them
+CONTEXT_BOUNDS = (0.5, 3.0)   # a context factor outside them means the networks were not timed as they should be
 
 
 @dataclass
@@ -85,6 +94,8 @@ class CalibratedMachine:
     malloc: Optional[dict] = None   # the allocator setting it was calibrated under (`allocator.pin_malloc`)
     fault_s_per_byte: float = 0.0   # seconds per byte of output mapped afresh (page faults), priced apart
     fresh_offset: bool = False   # whether the rates take the `fresh` flag as a feature (see `_rate_features`)
+    context: Optional[dict] = None   # {"factor": f, "networks": [[kernel_s, rest_s, measured_s], ...]}: in-network
+    #                                   vs alone (`fit_context`); None (calibrated before held-out set 7): 1
 
     def __post_init__(self):
         self._models = {}
@@ -121,6 +132,17 @@ class CalibratedMachine:
             return self.dispatch_s
         return kernel.work / self.rate(kernel) + kernel.fresh_bytes * self.fault_s_per_byte
 
+    def context_factor(self, kernel: Kernel) -> float:
+        """How much slower `kernel` runs inside a network than alone: the calibrated `context` factor; 1 for a free
+        op, and for descriptions calibrated without one."""
+        if self.context is None or kernel.kind == "free" or kernel.work <= 0:
+            return 1.0
+        return float(self.context["factor"])
+
+    def in_model_seconds(self, kernel: Kernel) -> float:
+        """Predicted time of `kernel` inside a model: `seconds` times its `context_factor`."""
+        return self.seconds(kernel) * self.context_factor(kernel)
+
     def copy_rate(self, mem_bytes: float) -> float:
         """Bytes/s of a contiguous copy into an existing tensor moving `mem_bytes` (no allocation): the memory
         roof at that working set."""
@@ -143,6 +165,11 @@ class CalibratedMachine:
         d = {"fresh_offset": True, **d}   # descriptions saved without it carried the flag as an offset
         if type(d["fresh_offset"]) is not bool:
             raise UserError("a calibrated machine description's fresh_offset is true or false")
+        context = d.get("context")
+        if context is not None and not (isinstance(context, dict) and type(context.get("factor")) in (int, float)
+                                        and CONTEXT_BOUNDS[0] <= context["factor"] <= CONTEXT_BOUNDS[1]):
+            raise UserError(f"a calibrated machine description's context is null or holds a number factor within "
+                            f"{CONTEXT_BOUNDS[0]}-{CONTEXT_BOUNDS[1]}")
         malloc = d.get("malloc")
         thresholds = {"mmap_threshold", "trim_threshold"}   # and mmap_max, since it is pinned too
         if malloc is not None and not (isinstance(malloc, dict) and set(malloc) - {"mmap_max"} == thresholds
@@ -305,11 +332,45 @@ def _model_overhead(machine: "CalibratedMachine", device) -> float:
     return fit_overhead(n_ops, extra)
 
 
+def fit_context(kernel_s, rest_s, measured_s) -> float:
+    """The context factor f of measured = kernel x f + rest (kernel: the network's kernels priced alone; rest: its
+    free ops and per-op overhead, not scaled), fitted by least squares on each network's relative error, within
+    `CONTEXT_BOUNDS`."""
+    from scipy.optimize import lsq_linear
+
+    y = np.asarray(measured_s, dtype=float)
+    a = (np.asarray(kernel_s, dtype=float) / y)[:, None]
+    return round(float(lsq_linear(a, (y - np.asarray(rest_s, dtype=float)) / y, bounds=CONTEXT_BOUNDS).x[0]), 6)
+
+
+def _measure_context(machine: CalibratedMachine, device, networks: int, progress: bool) -> dict:
+    """Time the networks of `context_networks.network_plan` whole, price their kernels alone, and fit the context
+    factor (`fit_context`)."""
+    from .context_networks import network_plan
+    from .counter import _count
+    from .latency import model_latency
+    from .op_rules import macs_rules
+
+    rows = []
+    for build in tqdm(network_plan(n=networks), desc="networks", unit="network", file=sys.stderr,
+                      disable=not progress):
+        model, x = build()
+        model, x = model.to(device), x.to(device)
+        kernels = [r.kernel for r in _count(model, (x,), macs_rules(None), kernels=True)["records"]]
+        priced = [(machine.seconds(k), k.kind != "free" and k.work > 0) for k in kernels]
+        scaled = sum(s for s, moves in priced if moves)
+        rest = sum(s for s, moves in priced if not moves) + len(kernels) * machine.overhead_s
+        rows.append([round(v, 9) for v in (scaled, rest, model_latency(model, x, repeats=5, warmup=1) / 1e3)])
+    return {"factor": fit_context(*np.asarray(rows).T), "networks": rows}
+
+
 def calibrate(device="cpu", threads: Optional[int] = 1, *, seed: int = 0, scale: float = 1.0,
-              byte_sizes: Sequence[float] = BYTE_SIZES, progress: bool = True) -> CalibratedMachine:
-    """Time the microbenchmarks of `kernel_plan(seed, scale, byte_sizes)` on `device` with `threads` CPU threads
-    (None: torch's current setting) and return what they teach (see the module docstring). On the CPU this pins
-    malloc's thresholds for the rest of the process first (`allocator.pin_malloc`)."""
+              byte_sizes: Sequence[float] = BYTE_SIZES, networks: int = NETWORKS,
+              progress: bool = True) -> CalibratedMachine:
+    """Time the microbenchmarks of `kernel_plan(seed, scale, byte_sizes)` and `networks` context networks on
+    `device` with `threads` CPU threads (None: torch's current setting) and return what they teach (see the module
+    docstring; `networks` 0: no context factor). On the CPU this pins malloc's thresholds for the rest of the process first
+    (`allocator.pin_malloc`)."""
     import time
 
     from .roofline import _gemm_flops
@@ -329,6 +390,7 @@ def calibrate(device="cpu", threads: Optional[int] = 1, *, seed: int = 0, scale:
                                         samples, malloc=malloc, fault_s_per_byte=fault)
             machine.cache_bytes = _cache_bytes(machine)
             machine.overhead_s = _model_overhead(machine, device)
+            machine.context = _measure_context(machine, device, networks, progress) if networks else None
         used = torch.get_num_threads()
     finally:
         torch.set_num_threads(old)

@@ -133,7 +133,8 @@ class OpContext:
 
     def by_op(self) -> pd.DataFrame:
         """One row per op that moves bytes, in call order: op, category, the calibrated kind that priced it,
-        subnormal_pct of its inputs, predicted_ms (its kernel alone, without the per-op overhead), alone_ms,
+        subnormal_pct of its inputs, predicted_ms (its kernel alone: without the per-op overhead and the machine's
+        context factor), alone_ms,
         in_model_ms."""
         if self._rows is None:
             self._rows = self._run()

@@ -10,8 +10,9 @@
 
 Each op that `CostAnalysis` records (BN-fused model, attention as one kernel) is described by
 `kernels.describe` and predicted to take its work at the rate the calibration measured for the nearest
-kernels of its kind (`CalibratedMachine.seconds`), plus `overhead_s`, what an op costs inside a model
-beyond its kernel. A model, stage or module is the sum of its ops.
+kernels of its kind (`CalibratedMachine.seconds`), times the machine's `context` factor (how much slower kernels
+ran inside the calibration's random networks than alone; 1 for machines calibrated before held-out set 7), plus `overhead_s`, what an op costs inside a model beyond its
+kernel. A model, stage or module is the sum of its ops.
 
 What bounds an op (`bound`, and `bound_pct`, the share of its predicted time that resource accounts for):
 `compute` when its flops at the machine's GEMM peak take longest, `cache` or `memory` when its bytes at the
@@ -54,7 +55,8 @@ class LatencyPredictor:
         self.cost = CostAnalysis(model, inputs, fuse=fuse, stages=stages, kernels=True)
 
     def ops(self) -> pd.DataFrame:
-        """`CostAnalysis.ops()` with the kind that priced each op, its kernel / overhead / predicted seconds,
+        """`CostAnalysis.ops()` with the kind that priced each op, its context factor, its kernel (alone, times the
+        context factor) / overhead / predicted seconds,
         its compute / memory / overhead times, its bound and bound_pct, and roofline_s (the simple roofline)."""
         return self._ops.copy()
 
@@ -64,7 +66,8 @@ class LatencyPredictor:
         kernels = df.pop("kernel")
         df["category"] = df["op"].map(categorize)
         df["kind"] = [k.kind if k.kind == "free" else m.kind_for(k) for k in kernels]
-        df["kernel_s"] = [m.seconds(k) for k in kernels]
+        df["context"] = [m.context_factor(k) for k in kernels]
+        df["kernel_s"] = np.array([m.seconds(k) for k in kernels]) * df["context"].to_numpy()
         df["overhead_s"] = m.overhead_s
         df["predicted_s"] = df["kernel_s"] + df["overhead_s"]
         mem = df["mem_bytes"].astype(float)
