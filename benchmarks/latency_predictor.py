@@ -15,13 +15,15 @@ modules in no earlier set, 6-34 GMACs per image, so timed at batch 8 and with th
 was declared after set 4 was scored, for the predictor that times transposed convolutions; `held-out-6`
 (`PREDICTOR_HELD_OUT_MODELS_6`: 24 models no set predicted or timed, from 24 modules of sets 1-4) was declared
 after set 5 was scored, for the calibration that re-times slowed microbenchmarks, and is calibrated and timed with
-subnormals flushed to zero. Each set's protocol (models, batch size, resolutions, subnormals, result files) is its
+subnormals flushed to zero; `held-out-7` (`PREDICTOR_HELD_OUT_MODELS_7`: 24 models no set predicted or timed, from 19
+modules of sets 1-4) was declared after set 6 was scored, for the calibration that fits a context factor on random
+networks (`cost.context_networks`), and is protocolled as set 6. Each set's protocol (models, batch size, resolutions, subnormals, result files) is its
 entry in `analysis.core.predictor_sets.PREDICTOR_SETS`: batch 16 (set 5: 8), pretrained-config resolution (set 5's
 towers: 224 px), BN folded, random weights; measured as
 `analysis.cost.roofline.measure_stage_latency` does (the median of `--repeats` unprobed passes, each interleaved
 with a probed pass that times the stages).
 
-    python benchmarks/latency_predictor.py [--models held-out-6|held-out-5|...|held-out|tuning|figure] [--machine JSON] [--repeats 10] [--save]
+    python benchmarks/latency_predictor.py [--models held-out-7|held-out-6|...|held-out|tuning|tuning-7|figure] [--machine JSON] [--repeats 10] [--save]
 
 Prints the calibration time, the per-model table (predicted, measured, error; roofline and its error) and the
 summary: median and worst |error| over models, pooled Spearman rho of predicted vs measured stage time.
@@ -29,9 +31,9 @@ summary: median and worst |error| over models, pooled Spearman rho of predicted 
 held-out set the machine description `results/09_predictor_machine[_N]_cpu.json`, the measured latencies
 `results/09_predictor_latency[_N]_cpu.csv` and `results/benchmarks/latency_predictor[-held-out-N].json`; for
 `figure` (SHViT-S4, EfficientViT-M4, DeiT-T, figure 09's stage panels; run it with the latest held-out
-run's `--machine`, `held-out-5` as figure 09 was made) the measured latencies `results/09_predictor_figure_latency_cpu.csv`; for
-`tuning` (run with the latest held-out run's `--machine`, on its host: how the predictor does there on the models
-it was designed with) `results/09_predictor_tuning_latency_cpu.csv`.
+run's `--machine`, `held-out-7` as figure 09 was made) the measured latencies `results/09_predictor_figure_latency_cpu.csv`; for
+`tuning` and `tuning-7` (run with set 5's and set 7's `--machine`, on their host: how the predictor does there on the
+models it was designed with) `results/09_predictor_tuning[_7]_latency_cpu.csv`.
 """
 import argparse
 import time
@@ -53,7 +55,7 @@ TARGETS = {"median |error| %": 10.0, "worst |error| %": 25.0, "pooled stage rho"
 
 def main():
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--models", choices=tuple(PREDICTOR_SETS), default="held-out-6")
+    p.add_argument("--models", choices=tuple(PREDICTOR_SETS), default="held-out-7")
     p.add_argument("--machine", metavar="JSON", help="a saved calibration (default: calibrate now)")
     p.add_argument("--repeats", type=int, default=10, help="timed passes per model (>= 10)")
     p.add_argument("--save", action="store_true", help="keep what notebook 09 reads")

@@ -4,7 +4,7 @@ A held-out set is scored once, as it was declared in a commit before any of its 
 timed: its models (`names.PREDICTOR_HELD_OUT_MODELS*`), batch size, input resolutions, whether subnormals are
 flushed, and the result files its scoring run keeps. `benchmarks/latency_predictor.py --models KEY` measures a set; notebook 09 reads it.
 The tuning models (which design decisions may look at) and figure 09's three models are sets too, never
-scored as held out. Torch-free, so a CLI's `--help` stays instant.
+scored as held out: `tuning` timed with set 5's calibration on its host, `tuning-7` with set 7's. Torch-free, so a CLI's `--help` stays instant.
 
     >>> s = PREDICTOR_SETS["held-out-5"]
     >>> s.batch_size, s.file("latency")
@@ -67,6 +67,8 @@ PREDICTOR_SETS: Mapping[str, PredictorSet] = MappingProxyType({s.key: s for s in
                  flush_denormal=True),
     PredictorSet("tuning", "tuning models", PREDICTOR_TUNING_MODELS, "09_predictor_tuning_{table}_{device}",
                  held_out=False),
+    PredictorSet("tuning-7", "tuning models, set 7's calibration", PREDICTOR_TUNING_MODELS,
+                 "09_predictor_tuning_7_{table}_{device}", held_out=False),
     PredictorSet("figure", "SHViT-S4, EfficientViT-M4, DeiT-T", ("shvit_s4", "efficientvit_m4", "deit_tiny_patch16_224"),
                  "09_predictor_figure_{table}_{device}", held_out=False),
 )})

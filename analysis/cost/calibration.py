@@ -206,10 +206,15 @@ class CalibratedMachine:
 
         return cls.from_dict(read_machine_json(path, MAX_CALIBRATION_BYTES))
 
+    def dram_copy_rate(self) -> float:
+        """Bytes/s of the largest copy this machine was calibrated with (DRAM): its own largest size, so that a
+        description keeps its roofline when the plan's sizes change (256 MiB until held-out set 6, 128 MiB since)."""
+        return self.copy_rate(2.0 ** max(f[0] for f in self.samples["aten.copy_"]["features"]))
+
     def roofline(self) -> Machine:
         """The simple roofline of this machine, the predictor's baseline: GEMM peak, the copy rate of the
         largest calibrated working set (DRAM), and dispatch plus per-op overhead for every op."""
-        return Machine(self.name, self.device, self.threads, self.peak_flops, self.copy_rate(BYTE_SIZES[-1]),
+        return Machine(self.name, self.device, self.threads, self.peak_flops, self.dram_copy_rate(),
                        self.dispatch_s + self.overhead_s)
 
 
@@ -403,7 +408,7 @@ def calibrate(device="cpu", threads: Optional[int] = 1, *, seed: int = 0, scale:
 def _cache_bytes(machine: CalibratedMachine) -> float:
     """The largest calibrated working set whose copy still runs 1.5x faster than the largest one's: beyond
     it, a bytes-moving op streams from DRAM."""
-    dram = machine.copy_rate(BYTE_SIZES[-1])
+    dram = machine.dram_copy_rate()
     fast = [s for s in BYTE_SIZES if machine.copy_rate(s) >= 1.5 * dram]
     return float(max(fast) if fast else BYTE_SIZES[0])
 

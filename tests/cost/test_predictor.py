@@ -289,6 +289,16 @@ def test_the_prediction_is_the_sum_of_its_ops():
         stages["predicted_ms"].to_numpy())
 
 
+def test_the_roofline_baseline_reads_the_machines_own_largest_copy():
+    """Descriptions calibrated up to 256 MiB keep their DRAM rate after the plan stopped at 128 MiB."""
+    m = toy_machine()
+    m.samples["aten.copy_"] = {"features": [[10.0, 10.0, 1.0, 0.0, 0.0], [20.0, 10.0, 1.0, 0.0, 0.0]],
+                               "log2_rate": [33.0, 30.0]}
+    m = CalibratedMachine.from_dict(m.to_dict())
+    assert m.roofline().bandwidth == m.dram_copy_rate() == m.copy_rate(2.0 ** 20)   # its largest, 1 MiB
+    assert m.dram_copy_rate() == pytest.approx(2.0 ** 30, rel=0.01)   # that sample's rate, nearly alone
+
+
 def test_the_context_factor_by_hand():
     """measured = kernels x f + rest, exactly: f comes back; a factor past the bounds is clamped to them."""
     kernel, rest = np.array([0.010, 0.030, 0.002, 0.050]), np.array([0.001, 0.004, 0.003, 0.0])
