@@ -27,7 +27,9 @@ with a probed pass that times the stages).
 
 Prints the calibration time, the per-model table (predicted, measured, error; roofline and its error) and the
 summary: median and worst |error| over models, pooled Spearman rho of predicted vs measured stage time.
-`--machine` reuses a saved calibration instead of calibrating. `--save` keeps what notebook 09 reads: for a
+`--machine` reuses a saved calibration instead of calibrating. `--save-repeat` keeps only the figures and each
+model's error of a repeat run (`results/benchmarks/latency_predictor-<set>-repeat.json`), to show how far a second
+calibration and timing on the same host move a scored set's numbers. `--save` keeps what notebook 09 reads: for a
 held-out set the machine description `results/09_predictor_machine[_N]_cpu.json`, the measured latencies
 `results/09_predictor_latency[_N]_cpu.csv` and `results/benchmarks/latency_predictor[-held-out-N].json`; for
 `figure` (SHViT-S4, EfficientViT-M4, DeiT-T, figure 09's stage panels; run it with the latest held-out
@@ -58,7 +60,11 @@ def main():
     p.add_argument("--models", choices=tuple(PREDICTOR_SETS), default="held-out-7")
     p.add_argument("--machine", metavar="JSON", help="a saved calibration (default: calibrate now)")
     p.add_argument("--repeats", type=int, default=10, help="timed passes per model (>= 10)")
-    p.add_argument("--save", action="store_true", help="keep what notebook 09 reads")
+    saving = p.add_mutually_exclusive_group()
+    saving.add_argument("--save", action="store_true", help="keep what notebook 09 reads")
+    saving.add_argument("--save-repeat", action="store_true",
+                        help="keep only the figures and each model's error, as latency_predictor-<set>-repeat.json: a "
+                             "repeat run of a scored set, which replaces none of its files")
     args = p.parse_args()
     models = PREDICTOR_SETS[args.models]
     torch.set_num_threads(1)
@@ -88,6 +94,10 @@ def main():
               f"{'met' if ok else 'NOT met'}")
     print(f"  simple roofline: median |error| {figures['roofline median |error| %']} %, worst "
           f"{figures['roofline worst |error| %']} %")
+    if args.save_repeat:
+        errors = summary.iloc[:-1].set_index("model")["error_pct"]
+        save_result(__file__, {**figures, **{f"error % {m}": round(float(e), 2) for m, e in errors.items()}},
+                    rounds=args.repeats, threads=1, variant=f"{args.models}-repeat")
     if args.save:
         write_csv(latency, RESULTS / models.file("latency"), exact=True)
         if models.held_out:

@@ -16,6 +16,7 @@ from .allocator import *
 from .kernels import *
 from .rate_model import *
 from .microbenchmarks import *
+from .context_networks import *
 from .calibration import *
 from .predictor import *
 from .op_context import *

@@ -53,15 +53,15 @@ from ..core.files import write_json
 from ..core.runtime import cpu_name
 from .allocator import GLIBC_MMAP_MAX, pin_malloc
 from .breakdown import categorize
-from .context_networks import NETWORKS
+from .context_networks import CONTEXT_BOUNDS, NETWORKS, measure_context
 from .kernels import Kernel
 from .microbenchmarks import BYTE_SIZES, kernel_plan
 from .rate_model import NEIGHBOURS, RateModel
 from .roofline import Machine
 from .timing import time_calls
 
-__all__ = ["CalibratedMachine", "calibrate", "median_seconds", "slow_outliers", "fit_context", "PREDICTOR_FALLBACK",
-           "MAX_CALIBRATION_BYTES", "CONTEXT_BOUNDS"]
+__all__ = ["CalibratedMachine", "calibrate", "median_seconds", "slow_outliers", "PREDICTOR_FALLBACK",
+           "MAX_CALIBRATION_BYTES"]
 
 MAX_CALIBRATION_BYTES = 1 << 22   # a calibrated machine description is ~200 KB
 PREDICTOR_FALLBACK = {"conv/matmul": "aten.clone", "reshape/copy": "aten.clone", "element-wise": "aten.add",
@@ -73,7 +73,6 @@ _WEIGHTS = {"conv": (1, 1, 1, 1, 8, 8, 8, 4, 8), "dwconv": (1, 1, 1, 8, 8, 8, 4,
 _BYTES_WEIGHTS = (1, 1, 8, 8, 8, 2, 8)   # the sixth: a row (softmax, norms) or a pooling window
 _FRESH_COLUMN = {"conv": 8, "dwconv": 7, "gemm": 5, "attention": 4}   # of the `fresh` flag; 4 in bytes-moving kinds
 _LATER_FIELDS = {"malloc", "fault_s_per_byte", "fresh_offset", "context"}   # descriptions saved before these lack them
-CONTEXT_BOUNDS = (0.5, 3.0)   # a context factor outside them means the networks were not timed as they should be
 
 
 @dataclass
@@ -337,38 +336,6 @@ def _model_overhead(machine: "CalibratedMachine", device) -> float:
     return fit_overhead(n_ops, extra)
 
 
-def fit_context(kernel_s, rest_s, measured_s) -> float:
-    """The context factor f of measured = kernel x f + rest (kernel: the network's kernels priced alone; rest: its
-    free ops and per-op overhead, not scaled), fitted by least squares on each network's relative error, within
-    `CONTEXT_BOUNDS`."""
-    from scipy.optimize import lsq_linear
-
-    y = np.asarray(measured_s, dtype=float)
-    a = (np.asarray(kernel_s, dtype=float) / y)[:, None]
-    return round(float(lsq_linear(a, (y - np.asarray(rest_s, dtype=float)) / y, bounds=CONTEXT_BOUNDS).x[0]), 6)
-
-
-def _measure_context(machine: CalibratedMachine, device, networks: int, progress: bool) -> dict:
-    """Time the networks of `context_networks.network_plan` whole, price their kernels alone, and fit the context
-    factor (`fit_context`)."""
-    from .context_networks import network_plan
-    from .counter import _count
-    from .latency import model_latency
-    from .op_rules import macs_rules
-
-    rows = []
-    for build in tqdm(network_plan(n=networks), desc="networks", unit="network", file=sys.stderr,
-                      disable=not progress):
-        model, x = build()
-        model, x = model.to(device), x.to(device)
-        kernels = [r.kernel for r in _count(model, (x,), macs_rules(None), kernels=True)["records"]]
-        priced = [(machine.seconds(k), k.kind != "free" and k.work > 0) for k in kernels]
-        scaled = sum(s for s, moves in priced if moves)
-        rest = sum(s for s, moves in priced if not moves) + len(kernels) * machine.overhead_s
-        rows.append([round(v, 9) for v in (scaled, rest, model_latency(model, x, repeats=5, warmup=1) / 1e3)])
-    return {"factor": fit_context(*np.asarray(rows).T), "networks": rows}
-
-
 def calibrate(device="cpu", threads: Optional[int] = 1, *, seed: int = 0, scale: float = 1.0,
               byte_sizes: Sequence[float] = BYTE_SIZES, networks: int = NETWORKS,
               progress: bool = True) -> CalibratedMachine:
@@ -395,7 +362,7 @@ def calibrate(device="cpu", threads: Optional[int] = 1, *, seed: int = 0, scale:
                                         samples, malloc=malloc, fault_s_per_byte=fault)
             machine.cache_bytes = _cache_bytes(machine)
             machine.overhead_s = _model_overhead(machine, device)
-            machine.context = _measure_context(machine, device, networks, progress) if networks else None
+            machine.context = measure_context(machine, device, networks, progress) if networks else None
         used = torch.get_num_threads()
     finally:
         torch.set_num_threads(old)

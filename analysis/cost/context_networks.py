@@ -1,8 +1,9 @@
 """Small random networks, built from the blocks vision models are built of, that teach the latency predictor what
-an op costs inside a network rather than alone (`calibration.fit_context`).
+an op costs inside a network rather than alone.
 
     >>> for build in network_plan(seed=0):
     ...     model, x = build()        # an eval-mode nn.Module with random weights, and a seeded input batch
+    >>> measure_context(machine, "cpu", NETWORKS)   # {"factor": f, "networks": [[kernel_s, rest_s, measured_s], ...]}
 
 A microbenchmark times a kernel repeated alone, with its inputs, weights and output hot in the caches. Inside a
 network the op before has just evicted some of them, Python and module calls run between ops, and a norm or an
@@ -16,19 +17,22 @@ blocks are written here, with plain torch modules, and their sizes drawn, not ta
 """
 from __future__ import annotations
 
+import sys
 from typing import Callable, List, Tuple
 
 import numpy as np
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
+from tqdm import tqdm
 
 from ..core.errors import not_a_command
 
-__all__ = ["network_plan", "BLOCKS", "NETWORKS"]
+__all__ = ["network_plan", "measure_context", "fit_context", "BLOCKS", "NETWORKS", "CONTEXT_BOUNDS"]
 
 NETWORKS = 32             # networks per plan
 MAX_NETWORK_MACS = 1.5e9  # per batch: a network takes tens of milliseconds on one CPU thread
+CONTEXT_BOUNDS = (0.5, 3.0)   # a context factor outside them means the networks were not timed as they should be
 MAX_TOKENS = 1024         # attention only on maps of at most 32 x 32 tokens, as hierarchical models place it
 _ACTIVATIONS = (nn.ReLU, nn.GELU, nn.Hardswish, nn.SiLU)
 
@@ -186,6 +190,37 @@ def _build(state: int, batch: int, side: int) -> Tuple[nn.Module, torch.Tensor]:
     torch.manual_seed(state)
     model = ContextNetwork(np.random.default_rng(state), side, width).eval()
     return model, torch.randn(batch, 3, side, side, generator=torch.Generator().manual_seed(state))
+
+
+def fit_context(kernel_s, rest_s, measured_s) -> float:
+    """The context factor f of measured = kernel x f + rest (kernel: the network's kernels priced alone; rest: its
+    free ops and per-op overhead, not scaled), fitted by least squares on each network's relative error, within
+    `CONTEXT_BOUNDS`."""
+    from scipy.optimize import lsq_linear
+
+    y = np.asarray(measured_s, dtype=float)
+    a = (np.asarray(kernel_s, dtype=float) / y)[:, None]
+    return round(float(lsq_linear(a, (y - np.asarray(rest_s, dtype=float)) / y, bounds=CONTEXT_BOUNDS).x[0]), 6)
+
+
+def measure_context(machine, device, networks: int = NETWORKS, progress: bool = False) -> dict:
+    """Time the first `networks` networks of `network_plan` whole on `device`, price their kernels alone on
+    `machine` (a `calibration.CalibratedMachine`), and fit the context factor (`fit_context`)."""
+    from .counter import _count
+    from .latency import model_latency
+    from .op_rules import macs_rules
+
+    rows = []
+    for build in tqdm(network_plan(n=networks), desc="networks", unit="network", file=sys.stderr,
+                      disable=not progress):
+        model, x = build()
+        model, x = model.to(device), x.to(device)
+        kernels = [r.kernel for r in _count(model, (x,), macs_rules(None), kernels=True)["records"]]
+        priced = [(machine.seconds(k), k.kind != "free" and k.work > 0) for k in kernels]
+        scaled = sum(s for s, moves in priced if moves)
+        rest = sum(s for s, moves in priced if not moves) + len(kernels) * machine.overhead_s
+        rows.append([round(v, 9) for v in (scaled, rest, model_latency(model, x, repeats=5, warmup=1) / 1e3)])
+    return {"factor": fit_context(*np.asarray(rows).T), "networks": rows}
 
 
 if __name__ == "__main__":  # a library module, not a command

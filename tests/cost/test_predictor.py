@@ -14,7 +14,8 @@ import torch.nn.functional as F
 
 from analysis.core.errors import UserError
 from analysis.cost.allocator import GLIBC_MMAP_MAX, MMAP_THRESHOLD, TRIM_THRESHOLD, malloc_pinned, pin_malloc
-from analysis.cost.calibration import CONTEXT_BOUNDS, CalibratedMachine, calibrate, fit_context, slow_outliers
+from analysis.cost.calibration import CalibratedMachine, calibrate, slow_outliers
+from analysis.cost.context_networks import CONTEXT_BOUNDS, fit_context
 from analysis.cost.counter import CostAnalysis
 from analysis.cost.kernels import FRESH_BYTES, MAX_RUN, Kernel
 from analysis.cost.predictor import BOUNDS, LatencyPredictor, predictor_summary
@@ -369,19 +370,25 @@ def test_the_held_out_sets_share_no_timm_module_with_the_tuning_models_or_each_o
     assert all(set(s.resolutions) <= set(s.models) for s in HELD_OUT_SETS)
 
 
+def missed_modules(sets) -> set:
+    """The timm modules of the models that `sets` (held-out sets, scored) missed by more than 25%."""
+    results, missed = Path(__file__).resolve().parents[2] / "results", set()
+    for s in sets:
+        summary = pd.read_csv(results / s.file("summary"))
+        missed |= modules(summary.loc[summary["error_pct"].abs() > 25, "model"])
+    return missed
+
+
 def test_set_6_holds_unseen_models_of_modules_whose_earlier_models_were_only_scored():
     """Its rule (`benchmarks/draw_held_out.py --set 6`): no model of any other set, one model from each of 20 or more
     modules of sets 1-4, none a module of the tuning models or of a model an earlier set missed by over 25%."""
     from analysis.core.predictor_sets import HELD_OUT_SETS, PREDICTOR_SETS
 
-    six, results = PREDICTOR_SETS["held-out-6"], Path(__file__).resolve().parents[2] / "results"
+    six = PREDICTOR_SETS["held-out-6"]
     others = {n for s in PREDICTOR_SETS.values() if s is not six for n in s.models}
     assert not set(six.models) & others and len(modules(six.models)) == len(six.models) >= 20
     assert modules(six.models) <= set().union(*(modules(s.models) for s in HELD_OUT_SETS[:4]))
-    missed = set()
-    for s in HELD_OUT_SETS[:5]:
-        summary = pd.read_csv(results / s.file("summary"))
-        missed |= modules(summary.loc[summary["error_pct"].abs() > 25, "model"])
+    missed = missed_modules(HELD_OUT_SETS[:5])
     assert len(missed) == 17 and not modules(six.models) & (missed | modules(PREDICTOR_SETS["tuning"].models))
     assert six.flush_denormal and not any(s.flush_denormal for s in HELD_OUT_SETS[:5])
 
@@ -392,15 +399,11 @@ def test_set_7_holds_unseen_models_of_modules_no_earlier_miss_came_from():
     from analysis.core.predictor_sets import HELD_OUT_SETS, PREDICTOR_SETS
 
     six, seven = PREDICTOR_SETS["held-out-6"], PREDICTOR_SETS["held-out-7"]
-    results = Path(__file__).resolve().parents[2] / "results"
     others = {n for s in PREDICTOR_SETS.values() if s is not seven for n in s.models}
     assert not set(seven.models) & others and len(seven.models) == len(set(seven.models)) == 24
     assert len(modules(seven.models)) == 19 and len(modules(seven.models) - modules(six.models)) == 4
     assert modules(seven.models) <= set().union(*(modules(s.models) for s in HELD_OUT_SETS[:4]))
-    missed = set()
-    for s in HELD_OUT_SETS[:6]:
-        summary = pd.read_csv(results / s.file("summary"))
-        missed |= modules(summary.loc[summary["error_pct"].abs() > 25, "model"])
+    missed = missed_modules(HELD_OUT_SETS[:6])
     assert len(missed) == 21 and not modules(seven.models) & (missed | modules(PREDICTOR_SETS["tuning"].models))
     assert seven.flush_denormal and seven.batch_size == 16 and not seven.resolutions
 
