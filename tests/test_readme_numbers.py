@@ -329,7 +329,14 @@ def context_factor_figures() -> list:
             f"{(plain7.error_pct.dropna() < 0).sum()} of its {len(plain7) - 1} models under-predicted",
             f"median absolute error {fmt(tuning[0].median_abs_error_pct)}%, worst {fmt(tuning[0].max_abs_error_pct)}% "
             f"(with the factor set to 1: {fmt(tuning[1].median_abs_error_pct)}% and {fmt(tuning[1].max_abs_error_pct)}%)",
-            f"{len(machine['context']['networks'])} small random networks"]
+            f"{len(machine['context']['networks'])} small random networks", repeat_figures()]
+
+
+def repeat_figures() -> str:
+    """Set 7 calibrated and timed again on its host (`latency_predictor.py --save-repeat`)."""
+    f = json.loads((REPO / "results" / "benchmarks" / "latency_predictor-held-out-7-repeat.json").read_text())["figures"]
+    return (f"median absolute error {f['median |error| %']}%, worst {f['worst |error| %']}%, pooled stage ρ "
+            f"{fmt(f['pooled stage rho'], 3)}, calibration {f['calibration s']} s")
 
 
 def unused_timm_modules() -> str:
