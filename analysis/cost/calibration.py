@@ -1,6 +1,6 @@
 """Microbenchmarks that teach the latency predictor how fast each kind of kernel runs on this machine.
 
-    >>> machine = calibrate("cpu", threads=1)        # about a minute and a half: ~1,400 timed kernels, 32 networks
+    >>> machine = calibrate("cpu", threads=1)        # 1-1.5 minutes: ~1,600 timed kernels, 32 timed networks
     >>> machine.save("cpu.json"); CalibratedMachine.load("cpu.json")
     >>> machine.seconds(kernel)                     # one op's predicted time (kernels.Kernel)
 
@@ -16,10 +16,11 @@ inside a model beyond its kernel (module calls, Python), is the slope of the mea
 predicted time of chains of tiny Linear + ReLU blocks against their op count, as for the roofline. Last, since
 held-out set 7, `context`: how much slower kernels run inside a network than alone, one factor fitted on small
 random networks of common blocks (`context_networks.network_plan`), each timed whole against the sum of its
-kernels' alone prices (`fit_context`). One factor, not one per kernel class: 24 to 40 such networks did not tell
-a shaped kernel's factor from a bytes-moving one's (two calibrations of one host gave 1.12 / 1.38 and
-1.24 / 0.89), and one factor cross-validated as well over the networks. Inside a network an op's weights and output buffer were evicted by the ops before it, a norm
-reads a map a convolution just wrote, and Python runs between ops; a shape says none of that.
+kernels' alone prices (`context_networks.fit_context`). Inside a network an op's weights and output buffer were
+evicted by the ops before it, a norm reads a map a convolution just wrote, and Python runs between ops; a shape
+says none of that. One factor, not one per kernel class: 24 to 40 such networks did not tell a shaped kernel's
+factor from a bytes-moving one's (two calibrations of one host gave 1.12 / 1.38 and 1.24 / 0.89), and one factor
+cross-validated as well over the networks.
 On the CPU, calibration first pins malloc (`allocator.pin_malloc`, for the rest of the process) and records the
 setting in `malloc`: time the models it predicts under the same pin, or their large tensors page-fault in a way
 the calibration never saw. Since held-out set 4 the pin maps no block afresh (`mmap_max` 0), so nothing faults
@@ -94,7 +95,7 @@ class CalibratedMachine:
     fault_s_per_byte: float = 0.0   # seconds per byte of output mapped afresh (page faults), priced apart
     fresh_offset: bool = False   # whether the rates take the `fresh` flag as a feature (see `_rate_features`)
     context: Optional[dict] = None   # {"factor": f, "networks": [[kernel_s, rest_s, measured_s], ...]}: in-network
-    #                                   vs alone (`fit_context`); None (calibrated before held-out set 7): 1
+    #                        vs alone (`context_networks.fit_context`); None (calibrated before held-out set 7): 1
 
     def __post_init__(self):
         self._models = {}
@@ -137,10 +138,6 @@ class CalibratedMachine:
         if self.context is None or kernel.kind == "free" or kernel.work <= 0:
             return 1.0
         return float(self.context["factor"])
-
-    def in_model_seconds(self, kernel: Kernel) -> float:
-        """Predicted time of `kernel` inside a model: `seconds` times its `context_factor`."""
-        return self.seconds(kernel) * self.context_factor(kernel)
 
     def copy_rate(self, mem_bytes: float) -> float:
         """Bytes/s of a contiguous copy into an existing tensor moving `mem_bytes` (no allocation): the memory
@@ -341,8 +338,8 @@ def calibrate(device="cpu", threads: Optional[int] = 1, *, seed: int = 0, scale:
               progress: bool = True) -> CalibratedMachine:
     """Time the microbenchmarks of `kernel_plan(seed, scale, byte_sizes)` and `networks` context networks on
     `device` with `threads` CPU threads (None: torch's current setting) and return what they teach (see the module
-    docstring; `networks` 0: no context factor). On the CPU this pins malloc's thresholds for the rest of the process first
-    (`allocator.pin_malloc`)."""
+    docstring; `networks` 0: no context factor). On the CPU this pins malloc's thresholds for the rest of the
+    process first (`allocator.pin_malloc`)."""
     import time
 
     from .roofline import _gemm_flops
